@@ -1,0 +1,26 @@
+# Everybody Dance Now as a pipeline.
+#
+#   snakemake --cores all                                     # every pair in the config
+#   snakemake --cores all results/transfer/dancer_to_juggler.mp4   # one pair
+#
+# Every computation is a subcommand of the edn package; the rules in
+# workflow/rules/ only connect paths. See README.md.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+
+
+rule all:
+    input:
+        get_final_outputs(),
+    default_target: True
+
+
+include: "workflow/rules/ingest.smk"

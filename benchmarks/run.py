@@ -1,0 +1,24 @@
+"""Every stage's benchmark in one run, printed as tables.
+
+    make bench          (or: .venv/bin/python benchmarks/run.py)
+
+Figures are wall-clock on this machine; compare only figures from the same run.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import decode  # noqa: E402
+
+
+def main() -> None:
+    print("# decode (edn decode, demo videos -> 256x128 working frames)")
+    decode.print_table(decode.measure())
+
+
+if __name__ == "__main__":
+    main()

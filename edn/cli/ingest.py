@@ -1,0 +1,48 @@
+"""``edn fetch`` and ``edn decode``: from a video reference to working frames."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    fetch = subparsers.add_parser(
+        "fetch", help="copy or download a subject's video, trimmed to the requested span",
+        description="Materialise a local video file, an http(s) link or a video-site URL as one mp4, "
+                    "optionally trimmed. Downloads are cached and never repeated.")
+    fetch.add_argument("--source", required=True, help="local path, http(s) link or video-site URL")
+    fetch.add_argument("--output", required=True, help="mp4 to write")
+    fetch.add_argument("--start", type=float, default=None, metavar="SECONDS", help="start of the span")
+    fetch.add_argument("--end", type=float, default=None, metavar="SECONDS", help="end of the span")
+    fetch.add_argument("--cache-dir", default="results/cache/downloads", help="where downloads are kept")
+    fetch.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                       help="network timeout of a download")
+    fetch.set_defaults(handler=_fetch)
+
+    decode = subparsers.add_parser(
+        "decode", help="decode a video into working frames (frames.npy + meta.json)",
+        description="Decode a video at a constant frame rate into uint8 RGB frames of the working size, "
+                    "keeping the aspect ratio by padding or cropping, and record the pixel transform.")
+    decode.add_argument("--video", required=True, help="video file to decode")
+    decode.add_argument("--frames", required=True, help="frames .npy to write")
+    decode.add_argument("--meta", required=True, help="meta.json to write")
+    decode.add_argument("--width", type=int, required=True, help="working width in pixels")
+    decode.add_argument("--height", type=int, required=True, help="working height in pixels")
+    decode.add_argument("--fps", default=None, help="frame rate (24, 30000/1001); default: the video's own")
+    decode.add_argument("--fit", choices=("pad", "crop"), default="pad",
+                        help="keep the whole frame (pad) or fill the working frame (crop)")
+    decode.set_defaults(handler=_decode)
+
+
+def _fetch(args: argparse.Namespace) -> None:
+    from edn.fetch import fetch_video
+
+    fetch_video(args.source, args.output, start_s=args.start, end_s=args.end,
+                cache_dir=args.cache_dir, timeout_s=args.timeout)
+
+
+def _decode(args: argparse.Namespace) -> None:
+    from edn.decode import decode_video, parse_fps
+
+    decode_video(args.video, args.frames, args.meta, working_size=(args.width, args.height),
+                 fps=parse_fps(args.fps), fit=args.fit)

@@ -1,0 +1,166 @@
+"""ffmpeg and ffprobe: finding the binaries, probing videos, running commands.
+
+Binaries are looked up in this order: the ``EDN_FFMPEG`` / ``EDN_FFPROBE``
+environment variables, then ``PATH`` (Debian's or conda's ffmpeg), then, for
+ffmpeg only, the static binary inside the ``imageio-ffmpeg`` wheel. ffprobe has no
+wheel; ``make`` installs Debian's ffmpeg package, which brings both.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import ffmpeg
+
+from edn.errors import EdnError
+
+
+@functools.cache
+def ffmpeg_binary() -> str:
+    """Path of the ffmpeg executable."""
+    explicit = os.environ.get("EDN_FFMPEG")
+    if explicit:
+        return explicit
+    on_path = shutil.which("ffmpeg")
+    if on_path:
+        return on_path
+    try:
+        import imageio_ffmpeg
+    except ImportError:  # pragma: no cover - imageio-ffmpeg is a dependency
+        raise EdnError("ffmpeg: not found on PATH and imageio-ffmpeg is not installed") from None
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@functools.cache
+def ffprobe_binary() -> str:
+    """Path of the ffprobe executable."""
+    explicit = os.environ.get("EDN_FFPROBE")
+    if explicit:
+        return explicit
+    on_path = shutil.which("ffprobe")
+    if on_path:
+        return on_path
+    raise EdnError("ffprobe: not found on PATH; install ffmpeg (Debian: apt-get install ffmpeg)")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a pipeline stage needs to know about a video file.
+
+    ``width`` and ``height`` are the displayed size in pixels: rotation metadata
+    (phone videos) is applied, as ffmpeg applies it when decoding.
+    """
+
+    path: Path
+    width: int
+    height: int
+    fps: Fraction
+    duration_s: float
+    frame_count: int | None
+    has_audio: bool
+    audio_duration_s: float | None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.width, self.height
+
+
+def _fraction(text: str | None) -> Fraction | None:
+    if not text or text in ("0/0", "N/A"):
+        return None
+    value = Fraction(text)
+    return value if value > 0 else None
+
+
+def _rotation_degrees(stream: dict) -> int:
+    for side_data in stream.get("side_data_list", []):
+        if "rotation" in side_data:
+            return int(side_data["rotation"]) % 360
+    rotate = stream.get("tags", {}).get("rotate")
+    return int(rotate) % 360 if rotate else 0
+
+
+def probe_video(path: str | os.PathLike) -> VideoInfo:
+    """Read a video's geometry, frame rate and streams with ffprobe.
+
+    Raises EdnError naming the file when it is missing, empty, not a media file,
+    or has no video stream.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise EdnError(f"video {str(path)!r}: file not found")
+    if path.is_dir():
+        raise EdnError(f"video {str(path)!r}: is a directory, not a video file")
+    if path.stat().st_size == 0:
+        raise EdnError(f"video {str(path)!r}: file is empty")
+    try:
+        probe = ffmpeg.probe(str(path), cmd=ffprobe_binary())
+    except ffmpeg.Error as error:
+        reason = _last_line(error.stderr) or "ffprobe failed"
+        raise EdnError(f"video {str(path)!r}: not a readable video ({reason})") from None
+    streams = probe.get("streams", [])
+    video = next((s for s in streams if s.get("codec_type") == "video"
+                  and not s.get("disposition", {}).get("attached_pic")), None)
+    if video is None:
+        raise EdnError(f"video {str(path)!r}: has no video stream")
+    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    width, height = int(video["width"]), int(video["height"])
+    if _rotation_degrees(video) in (90, 270):
+        width, height = height, width
+    fps = _fraction(video.get("avg_frame_rate")) or _fraction(video.get("r_frame_rate"))
+    if fps is None:
+        raise EdnError(f"video {str(path)!r}: frame rate unknown")
+    duration = video.get("duration") or probe.get("format", {}).get("duration")
+    nb_frames = video.get("nb_frames")
+    audio_duration = None
+    if audio is not None:
+        audio_duration = float(audio.get("duration") or duration or 0.0)
+    return VideoInfo(
+        path=path,
+        width=width,
+        height=height,
+        fps=fps,
+        duration_s=float(duration) if duration else 0.0,
+        frame_count=int(nb_frames) if nb_frames and nb_frames.isdigit() else None,
+        has_audio=audio is not None,
+        audio_duration_s=audio_duration,
+    )
+
+
+def count_frames(path: str | os.PathLike) -> int:
+    """Count the frames of the first video stream by decoding it (ffprobe -count_frames)."""
+    try:
+        probe = ffmpeg.probe(str(path), cmd=ffprobe_binary(), select_streams="v:0",
+                             count_frames=None, show_entries="stream=nb_read_frames")
+    except ffmpeg.Error as error:
+        raise EdnError(f"video {str(path)!r}: cannot count frames ({_last_line(error.stderr)})") from None
+    return int(probe["streams"][0]["nb_read_frames"])
+
+
+def _last_line(stderr: bytes | str | None) -> str:
+    if not stderr:
+        return ""
+    text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def run_ffmpeg(stream: ffmpeg.nodes.OutputStream | list[str], *, what: str) -> None:
+    """Run an ffmpeg command quietly; on failure raise EdnError with ffmpeg's last line.
+
+    ``what`` names the input the command works on, for the error message.
+    """
+    if isinstance(stream, list):
+        args = [ffmpeg_binary(), *stream]
+    else:
+        args = stream.compile(cmd=ffmpeg_binary())
+    args = [args[0], "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args[1:]]
+    result = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    if result.returncode != 0:
+        raise EdnError(f"{what}: ffmpeg failed ({_last_line(result.stderr) or f'exit {result.returncode}'})")

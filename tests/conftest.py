@@ -1,0 +1,58 @@
+"""Fixtures shared by the tests: the shipped demo videos and a real loopback HTTP server."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from helpers import DEMO
+
+
+@pytest.fixture(scope="session")
+def demo_dir() -> Path:
+    return DEMO
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    requests: list[str]
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.requests.append(self.path)
+        super().do_GET()
+
+    def do_HEAD(self) -> None:
+        self.requests.append(self.path)
+        super().do_HEAD()
+
+
+@dataclass
+class HttpServer:
+    url: str
+    directory: Path
+    requests: list[str]
+
+
+@pytest.fixture
+def http_server(tmp_path: Path):
+    """A real HTTP server on 127.0.0.1 serving ``tmp_path / "www"``."""
+    directory = tmp_path / "www"
+    directory.mkdir()
+    requests: list[str] = []
+    handler = functools.partial(type("Handler", (_QuietHandler,), {"requests": requests}),
+                                directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield HttpServer(f"http://127.0.0.1:{server.server_address[1]}", directory, requests)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,78 @@
+"""Helpers shared by the tests: the real CLI, real ffmpeg, Snakemake runs in
+temporary working directories."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "resources" / "demo"
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+
+
+@dataclass
+class Completed:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        """stdout and stderr together (Snakemake reports errors on stdout)."""
+        return self.stdout + self.stderr
+
+    @property
+    def error_lines(self) -> list[str]:
+        """stderr lines that are edn error messages."""
+        return [line for line in self.stderr.splitlines() if ": error: " in line]
+
+
+def run_edn(*args: str | os.PathLike, cwd: Path | None = None, timeout: float = 300) -> Completed:
+    """Run the real ``edn`` CLI in a subprocess."""
+    result = subprocess.run([sys.executable, "-m", "edn", *map(str, args)], cwd=cwd or ROOT,
+                            capture_output=True, text=True, timeout=timeout)
+    return Completed(result.returncode, result.stdout, result.stderr)
+
+
+def ffmpeg(*args: str | os.PathLike) -> None:
+    """Run Debian's ffmpeg (as the project's Makefile installs it) to make test media."""
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *map(str, args)], check=True)
+
+
+def make_test_video(path: Path, *, size=(320, 240), fps=25, seconds=2.0, audio=False) -> Path:
+    """A synthetic H.264 video (ffmpeg's testsrc2), with a sine soundtrack if asked."""
+    inputs = ["-f", "lavfi", "-i", f"testsrc2=size={size[0]}x{size[1]}:rate={fps}:duration={seconds}"]
+    if audio:
+        inputs += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={seconds}"]
+    ffmpeg(*inputs, "-c:v", "libx264", "-pix_fmt", "yuv420p", *(["-c:a", "aac"] if audio else []),
+           "-shortest", path)
+    return path
+
+
+def leftovers(directory: Path) -> list[Path]:
+    """Partial files an interrupted or failed stage could have left behind."""
+    return [p for p in directory.rglob("*") if ".partial" in p.name]
+
+
+def write_config(workdir: Path, config: dict) -> Path:
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def run_snakemake(workdir: Path, config: dict, *args: str, timeout: float = 600) -> Completed:
+    """Run the project's workflow in ``workdir`` with ``config`` (written there)."""
+    config_path = write_config(workdir, config)
+    env = dict(os.environ, PATH=f"{SNAKEMAKE.parent}{os.pathsep}{os.environ['PATH']}")
+    result = subprocess.run(
+        [str(SNAKEMAKE), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+         "--configfile", str(config_path), "--cores", "2", *args],
+        capture_output=True, text=True, timeout=timeout, env=env, cwd=workdir,
+    )
+    return Completed(result.returncode, result.stdout, result.stderr)

@@ -1,0 +1,82 @@
+# Config validation, wildcard constraints and input functions shared by every
+# rule file. Nothing here runs a computation.
+
+import re
+import shlex
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+from snakemake_interface_executor_plugins.settings import DeploymentMethod
+
+PROJECT_ROOT = Path(workflow.basedir)
+
+validate(config, schema=str(PROJECT_ROOT / "config" / "config.schema.yaml"), set_default=True)
+
+SUBJECTS = config["subjects"]
+PAIRS = config["pairs"]
+
+for _pair in PAIRS:
+    for _role in ("source", "target"):
+        if _pair[_role] not in SUBJECTS:
+            raise ValueError(
+                f"config pairs: {_role} {_pair[_role]!r} is not a subject "
+                f"(subjects: {', '.join(sorted(SUBJECTS))})"
+            )
+
+# Rules run `python -m edn`. Without conda that is the interpreter running
+# Snakemake (the virtual environment edn is installed in); with
+# --software-deployment-method conda it is each rule's environment's python,
+# importing edn from this checkout.
+if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+    shell.prefix(
+        "set -euo pipefail; "
+        f"export PYTHONPATH={shlex.quote(str(PROJECT_ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}; "
+    )
+else:
+    shell.prefix(f"set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH; ")
+
+
+def _alternatives(names):
+    return "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
+
+
+# Only configured subjects match, so "{source}_to_{target}" is never ambiguous.
+wildcard_constraints:
+    subject=_alternatives(SUBJECTS),
+    source=_alternatives(SUBJECTS),
+    target=_alternatives(SUBJECTS),
+
+
+def is_url(reference):
+    return reference.split("://", 1)[0] in ("http", "https")
+
+
+def get_video_file(wildcards):
+    """The subject's local video as a rule input (nothing for a URL)."""
+    reference = SUBJECTS[wildcards.subject]["video"]
+    return [] if is_url(reference) else reference
+
+
+def get_video_reference(wildcards):
+    return SUBJECTS[wildcards.subject]["video"]
+
+
+def get_trim_options(wildcards):
+    subject = SUBJECTS[wildcards.subject]
+    options = []
+    if subject["start"] is not None:
+        options.append(f"--start {subject['start']}")
+    if subject["end"] is not None:
+        options.append(f"--end {subject['end']}")
+    return " ".join(options)
+
+
+def get_fps_option(wildcards):
+    fps = config["frames"]["fps"]
+    return "" if fps is None else f"--fps {fps}"
+
+
+def get_final_outputs():
+    """What `snakemake` with no target builds: every subject's working frames."""
+    return expand("results/frames/{subject}/frames.npy", subject=sorted(SUBJECTS))
