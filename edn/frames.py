@@ -144,17 +144,25 @@ def read_meta(path: str | os.PathLike) -> FrameMeta:
         raise EdnError(f"frame metadata {str(path)!r}: not valid ({error})") from None
 
 
+def load_image_store(path: str | os.PathLike, kind: str = "frames") -> np.ndarray:
+    """Memory-map a uint8 [N, H, W, 3] store (frames.npy, labels.npy) read-only.
+
+    ``kind`` names the store in error messages.
+    """
+    try:
+        images = np.load(path, mmap_mode="r")
+    except FileNotFoundError:
+        raise EdnError(f"{kind} {str(path)!r}: file not found") from None
+    except ValueError as error:
+        raise EdnError(f"{kind} {str(path)!r}: not an image store ({error})") from None
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise EdnError(f"{kind} {str(path)!r}: expected uint8 [N, H, W, 3], found {images.dtype} {list(images.shape)}")
+    return images
+
+
 def load_frames(path: str | os.PathLike) -> np.ndarray:
     """Memory-map ``frames.npy`` as a read-only uint8 array [N, H, W, 3]."""
-    try:
-        frames = np.load(path, mmap_mode="r")
-    except FileNotFoundError:
-        raise EdnError(f"frames {str(path)!r}: file not found") from None
-    except ValueError as error:
-        raise EdnError(f"frames {str(path)!r}: not a frame store ({error})") from None
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-        raise EdnError(f"frames {str(path)!r}: expected uint8 [N, H, W, 3], found {frames.dtype} {list(frames.shape)}")
-    return frames
+    return load_image_store(path, "frames")
 
 
 #: Bytes reserved for the .npy header of a frame store whose length is only known

@@ -1,0 +1,94 @@
+"""Stick-figure label sequences on disk: the generator's input.
+
+A rendered label sequence (a subject's own poses for training, or a source's
+normalised poses for transfer) is two files in one directory:
+
+``labels.npy``
+    uint8 ``[N, H, W, 3]`` RGB stick figures at the working size on a black
+    background, palette colours only, memory-mapped like ``frames.npy``. Label t
+    belongs to frame t.
+``index.csv``
+    one row per frame: ``frame``, ``has_body`` (0/1: any body joint drawn),
+    the face box ``face_x0, face_y0, face_x1, face_y1`` (working pixels,
+    half-open, always inside the frame) and ``has_face`` (0/1: the box is
+    centred on a detected nose or ears; 0 means the box is a placeholder and the
+    face stage skips the frame).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edn.atomic import atomic_path
+from edn.errors import EdnError
+from edn.frames import load_image_store
+
+INDEX_COLUMNS = ("frame", "has_body", "face_x0", "face_y0", "face_x1", "face_y1", "has_face")
+
+
+@dataclass(frozen=True)
+class LabelIndex:
+    """Per-frame facts about a label sequence.
+
+    ``has_body``: bool [N]. ``face_boxes``: int32 [N, 4] (x0, y0, x1, y1).
+    ``has_face``: bool [N].
+    """
+
+    has_body: np.ndarray
+    face_boxes: np.ndarray
+    has_face: np.ndarray
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.has_body)
+
+
+def write_label_index(path: str | os.PathLike, index: LabelIndex) -> None:
+    """Write ``index.csv`` atomically."""
+    import pandas as pd
+
+    table = pd.DataFrame({
+        "frame": np.arange(index.frame_count, dtype=np.int64),
+        "has_body": index.has_body.astype(np.int8),
+        **{name: index.face_boxes[:, i].astype(np.int64) for i, name in enumerate(INDEX_COLUMNS[2:6])},
+        "has_face": index.has_face.astype(np.int8),
+    })
+    with atomic_path(path) as temporary:
+        table.to_csv(temporary, index=False)
+
+
+def read_label_index(path: str | os.PathLike) -> LabelIndex:
+    """Read ``index.csv``; EdnError naming the file when it is missing or malformed."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise EdnError(f"label index {str(path)!r}: file not found")
+    table = pd.read_csv(path)
+    missing = [c for c in INDEX_COLUMNS if c not in table.columns]
+    if missing:
+        raise EdnError(f"label index {str(path)!r}: missing column(s) {', '.join(missing)}")
+    if not np.array_equal(table["frame"].to_numpy(), np.arange(len(table))):
+        raise EdnError(f"label index {str(path)!r}: frames are not 0..{len(table) - 1} in order")
+    return LabelIndex(
+        has_body=table["has_body"].to_numpy().astype(bool),
+        face_boxes=table[list(INDEX_COLUMNS[2:6])].to_numpy().astype(np.int32),
+        has_face=table["has_face"].to_numpy().astype(bool),
+    )
+
+
+def write_label_store(path: str | os.PathLike, labels: np.ndarray) -> None:
+    """Write uint8 [N, H, W, 3] labels as ``labels.npy`` atomically."""
+    if labels.dtype != np.uint8 or labels.ndim != 4 or labels.shape[-1] != 3:
+        raise ValueError(f"labels must be uint8 [N, H, W, 3], got {labels.dtype} {list(labels.shape)}")
+    with atomic_path(path) as temporary:
+        np.save(temporary, labels)
+
+
+def load_labels(path: str | os.PathLike) -> np.ndarray:
+    """Memory-map ``labels.npy`` as a read-only uint8 array [N, H, W, 3]."""
+    return load_image_store(path, "labels")
