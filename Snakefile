@@ -24,3 +24,5 @@ rule all:
 
 
 include: "workflow/rules/ingest.smk"
+include: "workflow/rules/normalize.smk"
+include: "workflow/rules/render.smk"

@@ -17,7 +17,9 @@ normalised poses for transfer) is two files in one directory:
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,12 +83,20 @@ def read_label_index(path: str | os.PathLike) -> LabelIndex:
     )
 
 
-def write_label_store(path: str | os.PathLike, labels: np.ndarray) -> None:
-    """Write uint8 [N, H, W, 3] labels as ``labels.npy`` atomically."""
-    if labels.dtype != np.uint8 or labels.ndim != 4 or labels.shape[-1] != 3:
-        raise ValueError(f"labels must be uint8 [N, H, W, 3], got {labels.dtype} {list(labels.shape)}")
+@contextlib.contextmanager
+def create_label_store(path: str | os.PathLike, frame_count: int, size: tuple[int, int]) -> Iterator[np.ndarray]:
+    """Yield a writable uint8 [N, H, W, 3] memmap that becomes ``labels.npy`` on success.
+
+    ``size`` is (width, height). Nothing appears under ``path`` unless the block
+    finishes.
+    """
+    width, height = size
     with atomic_path(path) as temporary:
-        np.save(temporary, labels)
+        store = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8,
+                                          shape=(frame_count, height, width, 3))
+        yield store
+        store.flush()
+        del store
 
 
 def load_labels(path: str | os.PathLike) -> np.ndarray:

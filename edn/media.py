@@ -12,12 +12,15 @@ import functools
 import os
 import shutil
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import ffmpeg
+import numpy as np
 
+from edn.atomic import atomic_path
 from edn.errors import EdnError
 
 
@@ -164,3 +167,59 @@ def run_ffmpeg(stream: ffmpeg.nodes.OutputStream | list[str], *, what: str) -> N
     result = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
     if result.returncode != 0:
         raise EdnError(f"{what}: ffmpeg failed ({_last_line(result.stderr) or f'exit {result.returncode}'})")
+
+
+def encode_video(
+    frames: Iterable[np.ndarray],
+    output: str | os.PathLike,
+    *,
+    fps: Fraction | str,
+    size: tuple[int, int],
+    audio_from: str | os.PathLike | None = None,
+    crf: int = 18,
+    frame_count: int | None = None,
+    what: str | None = None,
+) -> Path:
+    """Encode RGB uint8 frames [H, W, 3] of ``size`` (width, height) as H.264 mp4.
+
+    yuv420p at a constant ``fps`` so that every player opens it; with
+    ``audio_from``, that file's first audio stream (if it has one) is muxed in as
+    AAC, cut to the video's length. Written atomically; ``frame_count`` only
+    feeds the progress bar. Raises EdnError when ffmpeg fails.
+    """
+    from tqdm import tqdm
+
+    width, height = size
+    if width % 2 or height % 2:
+        raise EdnError(f"video {str(output)!r}: H.264 in yuv420p needs an even size, got {width}x{height}")
+    rate = Fraction(str(fps))
+    command = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+               "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
+               "-r", f"{rate.numerator}/{rate.denominator}", "-i", "-"]
+    if audio_from is not None:
+        command += ["-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0?", "-c:a", "aac", "-b:a", "192k",
+                    "-shortest"]
+    command += ["-c:v", "libx264", "-preset", "medium", "-crf", str(crf), "-pix_fmt", "yuv420p",
+                "-movflags", "+faststart"]
+    output = Path(output)
+    label = what or f"video {str(output)!r}"
+    with atomic_path(output) as temporary:
+        process = subprocess.Popen([*command, "-f", "mp4", str(temporary)], stdin=subprocess.PIPE,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            for frame in tqdm(frames, total=frame_count, unit="frame", desc=f"encode {output.name}",
+                              leave=False, disable=None):
+                if frame.shape != (height, width, 3) or frame.dtype != np.uint8:
+                    raise ValueError(f"frame {frame.dtype} {list(frame.shape)} is not uint8 [{height}, {width}, 3]")
+                process.stdin.write(np.ascontiguousarray(frame).tobytes())
+            process.stdin.close()
+        except BrokenPipeError:
+            pass  # ffmpeg stopped early; its error is read below
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
+        stderr = process.stderr.read()
+        if process.wait() != 0:
+            raise EdnError(f"{label}: ffmpeg failed ({_last_line(stderr) or 'no message'})")
+    return output

@@ -21,6 +21,7 @@ from edn.errors import EdnError
 
 COMMAND_MODULES = (
     "edn.cli.ingest",
+    "edn.cli.normalize",
     "edn.cli.results",
 )
 

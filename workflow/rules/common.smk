@@ -77,6 +77,10 @@ def get_fps_option(wildcards):
     return "" if fps is None else f"--fps {fps}"
 
 
+def get_recenter_option(wildcards):
+    return "--recenter-x" if config["normalization"]["recenter_x"] else ""
+
+
 def get_final_outputs():
     """What `snakemake` with no target builds: every subject's working frames."""
     return expand("results/frames/{subject}/frames.npy", subject=sorted(SUBJECTS))

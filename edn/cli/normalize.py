@@ -1,0 +1,97 @@
+"""``edn stats``, ``edn normalize``, ``edn render``, ``edn label-preview``, ``edn normalization-figure``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    stats = subparsers.add_parser(
+        "stats", help="measure a subject's ankle depth range and body heights (normalisation statistics)",
+        description="Compute close/far ankle positions, median and body heights near close and far "
+                    "(paper section 3.1) from every valid frame of a subject's keypoint table.")
+    stats.add_argument("--poses", required=True, help="keypoint table (.parquet)")
+    stats.add_argument("--subject", required=True, help="subject name, for messages and the record")
+    stats.add_argument("--alpha", type=float, default=0.7,
+                       help="far-position band as a fraction of close-median (paper: 0.7)")
+    stats.add_argument("--output", required=True, help="statistics .json to write")
+    stats.set_defaults(handler=_stats)
+
+    normalize = subparsers.add_parser(
+        "normalize", help="map a source's poses onto a target's body and camera (paper eqs. 7-8)",
+        description="Translate and scale every source frame about its ankle point so that the source's "
+                    "depth range and body height match the target's. Keeps every frame.")
+    normalize.add_argument("--source-poses", required=True, help="source keypoint table (.parquet)")
+    normalize.add_argument("--source-stats", required=True, help="source statistics (.json)")
+    normalize.add_argument("--target-stats", required=True, help="target statistics (.json)")
+    normalize.add_argument("--output", required=True, help="normalised keypoint table (.parquet) to write")
+    normalize.add_argument("--recenter-x", action="store_true",
+                           help="also move the source's median ankle x onto the target's")
+    normalize.set_defaults(handler=_normalize)
+
+    render = subparsers.add_parser(
+        "render", help="draw stick-figure labels and face boxes from a keypoint table",
+        description="Render every frame's pose as a stick figure at the working size (labels.npy) and "
+                    "write each frame's face box (index.csv).")
+    render.add_argument("--poses", required=True, help="keypoint table (.parquet)")
+    render.add_argument("--labels", required=True, help="labels .npy to write")
+    render.add_argument("--index", required=True, help="index .csv to write")
+    render.set_defaults(handler=_render)
+
+    preview = subparsers.add_parser("label-preview", help="encode a label sequence as an mp4 with face boxes")
+    preview.add_argument("--labels", required=True, help="labels .npy")
+    preview.add_argument("--index", required=True, help="index .csv (face boxes)")
+    preview.add_argument("--meta", required=True, help="meta.json of the frames the labels follow (for fps)")
+    preview.add_argument("--output", required=True, help="mp4 to write")
+    preview.set_defaults(handler=_label_preview)
+
+    figure = subparsers.add_parser(
+        "normalization-figure",
+        help="picture a normalised source pose over a target frame at matching depth",
+        description="Left: a target frame with the target's own stick figure. Right: the same frame with "
+                    "the normalised source pose whose ankle depth matches best.")
+    figure.add_argument("--normalized-poses", required=True, help="normalised source keypoints (.parquet)")
+    figure.add_argument("--target-poses", required=True, help="target keypoints (.parquet)")
+    figure.add_argument("--target-frames", required=True, help="target frames.npy")
+    figure.add_argument("--output", required=True, help="png to write")
+    figure.set_defaults(handler=_figure)
+
+
+def _stats(args: argparse.Namespace) -> None:
+    from edn.keypoints import read_pose_table
+    from edn.subject_stats import compute_stats, write_stats
+
+    write_stats(args.output, compute_stats(read_pose_table(args.poses), args.subject, alpha=args.alpha))
+
+
+def _normalize(args: argparse.Namespace) -> None:
+    from edn.keypoints import read_pose_table, write_pose_table
+    from edn.normalize import normalize_poses
+    from edn.subject_stats import read_stats
+
+    normalized, _ = normalize_poses(read_pose_table(args.source_poses), read_stats(args.source_stats),
+                                    read_stats(args.target_stats), recenter_x=args.recenter_x)
+    write_pose_table(args.output, normalized)
+
+
+def _render(args: argparse.Namespace) -> None:
+    from edn.keypoints import read_pose_table
+    from edn.render import write_labels
+
+    write_labels(read_pose_table(args.poses), args.labels, args.index)
+
+
+def _label_preview(args: argparse.Namespace) -> None:
+    from edn.frames import read_meta
+    from edn.label_preview import write_label_preview
+
+    write_label_preview(args.labels, args.index, args.output, fps=read_meta(args.meta).fps)
+
+
+def _figure(args: argparse.Namespace) -> None:
+    from edn.frames import load_frames
+    from edn.keypoints import read_pose_table
+    from edn.label_preview import write_normalization_figure
+
+    write_normalization_figure(read_pose_table(args.normalized_poses), read_pose_table(args.target_poses),
+                               load_frames(args.target_frames), args.output)

@@ -1,0 +1,58 @@
+# Global pose normalisation (paper section 3.1): per-subject statistics, then
+# each pair's source poses mapped onto its target.
+
+
+rule subject_stats:
+    input:
+        poses="results/poses/{subject}.smooth.parquet",
+    output:
+        "results/stats/{subject}.json",
+    params:
+        alpha=config["normalization"]["alpha"],
+    log:
+        "results/logs/subject_stats/{subject}.log",
+    conda:
+        "../../envs/normalize.yaml"
+    shell:
+        "python -m edn --log {log} stats --poses {input.poses:q} --subject {wildcards.subject}"
+        " --alpha {params.alpha} --output {output:q}"
+
+
+rule normalize_transfer:
+    input:
+        source_poses="results/poses/{source}.smooth.parquet",
+        source_stats="results/stats/{source}.json",
+        target_stats="results/stats/{target}.json",
+    output:
+        "results/transfer/{source}_to_{target}/poses.parquet",
+    params:
+        recenter=get_recenter_option,
+    log:
+        "results/logs/normalize_transfer/{source}_to_{target}.log",
+    conda:
+        "../../envs/normalize.yaml"
+    shell:
+        "python -m edn --log {log} normalize --source-poses {input.source_poses:q}"
+        " --source-stats {input.source_stats:q} --target-stats {input.target_stats:q}"
+        " --output {output:q} {params.recenter}"
+
+
+rule normalization_figure:
+    input:
+        normalized="results/transfer/{source}_to_{target}/poses.parquet",
+        target_poses="results/poses/{target}.smooth.parquet",
+        target_frames="results/frames/{target}/frames.npy",
+    output:
+        report(
+            "results/transfer/{source}_to_{target}/normalization.png",
+            caption="../report/normalization.rst",
+            category="Normalisation",
+        ),
+    log:
+        "results/logs/normalization_figure/{source}_to_{target}.log",
+    conda:
+        "../../envs/normalize.yaml"
+    shell:
+        "python -m edn --log {log} normalization-figure --normalized-poses {input.normalized:q}"
+        " --target-poses {input.target_poses:q} --target-frames {input.target_frames:q}"
+        " --output {output:q}"
