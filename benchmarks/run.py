@@ -13,11 +13,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import decode  # noqa: E402
+import render  # noqa: E402
 
 
 def main() -> None:
     print("# decode (edn decode, demo videos -> 256x128 working frames)")
     decode.print_table(decode.measure())
+    print("\n# render and normalise (one core)")
+    render.print_table(render.measure())
 
 
 if __name__ == "__main__":
