@@ -18,15 +18,18 @@ corner of the top-left pixel is (0, 0) and pixel (i, j) covers
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
+from edn.atomic import atomic_path
 from edn.errors import EdnError
 
 
@@ -158,6 +161,22 @@ def load_image_store(path: str | os.PathLike, kind: str = "frames") -> np.ndarra
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
         raise EdnError(f"{kind} {str(path)!r}: expected uint8 [N, H, W, 3], found {images.dtype} {list(images.shape)}")
     return images
+
+
+@contextlib.contextmanager
+def create_image_store(path: str | os.PathLike, frame_count: int, size: tuple[int, int]) -> Iterator[np.ndarray]:
+    """Yield a writable uint8 [N, H, W, 3] memmap that becomes ``path`` (.npy) on success.
+
+    ``size`` is (width, height). Nothing appears under ``path`` unless the block
+    finishes.
+    """
+    width, height = size
+    with atomic_path(path) as temporary:
+        store = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8,
+                                          shape=(frame_count, height, width, 3))
+        yield store
+        store.flush()
+        del store
 
 
 def load_frames(path: str | os.PathLike) -> np.ndarray:

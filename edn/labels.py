@@ -17,9 +17,7 @@ normalised poses for transfer) is two files in one directory:
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,22 +79,6 @@ def read_label_index(path: str | os.PathLike) -> LabelIndex:
         face_boxes=table[list(INDEX_COLUMNS[2:6])].to_numpy().astype(np.int32),
         has_face=table["has_face"].to_numpy().astype(bool),
     )
-
-
-@contextlib.contextmanager
-def create_label_store(path: str | os.PathLike, frame_count: int, size: tuple[int, int]) -> Iterator[np.ndarray]:
-    """Yield a writable uint8 [N, H, W, 3] memmap that becomes ``labels.npy`` on success.
-
-    ``size`` is (width, height). Nothing appears under ``path`` unless the block
-    finishes.
-    """
-    width, height = size
-    with atomic_path(path) as temporary:
-        store = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8,
-                                          shape=(frame_count, height, width, 3))
-        yield store
-        store.flush()
-        del store
 
 
 def load_labels(path: str | os.PathLike) -> np.ndarray:

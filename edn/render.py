@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from edn.frames import create_image_store
 from edn.keypoints import PoseSequence
-from edn.labels import LabelIndex, create_label_store, write_label_index
+from edn.labels import LabelIndex, write_label_index
 from edn.skeleton import (
     BODY,
     BODY_COLOURS,
@@ -154,7 +155,7 @@ def render_sequence(poses: PoseSequence, out: np.ndarray, progress: bool = False
 
 def write_labels(poses: PoseSequence, labels_out, index_out) -> LabelIndex:
     """Render ``poses`` into ``labels.npy`` and write ``index.csv`` (both atomically)."""
-    with create_label_store(labels_out, poses.frame_count, poses.frame_size) as store:
+    with create_image_store(labels_out, poses.frame_count, poses.frame_size) as store:
         render_sequence(poses, store, progress=True)
     index = label_index(poses)
     write_label_index(index_out, index)
