@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "edn.cli.ingest",
     "edn.cli.normalize",
     "edn.cli.results",
+    "edn.cli.train",
 )
 
 

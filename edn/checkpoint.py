@@ -1,0 +1,102 @@
+"""Self-describing training checkpoints: weights, the preset, the options, the step.
+
+A checkpoint is one ``torch.save`` file holding plain data only (loaded with
+``weights_only=True``, so opening one never runs code)::
+
+    format     "edn-checkpoint"        version   CHECKPOINT_VERSION
+    edn        the edn version that wrote it
+    stage      "global" | "local" | "face"
+    step       training iterations done
+    preset     the Preset's fields (architecture)
+    options    the training options (stage options, image size, generator kind...)
+    models     {name: state dict}  e.g. generator, discriminator, face_generator
+    optimizers {name: state dict}  (rolling checkpoints only; empty in final models)
+
+Loading is strict: a file that is not a checkpoint, of another format version,
+another stage or another preset is an EdnError naming the file, and so is a
+state dict that does not fit its network exactly (:func:`load_state`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edn import __version__
+from edn.atomic import atomic_path
+from edn.errors import EdnError
+from edn.presets import Preset, preset_from_dict
+
+FORMAT = "edn-checkpoint"
+CHECKPOINT_VERSION = 1
+STAGES = ("global", "local", "face")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    stage: str
+    step: int
+    preset: Preset
+    options: dict
+    models: dict[str, dict[str, torch.Tensor]]
+    optimizers: dict[str, dict] = field(default_factory=dict)
+    edn_version: str = __version__
+
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, "version": CHECKPOINT_VERSION, "edn": self.edn_version, "stage": self.stage,
+                "step": self.step, "preset": self.preset.to_dict(), "options": self.options,
+                "models": self.models, "optimizers": self.optimizers}
+
+
+def save_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> None:
+    """Write ``checkpoint`` to ``path`` atomically (complete or absent, never truncated)."""
+    with atomic_path(path) as temporary:
+        torch.save(checkpoint.to_dict(), temporary)
+
+
+def load_checkpoint(path: str | os.PathLike, *, stages: tuple[str, ...] = STAGES,
+                    preset: Preset | None = None, what: str = "checkpoint") -> Checkpoint:
+    """Read a checkpoint; it must be of one of ``stages`` and, if given, of ``preset``.
+
+    ``what`` names the file's role in error messages ("previous-stage checkpoint").
+    """
+    path = Path(path)
+    label = f"{what} {str(path)!r}"
+    if not path.is_file():
+        raise EdnError(f"{label}: file not found")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # unpickling raises many types for a file that is not a checkpoint
+        raise EdnError(f"{label}: not readable as a checkpoint ({type(error).__name__})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise EdnError(f"{label}: not an edn checkpoint")
+    if data.get("version") != CHECKPOINT_VERSION:
+        raise EdnError(f"{label}: checkpoint format version {data.get('version')}, "
+                       f"this edn reads version {CHECKPOINT_VERSION}")
+    if data["stage"] not in stages:
+        raise EdnError(f"{label}: a {data['stage']} stage checkpoint, expected {' or '.join(stages)}")
+    try:
+        stored = preset_from_dict(data["preset"])
+    except TypeError as error:
+        raise EdnError(f"{label}: preset not understood ({error})") from None
+    if preset is not None and stored != preset:
+        ours, theirs = preset.to_dict(), stored.to_dict()
+        differences = ", ".join(f"{key} {theirs[key]} vs {ours[key]}" for key in ours if ours[key] != theirs[key])
+        raise EdnError(f"{label}: trained with preset {stored.name!r}, not {preset.name!r} ({differences})")
+    return Checkpoint(stage=data["stage"], step=int(data["step"]), preset=stored, options=data["options"],
+                      models=data["models"], optimizers=data.get("optimizers", {}), edn_version=data["edn"])
+
+
+def load_state(module: nn.Module, checkpoint: Checkpoint, name: str, path: str | os.PathLike) -> None:
+    """Load ``checkpoint.models[name]`` into ``module`` strictly; EdnError if it does not fit."""
+    if name not in checkpoint.models:
+        raise EdnError(f"checkpoint {str(path)!r}: has no {name} (it holds {', '.join(sorted(checkpoint.models))})")
+    try:
+        module.load_state_dict(checkpoint.models[name], strict=True)
+    except RuntimeError as error:
+        detail = " ".join(str(error).split())[:300]
+        raise EdnError(f"checkpoint {str(path)!r}: {name} does not fit the network ({detail})") from None

@@ -1,0 +1,45 @@
+"""The networks of Everybody Dance Now, built from a :class:`edn.presets.Preset`.
+
+``generator``: pix2pixHD global generator or local enhancer (6-channel input:
+label + previous frame). ``discriminator``: temporal multi-scale PatchGAN
+(12-channel input). ``face``: the face residual generator and its PatchGAN.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from edn.models.discriminator import MultiscaleDiscriminator, PatchDiscriminator, temporal_input
+from edn.models.face import FaceDiscriminator, FaceGenerator
+from edn.models.generator import GlobalGenerator, LocalEnhancer
+from edn.presets import Preset
+
+GENERATOR_KINDS = ("global", "local")
+TEMPORAL_CHANNELS = 12
+
+__all__ = ["FaceDiscriminator", "FaceGenerator", "GlobalGenerator", "LocalEnhancer", "MultiscaleDiscriminator",
+           "PatchDiscriminator", "build_discriminator", "build_face_discriminator", "build_face_generator",
+           "build_generator", "temporal_input"]
+
+
+def build_generator(preset: Preset, kind: str) -> nn.Module:
+    """The main generator: ``kind`` "global" (G1) or "local" (G2 around G1)."""
+    if kind == "global":
+        return GlobalGenerator(preset.ngf, preset.n_downsampling, preset.n_blocks)
+    if kind == "local":
+        return LocalEnhancer(preset.local_ngf, preset.local_blocks, preset.n_downsampling, preset.n_blocks)
+    raise ValueError(f"generator kind {kind!r}: must be one of {GENERATOR_KINDS}")
+
+
+def build_discriminator(preset: Preset, kind: str) -> MultiscaleDiscriminator:
+    """The temporal PatchGAN of the global (2 scales in the paper) or local stage (3 scales)."""
+    scales = {"global": preset.d_scales_global, "local": preset.d_scales_local}[kind]
+    return MultiscaleDiscriminator(TEMPORAL_CHANNELS, preset.ndf, preset.d_layers, scales)
+
+
+def build_face_generator(preset: Preset) -> FaceGenerator:
+    return FaceGenerator(preset.face_ngf, preset.face_downsampling, preset.face_blocks)
+
+
+def build_face_discriminator(preset: Preset) -> FaceDiscriminator:
+    return FaceDiscriminator(preset.face_ndf, preset.d_layers)

@@ -1,0 +1,46 @@
+"""Building blocks shared by the generators and discriminators (pix2pixHD style)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def init_weights(module: nn.Module) -> None:
+    """N(0, 0.02) for every convolution's weights and zero biases (pix2pixHD's init).
+
+    Instance norms carry no parameters (affine=False), so nothing else is drawn.
+    Use as ``network.apply(init_weights)``.
+    """
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+def norm(channels: int) -> nn.Module:
+    """Instance normalisation without learned scale and shift, as in the paper's networks."""
+    return nn.InstanceNorm2d(channels, affine=False)
+
+
+class ResidualBlock(nn.Module):
+    """x + (reflect-pad, 3x3 conv, norm, ReLU, reflect-pad, 3x3 conv, norm)(x); channels unchanged."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), norm(channels), nn.ReLU(True),
+            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), norm(channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+def downsample(images: torch.Tensor) -> torch.Tensor:
+    """Halve H and W (rounding up) with a 3x3 average of stride 2 that ignores padding.
+
+    The pyramid pix2pixHD uses between discriminator scales and in front of the
+    local enhancer's global branch.
+    """
+    return nn.functional.avg_pool2d(images, 3, stride=2, padding=1, count_include_pad=False)

@@ -1,0 +1,113 @@
+"""The main generator: pix2pixHD's global generator and local enhancer (Chan et al. 2019, section 3.2).
+
+Inputs are the stick figure ``labels: [B, 3, H, W]`` in [0, 1] and the previous
+generated frame ``previous: [B, 3, H, W]`` in [-1, 1] (zeros, i.e. mid-grey, for
+the first frame of a sequence); they are concatenated to the 6-channel input.
+Output: the frame ``[B, 3, H, W]`` in [-1, 1] (tanh). H and W must be multiples of
+``2 ** n_downsampling`` (twice that for the local enhancer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from edn.errors import EdnError
+from edn.models.blocks import ResidualBlock, downsample, init_weights, norm
+
+LABEL_CHANNELS = 3
+IMAGE_CHANNELS = 3
+
+
+def generator_trunk(input_channels: int, ngf: int, n_downsampling: int, n_blocks: int) -> nn.Sequential:
+    """Everything of the global generator but its last 7x7 convolution and tanh.
+
+    7x7 conv to ``ngf`` filters, ``n_downsampling`` stride-2 3x3 convs doubling
+    the filters, ``n_blocks`` residual blocks, as many transposed convs back to
+    ``ngf`` filters at the input resolution. Output ``[B, ngf, H, W]``.
+    """
+    layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(input_channels, ngf, 7), norm(ngf), nn.ReLU(True)]
+    for i in range(n_downsampling):
+        channels = ngf * 2 ** i
+        layers += [nn.Conv2d(channels, 2 * channels, 3, stride=2, padding=1), norm(2 * channels), nn.ReLU(True)]
+    bottleneck = ngf * 2 ** n_downsampling
+    layers += [ResidualBlock(bottleneck) for _ in range(n_blocks)]
+    for i in range(n_downsampling, 0, -1):
+        channels = ngf * 2 ** i
+        layers += [nn.ConvTranspose2d(channels, channels // 2, 3, stride=2, padding=1, output_padding=1),
+                   norm(channels // 2), nn.ReLU(True)]
+    return nn.Sequential(*layers)
+
+
+def to_image(ngf: int, output_channels: int = IMAGE_CHANNELS) -> nn.Sequential:
+    """The generator's last layers: reflect-pad, 7x7 conv to RGB, tanh."""
+    return nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_channels, 7), nn.Tanh())
+
+
+class GlobalGenerator(nn.Module):
+    """pix2pixHD's global generator G1 on (labels, previous) -> frame; also the face generator's body."""
+
+    def __init__(self, ngf: int, n_downsampling: int, n_blocks: int,
+                 input_channels: int = LABEL_CHANNELS + IMAGE_CHANNELS, output_channels: int = IMAGE_CHANNELS) -> None:
+        super().__init__()
+        self.size_multiple = 2 ** n_downsampling
+        self.trunk = generator_trunk(input_channels, ngf, n_downsampling, n_blocks)
+        self.to_image = to_image(ngf, output_channels)
+        self.apply(init_weights)
+
+    def forward(self, labels: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+        return self.to_image(self.trunk(torch.cat([labels, previous], dim=1)))
+
+
+class LocalEnhancer(nn.Module):
+    """pix2pixHD's local enhancer G2 around a global generator G1 (design.md section 7).
+
+    The global branch is G1 without its last layers, run on the input
+    downsampled by 2; its ``2 * local_ngf`` feature maps are added to the front
+    end's (7x7 conv to ``local_ngf``, stride-2 conv to ``2 * local_ngf``), then
+    ``local_blocks`` residual blocks, a transposed conv back to full size and
+    the 7x7 conv + tanh. G1's weights come from the global stage
+    (:meth:`load_global_weights`).
+    """
+
+    def __init__(self, local_ngf: int, local_blocks: int, global_n_downsampling: int, global_n_blocks: int,
+                 input_channels: int = LABEL_CHANNELS + IMAGE_CHANNELS, output_channels: int = IMAGE_CHANNELS) -> None:
+        super().__init__()
+        global_ngf = 2 * local_ngf
+        self.size_multiple = 2 ** (global_n_downsampling + 1)
+        self.global_trunk = generator_trunk(input_channels, global_ngf, global_n_downsampling, global_n_blocks)
+        self.front = nn.Sequential(
+            nn.ReflectionPad2d(3), nn.Conv2d(input_channels, local_ngf, 7), norm(local_ngf), nn.ReLU(True),
+            nn.Conv2d(local_ngf, global_ngf, 3, stride=2, padding=1), norm(global_ngf), nn.ReLU(True),
+        )
+        self.back = nn.Sequential(
+            *[ResidualBlock(global_ngf) for _ in range(local_blocks)],
+            nn.ConvTranspose2d(global_ngf, local_ngf, 3, stride=2, padding=1, output_padding=1),
+            norm(local_ngf), nn.ReLU(True),
+            *to_image(local_ngf, output_channels),
+        )
+        self.apply(init_weights)
+
+    def forward(self, labels: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([labels, previous], dim=1)
+        return self.back(self.front(x) + self.global_trunk(downsample(x)))
+
+    def load_global_weights(self, global_state_dict: Mapping[str, torch.Tensor], source: str = "global generator") -> None:
+        """Copy a :class:`GlobalGenerator`'s trunk weights into the global branch.
+
+        Strict: every trunk weight must be present with the same shape, and the
+        only weights left over are the global generator's ``to_image`` layers,
+        which the enhancer drops. ``source`` names the checkpoint in errors.
+        """
+        trunk = {key.removeprefix("trunk."): value for key, value in global_state_dict.items()
+                 if key.startswith("trunk.")}
+        leftover = sorted(key for key in global_state_dict if not key.startswith(("trunk.", "to_image.")))
+        if leftover:
+            raise EdnError(f"{source}: not a global generator (unexpected weights {', '.join(leftover[:3])})")
+        try:
+            self.global_trunk.load_state_dict(trunk, strict=True)
+        except RuntimeError as error:
+            first_line = str(error).strip().splitlines()[0]
+            raise EdnError(f"{source}: does not fit the local enhancer's global branch ({first_line})") from None
