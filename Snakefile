@@ -24,5 +24,6 @@ rule all:
 
 
 include: "workflow/rules/ingest.smk"
+include: "workflow/rules/pose.smk"
 include: "workflow/rules/normalize.smk"
 include: "workflow/rules/render.smk"

@@ -22,6 +22,7 @@ from edn.errors import EdnError
 COMMAND_MODULES = (
     "edn.cli.ingest",
     "edn.cli.normalize",
+    "edn.cli.pose",
     "edn.cli.results",
     "edn.cli.train",
 )

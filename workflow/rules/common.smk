@@ -77,10 +77,76 @@ def get_fps_option(wildcards):
     return "" if fps is None else f"--fps {fps}"
 
 
+# -- pose detection (workflow/rules/pose.smk) --
+
+
+def pose_backend(subject):
+    """The subject's pose detector: its own pose_backend, else pose.backend."""
+    return SUBJECTS[subject].get("pose_backend") or config["pose"]["backend"]
+
+
+for _name in SUBJECTS:
+    if pose_backend(_name) == "openpose_json" and not SUBJECTS[_name].get("openpose_json"):
+        raise ValueError(
+            f"config subjects: {_name!r} uses pose backend openpose_json but has no openpose_json directory"
+        )
+    if pose_backend(_name) == "openpose" and not config["pose"]["openpose_model_folder"]:
+        raise ValueError(
+            f"config pose.openpose_model_folder: needed by subject {_name!r} (pose backend openpose)"
+        )
+
+
+def _detects_on_video(subject):
+    return pose_backend(subject) != "openpose_json" and config["pose"]["detection_scale"] > 1
+
+
+def get_pose_inputs(wildcards):
+    """Named inputs of detect_poses: the frames, and the video or JSON directory when used."""
+    inputs = {
+        "frames": f"results/frames/{wildcards.subject}/frames.npy",
+        "meta": f"results/frames/{wildcards.subject}/meta.json",
+    }
+    if _detects_on_video(wildcards.subject):
+        inputs["video"] = f"results/videos/{wildcards.subject}.mp4"
+    if pose_backend(wildcards.subject) == "openpose_json":
+        inputs["json_dir"] = SUBJECTS[wildcards.subject]["openpose_json"]
+    return inputs
+
+
+def get_pose_backend(wildcards):
+    return pose_backend(wildcards.subject)
+
+
+def get_pose_threads(wildcards):
+    return config["pose"]["workers"] if pose_backend(wildcards.subject) == "mediapipe" else 1
+
+
+def get_pose_options(wildcards):
+    """The edn pose options of the subject's backend."""
+    subject, settings = wildcards.subject, config["pose"]
+    backend = pose_backend(subject)
+    family = "mediapipe" if backend == "mediapipe" else "openpose"
+    options = [f"--min-confidence {settings['min_confidence'][family]}"]
+    if _detects_on_video(subject):
+        video = shlex.quote(f"results/videos/{subject}.mp4")
+        options.append(f"--detection-scale {settings['detection_scale']} --video {video}")
+    if backend == "openpose":
+        options.append(f"--model-folder {shlex.quote(settings['openpose_model_folder'])}")
+    if backend == "openpose_json":
+        options.append(f"--json-dir {shlex.quote(SUBJECTS[subject]['openpose_json'])}")
+        options.append(f"--json-coordinates {settings['openpose_json_coordinates']}")
+    return " ".join(options)
+
+
 def get_recenter_option(wildcards):
     return "--recenter-x" if config["normalization"]["recenter_x"] else ""
 
 
 def get_final_outputs():
-    """What `snakemake` with no target builds: every subject's working frames."""
-    return expand("results/frames/{subject}/frames.npy", subject=sorted(SUBJECTS))
+    """What `snakemake` with no target builds: every subject's working frames,
+    smoothed poses and pose preview."""
+    return (
+        expand("results/frames/{subject}/frames.npy", subject=sorted(SUBJECTS))
+        + expand("results/poses/{subject}.smooth.parquet", subject=sorted(SUBJECTS))
+        + expand("results/poses/{subject}.preview.mp4", subject=sorted(SUBJECTS))
+    )
