@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "edn.cli.normalize",
     "edn.cli.pose",
     "edn.cli.results",
+    "edn.cli.transfer",
     "edn.cli.train",
 )
 

@@ -210,11 +210,18 @@ def get_trained_models(wildcards):
     return models
 
 
+def get_face_option(wildcards, input):
+    return f"--face {shlex.quote(input.face)}" if "face" in input.keys() else ""
+
+
 def get_final_outputs():
-    """What `snakemake` with no target builds: every subject's working frames,
-    smoothed poses and pose preview."""
+    """What `snakemake` with no target builds: every pair's transfer video,
+    comparison video and normalisation figure, and every subject's pose preview."""
+    pairs = [f"{pair['source']}_to_{pair['target']}" for pair in PAIRS]
     return (
-        expand("results/frames/{subject}/frames.npy", subject=sorted(SUBJECTS))
-        + expand("results/poses/{subject}.smooth.parquet", subject=sorted(SUBJECTS))
+        expand("results/transfer/{pair}.mp4", pair=pairs)
+        + expand("results/transfer/{pair}.compare.mp4", pair=pairs)
+        + expand("results/transfer/{pair}/normalization.png", pair=pairs)
+        + expand("results/transfer/{pair}/labels/preview.mp4", pair=pairs)
         + expand("results/poses/{subject}.preview.mp4", subject=sorted(SUBJECTS))
     )

@@ -1,0 +1,82 @@
+"""``edn synthesize``, ``edn encode``, ``edn compare``: from transfer labels to videos."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    synthesize = subparsers.add_parser(
+        "synthesize", help="generate the target doing the source's moves, frame by frame",
+        description="Run the trained generator over a label sequence in order, each frame conditioned on the "
+                    "previous output (the zero image first), adding the face GAN's residual in each face box.")
+    synthesize.add_argument("--labels", required=True, help="transfer labels .npy")
+    synthesize.add_argument("--index", required=True, help="transfer labels' index.csv (face boxes)")
+    synthesize.add_argument("--generator", required=True, help="final checkpoint of the global or local stage")
+    synthesize.add_argument("--face", default=None, help="final checkpoint of the face stage (optional)")
+    synthesize.add_argument("--output", required=True, help="synthesized frames .npy to write")
+    synthesize.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda")
+    synthesize.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                            help="bf16 autocast where the hardware supports it (auto), always, or never")
+    synthesize.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                            help="channels_last memory layout (faster bf16 convolutions on CPUs)")
+    synthesize.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all)")
+    synthesize.set_defaults(handler=_synthesize)
+
+    encode = subparsers.add_parser(
+        "encode", help="encode synthesized frames as an mp4 at the source's fps, with the source's audio",
+        description="H.264 yuv420p at the source's frame rate, one frame per source frame, with the source's "
+                    "soundtrack (when it has one) so that music and moves stay in sync.")
+    encode.add_argument("--frames", required=True, help="synthesized frames .npy")
+    encode.add_argument("--source-meta", required=True, help="the source's meta.json (fps, framing)")
+    encode.add_argument("--source-video", required=True, help="the source's fetched video (for its audio)")
+    encode.add_argument("--framing", choices=("working", "source"), default="working",
+                        help="whole working frame, or only the part that shows the source video")
+    encode.add_argument("--output", required=True, help="mp4 to write")
+    encode.set_defaults(handler=_encode)
+
+    compare = subparsers.add_parser(
+        "compare", help="side-by-side video: source, stick figure, result",
+        description="Encode source frames, normalised stick figures and synthesized frames side by side.")
+    compare.add_argument("--source-frames", required=True, help="the source's frames.npy")
+    compare.add_argument("--labels", required=True, help="transfer labels .npy")
+    compare.add_argument("--frames", required=True, help="synthesized frames .npy")
+    compare.add_argument("--source-meta", required=True, help="the source's meta.json")
+    compare.add_argument("--source-video", default=None, help="the source's fetched video (for its audio)")
+    compare.add_argument("--output", required=True, help="mp4 to write")
+    compare.set_defaults(handler=_compare)
+
+
+def _synthesize(args: argparse.Namespace) -> None:
+    import torch
+
+    from edn.cli.train import choose_runtime
+    from edn.labels import load_labels, read_label_index
+    from edn.synthesize import load_transfer_models, write_synthesis
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    runtime = choose_runtime(args.device, args.precision, args.channels_last, deterministic=False)
+    labels = load_labels(args.labels)
+    index = read_label_index(args.index)
+    models = load_transfer_models(args.generator, args.face, runtime.device)
+    write_synthesis(models, labels, index, args.output, runtime)
+
+
+def _encode(args: argparse.Namespace) -> None:
+    from edn.encode import encode_transfer
+    from edn.frames import read_meta
+    from edn.media import probe_video
+
+    audio = args.source_video if probe_video(args.source_video).has_audio else None
+    encode_transfer(args.frames, read_meta(args.source_meta), args.output, audio_from=audio, framing=args.framing)
+
+
+def _compare(args: argparse.Namespace) -> None:
+    from edn.encode import encode_comparison
+    from edn.frames import read_meta
+    from edn.media import probe_video
+
+    audio = args.source_video if args.source_video and probe_video(args.source_video).has_audio else None
+    encode_comparison(args.source_frames, args.labels, args.frames, read_meta(args.source_meta), args.output,
+                      audio_from=audio)

@@ -1,0 +1,78 @@
+# Transfer (paper section 3): the trained target model drawn over the source's
+# normalised stick figures, then encoded with the source's soundtrack.
+
+
+rule synthesize:
+    input:
+        unpack(get_trained_models),
+        labels="results/transfer/{source}_to_{target}/labels/labels.npy",
+        index="results/transfer/{source}_to_{target}/labels/index.csv",
+    output:
+        "results/transfer/{source}_to_{target}/frames.npy",
+    params:
+        face=get_face_option,
+        device=config["synthesis"]["device"],
+        precision=config["synthesis"]["precision"],
+    threads: config["synthesis"]["threads"]
+    resources:
+        mem_mb=config["synthesis"]["mem_mb"],
+        gpu=config["synthesis"]["gpus"],
+    log:
+        "results/logs/synthesize/{source}_to_{target}.log",
+    benchmark:
+        "results/benchmarks/synthesize/{source}_to_{target}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "python -m edn --log {log} synthesize --labels {input.labels:q} --index {input.index:q}"
+        " --generator {input.generator:q} {params.face} --output {output:q} --device {params.device}"
+        " --precision {params.precision} --threads {threads}"
+
+
+rule encode_transfer:
+    input:
+        frames="results/transfer/{source}_to_{target}/frames.npy",
+        meta="results/frames/{source}/meta.json",
+        video="results/videos/{source}.mp4",
+    output:
+        report(
+            "results/transfer/{source}_to_{target}.mp4",
+            caption="../report/transfer.rst",
+            category="Transfer",
+        ),
+    params:
+        framing=config["synthesis"]["output_framing"],
+    log:
+        "results/logs/encode_transfer/{source}_to_{target}.log",
+    benchmark:
+        "results/benchmarks/encode_transfer/{source}_to_{target}.tsv"
+    conda:
+        "../../envs/ingest.yaml"
+    shell:
+        "python -m edn --log {log} encode --frames {input.frames:q} --source-meta {input.meta:q}"
+        " --source-video {input.video:q} --framing {params.framing} --output {output:q}"
+
+
+rule compare_transfer:
+    input:
+        source_frames="results/frames/{source}/frames.npy",
+        labels="results/transfer/{source}_to_{target}/labels/labels.npy",
+        frames="results/transfer/{source}_to_{target}/frames.npy",
+        meta="results/frames/{source}/meta.json",
+        video="results/videos/{source}.mp4",
+    output:
+        report(
+            "results/transfer/{source}_to_{target}.compare.mp4",
+            caption="../report/compare.rst",
+            category="Transfer",
+        ),
+    log:
+        "results/logs/compare_transfer/{source}_to_{target}.log",
+    benchmark:
+        "results/benchmarks/compare_transfer/{source}_to_{target}.tsv"
+    conda:
+        "../../envs/ingest.yaml"
+    shell:
+        "python -m edn --log {log} compare --source-frames {input.source_frames:q} --labels {input.labels:q}"
+        " --frames {input.frames:q} --source-meta {input.meta:q} --source-video {input.video:q}"
+        " --output {output:q}"
