@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     smooth.add_argument("--output", required=True, help="smoothed keypoint table (.parquet) to write")
     smooth.add_argument("--max-gap-frames", type=int, default=5, help="longest gap to fill (frames; 0: none)")
     smooth.add_argument("--median-window", type=int, default=5, help="running median length (frames; 1: none)")
-    smooth.add_argument("--sigma-frames", type=float, default=1.5,
+    smooth.add_argument("--sigma-frames", type=float, default=2.0,
                         help="Gaussian standard deviation (frames; 0: none)")
     smooth.set_defaults(handler=_smooth)
 
