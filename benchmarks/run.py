@@ -13,12 +13,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import decode  # noqa: E402
+import pose  # noqa: E402
 import render  # noqa: E402
 
 
 def main() -> None:
     print("# decode (edn decode, demo videos -> 256x128 working frames)")
     decode.print_table(decode.measure())
+    print("\n# pose (MediaPipe Holistic on the demo juggler, 256x128 working frames)")
+    pose.print_table(pose.measure())
     print("\n# render and normalise (one core)")
     render.print_table(render.measure())
 
