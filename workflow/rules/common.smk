@@ -214,10 +214,23 @@ def get_face_option(wildcards, input):
     return f"--face {shlex.quote(input.face)}" if "face" in input.keys() else ""
 
 
+def get_pair_names():
+    return [f"{pair['source']}_to_{pair['target']}" for pair in PAIRS]
+
+
+def get_targets():
+    """Subjects that some pair transfers onto (the ones with models)."""
+    return sorted({pair["target"] for pair in PAIRS})
+
+
+def get_pair_subjects():
+    return sorted({pair[role] for pair in PAIRS for role in ("source", "target")})
+
+
 def get_final_outputs():
     """What `snakemake` with no target builds: every pair's transfer video,
     comparison video and normalisation figure, and every subject's pose preview."""
-    pairs = [f"{pair['source']}_to_{pair['target']}" for pair in PAIRS]
+    pairs = get_pair_names()
     return (
         expand("results/transfer/{pair}.mp4", pair=pairs)
         + expand("results/transfer/{pair}.compare.mp4", pair=pairs)

@@ -1,0 +1,65 @@
+# One target per stage, for every subject or pair in the config:
+#
+#   snakemake --cores all poses            # detect and smooth every subject's poses
+#   snakemake --cores all global_models    # train every target's global stage
+#
+# Each builds its stage and whatever it needs, nothing after it.
+
+
+rule videos:
+    input:
+        expand("results/videos/{subject}.mp4", subject=sorted(SUBJECTS)),
+
+
+rule frames:
+    input:
+        expand("results/frames/{subject}/frames.npy", subject=sorted(SUBJECTS)),
+
+
+rule poses:
+    input:
+        expand("results/poses/{subject}.smooth.parquet", subject=sorted(SUBJECTS)),
+        expand("results/poses/{subject}.preview.mp4", subject=sorted(SUBJECTS)),
+
+
+rule stats:
+    input:
+        expand("results/stats/{subject}.json", subject=get_pair_subjects()),
+
+
+rule normalized:
+    input:
+        expand("results/transfer/{pair}/poses.parquet", pair=get_pair_names()),
+        expand("results/transfer/{pair}/normalization.png", pair=get_pair_names()),
+
+
+rule labels:
+    input:
+        expand("results/labels/{target}/preview.mp4", target=get_targets()),
+        expand("results/transfer/{pair}/labels/preview.mp4", pair=get_pair_names()),
+
+
+rule global_models:
+    input:
+        expand("results/models/{target}/global.pt", target=get_targets()),
+
+
+rule local_models:
+    input:
+        expand("results/models/{target}/local.pt", target=get_targets()),
+
+
+rule face_models:
+    input:
+        expand("results/models/{target}/face.pt", target=get_targets()),
+
+
+rule synthesized:
+    input:
+        expand("results/transfer/{pair}/frames.npy", pair=get_pair_names()),
+
+
+rule transfers:
+    input:
+        expand("results/transfer/{pair}.mp4", pair=get_pair_names()),
+        expand("results/transfer/{pair}.compare.mp4", pair=get_pair_names()),
