@@ -8,11 +8,14 @@ from edn.pose.main_person import select_main_person
 from edn.skeleton import BODY, KEYPOINT_COUNT
 
 
+#: A body's joints as fractions of its height around its centre (a fixed random figure).
+TEMPLATE = np.random.default_rng(99).uniform([-0.2, -0.5], [0.2, 0.5], (BODY.stop, 2))
+
+
 def person(centre_x: float, height: float, rng: np.random.Generator, centre_y: float = 64.0) -> np.ndarray:
-    """A [K, 3] pose whose body joints spread over ``height`` pixels around a centre."""
+    """A [K, 3] pose: the template figure ``height`` pixels tall around a centre, with a little jitter."""
     pose = np.zeros((KEYPOINT_COUNT, 3), np.float32)
-    pose[BODY, 0] = centre_x + rng.uniform(-0.2, 0.2, BODY.stop) * height
-    pose[BODY, 1] = centre_y + rng.uniform(-0.5, 0.5, BODY.stop) * height
+    pose[BODY, :2] = [centre_x, centre_y] + (TEMPLATE + rng.normal(0, 0.01, TEMPLATE.shape)) * height
     pose[BODY, 2] = 0.9
     return pose
 
@@ -73,3 +76,15 @@ def test_nobody_anywhere_gives_all_missing_frames() -> None:
     out = select_main_person(frames_of(*[[] for _ in range(7)]))
     assert out.shape == (7, KEYPOINT_COUNT, 3) and not out.any()
     assert select_main_person([]).shape == (0, KEYPOINT_COUNT, 3)
+
+
+def test_scattered_small_hallucinations_are_never_the_subject() -> None:
+    """An empty room where a detector sees a small 'person' in a table now and then."""
+    rng = np.random.default_rng(5)
+    listed = [[person(146, 25, rng, centre_y=86)] if t in (1, 4, 7, 8) else [] for t in range(40)]
+    assert not select_main_person(frames_of(*listed)).any()
+    # Beside a real subject, a tiny detection is not linked into the subject's track.
+    listed = [[person(150, 90, rng)] for t in range(20)] + [[person(151, 6, rng, centre_y=84)] for t in range(5)]
+    out = select_main_person(frames_of(*listed))
+    found = out[..., 2].max(axis=1) > 0
+    assert found[:20].all() and not found[20:].any()

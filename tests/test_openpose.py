@@ -71,7 +71,7 @@ def test_hand_written_json_imports_exactly(tmp_path: Path, coordinates: str) -> 
     json_dir = _hand_written_dir(tmp_path / "json")
     # A 200x200 source padded into 256x128: scale 0.64, offset (64, 0).
     meta = write_meta(tmp_path / "meta.json", source_size=(200, 200), working_size=(256, 128), frame_count=2)
-    result = run_edn("pose", "--backend", "openpose_json", "--frames", tmp_path / "unused.npy", "--meta",
+    result = run_edn("pose", "--backend", "openpose_json", "--meta",
                      tmp_path / "meta.json", "--json-dir", json_dir, "--json-coordinates", coordinates,
                      "--output", tmp_path / "poses.parquet")
     assert result.returncode == 0, result.stderr
@@ -127,7 +127,7 @@ def test_export_then_import_is_lossless(tmp_path: Path) -> None:
     assert len(document["people"][0]["pose_keypoints_2d"]) == 75
     assert json.loads(files[5].read_text())["people"] == []
 
-    imported = run_edn("pose", "--backend", "openpose_json", "--frames", tmp_path / "unused.npy", "--meta",
+    imported = run_edn("pose", "--backend", "openpose_json", "--meta",
                        tmp_path / "meta.json", "--json-dir", tmp_path / "json", "--json-coordinates", "working",
                        "--min-confidence", "0", "--output", tmp_path / "back.parquet")
     assert imported.returncode == 0, imported.stderr
@@ -139,7 +139,7 @@ def test_export_then_import_is_lossless(tmp_path: Path) -> None:
     nose = json.loads((tmp_path / "json_source/frame_000000000000_keypoints.json").read_text())
     nose_x = nose["people"][0]["pose_keypoints_2d"][0]
     assert nose_x == pytest.approx((keypoints[0, Body.NOSE, 0] - 14) * 1280 / 228 - 0.5, abs=1e-3)
-    again = run_edn("pose", "--backend", "openpose_json", "--frames", tmp_path / "unused.npy", "--meta",
+    again = run_edn("pose", "--backend", "openpose_json", "--meta",
                     tmp_path / "meta.json", "--json-dir", tmp_path / "json_source", "--min-confidence", "0",
                     "--output", tmp_path / "back_source.parquet")
     assert again.returncode == 0, again.stderr
@@ -165,7 +165,7 @@ def test_json_with_several_people_keeps_the_main_one(tmp_path: Path) -> None:
         (directory / f"v_{t:012d}_keypoints.json").write_text(json.dumps(document))
     meta_path = tmp_path / "meta.json"
     write_meta(meta_path, source_size=(256, 128), working_size=(256, 128), frame_count=30)
-    poses = detect("openpose_json", frames_path=tmp_path / "unused.npy", meta_path=meta_path, json_dir=directory,
+    poses = detect("openpose_json", frames_path=None, meta_path=meta_path, json_dir=directory,
                    json_coordinates="working", min_confidence=0, show_progress=False)
     np.testing.assert_allclose(poses.keypoints, main, atol=1e-4)
 
@@ -180,7 +180,7 @@ def _flat(part: np.ndarray) -> list[float]:
 
 def _pose_json(tmp_path: Path, json_dir: Path, frame_count: int = 2, *extra: str):
     write_meta(tmp_path / "meta.json", source_size=(256, 128), working_size=(256, 128), frame_count=frame_count)
-    return run_edn("pose", "--backend", "openpose_json", "--frames", tmp_path / "unused.npy", "--meta",
+    return run_edn("pose", "--backend", "openpose_json", "--meta",
                    tmp_path / "meta.json", "--json-dir", json_dir, "--output", tmp_path / "out" / "p.parquet", *extra)
 
 

@@ -247,6 +247,19 @@ def test_pose_cli_writes_the_table_and_rejects_bad_input(dancer: Detected, tmp_p
     assert not (tmp_path / "x.parquet").exists()
 
 
+def test_a_video_without_anybody_is_an_error(tmp_path: Path) -> None:
+    """The first 4 s of people_one_by_one: the empty room."""
+    video = fetch_video(str(DEMO / "people_one_by_one.mp4"), tmp_path / "empty.mp4", start_s=0, end_s=4,
+                        cache_dir=tmp_path / "cache")
+    decode_video(video, tmp_path / "f.npy", tmp_path / "m.json", working_size=WORKING_SIZE)
+    result = run_edn("pose", "--frames", tmp_path / "f.npy", "--meta", tmp_path / "m.json", "--output",
+                     tmp_path / "out" / "p.parquet")
+    assert result.returncode == 1 and len(result.error_lines) == 1
+    assert result.error_lines[0] == (f"edn pose: error: frames '{tmp_path / 'f.npy'}': no person found in any of "
+                                     f"the 40 frames (mediapipe, min confidence 0.5)")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
 def test_smoothing_real_poses_keeps_frames_and_reduces_jitter(dancer: Detected) -> None:
     from edn.smoothing import smooth_poses
 

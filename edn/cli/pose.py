@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "write the keypoint table in working-frame pixels.")
     pose.add_argument("--backend", default="mediapipe", metavar="NAME",
                       help=f"detector: {', '.join(BACKENDS)} (default: mediapipe)")
-    pose.add_argument("--frames", required=True, help="decoded frames (.npy)")
+    pose.add_argument("--frames", default=None, help="decoded frames (.npy); not needed by openpose_json")
     pose.add_argument("--meta", required=True, help="meta.json beside the frames")
     pose.add_argument("--output", required=True, help="keypoint table (.parquet) to write")
     pose.add_argument("--video", default=None,

@@ -107,7 +107,7 @@ def detection_frames(frames_path: str | os.PathLike, meta: FrameMeta, *, video: 
 def detect(
     backend: str,
     *,
-    frames_path: str | os.PathLike,
+    frames_path: str | os.PathLike | None,
     meta_path: str | os.PathLike,
     video: str | os.PathLike | None = None,
     detection_scale: float = 1.0,
@@ -121,8 +121,9 @@ def detect(
 ) -> PoseSequence:
     """One subject's poses, one per decoded frame, by ``backend``.
 
-    ``frames_path``/``meta_path``: the decoded working frames and their
-    meta.json. ``min_confidence``: None takes the backend's default
+    ``frames_path``/``meta_path``: the decoded working frames (not read by
+    openpose_json) and their meta.json. A subject nobody was found in is an
+    EdnError: nothing downstream could use it. ``min_confidence``: None takes the backend's default
     (:data:`DEFAULT_MIN_CONFIDENCE`). mediapipe: ``workers`` processes,
     ``detection_scale`` and ``video`` as in :func:`detection_frames`. openpose:
     ``model_folder``. openpose_json: ``json_dir`` with one file per decoded
@@ -138,6 +139,8 @@ def detect(
     if backend == "openpose_json":
         people = _import_json(json_dir, json_coordinates, meta, show_progress)
     else:
+        if frames_path is None:
+            raise EdnError(f"pose backend {backend!r}: no frames given (--frames)")
         frames = load_frames(frames_path)
         if len(frames) != meta.frame_count or frames.shape[1:3] != tuple(reversed(meta.working_size)):
             raise EdnError(f"frames {str(frames_path)!r}: {len(frames)} frames of {frames.shape[2]}x{frames.shape[1]}"
@@ -161,6 +164,11 @@ def detect(
     people = [apply_threshold(p, threshold) for p in people]
     keypoints = select_main_person(people)
     with_person = int((keypoints[..., 2].max(axis=1) > 0).sum()) if len(keypoints) else 0
+    if with_person == 0:
+        where = json_dir if backend == "openpose_json" else frames_path
+        raise EdnError(f"{'OpenPose JSON directory' if backend == 'openpose_json' else 'frames'} {str(where)!r}: "
+                       f"no person found in any of the {len(keypoints)} frames ({backend}, min confidence "
+                       f"{threshold:g})")
     log.info("%s: the main person is in %d of %d frames", backend, with_person, len(keypoints))
     return PoseSequence(keypoints=keypoints, frame_size=tuple(meta.working_size), detector=backend,
                         extra={"min_confidence": threshold, "detection_scale": detection_scale

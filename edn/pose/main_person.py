@@ -8,11 +8,16 @@ most one, OpenPose and OpenPose JSON files any number). The main-person rule:
    ``max_gap_frames`` frames earlier) is nearest: the mean distance between
    the body joints confident in both, divided by the track's body size (the
    diagonal of the box around its confident body joints). Links are assigned
-   one-to-one (Hungarian method, scipy) and only below ``max_link_distance``
-   body sizes; a person left over starts a new track.
-2. **Main track.** Each track scores the sum, over its frames, of the body
-   size in pixels: a large person seen for long beats a small or brief one.
-   The highest score wins.
+   one-to-one (Hungarian method, scipy), only below ``max_link_distance`` body
+   sizes and between bodies whose sizes differ by less than a factor
+   ``max_size_ratio``; a person left over starts a new track.
+2. **Main track.** Only tracks seen in at least ``min_track_frames`` frames
+   (or half the frames of a shorter video) can be the subject: detectors
+   hallucinate people in furniture for a few scattered frames (MediaPipe finds
+   one in a table of the empty room of people_one_by_one in 4 of 40 frames).
+   Each such track scores the sum, over its frames, of the body size in pixels:
+   a large person seen for long beats a small or brief one. The highest score
+   wins.
 3. **Output.** Frame t holds the main track's person; a frame without them
    (nobody, or only other people) keeps its row with every confidence 0.
 
@@ -34,6 +39,12 @@ from edn.skeleton import BODY, KEYPOINT_COUNT
 MAX_GAP_FRAMES = 25
 #: Largest move between linked poses, in body sizes.
 MAX_LINK_DISTANCE = 0.5
+#: Largest change of body size between linked poses (a factor).
+MAX_SIZE_RATIO = 3.0
+#: Fewest frames a track needs to be the subject (at most half the video).
+MIN_TRACK_FRAMES = 8
+#: Link cost that is never accepted (the assignment solver needs finite costs).
+UNLINKABLE = 1e9
 
 
 def body_size(pose: np.ndarray) -> float:
@@ -60,6 +71,14 @@ def pose_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(_centre(a) - _centre(b)))
 
 
+def _link_cost(track: _Track, pose: np.ndarray, size: float, max_size_ratio: float) -> float:
+    """Distance from the track's last pose to ``pose`` in body sizes; UNLINKABLE if their sizes differ too much."""
+    ratio = size / track.last_size
+    if not 1 / max_size_ratio < ratio < max_size_ratio:
+        return UNLINKABLE
+    return pose_distance(track.last_pose, pose) / track.last_size
+
+
 @dataclass
 class _Track:
     frames: list[int] = field(default_factory=list)
@@ -77,12 +96,14 @@ class _Track:
 
 
 def select_main_person(people: Sequence[np.ndarray], *, max_gap_frames: int = MAX_GAP_FRAMES,
-                       max_link_distance: float = MAX_LINK_DISTANCE) -> np.ndarray:
+                       max_link_distance: float = MAX_LINK_DISTANCE, max_size_ratio: float = MAX_SIZE_RATIO,
+                       min_track_frames: int = MIN_TRACK_FRAMES) -> np.ndarray:
     """The main person's keypoints in every frame, by the rule in this module's docstring.
 
     ``people[t]``: float32 [P_t, K, 3] (P_t >= 0) of frame t, with confidence 0
     for missing keypoints. Returns float32 [T, K, 3], zeros where the main person
-    is not seen. Deterministic: ties go to the earlier track.
+    is not seen (everywhere when no track qualifies). Deterministic: ties go to
+    the earlier track.
     """
     from scipy.optimize import linear_sum_assignment
 
@@ -93,7 +114,7 @@ def select_main_person(people: Sequence[np.ndarray], *, max_gap_frames: int = MA
         active = [k for k, track in enumerate(tracks) if t - track.frames[-1] <= max_gap_frames]
         linked: set[int] = set()
         if active and usable:
-            cost = np.array([[pose_distance(tracks[k].last_pose, candidates[i]) / tracks[k].last_size
+            cost = np.array([[_link_cost(tracks[k], candidates[i], sizes[i], max_size_ratio)
                               for i in usable] for k in active])
             for row, col in zip(*linear_sum_assignment(cost)):
                 if cost[row, col] < max_link_distance:
@@ -106,8 +127,10 @@ def select_main_person(people: Sequence[np.ndarray], *, max_gap_frames: int = MA
                 track.add(t, person, candidates[person], sizes[person])
                 tracks.append(track)
     out = np.zeros((len(people), KEYPOINT_COUNT, 3), dtype=np.float32)
-    if tracks:
-        main = max(tracks, key=lambda track: track.score)  # max keeps the first of equal scores
+    needed = min(min_track_frames, max(1, -(-len(people) // 2)))
+    eligible = [track for track in tracks if len(track.frames) >= needed]
+    if eligible:
+        main = max(eligible, key=lambda track: track.score)  # max keeps the first of equal scores
         for t, person in zip(main.frames, main.people):
             out[t] = people[t][person]
     return out
