@@ -122,12 +122,12 @@ def detect(
     """One subject's poses, one per decoded frame, by ``backend``.
 
     ``frames_path``/``meta_path``: the decoded working frames (not read by
-    openpose_json) and their meta.json. A subject nobody was found in is an
-    EdnError: nothing downstream could use it. ``min_confidence``: None takes the backend's default
-    (:data:`DEFAULT_MIN_CONFIDENCE`). mediapipe: ``workers`` processes,
-    ``detection_scale`` and ``video`` as in :func:`detection_frames`. openpose:
-    ``model_folder``. openpose_json: ``json_dir`` with one file per decoded
-    frame, in ``json_coordinates`` (source-video or working pixels).
+    openpose_json) and their meta.json. ``min_confidence``: None takes the
+    backend's default (:data:`DEFAULT_MIN_CONFIDENCE`). mediapipe: ``workers``
+    processes, ``detection_scale`` and ``video`` as in :func:`detection_frames`.
+    openpose: ``model_folder``. openpose_json: ``json_dir`` with one file per
+    decoded frame, in ``json_coordinates`` (source-video or working pixels). A
+    subject nobody was found in is an EdnError: nothing downstream could use it.
     """
     check_backend(backend)
     meta = read_meta(meta_path)
@@ -138,41 +138,50 @@ def detect(
         raise EdnError(f"workers {workers}: must be at least 1")
     if backend == "openpose_json":
         people = _import_json(json_dir, json_coordinates, meta, show_progress)
+        source, detection_scale = f"OpenPose JSON directory {str(json_dir)!r}", None
     else:
-        if frames_path is None:
-            raise EdnError(f"pose backend {backend!r}: no frames given (--frames)")
-        frames = load_frames(frames_path)
-        if len(frames) != meta.frame_count or frames.shape[1:3] != tuple(reversed(meta.working_size)):
-            raise EdnError(f"frames {str(frames_path)!r}: {len(frames)} frames of {frames.shape[2]}x{frames.shape[1]}"
-                           f" do not match {str(meta_path)!r} ({meta.frame_count} of "
-                           f"{meta.working_size[0]}x{meta.working_size[1]})")
-        if backend == "openpose" and model_folder is None:
-            raise EdnError("pose backend 'openpose': no model folder given (--model-folder)")
-        with detection_frames(frames_path, meta, video=video, scale=detection_scale,
-                              scratch_dir=scratch_dir or tempfile.gettempdir()) as (store, to_working):
-            if backend == "mediapipe":
-                from edn.pose.mediapipe_holistic import detect_mediapipe
-
-                keypoints, found = detect_mediapipe(store, workers=workers, show_progress=show_progress)
-                people = [_map_present(keypoints[t : t + 1], to_working) if found[t]
-                          else np.zeros((0, *keypoints.shape[1:]), np.float32) for t in range(len(keypoints))]
-            else:
-                from edn.pose.openpose import detect_openpose
-
-                detected = detect_openpose(load_frames(store), model_folder, show_progress=show_progress)
-                people = [people_to_edn(p, to_working) for p in detected]
-    people = [apply_threshold(p, threshold) for p in people]
-    keypoints = select_main_person(people)
+        people = _detect_in_frames(backend, frames_path, meta_path, meta, video=video,
+                                   detection_scale=detection_scale, workers=workers, model_folder=model_folder,
+                                   scratch_dir=scratch_dir, show_progress=show_progress)
+        source = f"frames {str(frames_path)!r}"
+    keypoints = select_main_person([apply_threshold(p, threshold) for p in people])
     with_person = int((keypoints[..., 2].max(axis=1) > 0).sum()) if len(keypoints) else 0
     if with_person == 0:
-        where = json_dir if backend == "openpose_json" else frames_path
-        raise EdnError(f"{'OpenPose JSON directory' if backend == 'openpose_json' else 'frames'} {str(where)!r}: "
-                       f"no person found in any of the {len(keypoints)} frames ({backend}, min confidence "
-                       f"{threshold:g})")
+        raise EdnError(f"{source}: no person found in any of the {len(keypoints)} frames ({backend}, "
+                       f"min confidence {threshold:g})")
     log.info("%s: the main person is in %d of %d frames", backend, with_person, len(keypoints))
     return PoseSequence(keypoints=keypoints, frame_size=tuple(meta.working_size), detector=backend,
-                        extra={"min_confidence": threshold, "detection_scale": detection_scale
-                               if backend != "openpose_json" else None, "frames_with_person": with_person})
+                        extra={"min_confidence": threshold, "detection_scale": detection_scale,
+                               "frames_with_person": with_person})
+
+
+def _detect_in_frames(backend: str, frames_path: str | os.PathLike | None, meta_path: str | os.PathLike,
+                      meta: FrameMeta, *, video: str | os.PathLike | None, detection_scale: float, workers: int,
+                      model_folder: str | os.PathLike | None, scratch_dir: str | os.PathLike | None,
+                      show_progress: bool) -> list[np.ndarray]:
+    """Every frame's people [P_t, K, 3] in working pixels, found by a detector (mediapipe, openpose)."""
+    if frames_path is None:
+        raise EdnError(f"pose backend {backend!r}: no frames given (--frames)")
+    frames = load_frames(frames_path)
+    if len(frames) != meta.frame_count or frames.shape[1:3] != tuple(reversed(meta.working_size)):
+        raise EdnError(f"frames {str(frames_path)!r}: {len(frames)} frames of {frames.shape[2]}x{frames.shape[1]}"
+                       f" do not match {str(meta_path)!r} ({meta.frame_count} of "
+                       f"{meta.working_size[0]}x{meta.working_size[1]})")
+    if backend == "openpose" and model_folder is None:
+        raise EdnError("pose backend 'openpose': no model folder given (--model-folder)")
+    with detection_frames(frames_path, meta, video=video, scale=detection_scale,
+                          scratch_dir=scratch_dir or tempfile.gettempdir()) as (store, to_working):
+        if backend == "openpose":
+            from edn.pose.openpose import detect_openpose
+
+            detected = detect_openpose(load_frames(store), model_folder, show_progress=show_progress)
+            return [people_to_edn(p, to_working) for p in detected]
+        from edn.pose.mediapipe_holistic import detect_mediapipe
+
+        keypoints, found = detect_mediapipe(store, workers=workers, show_progress=show_progress)
+        nobody = np.zeros((0, *keypoints.shape[1:]), np.float32)
+        return [_map_present(keypoints[t : t + 1], to_working) if found[t] else nobody
+                for t in range(len(keypoints))]
 
 
 def _import_json(json_dir: str | os.PathLike | None, coordinates: str, meta: FrameMeta,
