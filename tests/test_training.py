@@ -104,36 +104,51 @@ def _losses(run_dir: Path) -> list[dict]:
         return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(file)]
 
 
-@pytest.mark.slow
-def test_killed_training_resumes_to_the_same_weights(tmp_path: Path, perceptual_weights: Path) -> None:
-    data = {**write_subject(tmp_path / "subject"), "perceptual": perceptual_weights}
-    straight = run_edn(*_train_args(data, tmp_path, "straight"))
-    assert straight.returncode == 0, straight.stderr
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory, perceptual_weights: Path) -> tuple[dict, Path]:
+    """A synthetic subject and 40 iterations of the global stage trained without interruption."""
+    tmp = tmp_path_factory.mktemp("straight")
+    data = {**write_subject(tmp / "subject"), "perceptual": perceptual_weights}
+    result = run_edn(*_train_args(data, tmp, "straight"))
+    assert result.returncode == 0, result.stderr
+    return data, tmp / "straight"
 
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_killed_training_resumes_to_the_same_weights(straight_run, tmp_path: Path, kill: int) -> None:
+    data, straight = straight_run
     command = [sys.executable, "-m", "edn", *map(str, _train_args(data, tmp_path, "killed"))]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     checkpoints = tmp_path / "killed" / "run" / "checkpoints"
     deadline = time.monotonic() + 120
     while not list(checkpoints.glob("step_*.pt")) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
-    process.send_signal(signal.SIGKILL)
-    assert process.wait() == -signal.SIGKILL, "training finished before it could be killed"
-    assert not (tmp_path / "killed" / "global.pt").exists()
+    process.send_signal(kill)
+    stderr = process.communicate()[1]
+    assert not (tmp_path / "killed" / "global.pt").exists(), "training finished before it could be killed"
     done_before_kill = max(int(p.stem.split("_")[1]) for p in checkpoints.glob("step_*.pt"))
     assert 10 <= done_before_kill < 40
+    if kill == signal.SIGKILL:
+        assert process.returncode == -signal.SIGKILL
+    else:  # the iteration running at SIGTERM finishes and is saved: nothing trained is lost
+        assert process.returncode == 1
+        assert f"stopped at step {done_before_kill} of 40" in stderr
+        assert len(_losses(tmp_path / "killed" / "run")) == done_before_kill
 
     resumed = run_edn(*_train_args(data, tmp_path, "killed"))
     assert resumed.returncode == 0, resumed.stderr
     assert f"(step {done_before_kill})" in resumed.stderr and "resuming" in resumed.stderr
-    a = load_checkpoint(tmp_path / "straight" / "global.pt")
+    a = load_checkpoint(straight / "global.pt")
     b = load_checkpoint(tmp_path / "killed" / "global.pt")
     assert a.step == b.step == 40
     for network in ("generator", "discriminator"):
         for key, value in a.models[network].items():
             assert torch.equal(value, b.models[network][key]), f"{network}.{key}"
-    assert _losses(tmp_path / "straight" / "run") == _losses(tmp_path / "killed" / "run")  # one row per step
+    assert _losses(straight / "run") == _losses(tmp_path / "killed" / "run")  # one row per step, none twice
     assert len(_losses(tmp_path / "killed" / "run")) == 40
     assert (tmp_path / "killed" / "run" / "samples" / "heldout_final.png").stat().st_size > 0
+    assert not leftovers(tmp_path / "killed" / "run" / "samples")
 
 
 @pytest.mark.slow

@@ -93,6 +93,9 @@ def choose_runtime(device: str, precision: str, channels_last: bool, determinist
 
 
 def _train(args: argparse.Namespace) -> None:
+    import signal
+    import threading
+
     import torch
 
     from edn.errors import EdnError
@@ -117,9 +120,23 @@ def _train(args: argparse.Namespace) -> None:
         downsample=args.downsample, perceptual_network=args.perceptual_network,
         checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
         keep_checkpoints=args.keep_checkpoints)
-    train_stage(options=options, preset=get_preset(args.preset), frames=args.frames, labels=args.labels,
-                index=args.index, perceptual_weights=args.perceptual, output=args.output, run_dir=args.run_dir,
-                init=args.init, runtime=runtime, progress=args.progress)
+    # SIGTERM (Snakemake, a cluster's time limit) finishes the current iteration and
+    # saves a checkpoint; a second SIGTERM exits at once.
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise SystemExit(128 + signum)
+        log.warning("SIGTERM: stopping after this iteration")
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, request_stop)
+    try:
+        train_stage(options=options, preset=get_preset(args.preset), frames=args.frames, labels=args.labels,
+                    index=args.index, perceptual_weights=args.perceptual, output=args.output, run_dir=args.run_dir,
+                    init=args.init, runtime=runtime, progress=args.progress, stop_requested=stop.is_set)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _perceptual_weights(args: argparse.Namespace) -> None:

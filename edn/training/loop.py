@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,6 +22,10 @@ from edn.training.samples import evenly_spaced, to_uint8, write_grid
 from edn.training.stages import Runtime, StageTrainer
 
 log = logging.getLogger(__name__)
+
+class TrainingStopped(EdnError):
+    """Training was asked to stop (SIGTERM); its progress is saved."""
+
 
 #: The stage each stage starts from.
 INIT_STAGES = {"global": (), "local": ("global",), "face": ("global", "local")}
@@ -88,13 +93,16 @@ def _fingerprint(*paths: str | os.PathLike) -> dict:
 def train_stage(*, options: StageOptions, preset: Preset, frames: str | os.PathLike, labels: str | os.PathLike,
                 index: str | os.PathLike, perceptual_weights: str | os.PathLike, output: str | os.PathLike,
                 run_dir: str | os.PathLike, init: str | os.PathLike | None, runtime: Runtime,
-                progress: bool = True) -> Path:
+                progress: bool = True, stop_requested: Callable[[], bool] = lambda: False) -> Path:
     """Train one stage to ``options.iterations`` and write the final model to ``output``.
 
     Resumes from the newest rolling checkpoint in ``run_dir`` when the run there
     was started with the same options, inputs and previous-stage checkpoint.
     Returns the path of the held-out sample grid (or of the last training grid
-    when nothing is held out).
+    when nothing is held out). ``stop_requested`` is asked after every
+    iteration (the CLI sets it on SIGTERM, e.g. a cluster's time limit): when
+    true, a rolling checkpoint of the finished iterations is saved and
+    :class:`TrainingStopped` raised, so a rerun loses nothing.
     """
     stage = options.stage
     init_checkpoint = None
@@ -169,6 +177,11 @@ def train_stage(*, options: StageOptions, preset: Preset, frames: str | os.PathL
             run.save(checkpoint(with_optimizers=True))
             log.info("step %d: G %.4f D %.4f (%.2f it/s)", step, losses["g_total"], losses["d_total"],
                      (step - start_step) / max(time.perf_counter() - started, 1e-9))
+        if stop_requested() and step < options.iterations:
+            bar.close()
+            path = run.save(checkpoint(with_optimizers=True))
+            raise TrainingStopped(f"{stage} stage: stopped at step {step} of {options.iterations}; "
+                                  f"checkpoint {str(path)!r} saved, rerun to resume")
     bar.close()
     run.save(checkpoint(with_optimizers=True))
     grid = _write_heldout_grid(run.samples / "heldout_final.png", trainer, data, split.heldout)

@@ -44,6 +44,8 @@ class RunDirectory:
 
     def start(self, options: dict, preset: Preset, stage: str) -> Checkpoint | None:
         """Prepare the directory for a run with ``options``; return the checkpoint to resume from, if any."""
+        for partial in self.checkpoints.glob(".*.partial*"):  # a write a SIGKILL interrupted
+            partial.unlink(missing_ok=True)
         if self.options_file.is_file():
             previous = json.loads(self.options_file.read_text())
             if previous == options:
