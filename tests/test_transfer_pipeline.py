@@ -1,0 +1,130 @@
+"""The whole pipeline through Snakemake at a tiny size: videos in, playable transfers out.
+
+One module-scoped run makes two pairs onto one target: a source with a soundtrack
+(the dancer with a sine tone added) and one without (the aerobics video). Then
+Snakemake's dry runs show which jobs a change or a --forcerun reruns.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from edn.frames import read_meta
+from edn.media import count_frames, probe_video
+from helpers import DEMO, ffmpeg, run_snakemake
+
+pytestmark = pytest.mark.slow
+
+PAIRS = ("dancer_to_juggler", "aerobics_to_juggler")
+
+
+def tiny_config(workdir: Path) -> dict:
+    """Short spans of the demo videos, the tiny preset, a few iterations per stage."""
+    dancer = workdir / "dancer_with_tone.mp4"
+    ffmpeg("-i", DEMO / "source_dancer.mp4", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=6",
+           "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", "-shortest", dancer)
+    return {
+        "subjects": {
+            "dancer": {"video": str(dancer), "start": 1.0, "end": 2.5},
+            "aerobics": {"video": str(DEMO / "source_aerobics.mp4"), "end": 1.0},
+            "juggler": {"video": str(DEMO / "target_juggler.mp4"), "end": 3.0},
+        },
+        "pairs": [{"source": "dancer", "target": "juggler"}, {"source": "aerobics", "target": "juggler"}],
+        "training": {"preset": "tiny", "iterations": {"global": 3, "local": 3, "face": 3},
+                     "checkpoint_every": 2, "sample_every": 2, "holdout_fraction": 0.2},
+    }
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory) -> tuple[Path, dict]:
+    workdir = tmp_path_factory.mktemp("pipeline")
+    config = tiny_config(workdir)
+    result = run_snakemake(workdir, config)
+    assert result.returncode == 0, result.output[-3000:]
+    return workdir, config
+
+
+def planned_jobs(workdir: Path, config: dict, *args: str) -> dict[str, int]:
+    """The jobs a dry run would run, as {rule: count}."""
+    # Targets and --forcerun first: --quiet takes any number of values.
+    result = run_snakemake(workdir, config, *args, "--dry-run", "--quiet", "rules")
+    assert result.returncode == 0, result.output[-3000:]
+    jobs = {}
+    for line in result.output.splitlines():
+        match = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
+        if match and match[1] != "total":
+            jobs[match[1]] = int(match[2])
+    return jobs
+
+
+@pytest.mark.parametrize("pair,has_audio", [("dancer_to_juggler", True), ("aerobics_to_juggler", False)])
+def test_transfer_video_matches_the_source_span(pipeline, pair: str, has_audio: bool) -> None:
+    workdir, _ = pipeline
+    source = pair.split("_to_")[0]
+    video = workdir / f"results/transfer/{pair}.mp4"
+    span = workdir / f"results/videos/{source}.mp4"
+    info, span_info = probe_video(video), probe_video(span)
+    assert count_frames(video) == count_frames(span) == read_meta(workdir / f"results/frames/{source}/meta.json").frame_count
+    assert info.fps == span_info.fps
+    assert info.has_audio is has_audio
+    if has_audio:
+        assert info.audio_duration_s == pytest.approx(span_info.audio_duration_s, abs=0.05)
+        assert info.audio_duration_s == pytest.approx(1.5, abs=0.05)  # the 1.0-2.5 s span
+    compare = probe_video(workdir / f"results/transfer/{pair}.compare.mp4")
+    assert compare.fps == info.fps and count_frames(workdir / f"results/transfer/{pair}.compare.mp4") == count_frames(video)
+    assert compare.width == 3 * info.width + 8 and compare.height == info.height
+
+
+def test_dancer_span_frame_count(pipeline) -> None:
+    workdir, _ = pipeline
+    # 1.5 s of a 20 fps video.
+    assert read_meta(workdir / "results/frames/dancer/meta.json").frame_count == 30
+    assert read_meta(workdir / "results/frames/dancer/meta.json").fps_value == Fraction(20)
+
+
+def test_nothing_to_do_after_a_complete_run(pipeline) -> None:
+    assert planned_jobs(*pipeline) == {}
+
+
+def test_changing_a_synthesis_option_reruns_synthesis_and_encoding_only(pipeline) -> None:
+    workdir, config = pipeline
+    changed = copy.deepcopy(config)
+    changed["synthesis"] = {"precision": "fp32"}
+    assert planned_jobs(workdir, changed) == {"synthesize": 2, "encode_transfer": 2, "compare_transfer": 2, "all": 1}
+
+
+def test_changing_the_output_framing_reencodes_only(pipeline) -> None:
+    workdir, config = pipeline
+    changed = copy.deepcopy(config)
+    changed["synthesis"] = {"output_framing": "source"}
+    assert planned_jobs(workdir, changed) == {"encode_transfer": 2, "all": 1}
+
+
+def test_forcerun_of_the_face_stage_reruns_what_follows_not_the_global_stage(pipeline) -> None:
+    assert planned_jobs(*pipeline, "--forcerun", "train_face") == {
+        "train_face": 1, "synthesize": 2, "encode_transfer": 2, "compare_transfer": 2, "all": 1}
+
+
+def test_forcerun_of_poses_for_one_subject(pipeline) -> None:
+    workdir, config = pipeline
+    jobs = planned_jobs(workdir, config, "--forcerun", "results/poses/aerobics.parquet")
+    assert jobs == {"detect_poses": 1, "smooth_poses": 1, "preview_poses": 1, "subject_stats": 1,
+                    "normalize_transfer": 1, "normalization_figure": 1, "render_transfer_labels": 1,
+                    "preview_transfer_labels": 1, "synthesize": 1, "encode_transfer": 1, "compare_transfer": 1,
+                    "all": 1}
+
+
+@pytest.mark.parametrize("target,expected", [
+    ("poses", {"detect_poses": 3, "smooth_poses": 3, "preview_poses": 3, "poses": 1}),
+    ("global_models", {"train_global": 1, "global_models": 1}),
+    ("transfers", {"synthesize": 2, "encode_transfer": 2, "compare_transfer": 2, "transfers": 1}),
+])
+def test_per_stage_targets(pipeline, target: str, expected: dict) -> None:
+    workdir, config = pipeline
+    rule = next(rule for rule in expected if rule != target)
+    assert planned_jobs(workdir, config, target, "--forcerun", rule) == expected
