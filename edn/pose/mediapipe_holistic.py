@@ -21,9 +21,10 @@ face takes the mean visibility of the pose's face landmarks (nose, eyes, ears,
 mouth) and each hand the visibility of its pose wrist: a hand Holistic tracks
 from an occluded wrist is as doubtful as that wrist.
 
-Speed: one Holistic stream runs at about 25 frames/s at 256x128 on this
-project's 2-core machines; :func:`detect_mediapipe` runs one stream per worker
-process over a contiguous chunk of frames, so each stream's tracking stays valid.
+Speed: one Holistic stream costs about 50 ms of CPU a frame at 256x128 (some
+20 frames/s) on this project's 2-core machines; :func:`detect_mediapipe` runs
+one stream per worker process over a contiguous chunk of frames, so each
+stream's tracking stays valid and two cores are used.
 """
 
 from __future__ import annotations
