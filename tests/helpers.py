@@ -76,3 +76,22 @@ def run_snakemake(workdir: Path, config: dict, *args: str, timeout: float = 600)
         capture_output=True, text=True, timeout=timeout, env=env, cwd=workdir,
     )
     return Completed(result.returncode, result.stdout, result.stderr)
+
+
+def tiny_pipeline_config(workdir: Path) -> dict:
+    """The whole pipeline in a minute or two: short spans of the demo videos, two
+    pairs onto one target (a source with a soundtrack, one without), the tiny
+    preset and a few iterations per stage."""
+    dancer = workdir / "dancer_with_tone.mp4"
+    ffmpeg("-i", DEMO / "source_dancer.mp4", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=6",
+           "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", "-shortest", dancer)
+    return {
+        "subjects": {
+            "dancer": {"video": str(dancer), "start": 1.0, "end": 2.5},
+            "aerobics": {"video": str(DEMO / "source_aerobics.mp4"), "end": 1.0},
+            "juggler": {"video": str(DEMO / "target_juggler.mp4"), "end": 3.0},
+        },
+        "pairs": [{"source": "dancer", "target": "juggler"}, {"source": "aerobics", "target": "juggler"}],
+        "training": {"preset": "tiny", "iterations": {"global": 3, "local": 3, "face": 3},
+                     "checkpoint_every": 2, "sample_every": 2, "holdout_fraction": 0.2},
+    }

@@ -16,34 +16,17 @@ import pytest
 
 from edn.frames import read_meta
 from edn.media import count_frames, probe_video
-from helpers import DEMO, ffmpeg, run_snakemake
+from helpers import run_snakemake, tiny_pipeline_config
 
 pytestmark = pytest.mark.slow
 
 PAIRS = ("dancer_to_juggler", "aerobics_to_juggler")
 
 
-def tiny_config(workdir: Path) -> dict:
-    """Short spans of the demo videos, the tiny preset, a few iterations per stage."""
-    dancer = workdir / "dancer_with_tone.mp4"
-    ffmpeg("-i", DEMO / "source_dancer.mp4", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=6",
-           "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", "-shortest", dancer)
-    return {
-        "subjects": {
-            "dancer": {"video": str(dancer), "start": 1.0, "end": 2.5},
-            "aerobics": {"video": str(DEMO / "source_aerobics.mp4"), "end": 1.0},
-            "juggler": {"video": str(DEMO / "target_juggler.mp4"), "end": 3.0},
-        },
-        "pairs": [{"source": "dancer", "target": "juggler"}, {"source": "aerobics", "target": "juggler"}],
-        "training": {"preset": "tiny", "iterations": {"global": 3, "local": 3, "face": 3},
-                     "checkpoint_every": 2, "sample_every": 2, "holdout_fraction": 0.2},
-    }
-
-
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory) -> tuple[Path, dict]:
     workdir = tmp_path_factory.mktemp("pipeline")
-    config = tiny_config(workdir)
+    config = tiny_pipeline_config(workdir)
     result = run_snakemake(workdir, config)
     assert result.returncode == 0, result.output[-3000:]
     return workdir, config
