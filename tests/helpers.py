@@ -11,6 +11,11 @@ from pathlib import Path
 
 import yaml
 
+from edn.decode import decode_video
+from edn.frames import FrameMeta
+from edn.keypoints import PoseSequence
+from edn.pose.detect import detect
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "resources" / "demo"
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
@@ -95,3 +100,24 @@ def tiny_pipeline_config(workdir: Path) -> dict:
         "training": {"preset": "tiny", "iterations": {"global": 3, "local": 3, "face": 3},
                      "checkpoint_every": 2, "sample_every": 2, "holdout_fraction": 0.2},
     }
+
+
+WORKING_SIZE = (256, 128)  # the demo's
+
+
+@dataclass
+class Detected:
+    poses: PoseSequence
+    meta: FrameMeta
+    frames: Path
+    meta_path: Path
+    video: Path
+
+
+def decode_and_detect(directory: Path, video: Path, *, scale: float) -> Detected:
+    directory.mkdir(parents=True, exist_ok=True)
+    frames, meta_path = directory / "frames.npy", directory / "meta.json"
+    meta = decode_video(video, frames, meta_path, working_size=WORKING_SIZE)
+    poses = detect("mediapipe", frames_path=frames, meta_path=meta_path, video=video, detection_scale=scale,
+                   workers=2, scratch_dir=directory, show_progress=False)
+    return Detected(poses, meta, frames, meta_path, video)

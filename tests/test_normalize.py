@@ -279,3 +279,45 @@ def test_stats_file_round_trip(tmp_path) -> None:
 def test_standing_pose_helper_is_what_the_tests_assume() -> None:
     pose = standing_pose(100, 200, 80)
     assert lower_ankle_y(pose[None])[0] == 200 and nose_height(pose[None])[0] == pytest.approx(80)
+
+
+# -- the shipped pair: the dancer onto the juggler, real MediaPipe poses -------------
+
+def test_shipped_dancer_lands_in_the_jugglers_range_at_his_height(dancer, juggler, tmp_path) -> None:
+    from edn.frames import load_frames
+    from edn.label_preview import write_normalization_figure
+    from edn.smoothing import smooth_poses
+    from edn.subject_stats import ankle_measures, head_points
+
+    source_poses, target_poses = smooth_poses(dancer.poses), smooth_poses(juggler.poses)
+    source, target = compute_stats(source_poses, "dancer"), compute_stats(target_poses, "juggler")
+    normalized, _ = normalize_poses(source_poses, source, target)
+    assert normalized.frame_count == source_poses.frame_count == 102
+
+    a_n, mid_n, valid_n = ankle_measures(normalized.keypoints)
+    a_t, mid_t, valid_t = ankle_measures(target_poses.keypoints)
+    tolerance = target.tolerance_px
+    inside = (a_n[valid_n] >= target.far - tolerance) & (a_n[valid_n] <= target.close + tolerance)
+    assert inside.mean() >= 0.95, f"only {inside.mean():.0%} of the dancer's frames stand in the juggler's range"
+
+    # Standing height (90th percentile of nose-to-ankles) at matching depth: the
+    # juggler's frames within a pixel of each depth the normalised dancer stands at.
+    head_n, has_head_n = head_points(normalized.keypoints)
+    head_t, has_head_t = head_points(target_poses.keypoints)
+    h_n = np.linalg.norm(head_n - mid_n, axis=1)[valid_n & has_head_n]
+    h_t_all = np.linalg.norm(head_t - mid_t, axis=1)
+    depths = a_n[valid_n & has_head_n]
+    near = np.zeros(target_poses.frame_count, bool)
+    for depth in np.unique(np.round(depths)):
+        near |= valid_t & has_head_t & (np.abs(a_t - depth) <= 1.0)
+    assert near.sum() >= 20
+    dancer_height, juggler_height = np.percentile(h_n, 90), np.percentile(h_t_all[near], 90)
+    print(f"standing height: dancer {dancer_height:.1f} px, juggler {juggler_height:.1f} px; inside {inside.mean():.0%}")
+    assert dancer_height == pytest.approx(juggler_height, rel=0.10)
+
+    figure = tmp_path / "normalization.png"
+    write_normalization_figure(normalized, target_poses, load_frames(juggler.frames), figure)
+    import cv2
+
+    image = cv2.imread(str(figure))
+    assert image.shape == (128, 2 * 256 + 4, 3)

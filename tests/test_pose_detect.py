@@ -8,7 +8,6 @@ confident and in anatomical order, left and right are the person's own, the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +15,8 @@ import pytest
 
 from edn.decode import decode_video
 from edn.fetch import fetch_video
-from edn.frames import FrameMeta, load_frames
+from edn.frames import load_frames
 from edn.keypoints import PoseSequence, read_pose_table, write_pose_table
-from edn.pose.detect import detect
 from edn.pose.main_person import body_size
 from edn.skeleton import (
     BODY,
@@ -37,40 +35,7 @@ from edn.skeleton import (
     RIGHT_HAND,
     Body,
 )
-from helpers import DEMO, run_edn
-
-WORKING_SIZE = (256, 128)  # the demo's
-
-
-@dataclass
-class Detected:
-    poses: PoseSequence
-    meta: FrameMeta
-    frames: Path
-    meta_path: Path
-    video: Path
-
-
-def _decode_and_detect(directory: Path, video: Path, *, scale: float) -> Detected:
-    directory.mkdir(parents=True, exist_ok=True)
-    frames, meta_path = directory / "frames.npy", directory / "meta.json"
-    meta = decode_video(video, frames, meta_path, working_size=WORKING_SIZE)
-    poses = detect("mediapipe", frames_path=frames, meta_path=meta_path, video=video, detection_scale=scale,
-                   workers=2, scratch_dir=directory, show_progress=False)
-    return Detected(poses, meta, frames, meta_path, video)
-
-
-@pytest.fixture(scope="session")
-def dancer(tmp_path_factory) -> Detected:
-    """The dancer detected on the 256x128 working frames themselves."""
-    return _decode_and_detect(tmp_path_factory.mktemp("dancer"), DEMO / "source_dancer.mp4", scale=1)
-
-
-@pytest.fixture(scope="session")
-def juggler(tmp_path_factory) -> Detected:
-    """The juggler detected as in the demo config: on the video decoded at 512x256."""
-    return _decode_and_detect(tmp_path_factory.mktemp("juggler"), DEMO / "target_juggler.mp4", scale=2)
-
+from helpers import DEMO, WORKING_SIZE, Detected, decode_and_detect, run_edn
 
 @pytest.fixture(scope="session")
 def people_one_by_one(tmp_path_factory) -> Detected:
@@ -78,7 +43,7 @@ def people_one_by_one(tmp_path_factory) -> Detected:
     directory = tmp_path_factory.mktemp("people")
     clip = fetch_video(str(DEMO / "people_one_by_one.mp4"), directory / "clip.mp4", start_s=0, end_s=26,
                        cache_dir=directory / "cache")
-    return _decode_and_detect(directory, clip, scale=1)
+    return decode_and_detect(directory, clip, scale=1)
 
 
 def _present(poses: PoseSequence, joint: int) -> np.ndarray:
@@ -158,7 +123,7 @@ def test_detection_scale_maps_back_to_working_pixels(juggler: Detected, tmp_path
     the size agree in working pixels: the detection -> source -> working map is right."""
     clip = fetch_video(str(DEMO / "target_juggler.mp4"), tmp_path / "clip.mp4", start_s=0, end_s=2,
                        cache_dir=tmp_path / "cache")
-    direct = _decode_and_detect(tmp_path / "direct", clip, scale=1).poses
+    direct = decode_and_detect(tmp_path / "direct", clip, scale=1).poses
     scaled = juggler.poses.keypoints[: direct.frame_count]
     both = (direct.confidence[:, BODY] > 0) & (scaled[:, BODY, 2] > 0)
     error = np.linalg.norm(direct.xy[:, BODY][both] - scaled[:, BODY, :2][both], axis=1)
