@@ -68,3 +68,13 @@ def test_dry_run_of_the_default_target_lists_the_stages(tmp_path: Path) -> None:
     counts = {line.split()[0]: int(line.split()[1]) for line in result.output.splitlines()
               if len(line.split()) == 2 and line.split()[1].isdigit()}
     assert counts["fetch_video"] == 2 and counts["decode_frames"] == 2
+
+
+def test_a_pair_without_a_model_is_an_error_when_training_is_disabled(tmp_path: Path) -> None:
+    config = demo_config()
+    config["training"] = {"enabled": False}
+    result = run_snakemake(tmp_path, config, "--dry-run")
+    assert result.returncode != 0
+    assert ("pair dancer_to_juggler: target 'juggler' has no trained model results/models/juggler/global.pt"
+            in result.output)
+    assert "training is disabled (training.enabled: false)" in result.output

@@ -6,6 +6,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
@@ -206,10 +207,21 @@ def get_face_init(wildcards):
 
 
 def get_trained_models(wildcards):
-    """The models synthesis needs for a target: the last main stage's and, with use_face_gan, the face GAN's."""
+    """The models synthesis needs for a target: the last main stage's and, with use_face_gan, the face GAN's.
+
+    With training disabled they must exist already: a missing one stops the
+    workflow before anything runs, instead of starting a training.
+    """
     models = {"generator": get_face_init(wildcards)}
     if config["training"]["use_face_gan"]:
         models["face"] = f"results/models/{wildcards.target}/face.pt"
+    if not config["training"]["enabled"]:
+        missing = [path for path in models.values() if not Path(path).exists()]
+        if missing:
+            raise WorkflowError(
+                f"pair {wildcards.source}_to_{wildcards.target}: target {wildcards.target!r} has no trained "
+                f"model {', '.join(missing)} and training is disabled (training.enabled: false)"
+            )
     return models
 
 
