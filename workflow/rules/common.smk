@@ -206,6 +206,19 @@ def get_face_init(wildcards):
     return f"results/models/{wildcards.target}/{stage}.pt"
 
 
+def _require_trained(models, target, purpose):
+    """With training disabled, models must already exist: say which are missing before anything runs."""
+    if config["training"]["enabled"]:
+        return models
+    missing = [path for path in models.values() if not Path(path).exists()]
+    if missing:
+        raise WorkflowError(
+            f"{purpose}: target {target!r} has no trained model {', '.join(missing)} "
+            "and training is disabled (training.enabled: false)"
+        )
+    return models
+
+
 def get_trained_models(wildcards):
     """The models synthesis needs for a target: the last main stage's and, with use_face_gan, the face GAN's.
 
@@ -215,14 +228,49 @@ def get_trained_models(wildcards):
     models = {"generator": get_face_init(wildcards)}
     if config["training"]["use_face_gan"]:
         models["face"] = f"results/models/{wildcards.target}/face.pt"
-    if not config["training"]["enabled"]:
-        missing = [path for path in models.values() if not Path(path).exists()]
-        if missing:
+    return _require_trained(models, wildcards.target, f"pair {wildcards.source}_to_{wildcards.target}")
+
+
+# Evaluation methods: the configured model against the nearest-neighbour
+# baseline, and the paper's ablation of the global stage: frame by frame (fbf),
+# with temporal smoothing (ts), and with the face GAN (fg).
+MAIN_METHODS = ["nearest_neighbour", "edn"]
+ABLATION_METHODS = ["nearest_neighbour", "fbf", "ts", "fg"]
+
+
+wildcard_constraints:
+    method="|".join(dict.fromkeys(MAIN_METHODS + ABLATION_METHODS)),
+
+
+def get_evaluation_models(wildcards):
+    """The checkpoints a method is evaluated with (none for the baseline)."""
+    target, method = wildcards.target, wildcards.method
+    if method == "nearest_neighbour":
+        return {}
+    if method == "edn":
+        models = {"generator": get_face_init(wildcards)}
+        if config["training"]["use_face_gan"]:
+            models["face"] = f"results/models/{target}/face.pt"
+    else:
+        if config["training"]["use_local"]:
             raise WorkflowError(
-                f"pair {wildcards.source}_to_{wildcards.target}: target {wildcards.target!r} has no trained "
-                f"model {', '.join(missing)} and training is disabled (training.enabled: false)"
+                "evaluation: the ablation compares global-stage models and needs training.use_local: false"
             )
-    return models
+        models = {
+            "fbf": {"generator": f"results/models/{target}/fbf/global.pt"},
+            "ts": {"generator": f"results/models/{target}/global.pt"},
+            "fg": {"generator": f"results/models/{target}/global.pt", "face": f"results/models/{target}/face.pt"},
+        }[method]
+    return _require_trained(models, target, f"evaluation of {method}")
+
+
+def get_evaluation_model_options(wildcards, input):
+    options = []
+    if "generator" in input.keys():
+        options.append(f"--generator {shlex.quote(input.generator)}")
+    if "face" in input.keys():
+        options.append(f"--face {shlex.quote(input.face)}")
+    return " ".join(options)
 
 
 def get_face_option(wildcards, input):

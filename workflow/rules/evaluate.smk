@@ -1,0 +1,82 @@
+# Evaluation (paper section 4): the target's held-out frames reconstructed from
+# their own poses by each method, scored against the real frames.
+#
+#   results/eval/{target}/metrics.csv     the configured model vs the nearest-neighbour baseline
+#   results/eval/{target}/ablation.md     FBF, FBF+TS, FBF+TS+FG and the baseline (one table)
+
+
+rule evaluate_method:
+    input:
+        unpack(get_evaluation_models),
+        frames="results/frames/{target}/frames.npy",
+        poses="results/poses/{target}.smooth.parquet",
+        labels="results/labels/{target}/labels.npy",
+        index="results/labels/{target}/index.csv",
+    output:
+        generated="results/eval/{target}/{method}/generated.npy",
+        metrics="results/eval/{target}/{method}/metrics.csv",
+    params:
+        holdout=config["training"]["holdout_fraction"],
+        models=get_evaluation_model_options,
+        device=config["synthesis"]["device"],
+        precision=config["synthesis"]["precision"],
+    threads: config["synthesis"]["threads"]
+    resources:
+        mem_mb=config["synthesis"]["mem_mb"],
+        gpu=config["synthesis"]["gpus"],
+    log:
+        "results/logs/evaluate_method/{target}/{method}.log",
+    benchmark:
+        "results/benchmarks/evaluate_method/{target}/{method}.tsv"
+    conda:
+        "../../envs/evaluate.yaml"
+    shell:
+        "python -m edn --log {log} evaluate --method {wildcards.method} --frames {input.frames:q}"
+        " --poses {input.poses:q} --labels {input.labels:q} --index {input.index:q}"
+        " --holdout-fraction {params.holdout} {params.models} --device {params.device}"
+        " --precision {params.precision} --threads {threads}"
+        " --generated {output.generated:q} --output {output.metrics:q}"
+
+
+rule evaluation_table:
+    input:
+        metrics=expand("results/eval/{{target}}/{method}/metrics.csv", method=MAIN_METHODS),
+        generated=expand("results/eval/{{target}}/{method}/generated.npy", method=MAIN_METHODS),
+        frames="results/frames/{target}/frames.npy",
+    output:
+        csv=report("results/eval/{target}/metrics.csv", caption="../report/metrics.rst", category="Evaluation"),
+        markdown="results/eval/{target}/metrics.md",
+        samples=report("results/eval/{target}/samples.png", caption="../report/samples.rst",
+                       category="Evaluation"),
+    params:
+        holdout=config["training"]["holdout_fraction"],
+    log:
+        "results/logs/evaluation_table/{target}.log",
+    conda:
+        "../../envs/evaluate.yaml"
+    shell:
+        "python -m edn --log {log} eval-table --metrics {input.metrics:q} --generated {input.generated:q}"
+        " --frames {input.frames:q} --holdout-fraction {params.holdout} --output-csv {output.csv:q}"
+        " --output-markdown {output.markdown:q} --output-samples {output.samples:q}"
+
+
+rule ablation_table:
+    input:
+        metrics=expand("results/eval/{{target}}/{method}/metrics.csv", method=ABLATION_METHODS),
+        generated=expand("results/eval/{{target}}/{method}/generated.npy", method=ABLATION_METHODS),
+        frames="results/frames/{target}/frames.npy",
+    output:
+        csv=report("results/eval/{target}/ablation.csv", caption="../report/ablation.rst", category="Evaluation"),
+        markdown="results/eval/{target}/ablation.md",
+        samples=report("results/eval/{target}/ablation_samples.png", caption="../report/samples.rst",
+                       category="Evaluation"),
+    params:
+        holdout=config["training"]["holdout_fraction"],
+    log:
+        "results/logs/ablation_table/{target}.log",
+    conda:
+        "../../envs/evaluate.yaml"
+    shell:
+        "python -m edn --log {log} eval-table --metrics {input.metrics:q} --generated {input.generated:q}"
+        " --frames {input.frames:q} --holdout-fraction {params.holdout} --output-csv {output.csv:q}"
+        " --output-markdown {output.markdown:q} --output-samples {output.samples:q}"
