@@ -151,6 +151,31 @@ def test_killed_training_resumes_to_the_same_weights(straight_run, tmp_path: Pat
 
 
 @pytest.mark.slow
+def test_repeated_sigterms_still_save_a_checkpoint(tmp_path: Path, perceptual_weights: Path) -> None:
+    # At a time limit SLURM signals every process of the job step, and srun forwards
+    # the signal to the step again: training gets SIGTERM twice, milliseconds apart.
+    data = {**write_subject(tmp_path / "subject"), "perceptual": perceptual_weights}
+    command = [sys.executable, "-m", "edn", *map(str, _train_args(data, tmp_path, "run", iterations=400))]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    losses = tmp_path / "run" / "run" / "losses.csv"
+    deadline = time.monotonic() + 120
+    while not (losses.exists() and len(losses.read_text().splitlines()) > 2) and time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[1]
+        time.sleep(0.005)
+    process.send_signal(signal.SIGTERM)
+    time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    stderr = process.communicate(timeout=120)[1]
+    # Stopped (the exit status depends on whether the second signal came before
+    # or after the checkpoint was written), but the iterations done are saved.
+    assert process.returncode != 0 and not (tmp_path / "run" / "global.pt").exists()
+    assert stderr.count("SIGTERM: stopping after this iteration") == 1, stderr
+    step = len(_losses(tmp_path / "run" / "run"))
+    assert step >= 2, stderr  # none is due before step 10 (--checkpoint-every)
+    assert [p.name for p in (tmp_path / "run" / "run" / "checkpoints").glob("step_*.pt")] == [f"step_{step:08d}.pt"]
+
+
+@pytest.mark.slow
 def test_bad_input_is_a_one_line_error_and_leaves_no_model(tmp_path: Path, perceptual_weights: Path) -> None:
     data = {**write_subject(tmp_path / "subject"), "perceptual": perceptual_weights}
     face = run_edn(*_train_args(data, tmp_path, "face", "--init", tmp_path / "nowhere" / "global.pt", stage="face"))

@@ -121,13 +121,14 @@ def _train(args: argparse.Namespace) -> None:
         checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
         keep_checkpoints=args.keep_checkpoints)
     # SIGTERM (Snakemake, a cluster's time limit) finishes the current iteration and
-    # saves a checkpoint; a second SIGTERM exits at once.
+    # saves a checkpoint. Further SIGTERMs change nothing: at a time limit SLURM
+    # sends two at once (to the job step, and again through srun), then SIGKILL
+    # after KillWait. SIGKILL or Ctrl-C stop at once.
     stop = threading.Event()
 
     def request_stop(signum: int, frame: object) -> None:
-        if stop.is_set():
-            raise SystemExit(128 + signum)
-        log.warning("SIGTERM: stopping after this iteration")
+        if not stop.is_set():
+            log.warning("SIGTERM: stopping after this iteration")
         stop.set()
 
     previous = signal.signal(signal.SIGTERM, request_stop)
