@@ -18,9 +18,39 @@ def init_weights(module: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
+class InstanceNorm(nn.Module):
+    """Instance normalisation without learned scale and shift (pix2pixHD's ``--norm instance``).
+
+    ``nn.InstanceNorm2d``'s function, with one fix: in torch 2.14 on the CPU its
+    backward pass returns wrong input gradients (unrelated to the true ones)
+    whenever the incoming gradient is channels_last, which it is in a
+    channels_last network. The output's gradient is made contiguous (the
+    layout of instance norm's output) before it reaches that backward.
+    ``tests/test_models.py`` checks the gradients in both layouts.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.channels = channels
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = nn.functional.instance_norm(x, eps=self.eps)
+        if y.requires_grad:
+            y.register_hook(_contiguous_gradient)
+        return y
+
+    def extra_repr(self) -> str:
+        return f"{self.channels}, eps={self.eps}"
+
+
+def _contiguous_gradient(gradient: torch.Tensor) -> torch.Tensor:
+    return gradient.contiguous()
+
+
 def norm(channels: int) -> nn.Module:
-    """Instance normalisation without learned scale and shift, as in the paper's networks."""
-    return nn.InstanceNorm2d(channels, affine=False)
+    """The normalisation of every network here: instance norm, no learned parameters."""
+    return InstanceNorm(channels)
 
 
 class ResidualBlock(nn.Module):
