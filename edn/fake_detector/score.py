@@ -1,0 +1,203 @@
+"""Scoring with a trained detector: frame pairs, held-out evaluation, any video.
+
+A score is the classifier's probability that a pair (t, t+1) was generated, in
+[0, 1] (the sigmoid of its logit), computed on whole frames at the working size.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from edn.atomic import atomic_path
+from edn.errors import EdnError
+from edn.fake_detector.data import SubjectFrames, pair_tensors
+from edn.fake_detector.metrics import DECISION_THRESHOLD, accuracy, average_precision, roc_auc, roc_curve
+
+log = logging.getLogger(__name__)
+
+METRICS_COLUMNS = ("split", "subject", "metric", "value", "pairs")
+SCORES_COLUMNS = ("first_frame", "second_frame", "time_s", "score")
+
+
+@torch.inference_mode()
+def score_pairs(model: nn.Module, frames: np.ndarray, first: np.ndarray, device: torch.device,
+                batch_pairs: int = 16, progress: bool = False, what: str = "score") -> np.ndarray:
+    """Scores float64 [len(first)] in [0, 1] of the pairs (t, t+1), t in ``first``."""
+    from tqdm import tqdm
+
+    first = np.asarray(first, dtype=np.int64)
+    scores = np.empty(len(first), np.float64)
+    for start in tqdm(range(0, len(first), batch_pairs), unit="batch", desc=what, leave=False,
+                      disable=not progress or None):
+        chunk = first[start:start + batch_pairs]
+        logits = model(pair_tensors(frames, chunk).to(device))
+        scores[start:start + len(chunk)] = torch.sigmoid(logits.float()).cpu().numpy()
+    return scores
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Scores of one evaluation set: real pairs then generated pairs of the same frames."""
+
+    split: str
+    subject: str
+    scores: np.ndarray
+    is_generated: np.ndarray
+
+    @property
+    def pair_count(self) -> int:
+        return len(self.scores)
+
+
+def score_subject(model: nn.Module, subject: SubjectFrames, first: np.ndarray, split: str,
+                  device: torch.device, progress: bool = False) -> Scored:
+    """The same pairs scored real and generated."""
+    real = score_pairs(model, subject.real, first, device, progress=progress, what=f"{subject.name} real")
+    fake = score_pairs(model, subject.generated, first, device, progress=progress,
+                       what=f"{subject.name} generated")
+    return Scored(split=split, subject=subject.name, scores=np.r_[real, fake],
+                  is_generated=np.r_[np.zeros(len(real), bool), np.ones(len(fake), bool)])
+
+
+def metric_rows(scored: Scored) -> list[dict]:
+    """accuracy (at 0.5), average_precision, roc_auc, and the mean score of each class."""
+    s, truth = scored.scores, scored.is_generated
+    values = {
+        "accuracy": accuracy(s, truth),
+        "average_precision": average_precision(s, truth),
+        "roc_auc": roc_auc(s, truth),
+        "mean_score_real": float(s[~truth].mean()) if (~truth).any() else float("nan"),
+        "mean_score_generated": float(s[truth].mean()) if truth.any() else float("nan"),
+    }
+    return [{"split": scored.split, "subject": scored.subject, "metric": name, "value": value,
+             "pairs": scored.pair_count} for name, value in values.items()]
+
+
+def write_metrics(path: str | os.PathLike, evaluations: list[Scored]) -> None:
+    """The long metrics table (one row per split, subject and measure), atomically."""
+    import pandas as pd
+
+    rows = [row for scored in evaluations for row in metric_rows(scored)]
+    with atomic_path(path) as temporary:
+        pd.DataFrame(rows, columns=list(METRICS_COLUMNS)).to_csv(temporary, index=False, float_format="%.6g")
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def write_roc_plot(path: str | os.PathLike, evaluations: list[Scored], title: str) -> None:
+    """ROC curves of the evaluation sets (AUC and AP in the legend), PNG, atomically."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(5, 5))
+    axis.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="chance")
+    for scored in evaluations:
+        fpr, tpr, _ = roc_curve(scored.scores, scored.is_generated)
+        axis.step(fpr, tpr, where="post",
+                  label=f"{scored.split} {scored.subject}: AUC {roc_auc(scored.scores, scored.is_generated):.3f}, "
+                        f"AP {average_precision(scored.scores, scored.is_generated):.3f} "
+                        f"({scored.pair_count} pairs)")
+    axis.set_xlim(-0.01, 1.01)  # a curve along an axis stays visible
+    axis.set_ylim(-0.01, 1.01)
+    axis.set_xlabel("false positive rate (real pairs called generated)")
+    axis.set_ylabel("true positive rate (generated pairs found)")
+    axis.set_title(title, fontsize=10)
+    axis.legend(loc="lower right", fontsize=7)
+    axis.grid(True, alpha=0.3)
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100, format="png")
+    plt.close(figure)
+
+
+@dataclass(frozen=True)
+class VideoScores:
+    """Per-pair scores of a video and the overall verdict (mean score vs 0.5)."""
+
+    video: str
+    fps: Fraction
+    scores: np.ndarray
+
+    @property
+    def mean_score(self) -> float:
+        return float(self.scores.mean())
+
+    @property
+    def verdict(self) -> str:
+        return "generated" if self.mean_score >= DECISION_THRESHOLD else "real"
+
+    def summary(self) -> str:
+        return (f"{self.video}: {self.verdict} (mean score {self.mean_score:.3f} over {len(self.scores)} frame "
+                f"pairs; {float(np.mean(self.scores >= DECISION_THRESHOLD)):.0%} of the pairs score >= "
+                f"{DECISION_THRESHOLD})")
+
+
+def score_video(model: nn.Module, options: dict, video: str | os.PathLike, device: torch.device, *,
+                fps: Fraction | None = None, batch_pairs: int = 16, progress: bool = True) -> VideoScores:
+    """Decode ``video`` to the detector's working size with its training fit, then score every pair.
+
+    ``fps`` None keeps the video's own frame rate (a pair is two consecutive frames
+    of the video as it is).
+    """
+    from edn.decode import decode_video
+    from edn.frames import load_frames
+
+    width, height = options["working_size"]
+    with tempfile.TemporaryDirectory(prefix="edn-detect-") as scratch:
+        frames_path, meta_path = Path(scratch) / "frames.npy", Path(scratch) / "meta.json"
+        meta = decode_video(video, frames_path, meta_path, working_size=(width, height), fps=fps,
+                            fit=options["fit"])
+        frames = load_frames(frames_path)
+        if len(frames) < 2:
+            raise EdnError(f"video {str(video)!r}: {len(frames)} frame, a pair needs two")
+        scores = score_pairs(model, frames, np.arange(len(frames) - 1), device, batch_pairs=batch_pairs,
+                             progress=progress, what="detect")
+        del frames
+    return VideoScores(video=str(video), fps=meta.fps_value, scores=scores)
+
+
+def write_video_scores(path: str | os.PathLike, result: VideoScores) -> None:
+    """One row per pair: its frames, the time of its first frame (s), its score; atomically."""
+    import pandas as pd
+
+    first = np.arange(len(result.scores))
+    table = pd.DataFrame({"first_frame": first, "second_frame": first + 1,
+                          "time_s": first / float(result.fps), "score": result.scores},
+                         columns=list(SCORES_COLUMNS))
+    with atomic_path(path) as temporary:
+        table.to_csv(temporary, index=False, float_format="%.6g")
+
+
+def write_video_plot(path: str | os.PathLike, result: VideoScores) -> None:
+    """Score against time, the 0.5 decision line and the mean; the verdict in the title. PNG, atomically."""
+    plt = _pyplot()
+    times = np.arange(len(result.scores)) / float(result.fps)
+    figure, axis = plt.subplots(figsize=(8, 3))
+    axis.plot(times, result.scores, linewidth=1.2, label="pair score")
+    axis.axhline(DECISION_THRESHOLD, color="grey", linestyle=":", linewidth=1, label="decision (0.5)")
+    axis.axhline(result.mean_score, color="tab:red", linestyle="--", linewidth=1,
+                 label=f"mean {result.mean_score:.3f}")
+    axis.set_ylim(-0.02, 1.02)
+    axis.set_xlabel("time of the pair's first frame (s)")
+    axis.set_ylabel("P(generated)")
+    axis.set_title(f"{Path(result.video).name}: {result.verdict}", fontsize=10)
+    axis.legend(loc="upper right", fontsize=7)
+    axis.grid(True, alpha=0.3)
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100, format="png")
+    plt.close(figure)
