@@ -14,6 +14,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 
 
@@ -32,3 +35,4 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/transfer.smk"
 include: "workflow/rules/targets.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"

@@ -43,6 +43,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     table.add_argument("--output-samples", required=True, help="PNG of sample frames")
     table.set_defaults(handler=_table)
 
+    page = subparsers.add_parser(
+        "html-page", help="one self-contained HTML page of videos, images and tables",
+        description="Embed videos, images and tables (CSV or Markdown pipe tables) in one HTML file that opens "
+                    "anywhere, including inside Snakemake's report.")
+    page.add_argument("--title", required=True)
+    page.add_argument("--description", default="")
+    page.add_argument("--item", action="append", required=True, metavar="KIND=PATH",
+                      help="video=..., image=..., table=... or text=...; shown in the order given")
+    page.add_argument("--output", required=True, help="html to write")
+    page.set_defaults(handler=_html_page)
+
+    losses = subparsers.add_parser("plot-losses", help="plot a training run's loss terms (PNG)")
+    losses.add_argument("--losses", required=True, help="losses.csv of a run directory")
+    losses.add_argument("--title", default="training losses", help="plot title")
+    losses.add_argument("--output", required=True, help="png to write")
+    losses.set_defaults(handler=_plot_losses)
+
 
 def _evaluate(args: argparse.Namespace) -> None:
     import numpy as np
@@ -86,3 +103,15 @@ def _table(args: argparse.Namespace) -> None:
         raise EdnError(f"eval-table: {len(args.metrics)} metrics files but {len(args.generated)} generated files")
     write_eval_table(args.metrics, args.generated, args.frames, args.holdout_fraction,
                      csv_out=args.output_csv, markdown_out=args.output_markdown, samples_out=args.output_samples)
+
+
+def _plot_losses(args: argparse.Namespace) -> None:
+    from edn.plots import plot_losses
+
+    plot_losses(args.losses, args.output, title=args.title)
+
+
+def _html_page(args: argparse.Namespace) -> None:
+    from edn.html_page import Item, write_page
+
+    write_page(args.output, args.title, [Item.parse(item) for item in args.item], description=args.description)

@@ -290,6 +290,19 @@ def get_pair_subjects():
     return sorted({pair[role] for pair in PAIRS for role in ("source", "target")})
 
 
+def _trained_stages():
+    return ["global"] + ["local"] * config["training"]["use_local"] + ["face"] * config["training"]["use_face_gan"]
+
+
+def get_target_loss_plots(wildcards):
+    """Loss curves of every stage the config trains for one target."""
+    return expand("results/models/{target}/{stage}.losses.png", target=wildcards.target, stage=_trained_stages())
+
+
+def get_loss_plot_items(wildcards, input):
+    return " ".join(f"--item image={shlex.quote(path)}" for path in input.losses)
+
+
 def get_final_outputs():
     """What `snakemake` with no target builds: every pair's transfer video,
     comparison video and normalisation figure, and every subject's pose preview."""

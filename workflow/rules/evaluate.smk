@@ -44,7 +44,7 @@ rule evaluation_table:
         generated=expand("results/eval/{{target}}/{method}/generated.npy", method=MAIN_METHODS),
         frames="results/frames/{target}/frames.npy",
     output:
-        csv=report("results/eval/{target}/metrics.csv", caption="../report/metrics.rst", category="Evaluation"),
+        csv="results/eval/{target}/metrics.csv",
         markdown="results/eval/{target}/metrics.md",
         samples=report("results/eval/{target}/samples.png", caption="../report/samples.rst",
                        category="Evaluation"),
@@ -66,7 +66,7 @@ rule ablation_table:
         generated=expand("results/eval/{{target}}/{method}/generated.npy", method=ABLATION_METHODS),
         frames="results/frames/{target}/frames.npy",
     output:
-        csv=report("results/eval/{target}/ablation.csv", caption="../report/ablation.rst", category="Evaluation"),
+        csv="results/eval/{target}/ablation.csv",
         markdown="results/eval/{target}/ablation.md",
         samples=report("results/eval/{target}/ablation_samples.png", caption="../report/samples.rst",
                        category="Evaluation"),
@@ -80,3 +80,26 @@ rule ablation_table:
         "python -m edn --log {log} eval-table --metrics {input.metrics:q} --generated {input.generated:q}"
         " --frames {input.frames:q} --holdout-fraction {params.holdout} --output-csv {output.csv:q}"
         " --output-markdown {output.markdown:q} --output-samples {output.samples:q}"
+
+
+rule plot_losses:
+    input:
+        model="results/models/{target}/{stage}.pt",
+    output:
+        report(
+            "results/models/{target}/{stage}.losses.png",
+            caption="../report/losses.rst",
+            category="Training",
+            subcategory="{target}",
+        ),
+    params:
+        losses="results/runs/{target}/{stage}/losses.csv",
+    wildcard_constraints:
+        stage="global|local|face",
+    log:
+        "results/logs/plot_losses/{target}/{stage}.log",
+    conda:
+        "../../envs/evaluate.yaml"
+    shell:
+        "python -m edn --log {log} plot-losses --losses {params.losses:q}"
+        " --title '{wildcards.target}: {wildcards.stage} stage' --output {output:q}"

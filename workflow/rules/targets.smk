@@ -63,3 +63,12 @@ rule transfers:
     input:
         expand("results/transfer/{pair}.mp4", pair=get_pair_names()),
         expand("results/transfer/{pair}.compare.mp4", pair=get_pair_names()),
+
+
+# Everything the HTML report shows:
+#   snakemake --cores all report_inputs && snakemake --report results/report.zip report_inputs
+rule report_inputs:
+    input:
+        get_final_outputs(),
+        expand("results/report/{pair}.html", pair=get_pair_names()),
+        expand("results/report/{target}_evaluation.html", target=get_targets()),

@@ -35,11 +35,7 @@ rule encode_transfer:
         meta="results/frames/{source}/meta.json",
         video="results/videos/{source}.mp4",
     output:
-        report(
-            "results/transfer/{source}_to_{target}.mp4",
-            caption="../report/transfer.rst",
-            category="Transfer",
-        ),
+        "results/transfer/{source}_to_{target}.mp4",
     params:
         framing=config["synthesis"]["output_framing"],
     log:
@@ -61,11 +57,7 @@ rule compare_transfer:
         meta="results/frames/{source}/meta.json",
         video="results/videos/{source}.mp4",
     output:
-        report(
-            "results/transfer/{source}_to_{target}.compare.mp4",
-            caption="../report/compare.rst",
-            category="Transfer",
-        ),
+        "results/transfer/{source}_to_{target}.compare.mp4",
     log:
         "results/logs/compare_transfer/{source}_to_{target}.log",
     benchmark:
