@@ -54,10 +54,9 @@ def body_boxes(poses: PoseSequence) -> tuple[np.ndarray, np.ndarray]:
     width, height = poses.frame_size
     xy, present = poses.xy[:, BODY], poses.confidence[:, BODY] > 0
     found = present.any(axis=1)
-    big = np.where(present[..., None], xy, np.nan)
-    with np.errstate(all="ignore"):
-        low, high = np.nanmin(big, axis=1), np.nanmax(big, axis=1)
-    low, high = np.nan_to_num(low), np.nan_to_num(high)
+    big = np.where(present[..., None], xy, np.inf)
+    low = np.where(found[:, None], big.min(axis=1), 0.0)
+    high = np.where(found[:, None], np.where(present[..., None], xy, -np.inf).max(axis=1), 0.0)
     margin = (high - low) * BODY_BOX_MARGIN + 2.0
     x0 = np.clip(np.floor(low[:, 0] - margin[:, 0]), 0, width - 1)
     y0 = np.clip(np.floor(low[:, 1] - margin[:, 1]), 0, height - 1)

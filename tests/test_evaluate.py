@@ -1,0 +1,126 @@
+"""Held-out evaluation: the split, body boxes, scoring, tables and pages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edn.eval_report import markdown_table, read_metrics
+from edn.evaluate import (HeldOutClip, body_boxes, first_heldout_frame, nearest_neighbour_frames, score,
+                          write_metrics)
+from edn.html_page import Item, write_page
+from edn.keypoints import PoseSequence
+from edn.labels import LabelIndex
+from edn.render import label_index
+from edn.skeleton import Body
+from edn.training.data import split_pairs
+from helpers import run_edn
+from synthetic_poses import walking_sequence
+
+
+@pytest.mark.parametrize("count,fraction", [(247, 0.1), (100, 0.2), (31, 0.25), (10, 0.0)])
+def test_held_out_frames_are_those_training_never_sees(count: int, fraction: float) -> None:
+    index = LabelIndex(has_body=np.ones(count, bool), face_boxes=np.zeros((count, 4), np.int32),
+                       has_face=np.ones(count, bool))
+    split = split_pairs(index, fraction, need_face=False, source="test")
+    assert first_heldout_frame(count, fraction) == split.first_heldout
+    assert split.pairs.max() + 1 < split.first_heldout or fraction == 0.0
+
+
+def test_body_boxes_cover_the_joints_with_a_margin() -> None:
+    poses = walking_sequence(np.array([85.0, 120.0]), np.array([80.0, 60.0]), ankle_x=150, frame_size=(256, 128))
+    keypoints = poses.keypoints.copy()
+    keypoints[1] = 0  # nobody in frame 1
+    boxes, found = body_boxes(poses.replace(keypoints))
+    assert list(found) == [True, False]
+    x0, y0, x1, y1 = boxes[0]
+    body = poses.keypoints[0, :25, :2]
+    assert x0 < body[:, 0].min() and x1 > body[:, 0].max()
+    assert y0 == 0  # the eyes are 3.4 px from the top: the margin is clamped to the frame
+    assert y1 > body[:, 1].max() and y1 <= 128
+
+
+def _clip(frames: np.ndarray, poses: PoseSequence, first: int) -> HeldOutClip:
+    return HeldOutClip.from_target(frames, poses, label_index(poses), first)
+
+
+def test_scores_of_a_perfect_reconstruction(real_poses_and_frames) -> None:
+    poses, frames = real_poses_and_frames
+    first = first_heldout_frame(len(frames), 0.25)
+    clip = _clip(frames, poses, first)
+    rows = {(r["metric"], r["region"]): r for r in score("real", clip.real.copy(), clip, with_pose_fidelity=False)}
+    assert rows[("ssim", "full")]["value"] == pytest.approx(1.0)
+    assert rows[("ssim", "body")]["value"] == pytest.approx(1.0)
+    assert rows[("stlpips_alex", "face")]["value"] == pytest.approx(0.0, abs=1e-6)
+    assert rows[("temporal_change_ratio", "full")]["value"] == pytest.approx(1.0)
+    assert rows[("temporal_change_error", "full")]["value"] == 0.0
+    assert rows[("lpips_alex", "full")]["note"].startswith("unavailable") or rows[("lpips_alex", "full")]["value"] < 1e-6
+    assert rows[("ssim", "full")]["frames"] == len(frames) - first
+
+
+def test_nearest_neighbour_beats_noise_and_pose_fidelity_of_real_frames(real_poses_and_frames) -> None:
+    poses, frames = real_poses_and_frames
+    first = first_heldout_frame(len(frames), 0.25)
+    clip = _clip(frames, poses, first)
+    neighbours = nearest_neighbour_frames(poses, frames, first)
+    assert neighbours.shape == clip.real.shape
+    noise = np.random.default_rng(0).integers(0, 256, clip.real.shape, dtype=np.uint8)
+    nn = {(r["metric"], r["region"]): r["value"] for r in score("nn", neighbours, clip)}
+    bad = {(r["metric"], r["region"]): r["value"] for r in score("noise", noise, clip, with_pose_fidelity=False)}
+    assert nn[("ssim", "full")] > bad[("ssim", "full")] + 0.3
+    assert nn[("stlpips_alex", "body")] < bad[("stlpips_alex", "body")]
+    # The neighbours are real frames of the same person: MediaPipe finds the body,
+    # a few pixels from the held-out pose.
+    assert nn[("pose_detected_fraction", "body")] == 1.0
+    assert nn[("pose_error_height_fraction", "body")] < 0.15
+
+
+@pytest.fixture(scope="module")
+def real_poses_and_frames(juggler):
+    """40 real frames of the juggler with their detected poses."""
+    from edn.frames import load_frames
+
+    frames = np.asarray(load_frames(juggler.frames)[:40])
+    return juggler.poses.replace(juggler.poses.keypoints[:40]), frames
+
+
+def test_table_markdown_and_page(tmp_path) -> None:
+    rows = [
+        {"method": "nearest_neighbour", "region": "full", "metric": "ssim", "value": 0.9, "frames": 25, "note": ""},
+        {"method": "edn", "region": "full", "metric": "ssim", "value": 0.8, "frames": 25, "note": ""},
+        {"method": "edn", "region": "full", "metric": "lpips_alex", "value": float("nan"), "frames": 0,
+         "note": "unavailable: no weights"},
+    ]
+    write_metrics(tmp_path / "m.csv", rows)
+    table = markdown_table(read_metrics([tmp_path / "m.csv"]))
+    lines = table.splitlines()
+    assert lines[0].startswith("| method | SSIM ↑ |") and set(lines[1]) <= set("|-")
+    assert lines[2].startswith("| nearest_neighbour | 0.9 |") and lines[3].startswith("| edn | 0.8 | ")
+    assert "| n/a |" in lines[3] and "- lpips_alex: unavailable: no weights" in table
+    (tmp_path / "m.md").write_text(table)
+    write_page(tmp_path / "page.html", "evaluation", [Item.parse(f"table={tmp_path / 'm.md'}"),
+                                                      Item.parse(f"table={tmp_path / 'm.csv'}")])
+    page = (tmp_path / "page.html").read_text()
+    assert page.count("<table") == 2 and "<td>nearest_neighbour</td>" in page and "SSIM ↑" in page
+
+
+def test_page_embeds_videos_and_rejects_bad_items(tmp_path, demo_dir) -> None:
+    result = run_edn("html-page", "--title", "t", "--item", f"video={demo_dir / 'source_aerobics.mp4'}",
+                     "--output", tmp_path / "p.html")
+    assert result.returncode == 0, result.stderr
+    assert 'src="data:video/mp4;base64,' in (tmp_path / "p.html").read_text()
+    bad = run_edn("html-page", "--title", "t", "--item", "movie=x.mp4", "--output", tmp_path / "q.html")
+    assert bad.returncode == 1 and "page item 'movie=x.mp4'" in bad.error_lines[0]
+    missing = run_edn("html-page", "--title", "t", "--item", "image=nope.png", "--output", tmp_path / "q.html")
+    assert missing.returncode == 1 and "'nope.png': file not found" in missing.error_lines[0]
+    assert not (tmp_path / "q.html").exists()
+
+
+def test_pose_fidelity_sees_a_missing_body(real_poses_and_frames) -> None:
+    from edn.evaluate import pose_fidelity
+
+    poses, frames = real_poses_and_frames
+    empty = np.zeros_like(frames[:6])
+    result = pose_fidelity(empty, poses.replace(poses.keypoints[:6]))
+    assert result["pose_detected_fraction"] == 0.0 and np.isnan(result["pose_error_px"])
+    assert poses.keypoints[0, Body.NOSE, 2] > 0
