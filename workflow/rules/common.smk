@@ -303,6 +303,59 @@ def get_loss_plot_items(wildcards, input):
     return " ".join(f"--item image={shlex.quote(path)}" for path in input.losses)
 
 
+# -- fake detector (workflow/rules/detector.smk) --
+
+
+def get_detector_generator_models(wildcards):
+    """The models that regenerate a target's own video for the detector: the same as synthesis uses."""
+    models = {"generator": get_face_init(wildcards)}
+    if config["training"]["use_face_gan"]:
+        models["face"] = f"results/models/{wildcards.target}/face.pt"
+    return _require_trained(models, wildcards.target, f"fake detector of {wildcards.target}")
+
+
+def get_detector_training_options(wildcards):
+    settings = config["detector"]
+    options = [
+        f"--iterations {settings['iterations']}",
+        f"--batch-size {settings['batch_size']}",
+        f"--learning-rate {settings['learning_rate']}",
+        f"--seed {settings['seed']}",
+        f"--crop-size {settings['crop_size']}",
+        "--flip" if settings["flip"] else "--no-flip",
+        f"--backbone {settings['backbone']}",
+        f"--width {settings['width']}",
+        f"--cut-threshold {settings['cut_threshold']}",
+        f"--device {settings['device']}",
+    ]
+    if settings["backbone_weights"] is not None:
+        options.append(f"--backbone-weights {shlex.quote(settings['backbone_weights'])}")
+    return " ".join(options)
+
+
+def _detector_heldout_targets(target):
+    """Targets a target's detector never trains on: its held-out subjects."""
+    return [other for other in get_targets() if other != target]
+
+
+def get_detector_heldout_subjects(wildcards):
+    """Named inputs of evaluate_detector for the held-out subjects (empty lists with one target)."""
+    others = _detector_heldout_targets(wildcards.target)
+    return {
+        "other_frames": expand("results/frames/{subject}/frames.npy", subject=others),
+        "other_generated": expand("results/detector/{subject}/generated.npy", subject=others),
+        "other_index": expand("results/labels/{subject}/index.csv", subject=others),
+    }
+
+
+def get_detector_heldout_options(wildcards, input):
+    others = _detector_heldout_targets(wildcards.target)
+    return " ".join(
+        f"--other {name} {shlex.quote(frames)} {shlex.quote(generated)} {shlex.quote(index)}"
+        for name, frames, generated, index in zip(others, input.other_frames, input.other_generated, input.other_index)
+    )
+
+
 def get_final_outputs():
     """What `snakemake` with no target builds: every pair's transfer video,
     comparison video and normalisation figure, and every subject's pose preview."""

@@ -65,6 +65,15 @@ rule transfers:
         expand("results/transfer/{pair}.compare.mp4", pair=get_pair_names()),
 
 
+# The fake detector of every target (not part of `rule all`: it regenerates each
+# target's video and trains a classifier).
+rule detectors:
+    input:
+        expand("results/detector/{target}/metrics.csv", target=get_targets()),
+        expand("results/detector/{target}/roc.png", target=get_targets()),
+        expand("results/report/{target}_detector.html", target=get_targets()),
+
+
 # Everything the HTML report shows:
 #   snakemake --cores all report_inputs && snakemake --report results/report.zip report_inputs
 rule report_inputs:
