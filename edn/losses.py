@@ -75,21 +75,15 @@ def feature_matching(fake: Sequence[Sequence[torch.Tensor]], real: Sequence[Sequ
 class PerceptualLoss(nn.Module):
     """VGG perceptual loss: sum over relu1_1..relu5_1 of w_k * L1(phi_k(fake), phi_k(real)),
     w = 1/32, 1/16, 1/8, 1/4, 1 (pix2pixHD's VGGLoss; see :mod:`edn.perceptual`
-    for the network and how its inputs are converted).
-
-    ``downsampling``: both images are average-pooled by ``2 ** downsampling``
-    first (0 in the paper; the ``small`` preset uses 1 to save time on a CPU).
+    for the network and how its inputs are converted). Images must be at least
+    16 px on each side (relu5_1 is four poolings deep).
     """
 
-    def __init__(self, features: PerceptualFeatures, downsampling: int = 0) -> None:
+    def __init__(self, features: PerceptualFeatures) -> None:
         super().__init__()
         self.features = features
-        self.factor = 2 ** downsampling
 
     def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-        if self.factor > 1:
-            fake = nn.functional.avg_pool2d(fake, self.factor)
-            real = nn.functional.avg_pool2d(real, self.factor)
         with torch.no_grad():
             real_features = self.features(real)
         fake_features = self.features(fake)

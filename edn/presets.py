@@ -28,9 +28,7 @@ class Preset:
     ``d_scales_global`` scales in the global stage and ``d_scales_local`` in the
     local stage. Face GAN: a global generator with ``face_ngf`` filters,
     ``face_downsampling`` downsamplings and ``face_blocks`` blocks, and a
-    single-scale PatchGAN with ``face_ndf`` filters. ``perceptual_downsampling``:
-    the perceptual loss compares images downsampled by 2 to this power (0: full
-    size, as in the paper) to save time on a CPU.
+    single-scale PatchGAN with ``face_ndf`` filters.
     """
 
     name: str
@@ -47,7 +45,6 @@ class Preset:
     face_downsampling: int
     face_blocks: int
     face_ndf: int
-    perceptual_downsampling: int
 
     def __post_init__(self) -> None:
         if self.ngf != 2 * self.local_ngf:
@@ -67,16 +64,16 @@ PRESETS = {
     # parameters; for a GPU.
     "paper": Preset(name="paper", ngf=64, n_downsampling=4, n_blocks=9, local_ngf=32, local_blocks=3,
                     ndf=64, d_layers=3, d_scales_global=2, d_scales_local=3,
-                    face_ngf=64, face_downsampling=3, face_blocks=5, face_ndf=64, perceptual_downsampling=0),
+                    face_ngf=64, face_downsampling=3, face_blocks=5, face_ndf=64),
     # The demo on a 2-core CPU: global + face stages on the juggler at 256x128 in
     # about ten minutes (measured: README "Training").
     "small": Preset(name="small", ngf=32, n_downsampling=3, n_blocks=4, local_ngf=16, local_blocks=2,
                     ndf=32, d_layers=3, d_scales_global=2, d_scales_local=3,
-                    face_ngf=16, face_downsampling=3, face_blocks=2, face_ndf=16, perceptual_downsampling=1),
+                    face_ngf=16, face_downsampling=3, face_blocks=2, face_ndf=16),
     # Tests and smoke runs: seconds at 64x32; learns nothing useful.
     "tiny": Preset(name="tiny", ngf=8, n_downsampling=2, n_blocks=1, local_ngf=4, local_blocks=1,
                    ndf=8, d_layers=2, d_scales_global=2, d_scales_local=3,
-                   face_ngf=4, face_downsampling=2, face_blocks=1, face_ndf=4, perceptual_downsampling=0),
+                   face_ngf=4, face_downsampling=2, face_blocks=1, face_ndf=4),
 }
 
 

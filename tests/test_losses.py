@@ -55,7 +55,6 @@ def test_perceptual_loss_compares_vgg_features(perceptual_weights) -> None:
     value.backward()
     assert fake.grad.abs().sum() > 0
     assert all(p.grad is None for p in loss.features.parameters())  # the VGG stays frozen
-    assert float(PerceptualLoss(loss.features, downsampling=1)(other, image)) > 0
 
 
 def test_offline_vgg16_is_the_trained_network(perceptual_weights) -> None:

@@ -125,8 +125,7 @@ def train_stage(*, options: StageOptions, preset: Preset, frames: str | os.PathL
     split = split_pairs(data.index, options.holdout_fraction, need_face=stage == "face", source=str(frames))
     if stage == "face":
         _check_face_boxes(data, split)
-    perceptual = PerceptualLoss(load_perceptual(perceptual_weights, options.perceptual_network),
-                                preset.perceptual_downsampling)
+    perceptual = PerceptualLoss(load_perceptual(perceptual_weights, options.perceptual_network))
 
     torch.manual_seed(options.seed)  # network initialisation
     trainer = StageTrainer(stage, preset, init_checkpoint, str(init) if init else None, perceptual, runtime,

@@ -88,8 +88,6 @@ class StageTrainer:
         self.stage = stage
         self.runtime = runtime
         self.perceptual = runtime.place_module(perceptual)
-        # Face crops are small (32 px at 256x128): compared at full size.
-        self.face_perceptual = PerceptualLoss(self.perceptual.features, downsampling=0)
         self.generator_kind = stage if stage in ("global", "local") else init.options["generator_kind"]
         self.generator = build_generator(preset, self.generator_kind)
         if stage == "local":
@@ -178,7 +176,7 @@ class StageTrainer:
                 d_f.requires_grad_(False)
                 face_gan = face_gan + 0.5 * lsgan_generator([d_f(label_crop, fake_crop)])
                 d_f.requires_grad_(True)
-                face_perceptual = face_perceptual + 0.5 * self.face_perceptual(fake_crop, real_crop)
+                face_perceptual = face_perceptual + 0.5 * self.perceptual(fake_crop, real_crop)
             g_total, g_logged = compose_loss({"face_gan": face_gan, "face_perceptual": face_perceptual})
         self.last_pair = (label0, label1, fake0.detach(), fake1.detach(), real0, real1)
         return self._update(g_total, g_logged, d_real, d_fake)
