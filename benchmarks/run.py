@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import decode  # noqa: E402
 import pose  # noqa: E402
 import render  # noqa: E402
+import train  # noqa: E402
 
 
 def main() -> None:
@@ -24,6 +25,8 @@ def main() -> None:
     pose.print_table(pose.measure())
     print("\n# render and normalise (one core)")
     render.print_table(render.measure())
+    print("\n# training (CPU: small preset at 256x128, paper preset at 512x256; fp32 eager vs bf16 + channels_last)")
+    train.print_table(train.measure())
 
 
 if __name__ == "__main__":
