@@ -160,17 +160,17 @@ def _evaluate(args: argparse.Namespace) -> None:
     if subject.pairs.frame_count != trained["frame_count"]:
         raise EdnError(f"frames {args.frames!r}: {subject.pairs.frame_count} frames, but the detector "
                        f"{args.detector!r} was trained on {trained['frame_count']} frames of {trained['subject']!r}")
-    evaluations = [score_subject(model, subject, require_pairs(subject.pairs.heldout, f"{args.frames!r} held-out "
-                                                                                      "frames"),
-                                 "heldout_frames", device)]
+    tile = trained["crop_size"]
+    heldout = require_pairs(subject.pairs.heldout, f"{args.frames!r} held-out frames")
+    evaluations = [score_subject(model, subject, heldout, "heldout_frames", device, tile_size=tile)]
     for name, frames, generated, index in args.other:
         if name == trained["subject"]:
             raise EdnError(f"--other {name!r}: the detector was trained on this subject; it is not held out")
         other = load_subject(name, frames, generated, index, None, trained["holdout_fraction"],
                              trained["cut_threshold"])
         pairs = require_pairs(other.pairs.everything, f"held-out subject {name!r} ({frames!r})")
-        evaluations.append(score_subject(model, other, pairs, "heldout_subject", device))
-    training = score_subject(model, subject, subject.pairs.training, "training_frames", device)
+        evaluations.append(score_subject(model, other, pairs, "heldout_subject", device, tile_size=tile))
+    training = score_subject(model, subject, subject.pairs.training, "training_frames", device, tile_size=tile)
     for scored in evaluations + [training]:
         log.info("%s %s: %d pairs", scored.split, scored.subject, scored.pair_count)
     write_metrics(args.output_metrics, evaluations + [training])

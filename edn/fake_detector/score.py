@@ -1,7 +1,12 @@
 """Scoring with a trained detector: frame pairs, held-out evaluation, any video.
 
 A score is the classifier's probability that a pair (t, t+1) was generated, in
-[0, 1] (the sigmoid of its logit), computed on whole frames at the working size.
+[0, 1]. The classifier is trained on square crops, so a whole pair is scored the
+way it was trained: cut into tiles of the crop size that cover the frame (the
+last row and column aligned with the frame's edge), and the score is the sigmoid
+of the tiles' mean logit. (Scoring the whole frame at once changes what the
+network's borders and normalisation see, and shifted every score of a tiny
+test detector below 0.5 while ranking them perfectly.)
 """
 
 from __future__ import annotations
@@ -28,10 +33,31 @@ METRICS_COLUMNS = ("split", "subject", "metric", "value", "pairs")
 SCORES_COLUMNS = ("first_frame", "second_frame", "time_s", "score")
 
 
+def tile_origins(length: int, tile: int) -> list[int]:
+    """Starts of the fewest ``tile``-long windows that cover ``0 .. length - 1``, evenly spread,
+    the first at 0 and the last ending at ``length`` ([0] when the tile is not shorter)."""
+    if tile >= length:
+        return [0]
+    count = -(-length // tile)
+    return [round(i * (length - tile) / (count - 1)) for i in range(count)]
+
+
+def tiles(pairs: torch.Tensor, tile: int | None) -> torch.Tensor:
+    """[B, 6, H, W] -> [B, T, 6, h, w]: the tiles covering each pair (T = 1, the whole pair, for None)."""
+    if tile is None:
+        return pairs[:, None]
+    height, width = pairs.shape[2:]
+    h, w = min(tile, height), min(tile, width)
+    windows = [pairs[:, :, y:y + h, x:x + w] for y in tile_origins(height, h) for x in tile_origins(width, w)]
+    return torch.stack(windows, dim=1)
+
+
 @torch.inference_mode()
-def score_pairs(model: nn.Module, frames: np.ndarray, first: np.ndarray, device: torch.device,
-                batch_pairs: int = 16, progress: bool = False, what: str = "score") -> np.ndarray:
-    """Scores float64 [len(first)] in [0, 1] of the pairs (t, t+1), t in ``first``."""
+def score_pairs(model: nn.Module, frames: np.ndarray, first: np.ndarray, device: torch.device, *,
+                tile_size: int | None, batch_pairs: int = 16, progress: bool = False,
+                what: str = "score") -> np.ndarray:
+    """Scores float64 [len(first)] in [0, 1] of the pairs (t, t+1), t in ``first``: the sigmoid of
+    the mean logit over ``tile_size`` tiles (the training crop size; None: the whole frame)."""
     from tqdm import tqdm
 
     first = np.asarray(first, dtype=np.int64)
@@ -39,8 +65,9 @@ def score_pairs(model: nn.Module, frames: np.ndarray, first: np.ndarray, device:
     for start in tqdm(range(0, len(first), batch_pairs), unit="batch", desc=what, leave=False,
                       disable=not progress or None):
         chunk = first[start:start + batch_pairs]
-        logits = model(pair_tensors(frames, chunk).to(device))
-        scores[start:start + len(chunk)] = torch.sigmoid(logits.float()).cpu().numpy()
+        windows = tiles(pair_tensors(frames, chunk), tile_size)
+        logits = model(windows.flatten(0, 1).to(device)).float().view(len(chunk), -1)
+        scores[start:start + len(chunk)] = torch.sigmoid(logits.mean(dim=1)).cpu().numpy()
     return scores
 
 
@@ -59,10 +86,11 @@ class Scored:
 
 
 def score_subject(model: nn.Module, subject: SubjectFrames, first: np.ndarray, split: str,
-                  device: torch.device, progress: bool = False) -> Scored:
+                  device: torch.device, *, tile_size: int | None, progress: bool = False) -> Scored:
     """The same pairs scored real and generated."""
-    real = score_pairs(model, subject.real, first, device, progress=progress, what=f"{subject.name} real")
-    fake = score_pairs(model, subject.generated, first, device, progress=progress,
+    real = score_pairs(model, subject.real, first, device, tile_size=tile_size, progress=progress,
+                       what=f"{subject.name} real")
+    fake = score_pairs(model, subject.generated, first, device, tile_size=tile_size, progress=progress,
                        what=f"{subject.name} generated")
     return Scored(split=split, subject=subject.name, scores=np.r_[real, fake],
                   is_generated=np.r_[np.zeros(len(real), bool), np.ones(len(fake), bool)])
@@ -164,8 +192,8 @@ def score_video(model: nn.Module, options: dict, video: str | os.PathLike, devic
         frames = load_frames(frames_path)
         if len(frames) < 2:
             raise EdnError(f"video {str(video)!r}: {len(frames)} frame, a pair needs two")
-        scores = score_pairs(model, frames, np.arange(len(frames) - 1), device, batch_pairs=batch_pairs,
-                             progress=progress, what="detect")
+        scores = score_pairs(model, frames, np.arange(len(frames) - 1), device, tile_size=options["crop_size"],
+                             batch_pairs=batch_pairs, progress=progress, what="detect")
         del frames
     return VideoScores(video=str(video), fps=meta.fps_value, scores=scores)
 
