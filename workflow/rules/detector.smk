@@ -61,7 +61,7 @@ rule train_detector:
         "python -m edn --log {log} train-detector --subject {wildcards.target} --frames {input.frames:q}"
         " --meta {input.meta:q} --generated {input.generated:q} --index {input.index:q}"
         " --holdout-fraction {params.holdout} {params.options} --threads {threads}"
-        " --output {output:q} --no-progress"
+        " --output {output:q}"
 
 
 rule evaluate_detector:
