@@ -391,7 +391,7 @@ def test_edn_detect_scores_a_real_video_and_a_generated_one(detector_run, tmp_pa
 
 
 @pytest.mark.slow
-def test_edn_detect_bad_input_is_one_line_and_writes_nothing(detector_run, tmp_path: Path) -> None:
+def test_bad_input_is_one_line_and_writes_nothing(detector_run, tmp_path: Path) -> None:
     workdir = detector_run["workdir"]
     detector = workdir / "results" / "detector" / "juggler" / "detector.pt"
     not_a_video = tmp_path / "notes.mp4"
@@ -405,4 +405,13 @@ def test_edn_detect_bad_input_is_one_line_and_writes_nothing(detector_run, tmp_p
         run = run_edn("detect", video, "--detector", model, "--output", tmp_path / "scores.csv")
         assert run.returncode == 1 and len(run.error_lines) == 1 and message in run.error_lines[0], run.stderr
         assert not (tmp_path / "scores.csv").exists()
+    results = workdir / "results"
+    wrong = results / "detector" / "dancer" / "generated.npy"  # another subject's frames
+    run = run_edn("train-detector", "--subject", "juggler", "--frames", results / "frames/juggler/frames.npy",
+                  "--meta", results / "frames/juggler/meta.json", "--generated", wrong,
+                  "--index", results / "labels/juggler/index.csv", "--holdout-fraction", "0.2",
+                  "--output", tmp_path / "detector.pt")
+    assert run.returncode == 1 and len(run.error_lines) == 1, run.stderr
+    assert f"generated frames {str(wrong)!r}: shape [102, 64, 128, 3] does not match the real frames" in run.stderr
+    assert not (tmp_path / "detector.pt").exists()
     assert not leftovers(tmp_path)

@@ -114,7 +114,7 @@ def _train(args: argparse.Namespace) -> None:
     architecture = DetectorArchitecture(backbone=args.backbone, width=args.width)
     cut_threshold = DEFAULT_CUT_THRESHOLD if args.cut_threshold is None else args.cut_threshold
     geometry = working_geometry(args.meta)
-    subject = load_subject(args.subject, args.frames, args.generated, args.index, None, args.holdout_fraction,
+    subject = load_subject(args.subject, args.frames, args.generated, args.index, args.holdout_fraction,
                            cut_threshold)
     if list(subject.real.shape[2:0:-1]) != geometry["working_size"]:
         raise EdnError(f"frame metadata {args.meta!r}: working size {geometry['working_size']} does not match "
@@ -155,7 +155,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     device = _device(args)
     model, checkpoint = load_detector(args.detector, device)
     trained = checkpoint.options
-    subject = load_subject(trained["subject"], args.frames, args.generated, args.index, None,
+    subject = load_subject(trained["subject"], args.frames, args.generated, args.index,
                            trained["holdout_fraction"], trained["cut_threshold"])
     if subject.pairs.frame_count != trained["frame_count"]:
         raise EdnError(f"frames {args.frames!r}: {subject.pairs.frame_count} frames, but the detector "
@@ -166,7 +166,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     for name, frames, generated, index in args.other:
         if name == trained["subject"]:
             raise EdnError(f"--other {name!r}: the detector was trained on this subject; it is not held out")
-        other = load_subject(name, frames, generated, index, None, trained["holdout_fraction"],
+        other = load_subject(name, frames, generated, index, trained["holdout_fraction"],
                              trained["cut_threshold"])
         pairs = require_pairs(other.pairs.everything, f"held-out subject {name!r} ({frames!r})")
         evaluations.append(score_subject(model, other, pairs, "heldout_subject", device, tile_size=tile))

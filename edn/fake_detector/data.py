@@ -35,9 +35,10 @@ class SubjectFrames:
 
 
 def load_subject(name: str, frames_path: str | os.PathLike, generated_path: str | os.PathLike,
-                 index_path: str | os.PathLike, first_heldout: int | None, holdout_fraction: float,
+                 index_path: str | os.PathLike, holdout_fraction: float,
                  cut_threshold: float = DEFAULT_CUT_THRESHOLD) -> SubjectFrames:
-    """Open a subject's stores and choose its pairs; EdnError naming the file that does not fit."""
+    """Open a subject's stores and choose its pairs, the last ``holdout_fraction`` of the
+    video held out as in GAN training; EdnError naming the file that does not fit."""
     from edn.evaluate import first_heldout_frame
 
     real = load_frames(frames_path)
@@ -48,8 +49,7 @@ def load_subject(name: str, frames_path: str | os.PathLike, generated_path: str 
                        f"the real frames {str(frames_path)!r} {list(real.shape)}")
     if index.frame_count != len(real):
         raise EdnError(f"label index {str(index_path)!r}: {index.frame_count} rows for {len(real)} frames")
-    if first_heldout is None:
-        first_heldout = first_heldout_frame(len(real), holdout_fraction)
+    first_heldout = first_heldout_frame(len(real), holdout_fraction)
     # Cuts are a property of the real video; the generated one follows its poses.
     pairs = split_subject_pairs(index.has_body, scene_cuts(real, cut_threshold), first_heldout)
     return SubjectFrames(name=name, real=real, generated=generated, pairs=pairs)
