@@ -3,8 +3,11 @@
 A stage writes into a temporary sibling of its output and renames it into place
 only when the write finished; an exception, SIGTERM (turned into SystemExit by the
 CLI) or Ctrl-C removes the temporary. A SIGKILL can leave a temporary behind, but
-never a truncated file under the real name; temporaries start with ``.`` and end
-in ``.partial`` so they are easy to recognise and are overwritten on the next run.
+never a truncated file under the real name. Temporaries are named
+``.{name}.{host}-{pid}-{random}.partial{suffix}``: the next write of the same
+output on the same machine removes those whose writing process is gone, so
+killed runs do not pile up gigabytes of frames (a temporary of a process that is
+still running, or of another machine sharing the file system, is left alone).
 """
 
 from __future__ import annotations
@@ -12,15 +15,52 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 
+def _host_tag() -> str:
+    """This machine's name as it appears in temporary names (letters, digits and _ only)."""
+    return re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname()) or "host"
+
+
+def _process_is_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, but another user's
+        return False
+    return False
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove temporaries of ``path`` left by killed writers on this machine; return them.
+
+    Only temporaries whose name carries this host and the id of a process that no
+    longer exists are removed (a process id reused since is merely skipped).
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    pattern = re.compile(re.escape(f".{path.name}.") + r"(?P<host>[A-Za-z0-9_]+)-(?P<pid>[0-9]+)-[^.]*\.partial")
+    host, removed = _host_tag(), []
+    for candidate in path.parent.iterdir():
+        match = pattern.match(candidate.name)
+        if match and match["host"] == host and _process_is_gone(int(match["pid"])):
+            _remove(candidate)
+            removed.append(candidate)
+    return removed
+
+
 def _temporary_sibling(path: Path, *, directory: bool) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{path.name}."
+    remove_stale_temporaries(path)
+    prefix = f".{path.name}.{_host_tag()}-{os.getpid()}-"
     # mkstemp/mkdtemp create owner-only entries; artifacts get the usual modes.
     if directory:
         name = tempfile.mkdtemp(prefix=prefix, suffix=".partial", dir=path.parent)
@@ -58,6 +98,20 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator
     except BaseException:
         _remove(temporary)
         raise
+
+
+@contextlib.contextmanager
+def scratch_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a fresh directory beside ``path`` for bulky intermediates; removed on exit.
+
+    It is named like ``path``'s temporaries, so the one a SIGKILL left behind is
+    removed by the next run (see the module docstring).
+    """
+    temporary = _temporary_sibling(Path(path), directory=True)
+    try:
+        yield temporary
+    finally:
+        _remove(temporary)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from edn.atomic import atomic_path, write_json
 from edn.errors import EdnError
 from edn.frames import NPY_HEADER_BYTES, FrameGeometry, FrameMeta, fit_geometry, npy_header
-from edn.media import ffmpeg_binary, probe_video
+from edn.media import ffmpeg_binary, probe_video, require_complete
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,9 @@ def decode_video(
     """Decode ``video`` into ``frames_out`` (.npy) and ``meta_out`` (meta.json).
 
     ``working_size`` is (width, height) in pixels; ``fps`` None keeps the video's
-    average frame rate. Both outputs are written atomically.
+    average frame rate. Both outputs are written atomically. A video that yields
+    clearly fewer frames than its duration promises (a truncated file) is an
+    EdnError, not a shorter frame store.
     """
     info = probe_video(video)
     width, height = working_size
@@ -112,6 +114,10 @@ def decode_video(
                 raise EdnError(f"video {str(video)!r}: decoding failed ({reason})")
             if count == 0:
                 raise EdnError(f"video {str(video)!r}: no frames could be decoded")
+            # A truncated file decodes "successfully" to fewer frames than its header
+            # promises: an artifact that looks complete but is not.
+            require_complete(f"video {str(video)!r}", got_s=float(count / rate), promised_s=info.duration_s,
+                             frame_s=float(1 / rate), ffmpeg_messages=stderr)
             sink.seek(0)
             sink.write(npy_header((count, height, width, 3)))
 

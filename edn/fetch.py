@@ -17,9 +17,9 @@ from urllib.parse import urlparse
 
 import ffmpeg
 
-from edn.atomic import atomic_path
+from edn.atomic import atomic_path, write_text
 from edn.errors import EdnError
-from edn.media import probe_video, run_ffmpeg
+from edn.media import probe_video, require_complete, run_ffmpeg
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def download(url: str, cache_dir: Path, *, timeout_s: float = 60.0) -> Path:
     if len(files) != 1:
         shutil.rmtree(entry, ignore_errors=True)
         raise EdnError(f"video URL {url!r}: download produced no single video file")
-    done.write_text(files[0].name)
+    write_text(done, files[0].name)  # the marker of a complete download: never half-written
     return files[0]
 
 
@@ -126,16 +126,21 @@ def fetch_video(
 
     with atomic_path(output) as temporary:
         if trimmed:
-            _transcode(local, temporary, start_s=start, end_s=end_s, what=f"video {source!r}")
+            messages = _transcode(local, temporary, start_s=start, end_s=end_s, what=f"video {source!r}")
         else:
             try:
-                _copy_streams(local, temporary, what=f"video {source!r}")
+                messages = _copy_streams(local, temporary, what=f"video {source!r}")
             except EdnError:
                 log.info("stream copy into mp4 failed; re-encoding %s", local)
-                _transcode(local, temporary, start_s=0.0, end_s=None, what=f"video {source!r}")
+                messages = _transcode(local, temporary, start_s=0.0, end_s=None, what=f"video {source!r}")
         result = probe_video(temporary)
         if result.duration_s <= 0:
             raise EdnError(f"video {source!r}: the requested span holds no frames")
+        # A truncated source copies "successfully" into a shorter video.
+        span_end = info.duration_s if end_s is None else min(end_s, info.duration_s)
+        require_complete(f"video {source!r}", got_s=result.duration_s,
+                         promised_s=span_end - start if info.duration_s else 0.0,
+                         frame_s=float(1 / info.fps), ffmpeg_messages=messages)
     log.info("fetched %s -> %s (%dx%d, %s fps, %.2f s, audio: %s)", source, output,
              result.width, result.height, result.fps, result.duration_s, result.has_audio)
     return output
@@ -146,14 +151,16 @@ def _first_video_and_audio(video: ffmpeg.nodes.InputNode) -> tuple:
     return video["v:0"], video["a:0?"]
 
 
-def _copy_streams(source: Path, output: Path, *, what: str) -> None:
+def _copy_streams(source: Path, output: Path, *, what: str) -> str:
+    """Copy the streams into mp4; returns ffmpeg's complaints (see run_ffmpeg)."""
     video = ffmpeg.input(str(source))
     stream = ffmpeg.output(*_first_video_and_audio(video), str(output),
                            c="copy", movflags="+faststart", f="mp4")
-    run_ffmpeg(stream, what=what)
+    return run_ffmpeg(stream, what=what)
 
 
-def _transcode(source: Path, output: Path, *, start_s: float, end_s: float | None, what: str) -> None:
+def _transcode(source: Path, output: Path, *, start_s: float, end_s: float | None, what: str) -> str:
+    """Re-encode [start_s, end_s) as H.264/AAC mp4; returns ffmpeg's complaints (see run_ffmpeg)."""
     input_options = {"ss": f"{start_s:.6f}"} if start_s > 0 else {}
     output_options = {"t": f"{end_s - start_s:.6f}"} if end_s is not None else {}
     video = ffmpeg.input(str(source), **input_options)
@@ -165,4 +172,4 @@ def _transcode(source: Path, output: Path, *, start_s: float, end_s: float | Non
         pix_fmt="yuv420p", acodec="aac", audio_bitrate="192k", movflags="+faststart", f="mp4",
         **output_options,
     )
-    run_ffmpeg(stream, what=what)
+    return run_ffmpeg(stream, what=what)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterable
@@ -105,7 +106,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     try:
         probe = ffmpeg.probe(str(path), cmd=ffprobe_binary())
     except ffmpeg.Error as error:
-        reason = _last_line(error.stderr) or "ffprobe failed"
+        reason = _telling_line(error.stderr) or "ffprobe failed"
         raise EdnError(f"video {str(path)!r}: not a readable video ({reason})") from None
     streams = probe.get("streams", [])
     video = next((s for s in streams if s.get("codec_type") == "video"
@@ -119,7 +120,10 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     fps = _fraction(video.get("avg_frame_rate")) or _fraction(video.get("r_frame_rate"))
     if fps is None:
         raise EdnError(f"video {str(path)!r}: frame rate unknown")
-    duration = video.get("duration") or probe.get("format", {}).get("duration")
+    # The video stream's own duration: Matroska keeps it in a tag; the container's
+    # can include a longer soundtrack.
+    duration = (video.get("duration") or _tag_seconds(video.get("tags", {}).get("DURATION"))
+                or probe.get("format", {}).get("duration"))
     nb_frames = video.get("nb_frames")
     audio_duration = None
     if audio is not None:
@@ -134,6 +138,47 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         has_audio=audio is not None,
         audio_duration_s=audio_duration,
     )
+
+
+def _tag_seconds(text: str | None) -> float | None:
+    """A duration tag such as "00:00:05.100000000" in seconds (None if absent or unreadable)."""
+    try:
+        hours, minutes, seconds = (text or "").split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        return None
+
+
+def require_complete(what: str, *, got_s: float, promised_s: float, frame_s: float,
+                     ffmpeg_messages: str | bytes | None = None) -> None:
+    """Raise EdnError when a result is clearly shorter than its input promised.
+
+    A truncated video (a copy or download cut short) often still opens: its header
+    promises the whole duration, ffmpeg reads what is there, complains on stderr
+    and exits 0, and the result would look complete. ``got_s``: seconds obtained;
+    ``promised_s``: seconds the input's header announces (0: unknown, no check);
+    ``frame_s``: one frame's duration. A shortfall of up to two frames or 1 % is
+    allowed (rounding of the last frame, containers' duration conventions).
+    """
+    shortfall = promised_s - got_s
+    if promised_s <= 0 or shortfall <= max(2 * frame_s, 0.01 * promised_s):
+        return
+    telling = _telling_line(ffmpeg_messages)
+    raise EdnError(f"{what}: only {got_s:.2f} s of the {promised_s:.2f} s its header promises could be read; "
+                   f"the file is truncated or damaged" + (f" (ffmpeg: {telling})" if telling else ""))
+
+
+def _telling_line(stderr: bytes | str | None) -> str:
+    """ffmpeg's most telling complaint: a line about a partial or damaged file, else its last line."""
+    if not stderr:
+        return ""
+    text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
+    lines = [re.sub(r"^\[[^\]]* @ 0x[0-9a-f]+\] ", "", line.strip()) for line in text.splitlines() if line.strip()]
+    for word in ("moov atom not found", "partial file", "truncat", "end of file", "invalid data"):
+        for line in lines:
+            if word in line.lower():
+                return line
+    return lines[-1] if lines else ""
 
 
 def count_frames(path: str | os.PathLike) -> int:
@@ -154,10 +199,12 @@ def _last_line(stderr: bytes | str | None) -> str:
     return lines[-1] if lines else ""
 
 
-def run_ffmpeg(stream: ffmpeg.nodes.OutputStream | list[str], *, what: str) -> None:
+def run_ffmpeg(stream: ffmpeg.nodes.OutputStream | list[str], *, what: str) -> str:
     """Run an ffmpeg command quietly; on failure raise EdnError with ffmpeg's last line.
 
-    ``what`` names the input the command works on, for the error message.
+    ``what`` names the input the command works on, for the error message. Returns
+    ffmpeg's error messages of a run that succeeded anyway (a damaged input is
+    often read to its end with complaints and exit status 0), else "".
     """
     if isinstance(stream, list):
         args = [ffmpeg_binary(), *stream]
@@ -167,6 +214,7 @@ def run_ffmpeg(stream: ffmpeg.nodes.OutputStream | list[str], *, what: str) -> N
     result = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
     if result.returncode != 0:
         raise EdnError(f"{what}: ffmpeg failed ({_last_line(result.stderr) or f'exit {result.returncode}'})")
+    return result.stderr.decode("utf-8", "replace").strip()
 
 
 def encode_video(
