@@ -26,11 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
+from edn.atomic import scratch_directory
 from edn.errors import EdnError
 from edn.frames import FrameMeta, load_frames, read_meta
 from edn.keypoints import PoseSequence
 from edn.pose.main_person import select_main_person
 from edn.pose.openpose_json import PointMap, identity, people_to_edn
+from edn.skeleton import Body
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,27 @@ BACKENDS = ("mediapipe", "openpose", "openpose_json")
 #: drawing threshold, 0.05 OpenPose's rendering threshold.
 DEFAULT_MIN_CONFIDENCE = {"mediapipe": 0.5, "openpose": 0.05, "openpose_json": 0.05}
 JSON_COORDINATES = ("source", "working")
+#: Least share of MediaPipe's main person's frames (among those showing its torso)
+#: in which it must be upright. Everybody Dance Now's subject stands and dances
+#: (the pose normalisation works on ankle heights). Holistic in video mode keeps
+#: tracking whatever it once took for a person and reports it at full confidence:
+#: on ffmpeg's testsrc2 pattern it reports a body lying along the top of the
+#: frame, torso horizontal, in 11 of 20 frames. A video filmed on its side
+#: without rotation metadata shows everyone horizontal too. (OpenPose and
+#: imported OpenPose JSON are taken as they are.)
+MIN_UPRIGHT_FRACTION = 0.25
+
+
+def count_upright(keypoints: np.ndarray) -> tuple[int, int]:
+    """(frames where the torso is upright, frames where it is seen) of ``keypoints`` [T, K, 3].
+
+    Upright: the mid-hip lies below the neck (image y grows downwards), within
+    45 degrees of the vertical.
+    """
+    neck, hip = keypoints[:, Body.NECK], keypoints[:, Body.MID_HIP]
+    seen = (neck[:, 2] > 0) & (hip[:, 2] > 0)
+    dx, dy = hip[:, 0] - neck[:, 0], hip[:, 1] - neck[:, 1]
+    return int((seen & (dy > np.abs(dx))).sum()), int(seen.sum())
 
 
 def check_backend(backend: str) -> str:
@@ -86,8 +109,8 @@ def detection_frames(frames_path: str | os.PathLike, meta: FrameMeta, *, video: 
 
     width, height = meta.working_size
     size = (round(width * scale), round(height * scale))
-    Path(scratch_dir).mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".detect-", dir=scratch_dir) as scratch:
+    # Named like an atomic temporary: the next run removes the one a SIGKILL left.
+    with scratch_directory(Path(scratch_dir) / "detection-frames") as scratch:
         store = Path(scratch) / "frames.npy"
         log.info("decoding %s again at %dx%d for detection (scale %g)", video, *size, scale)
         detection = decode_video(video, store, Path(scratch) / "meta.json", working_size=size,
@@ -149,6 +172,11 @@ def detect(
     if with_person == 0:
         raise EdnError(f"{source}: no person found in any of the {len(keypoints)} frames ({backend}, "
                        f"min confidence {threshold:g})")
+    upright, with_torso = count_upright(keypoints) if backend == "mediapipe" else (0, 0)
+    if with_torso and upright < MIN_UPRIGHT_FRACTION * with_torso:
+        raise EdnError(f"{source}: no standing person found: the body detected in {with_person} of the "
+                       f"{len(keypoints)} frames is upright in only {upright} of the {with_torso} frames that show "
+                       f"its torso (a false detection in a pattern or texture, or a video lying on its side?)")
     log.info("%s: the main person is in %d of %d frames", backend, with_person, len(keypoints))
     return PoseSequence(keypoints=keypoints, frame_size=tuple(meta.working_size), detector=backend,
                         extra={"min_confidence": threshold, "detection_scale": detection_scale,

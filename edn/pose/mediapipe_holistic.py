@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import os
 import queue as queue_module
+import threading
 import time
 import traceback
 from enum import IntEnum
@@ -252,6 +253,7 @@ def _worker(frames_path: str, start: int, stop: int, native_log: str, messages) 
     MediaPipe's native code writes warnings straight to file descriptor 2; they
     go to ``native_log`` so that the parent can show them only when asked.
     """
+    threading.Thread(target=_exit_when_parent_dies, daemon=True).start()
     try:
         with open(native_log, "wb") as sink:
             os.dup2(sink.fileno(), 2)
@@ -262,6 +264,21 @@ def _worker(frames_path: str, start: int, stop: int, native_log: str, messages) 
         messages.put(("done", start, keypoints, found))
     except BaseException:  # report everything: the parent turns it into its own error
         messages.put(("error", start, traceback.format_exc()))
+
+
+def _exit_when_parent_dies() -> None:
+    """Worker watchdog: leave at once when the parent is gone.
+
+    A parent killed with SIGKILL cannot stop its workers, and nobody would read
+    their results: they would detect to the end of their chunk and then block
+    forever writing to the queue, each holding a CPU core and its memory.
+    """
+    import multiprocessing
+
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        parent.join()  # returns when the parent's end of the pipe closes, i.e. when it exits
+        os._exit(1)
 
 
 def chunks(frame_count: int, workers: int, min_chunk: int = 16) -> list[tuple[int, int]]:
@@ -346,11 +363,13 @@ def _run_workers(frames_path: str, spans: list[tuple[int, int]], keypoints: np.n
         for process in processes:
             process.join(timeout=30)
     finally:
-        for process in processes:
+        # A SIGTERM can arrive while the workers are being started: only started ones are stopped.
+        started = [process for process in processes if process.pid is not None]
+        for process in started:
             if process.is_alive():
                 process.terminate()
         deadline = time.monotonic() + 5
-        for process in processes:
+        for process in started:
             process.join(timeout=max(0.0, deadline - time.monotonic()))
         messages.close()
         for start, path in native.items():
