@@ -87,10 +87,10 @@ def test_offline_vgg16_is_the_trained_network(perceptual_weights) -> None:
 
 
 def test_torchvision_vgg19_layers_are_mapped(tmp_path) -> None:
-    from torchvision.models import vgg19
+    from torchvision.models.vgg import cfgs, make_layers
 
     torch.manual_seed(0)
-    reference = vgg19().features.eval()
+    reference = make_layers(cfgs["E"]).eval()  # torchvision's vgg19().features, without the classifier
     source = tmp_path / "vgg19-dcbb9e9d.pth"
     torch.save({f"features.{k}": v for k, v in reference.state_dict().items()}, source)
     convert_torchvision_vgg19(tmp_path / "vgg19.pt", source=source)
