@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from edn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -16,7 +17,7 @@ from edn.errors import EdnError
 from edn.losses import PerceptualLoss
 from edn.perceptual import load_perceptual
 from edn.presets import Preset
-from edn.training.data import TrainingFrames, pair_for_step, split_pairs
+from edn.training.data import Split, TrainingFrames, pair_for_step, split_pairs
 from edn.training.run_directory import RunDirectory
 from edn.training.samples import evenly_spaced, to_uint8, write_grid
 from edn.training.stages import Runtime, StageTrainer
@@ -194,9 +195,10 @@ def train_stage(*, options: StageOptions, preset: Preset, frames: str | os.PathL
 MIN_FACE_BOX_PX = 16
 
 
-def _check_face_boxes(data: TrainingFrames, split) -> None:
+def _check_face_boxes(data: TrainingFrames, split: Split) -> None:
     sides = data.index.face_boxes[:, 2:] - data.index.face_boxes[:, :2]
-    smallest = int(sides[split.pairs].min()) // data.downsample
+    used = np.concatenate([split.pairs, split.pairs + 1])
+    smallest = int(sides[used].min()) // data.downsample
     if smallest < MIN_FACE_BOX_PX:
         raise EdnError(f"label index {str(data.index_path)!r}: face boxes of {smallest} px at the training size; "
                        f"the face stage needs at least {MIN_FACE_BOX_PX} (use larger frames)")
