@@ -92,9 +92,9 @@ def cluster_config(workdir: Path) -> dict:
     config = tiny_pipeline_config(workdir)
     del config["subjects"]["aerobics"]
     config["pairs"] = [{"source": "dancer", "target": "juggler"}, {"source": "juggler", "target": "dancer"}]
-    config["training"].update(threads=1, mem_mb=2000, gpus=0, holdout_fraction=0.05, checkpoint_every=1000,
+    config["training"].update(threads=1, mem_mb=1000, gpus=0, holdout_fraction=0.05, checkpoint_every=1000,
                               use_face_gan=False, iterations={"global": GLOBAL_ITERATIONS, "local": 3, "face": 3})
-    config["synthesis"] = {"threads": 1, "mem_mb": 2000, "gpus": 0}
+    config["synthesis"] = {"threads": 1, "mem_mb": 1000, "gpus": 0}
     config["pose"] = {"workers": 1}
     return config
 
@@ -105,6 +105,8 @@ def cluster_profile(directory: Path) -> Path:
     profile = yaml.safe_load(SLURM_PROFILE.read_text())
     profile["slurm-status-command"] = "squeue"  # no slurmdbd here, so no sacct
     profile["slurm-init-seconds-before-status-checks"] = 1
+    # The tiny jobs need far less than a real stage; two must fit a small test machine's node.
+    profile["default-resources"]["mem_mb"] = 1000
     train_global = profile["set-resources"]["train_global"]
     train_global["runtime"] = (f"1 if attempt == 1 and wildcards.target == {TIME_LIMITED!r} "
                                f"else {train_global['runtime']}")

@@ -330,6 +330,8 @@ def get_detector_training_options(wildcards):
     ]
     if settings["backbone_weights"] is not None:
         options.append(f"--backbone-weights {shlex.quote(settings['backbone_weights'])}")
+    if settings["compression_crf"] is not None:
+        options.append(f"--compression-crf {settings['compression_crf']}")
     return " ".join(options)
 
 
