@@ -5,6 +5,7 @@ generated videos, with a tiny classifier."""
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from edn.checkpoint import Checkpoint, save_checkpoint
 from edn.decode import decode_video
 from edn.errors import EdnError
 from edn.fake_detector.checkpoint import DetectorCheckpoint, load_detector, save_detector
+from edn.fake_detector.compression import h264_round_trip
 from edn.fake_detector.data import SubjectFrames, pair_for_sample, pair_tensors, training_batch
 from edn.fake_detector.metrics import accuracy, average_precision, roc_auc, roc_curve
 from edn.fake_detector.model import DetectorArchitecture, ResNetPair, build_detector, load_backbone_weights
@@ -117,6 +119,37 @@ def test_flips_happen_and_are_seeded() -> None:
     assert directions == {-1, 1}
     unflipped, _, _ = training_batch(subject, 0, 4, 16, seed=3, flip=False)
     assert all(np.diff(_to_uint8(unflipped)[i, 1, 0])[0] > 0 for i in range(8))
+
+
+def test_compressed_copies_are_chosen_for_a_pair_and_its_twin_together() -> None:
+    subject = _coded_subject()
+    # Stand-ins for the H.264 copies whose pixels say so: red + 50.
+    marked = {name: getattr(subject, name).copy() for name in ("real", "generated")}
+    for array in marked.values():
+        array[..., 0] += 50
+    subject = replace(subject, real_compressed=marked["real"], generated_compressed=marked["generated"])
+    kinds = []
+    for step in range(8):
+        inputs, _, chosen = training_batch(subject, step, pairs_per_step=4, crop_size=16, seed=3)
+        red = _to_uint8(inputs)[:, 0, 0, 0]
+        for i, t in enumerate(chosen):
+            real_kind, generated_kind = red[i] - t, red[i + 4] - t - 100
+            assert real_kind == generated_kind and real_kind in (0, 50)
+            kinds.append(real_kind)
+    assert 0.3 < np.mean(np.array(kinds) == 50) < 0.7
+
+
+def test_h264_round_trip_keeps_the_frames_and_changes_their_pixels_a_little(tmp_path: Path) -> None:
+    decode_video(DEMO / "target_juggler.mp4", tmp_path / "frames.npy", tmp_path / "meta.json", working_size=(128, 64))
+    frames = np.asarray(load_frames(tmp_path / "frames.npy")[:40])
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    compressed = h264_round_trip(frames, scratch, "juggler", fps="24", crf=18)
+    assert compressed.shape == frames.shape and compressed.dtype == np.uint8
+    change = np.abs(compressed.astype(float) - frames).mean(axis=(1, 2, 3))
+    assert np.all(change > 0.1) and np.all(change < 5)  # every frame touched, none replaced
+    harder = h264_round_trip(frames, scratch, "juggler_hard", fps="24", crf=40)
+    assert np.abs(harder.astype(float) - frames).mean() > 2 * change.mean()
 
 
 def test_every_training_pair_once_per_epoch() -> None:
@@ -351,8 +384,11 @@ def test_detector_rules_train_on_the_start_and_score_the_held_out_end_and_the_ot
         other = "dancer" if name == "juggler" else "juggler"
         pairs = {(row["split"], row["subject"]): int(row["pairs"]) for row in rows}
         assert pairs == {("heldout_frames", name): 2 * (count - first_heldout - 1),
+                         ("heldout_frames_h264_crf18", name): 2 * (count - first_heldout - 1),
                          ("heldout_subject", other): 2 * (counts[other] - 1 - 5 - 1),
+                         ("heldout_subject_h264_crf18", other): 2 * (counts[other] - 1 - 5 - 1),
                          ("training_frames", name): 2 * (first_heldout - 1 - 5)}
+        assert checkpoint.options["compression_crf"] == 18
         for row in rows:
             assert 0.0 <= float(row["value"]) <= 1.0, row
         roc = workdir / "results" / "detector" / name / "roc.png"

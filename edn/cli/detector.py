@@ -38,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="resnet18: torchvision's ImageNet file (default: the torch hub cache); never downloaded")
     train.add_argument("--cut-threshold", type=float, default=None,
                        help="scene-cut threshold: mean change of 8x8-block grey frames, 0-255 (default 30)")
+    train.add_argument("--compression-crf", type=int, default=None,
+                       help="also train on copies of both classes encoded as H.264 at this CRF (as transfer videos "
+                            "are: 18); half of each batch compressed. Default: raw frames only")
     _add_runtime_arguments(train)
     train.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     train.set_defaults(handler=_train)
@@ -96,6 +99,8 @@ def _device(args: argparse.Namespace):
 
 
 def _train(args: argparse.Namespace) -> None:
+    import tempfile
+
     import torch
 
     from edn.errors import EdnError
@@ -108,6 +113,8 @@ def _train(args: argparse.Namespace) -> None:
     if not 0.0 < args.holdout_fraction < 1.0:
         raise EdnError(f"holdout fraction {args.holdout_fraction}: must be in (0, 1) (the detector is tested "
                        "on the held-out end)")
+    if args.compression_crf is not None and not 0 <= args.compression_crf <= 51:
+        raise EdnError(f"compression CRF {args.compression_crf}: H.264 CRF must be in 0..51")
     options = DetectorTrainingOptions(iterations=args.iterations, batch_size=args.batch_size,
                                       learning_rate=args.learning_rate, seed=args.seed, crop_size=args.crop_size,
                                       flip=args.flip)
@@ -132,11 +139,16 @@ def _train(args: argparse.Namespace) -> None:
     log.info("detector %s on %s: %d training pairs (frames 0..%d), %d held-out pairs, %d parameters",
              architecture.backbone, device, len(pairs.training), pairs.first_heldout - 1, len(pairs.heldout),
              sum(p.numel() for p in model.parameters()))
-    summary = train_detector(model, subject, options, device, progress=args.progress)
+    with tempfile.TemporaryDirectory(prefix="edn-detector-") as scratch:
+        if args.compression_crf is not None:
+            subject = subject.with_compressed_copies(scratch, fps=geometry["fps"], crf=args.compression_crf)
+        summary = train_detector(model, subject, options, device, progress=args.progress)
+        del subject  # its compressed copies live in scratch
     log.info("trained: loss %.4f, batch accuracy %.3f over the last tenth", summary.final_loss,
              summary.final_batch_accuracy)
     record = {**options.to_dict(), **geometry, "subject": args.subject, "holdout_fraction": args.holdout_fraction,
-              "cut_threshold": cut_threshold, "frame_count": pairs.frame_count, "first_heldout": pairs.first_heldout,
+              "cut_threshold": cut_threshold, "compression_crf": args.compression_crf,
+              "frame_count": pairs.frame_count, "first_heldout": pairs.first_heldout,
               "training_pairs": len(pairs.training), "heldout_pairs": len(pairs.heldout),
               "backbone_weights": weights_file, "final_loss": summary.final_loss,
               "final_batch_accuracy": summary.final_batch_accuracy}
@@ -146,6 +158,8 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
+    import tempfile
+
     from edn.errors import EdnError
     from edn.fake_detector.checkpoint import load_detector
     from edn.fake_detector.data import load_subject
@@ -161,15 +175,26 @@ def _evaluate(args: argparse.Namespace) -> None:
         raise EdnError(f"frames {args.frames!r}: {subject.pairs.frame_count} frames, but the detector "
                        f"{args.detector!r} was trained on {trained['frame_count']} frames of {trained['subject']!r}")
     tile = trained["crop_size"]
-    heldout = require_pairs(subject.pairs.heldout, f"{args.frames!r} held-out frames")
-    evaluations = [score_subject(model, subject, heldout, "heldout_frames", device, tile_size=tile)]
-    for name, frames, generated, index in args.other:
-        if name == trained["subject"]:
-            raise EdnError(f"--other {name!r}: the detector was trained on this subject; it is not held out")
-        other = load_subject(name, frames, generated, index, trained["holdout_fraction"],
-                             trained["cut_threshold"])
-        pairs = require_pairs(other.pairs.everything, f"held-out subject {name!r} ({frames!r})")
-        evaluations.append(score_subject(model, other, pairs, "heldout_subject", device, tile_size=tile))
+    # Scored raw and, when trained with compression, after the same H.264 round trip
+    # (CRF 18 when it was not: how transfer videos reach people).
+    crf = 18 if trained.get("compression_crf") is None else trained["compression_crf"]
+    with tempfile.TemporaryDirectory(prefix="edn-detector-") as scratch:
+        subjects = [(subject, require_pairs(subject.pairs.heldout, f"{args.frames!r} held-out frames"),
+                     "heldout_frames")]
+        for name, frames, generated, index in args.other:
+            if name == trained["subject"]:
+                raise EdnError(f"--other {name!r}: the detector was trained on this subject; it is not held out")
+            other = load_subject(name, frames, generated, index, trained["holdout_fraction"],
+                                 trained["cut_threshold"])
+            subjects.append((other, require_pairs(other.pairs.everything, f"held-out subject {name!r} ({frames!r})"),
+                             "heldout_subject"))
+        evaluations = []
+        for data, pairs, split in subjects:
+            evaluations.append(score_subject(model, data, pairs, split, device, tile_size=tile))
+            compressed = data.with_compressed_copies(scratch, fps=trained["fps"], crf=crf)
+            evaluations.append(score_subject(model, compressed, pairs, f"{split}_h264_crf{crf}", device,
+                                             tile_size=tile, compressed=True))
+            del compressed
     training = score_subject(model, subject, subject.pairs.training, "training_frames", device, tile_size=tile)
     for scored in evaluations + [training]:
         log.info("%s %s: %d pairs", scored.split, scored.subject, scored.pair_count)

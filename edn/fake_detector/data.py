@@ -3,14 +3,15 @@
 A pair tensor is float32 ``[6, H, W]`` in [-1, 1]: channels 0-2 are frame t
 (RGB), channels 3-5 frame t + 1. Label 0 is real, 1 is generated. A training
 batch shows each chosen pair twice, once real and once generated, with the same
-random crop and horizontal flip for all four frames, so the classifier compares
-like with like and can only learn how the frames were made.
+random crop and horizontal flip for all four frames (and, when compressed copies
+exist, the same choice of raw or H.264-compressed frames), so the classifier
+compares like with like and can only learn how the frames were made.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -26,12 +27,28 @@ REAL, GENERATED = 0.0, 1.0
 @dataclass(frozen=True)
 class SubjectFrames:
     """A subject's real frames and the frames its trained models generated for the same
-    poses, both uint8 [N, H, W, 3] (memory-mapped), and its usable pairs."""
+    poses, both uint8 [N, H, W, 3] (memory-mapped), and its usable pairs; optionally
+    both after an H.264 round trip (:mod:`edn.fake_detector.compression`)."""
 
     name: str
     real: np.ndarray
     generated: np.ndarray
     pairs: SubjectPairs
+    real_compressed: np.ndarray | None = None
+    generated_compressed: np.ndarray | None = None
+
+    @property
+    def has_compressed(self) -> bool:
+        return self.real_compressed is not None and self.generated_compressed is not None
+
+    def with_compressed_copies(self, scratch: str | os.PathLike, *, fps: str, crf: int) -> SubjectFrames:
+        """The same subject with H.264 round-trip copies of both stores, kept in ``scratch``."""
+        from edn.fake_detector.compression import h264_round_trip
+
+        return replace(self,
+                       real_compressed=h264_round_trip(self.real, scratch, f"{self.name}_real", fps=fps, crf=crf),
+                       generated_compressed=h264_round_trip(self.generated, scratch, f"{self.name}_generated",
+                                                            fps=fps, crf=crf))
 
 
 def load_subject(name: str, frames_path: str | os.PathLike, generated_path: str | os.PathLike,
@@ -95,7 +112,8 @@ def training_batch(subject: SubjectFrames, step: int, pairs_per_step: int, crop_
 
     Returns ``inputs`` float32 [2P, 6, h, w] (the P pairs real, then the same P
     generated), ``targets`` float32 [2P] (0 real, 1 generated) and the pairs'
-    first frames int64 [P]. Crops and flips are drawn from (seed, step).
+    first frames int64 [P]. Crops, flips and (with compressed copies) the choice
+    of raw or compressed frames, half and half, are drawn from (seed, step).
     """
     pairs = subject.pairs.training
     chosen = np.array([pair_for_sample(pairs, step * pairs_per_step + j, seed) for j in range(pairs_per_step)],
@@ -106,10 +124,13 @@ def training_batch(subject: SubjectFrames, step: int, pairs_per_step: int, crop_
     x0s = rng.integers(0, width - crop_w + 1, size=pairs_per_step)
     y0s = rng.integers(0, height - crop_h + 1, size=pairs_per_step)
     flips = rng.random(pairs_per_step) < 0.5 if flip else np.zeros(pairs_per_step, bool)
+    compressed = rng.random(pairs_per_step) < 0.5 if subject.has_compressed else np.zeros(pairs_per_step, bool)
     inputs = []
-    for store in (subject.real, subject.generated):
+    for raw, squeezed in ((subject.real, subject.real_compressed),
+                          (subject.generated, subject.generated_compressed)):
         crops = []
-        for t, x0, y0, mirrored in zip(chosen, x0s, y0s, flips):
+        for t, x0, y0, mirrored, use_compressed in zip(chosen, x0s, y0s, flips, compressed):
+            store = squeezed if use_compressed else raw
             pair = np.stack([np.asarray(store[t]), np.asarray(store[t + 1])])[:, y0:y0 + crop_h, x0:x0 + crop_w]
             crops.append(pair[:, :, ::-1] if mirrored else pair)
         both = to_tensor(np.stack(crops))  # [P, 2, 3, h, w]

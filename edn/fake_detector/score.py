@@ -86,11 +86,16 @@ class Scored:
 
 
 def score_subject(model: nn.Module, subject: SubjectFrames, first: np.ndarray, split: str,
-                  device: torch.device, *, tile_size: int | None, progress: bool = False) -> Scored:
-    """The same pairs scored real and generated."""
-    real = score_pairs(model, subject.real, first, device, tile_size=tile_size, progress=progress,
+                  device: torch.device, *, tile_size: int | None, compressed: bool = False,
+                  progress: bool = False) -> Scored:
+    """The same pairs scored real and generated, raw or (``compressed``) after the H.264 round trip."""
+    if compressed and not subject.has_compressed:
+        raise ValueError(f"subject {subject.name}: no compressed copies")
+    real_store = subject.real_compressed if compressed else subject.real
+    generated_store = subject.generated_compressed if compressed else subject.generated
+    real = score_pairs(model, real_store, first, device, tile_size=tile_size, progress=progress,
                        what=f"{subject.name} real")
-    fake = score_pairs(model, subject.generated, first, device, tile_size=tile_size, progress=progress,
+    fake = score_pairs(model, generated_store, first, device, tile_size=tile_size, progress=progress,
                        what=f"{subject.name} generated")
     return Scored(split=split, subject=subject.name, scores=np.r_[real, fake],
                   is_generated=np.r_[np.zeros(len(real), bool), np.ones(len(fake), bool)])
