@@ -225,3 +225,30 @@ def test_the_three_stages_through_snakemake(tmp_path: Path) -> None:
     assert face.options["base_stage"] == "local" and face.options["image_size"] == [128, 64]
     again = run_snakemake(tmp_path, config, "results/models/subject/face.pt")
     assert again.returncode == 0 and "Nothing to be done" in again.output
+
+
+def test_face_stage_trains_only_the_face_networks(tmp_path: Path, perceptual_weights: Path) -> None:
+    from edn.losses import PerceptualLoss
+    from edn.perceptual import load_perceptual
+    from edn.training.data import TrainingFrames
+    from edn.training.stages import Runtime, StageTrainer
+
+    preset = PRESETS["tiny"]
+    torch.manual_seed(0)
+    main = build_generator(preset, "global")
+    init = Checkpoint(stage="global", step=1, preset=preset, options={"generator_kind": "global"},
+                      models={"generator": main.state_dict()})
+    trainer = StageTrainer("face", preset, init, "global.pt", PerceptualLoss(load_perceptual(perceptual_weights,
+                           "vgg16_hed")), Runtime(torch.device("cpu")), 2e-4, (0.5, 0.999))
+    for name, module in (("generator", trainer.face_generator), ("discriminator", trainer.face_discriminator)):
+        optimised = [p for group in trainer.optimizers[name].param_groups for p in group["params"]]
+        assert len({id(p) for p in optimised}) == len(optimised)  # no parameter twice
+        assert {id(p) for p in optimised} == {id(p) for p in module.parameters()}
+    paths = write_subject(tmp_path / "subject", size=(128, 64))
+    frames = TrainingFrames(paths["frames"], paths["labels"], paths["index"], downsample=1, size_multiple=4)
+    face_before = [p.detach().clone() for p in trainer.face_generator.parameters()]
+    losses = trainer.step(frames.sample(3), frames.sample(4))
+    assert {"g_face_gan", "g_face_perceptual", "g_total", "d_total"} <= set(losses)
+    for key, value in main.state_dict().items():  # the main generator is frozen
+        assert torch.equal(trainer.generator.state_dict()[key], value)
+    assert any(not torch.equal(a, b) for a, b in zip(face_before, trainer.face_generator.parameters()))
