@@ -68,7 +68,11 @@ def read_label_index(path: str | os.PathLike) -> LabelIndex:
     path = Path(path)
     if not path.exists():
         raise EdnError(f"label index {str(path)!r}: file not found")
-    table = pd.read_csv(path)
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        reason = " ".join(str(error).split())[:120]
+        raise EdnError(f"label index {str(path)!r}: not a CSV table ({reason})") from None
     missing = [c for c in INDEX_COLUMNS if c not in table.columns]
     if missing:
         raise EdnError(f"label index {str(path)!r}: missing column(s) {', '.join(missing)}")

@@ -140,5 +140,7 @@ def read_stats(path: str | os.PathLike) -> SubjectStats:
         return SubjectStats.from_json(json.loads(path.read_text()))
     except FileNotFoundError:
         raise EdnError(f"subject statistics {str(path)!r}: file not found") from None
-    except (json.JSONDecodeError, TypeError) as error:
+    except (json.JSONDecodeError, TypeError, ValueError) as error:
         raise EdnError(f"subject statistics {str(path)!r}: not valid ({error})") from None
+    except KeyError as error:
+        raise EdnError(f"subject statistics {str(path)!r}: not valid (no {error.args[0]!r} entry)") from None

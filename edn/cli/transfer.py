@@ -51,6 +51,7 @@ def _synthesize(args: argparse.Namespace) -> None:
     import torch
 
     from edn.cli.train import choose_runtime
+    from edn.errors import EdnError
     from edn.labels import load_labels, read_label_index
     from edn.synthesize import load_transfer_models, write_synthesis
 
@@ -59,6 +60,9 @@ def _synthesize(args: argparse.Namespace) -> None:
     runtime = choose_runtime(args.device, args.precision, args.channels_last, deterministic=False)
     labels = load_labels(args.labels)
     index = read_label_index(args.index)
+    if index.frame_count != len(labels):
+        raise EdnError(f"label index {args.index!r}: {index.frame_count} rows for {len(labels)} labels "
+                       f"in {args.labels!r}")
     models = load_transfer_models(args.generator, args.face, runtime.device)
     write_synthesis(models, labels, index, args.output, runtime)
 

@@ -17,6 +17,13 @@ validate(config, schema=str(PROJECT_ROOT / "config" / "config.schema.yaml"), set
 SUBJECTS = config["subjects"]
 PAIRS = config["pairs"]
 
+# A span the schema cannot check: said before anything is downloaded or run.
+for _name, _subject in SUBJECTS.items():
+    if _subject["start"] is not None and _subject["end"] is not None and _subject["end"] <= _subject["start"]:
+        raise ValueError(
+            f"config subjects.{_name}: end {_subject['end']} is not after start {_subject['start']}"
+        )
+
 for _pair in PAIRS:
     for _role in ("source", "target"):
         if _pair[_role] not in SUBJECTS:
