@@ -8,6 +8,7 @@ not a Snakemake output, so changing the trim never downloads again.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -36,14 +37,28 @@ def download(url: str, cache_dir: Path, *, timeout_s: float = 60.0) -> Path:
     """Download ``url`` with yt-dlp into ``cache_dir`` unless it is already there.
 
     Direct links to video files and pages of sites yt-dlp supports both work. The
-    cache key is the URL, so a second call with the same URL returns at once.
+    cache key is the URL, so a second call with the same URL returns at once. Two
+    subjects cut from one video are fetched by parallel jobs: a call that finds
+    the URL being downloaded waits for that download and reuses it.
     """
     entry = cache_dir / hashlib.sha256(url.encode()).hexdigest()[:20]
     done = entry / "complete"
     if done.exists():
         return entry / done.read_text().strip()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    # The lock goes with the process: a killed download never leaves it held.
+    with open(cache_dir / f"{entry.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if done.exists():
+            return entry / done.read_text().strip()
+        return _download_into(url, entry, timeout_s=timeout_s)
+
+
+def _download_into(url: str, entry: Path, *, timeout_s: float) -> Path:
+    """Download ``url`` into the empty directory ``entry``; mark it complete at the end."""
     import yt_dlp  # heavy import, only when something is downloaded
 
+    done = entry / "complete"
     shutil.rmtree(entry, ignore_errors=True)
     entry.mkdir(parents=True)
     options = {
