@@ -13,6 +13,7 @@ still running, or of another machine sharing the file system, is left alone).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -21,6 +22,11 @@ import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from edn.errors import EdnError
+
+#: Write errors that mean there is no room: a full disk, a quota, a file size limit.
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def _host_tag() -> str:
@@ -87,6 +93,7 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator
     The temporary keeps ``path``'s suffix so tools that pick a format from the
     file name (ffmpeg, numpy) behave as they would on the real name. With
     ``directory=True`` a fresh empty directory is yielded and replaces ``path``.
+    A full disk (or quota, or file size limit) becomes an EdnError naming ``path``.
     """
     final = Path(path)
     temporary = _temporary_sibling(final, directory=directory)
@@ -95,9 +102,26 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator
         if directory and final.is_dir():
             shutil.rmtree(final)
         os.replace(temporary, final)
-    except BaseException:
+    except BaseException as error:
         _remove(temporary)
+        reason = _no_room(error)
+        if reason:
+            raise EdnError(f"output {str(final)!r}: cannot be written ({reason}); nothing was left behind, "
+                           f"free some space and rerun") from None
         raise
+
+
+def _no_room(error: BaseException) -> str | None:
+    """The reason when ``error`` says there is no room to write, else None.
+
+    Python's own writes set ``errno``; some libraries (pyarrow) only say it in words.
+    """
+    if not isinstance(error, OSError):
+        return None
+    for code in _NO_ROOM:
+        if error.errno == code or os.strerror(code) in str(error):
+            return os.strerror(code)
+    return None
 
 
 @contextlib.contextmanager

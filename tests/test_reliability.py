@@ -35,9 +35,9 @@ from edn import atomic
 from edn.atomic import atomic_path, write_json, write_text
 from edn.decode import decode_video
 from edn.frames import load_frames, read_meta
-from edn.keypoints import read_pose_table
 from edn.media import probe_video
-from helpers import DEMO, ROOT, ffmpeg, leftovers, make_test_video, run_edn, run_snakemake
+from helpers import (DEMO, ROOT, SNAKEMAKE, Completed, ffmpeg, leftovers, make_test_video, run_edn, run_snakemake,
+                     write_config)
 from training_data import write_subject
 
 # -- test media -------------------------------------------------------------------------
@@ -330,6 +330,40 @@ def test_bad_input_through_the_cli(name: str, inputs: Inputs, tmp_path: Path) ->
     assert_clean_failure(result, case.outputs, case.says, out)
     if case.within_s is not None:  # bounded by --timeout 2, far below the 60 s default
         assert elapsed < case.within_s, f"took {elapsed:.1f} s"
+
+
+def _limit_file_size(limit_bytes: int) -> Callable[[], None]:
+    """A preexec_fn: writes past ``limit_bytes`` fail with EFBIG, as on a full disk
+    (SIGXFSZ ignored, so the write fails instead of killing the process)."""
+    import resource
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    return apply
+
+
+NO_ROOM = {  # name -> builder(media, output directory) of (args, output)
+    "frames (numpy)": lambda m, out: (["decode", "--video", DEMO / "source_dancer.mp4", "--frames",
+                                       out / "frames.npy", "--meta", out / "meta.json", "--width", 256,
+                                       "--height", 128], out / "frames.npy"),
+    "keypoint table (pyarrow)": lambda m, out: (["smooth-poses", "--poses", m.poses, "--output",
+                                                 out / "smooth.parquet"], out / "smooth.parquet"),
+    "synthesized frames (memory map)": lambda m, out: (["synthesize", "--labels", m.labels, "--index", m.index,
+                                                        "--generator", m.checkpoint, "--output", out / "frames.npy",
+                                                        "--threads", 1], out / "frames.npy"),
+}
+
+
+@pytest.mark.parametrize("name", list(NO_ROOM))
+def test_no_room_to_write_is_a_one_line_error(name: str, media: Media, tmp_path: Path) -> None:
+    """A full disk, simulated by a file size limit (EFBIG: no root needed to fill a disk)."""
+    args, output = NO_ROOM[name](media, tmp_path)
+    result = subprocess.run([sys.executable, "-m", "edn", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                            preexec_fn=_limit_file_size(2000), timeout=300)
+    assert_clean_failure(Completed(result.returncode, result.stdout, result.stderr), [output],
+                         (output.name, "cannot be written (File too large)", "free some space"), tmp_path)
 
 
 # -- bad input through Snakemake -----------------------------------------------------------
@@ -763,8 +797,6 @@ def held_server(tmp_path: Path) -> Iterator[tuple[str, threading.Event, list[str
 
 @pytest.mark.slow
 def test_a_second_snakemake_run_on_the_same_results_is_refused(tmp_path: Path, held_server) -> None:
-    from helpers import SNAKEMAKE, write_config
-
     url, release, requests = held_server
     config = {"subjects": {"a": {"video": url, "end": 2.0}}}
     target = "results/frames/a/frames.npy"
