@@ -607,7 +607,7 @@ def names(directory: Path) -> list[str]:
 def kill_points(stage: str, kill: str, count: int) -> list[float]:
     """Seeded random points, as fractions of the time a stage spends writing its output."""
     rng = random.Random(f"{stage}/{kill}")
-    return [rng.uniform(0.05, 0.7) for _ in range(count)]
+    return [rng.uniform(0.05, 0.5) for _ in range(count)]
 
 
 @pytest.fixture(scope="module")
