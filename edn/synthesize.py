@@ -39,6 +39,7 @@ class TransferModels:
     face_generator: nn.Module | None
     size: tuple[int, int]  # (width, height) the generator was trained at
     description: str
+    temporal: bool = True  # False: trained frame by frame, always fed the zero image
 
 
 def load_transfer_models(generator_path: str | os.PathLike, face_path: str | os.PathLike | None,
@@ -52,20 +53,25 @@ def load_transfer_models(generator_path: str | os.PathLike, face_path: str | os.
     generator = build_generator(main.preset, main.stage)
     load_state(generator, main, "generator", generator_path)
     face_generator = None
-    description = f"{main.stage} generator ({main.preset.name}, step {main.step})"
+    temporal = main.options.get("temporal", True)
+    description = f"{main.stage} generator ({main.preset.name}, {'' if temporal else 'frame by frame, '}step {main.step})"
     if face_path is not None:
         face = load_checkpoint(face_path, stages=("face",), preset=main.preset, what="face checkpoint")
         base_stage = face.options.get("base_stage")
         if base_stage is not None and base_stage != main.stage:
             raise EdnError(f"face checkpoint {str(face_path)!r}: trained on the {base_stage} generator, "
                            f"but synthesis uses the {main.stage} generator {str(generator_path)!r}")
+        if face.options.get("temporal", True) != temporal:
+            kinds = {True: "temporal", False: "frame-by-frame"}
+            raise EdnError(f"face checkpoint {str(face_path)!r}: trained on a {kinds[not temporal]} generator, "
+                           f"but {str(generator_path)!r} is {kinds[temporal]}")
         face_generator = build_face_generator(main.preset)
         load_state(face_generator, face, "face_generator", face_path)
         face_generator = face_generator.to(device).eval()
         description += f" + face GAN (step {face.step})"
     size = tuple(main.options.get("image_size", ())) or None
     return TransferModels(generator=generator.to(device).eval(), face_generator=face_generator,
-                          size=size, description=description)
+                          size=size, description=description, temporal=temporal)
 
 
 def _prefetch(labels: np.ndarray, depth: int = 4) -> Iterator[np.ndarray]:
@@ -87,7 +93,8 @@ def _prefetch(labels: np.ndarray, depth: int = 4) -> Iterator[np.ndarray]:
 @torch.inference_mode()
 def synthesize_sequence(models: TransferModels, labels: np.ndarray, index: LabelIndex, out: np.ndarray,
                         runtime: Runtime, *, progress: bool = True) -> None:
-    """Generate frame t of ``out`` (uint8 [N, H, W, 3]) from ``labels[t]`` and frame t - 1.
+    """Generate frame t of ``out`` (uint8 [N, H, W, 3]) from ``labels[t]`` and frame t - 1
+    (the zero image for a generator trained frame by frame).
 
     ``labels``: uint8 [N, H, W, 3] stick figures; ``index``: their face boxes.
     """
@@ -112,7 +119,8 @@ def synthesize_sequence(models: TransferModels, labels: np.ndarray, index: Label
                 frame = models.face_generator(frame, label, [box]).float()
         frame = frame.clamp_(-1.0, 1.0)
         out[t] = ((frame[0].permute(1, 2, 0) + 1.0) * 127.5).round_().to(torch.uint8).cpu().numpy()
-        previous = runtime.place(frame)
+        if models.temporal:
+            previous = runtime.place(frame)
         bar.update(1)
     bar.close()
 

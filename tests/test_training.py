@@ -4,6 +4,8 @@ kill, bad input, and a tiny end-to-end run of the three stages through Snakemake
 from __future__ import annotations
 
 import csv
+import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -252,3 +254,97 @@ def test_face_stage_trains_only_the_face_networks(tmp_path: Path, perceptual_wei
     for key, value in main.state_dict().items():  # the main generator is frozen
         assert torch.equal(trainer.generator.state_dict()[key], value)
     assert any(not torch.equal(a, b) for a, b in zip(face_before, trainer.face_generator.parameters()))
+
+
+@pytest.mark.slow
+def test_a_finished_run_trains_again_from_the_start(straight_run, tmp_path: Path) -> None:
+    # `--forcerun train_global` after a finished run: the same options, but the stage
+    # is asked to run again, so it trains from step 0 instead of rewriting the model.
+    data, straight = straight_run
+    shutil.copytree(straight, tmp_path / "again")
+    (tmp_path / "again" / "global.pt").unlink()  # Snakemake deletes the output before the job
+    assert json.loads((tmp_path / "again" / "run" / "finished.json").read_text())["step"] == 40
+    again = run_edn(*_train_args(data, tmp_path, "again"))
+    assert again.returncode == 0, again.stderr
+    assert "finished" in again.stderr and "training again from the start" in again.stderr
+    assert "resuming" not in again.stderr
+    assert _losses(tmp_path / "again" / "run") == _losses(straight / "run")  # 40 rows, trained again, deterministic
+    a, b = load_checkpoint(straight / "global.pt"), load_checkpoint(tmp_path / "again" / "global.pt")
+    for key, value in a.models["generator"].items():
+        assert torch.equal(value, b.models["generator"][key]), key
+
+
+def _recording_previous_frames(generator: torch.nn.Module) -> list[torch.Tensor]:
+    """Record the previous-frame input of every call of ``generator``."""
+    seen: list[torch.Tensor] = []
+    generator.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[1].detach().clone()))
+    return seen
+
+
+@pytest.mark.parametrize("temporal", [True, False], ids=["temporal", "frame-by-frame"])
+def test_frame_by_frame_training_never_feeds_a_previous_frame(tmp_path: Path, perceptual_weights: Path,
+                                                              temporal: bool) -> None:
+    from edn.losses import PerceptualLoss
+    from edn.perceptual import load_perceptual
+    from edn.training.data import TrainingFrames
+    from edn.training.stages import Runtime, StageTrainer
+
+    torch.manual_seed(0)
+    trainer = StageTrainer("global", PRESETS["tiny"], None, None,
+                           PerceptualLoss(load_perceptual(perceptual_weights, "vgg16_hed")),
+                           Runtime(torch.device("cpu")), 2e-4, (0.5, 0.999), temporal=temporal)
+    # The paper's temporal PatchGAN judges a pair (12 channels); pix2pixHD's judges one frame (6).
+    first_conv = next(m for m in trainer.discriminator.modules() if isinstance(m, torch.nn.Conv2d))
+    assert first_conv.in_channels == (12 if temporal else 6)
+    paths = write_subject(tmp_path / "subject", size=(64, 32))
+    frames = TrainingFrames(paths["frames"], paths["labels"], paths["index"], downsample=1, size_multiple=4)
+    seen = _recording_previous_frames(trainer.generator)
+    losses = trainer.step(frames.sample(3), frames.sample(4))
+    assert np.isfinite(losses["g_total"]) and np.isfinite(losses["d_total"])
+    assert len(seen) == 2 and not seen[0].any()
+    assert seen[1].any() == temporal  # I1 = G(label1, I0) vs G(label1, zeros)
+    seen.clear()
+    trainer.render_sequence([frames.sample(t) for t in range(3)])
+    assert [bool(p.any()) for p in seen] == [False, temporal, temporal]
+
+
+def test_a_frame_by_frame_generator_synthesizes_each_frame_on_its_own(tmp_path: Path) -> None:
+    from edn.labels import read_label_index
+    from edn.synthesize import TransferModels, synthesize_sequence
+    from edn.training.stages import Runtime
+
+    paths = write_subject(tmp_path / "subject", frames=6, size=(64, 32))
+    labels = np.load(paths["labels"])
+    index = read_label_index(paths["index"])
+    torch.manual_seed(0)
+    generator = build_generator(PRESETS["tiny"], "global").eval()
+    runtime = Runtime(torch.device("cpu"))
+
+    def synthesize(order: np.ndarray, temporal: bool) -> np.ndarray:
+        models = TransferModels(generator=generator, face_generator=None, size=(64, 32), description="test",
+                                temporal=temporal)
+        out = np.zeros_like(labels)
+        synthesize_sequence(models, labels[order], index, out, runtime, progress=False)
+        return out
+
+    forward, backward = np.arange(6), np.arange(6)[::-1]
+    # Frame by frame, the order of the frames does not matter; with temporal smoothing it does.
+    assert np.array_equal(synthesize(forward, False), synthesize(backward, False)[::-1])
+    assert not np.array_equal(synthesize(forward, True), synthesize(backward, True)[::-1])
+
+
+@pytest.mark.slow
+def test_no_temporal_through_the_cli(straight_run, tmp_path: Path) -> None:
+    data, _ = straight_run
+    trained = run_edn(*_train_args(data, tmp_path, "fbf", "--no-temporal", iterations=4))
+    assert trained.returncode == 0, trained.stderr
+    checkpoint = load_checkpoint(tmp_path / "fbf" / "global.pt")
+    assert checkpoint.options["temporal"] is False
+    assert checkpoint.models["discriminator"]["scales.0.groups.0.0.weight"].shape[1] == 6
+    face = run_edn(*_train_args(data, tmp_path, "face", "--no-temporal", "--init", tmp_path / "fbf" / "global.pt",
+                                stage="face"))
+    assert face.returncode == 1 and len(face.error_lines) == 1
+    assert "face stage: frame by frame applies to the global and local stages" in face.error_lines[0]
+    local = run_edn(*_train_args(data, tmp_path, "local", "--init", tmp_path / "fbf" / "global.pt", stage="local"))
+    assert local.returncode == 1 and len(local.error_lines) == 1
+    assert "trained frame by frame, the local stage is asked to train with temporal smoothing" in local.error_lines[0]

@@ -12,8 +12,11 @@ import re
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
+from edn.checkpoint import load_checkpoint
 from edn.frames import read_meta
 from edn.media import count_frames, probe_video
 from helpers import run_snakemake, tiny_pipeline_config
@@ -111,3 +114,27 @@ def test_per_stage_targets(pipeline, target: str, expected: dict) -> None:
     workdir, config = pipeline
     rule = next(rule for rule in expected if rule != target)
     assert planned_jobs(workdir, config, target, "--forcerun", rule) == expected
+
+
+def test_evaluation_and_the_ablation_through_snakemake(pipeline) -> None:
+    workdir, config = pipeline
+    tables = ["results/eval/juggler/metrics.csv", "results/eval/juggler/ablation.csv"]
+    result = run_snakemake(workdir, config, *tables)
+    assert result.returncode == 0, result.output[-3000:]
+    # FBF is the one extra model: the global stage trained frame by frame, same budget.
+    fbf = load_checkpoint(workdir / "results/models/juggler/fbf/global.pt")
+    ts = load_checkpoint(workdir / "results/models/juggler/global.pt")
+    assert fbf.options["temporal"] is False and ts.options["temporal"] is True
+    assert fbf.step == ts.step == config["training"]["iterations"]["global"]
+    main, ablation = (pd.read_csv(workdir / table) for table in tables)
+    assert set(main["method"]) == {"nearest_neighbour", "edn"}
+    assert set(ablation["method"]) == {"nearest_neighbour", "fbf", "ts", "fg"}
+    for table in (main, ablation):
+        ssim = table[(table["metric"] == "ssim") & (table["region"] == "full")]
+        assert len(ssim) == len(set(table["method"])) and ssim["value"].between(-1, 1).all()
+    markdown = (workdir / "results/eval/juggler/ablation.md").read_text()
+    assert all(name in markdown for name in ("fbf", "ts", "fg", "nearest"))
+    # The held-out frames each method generated, as many as the real ones.
+    counts = {method: len(np.load(workdir / f"results/eval/juggler/{method}/generated.npy", mmap_mode="r"))
+              for method in ("nearest_neighbour", "edn", "fbf", "ts", "fg")}
+    assert len(set(counts.values())) == 1 and counts["fbf"] > 0

@@ -35,6 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="last fraction of the video held out (never trained on)")
     train.add_argument("--downsample", type=int, default=1, choices=(1, 2),
                        help="train at the working size divided by this (2: global stage before a local stage)")
+    train.add_argument("--temporal", default=True, action=argparse.BooleanOptionalAction,
+                       help="global and local stages: the generator sees its previous frame and the discriminator "
+                            "judges frame pairs (the paper); --no-temporal trains frame by frame (the FBF ablation)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--checkpoint-every", type=int, default=100, metavar="STEPS")
     train.add_argument("--sample-every", type=int, default=100, metavar="STEPS")
@@ -117,7 +120,7 @@ def _train(args: argparse.Namespace) -> None:
     options = StageOptions(
         stage=args.stage, iterations=args.iterations, learning_rate=args.learning_rate,
         decay_fraction=args.decay_fraction, holdout_fraction=args.holdout_fraction, seed=args.seed,
-        downsample=args.downsample, perceptual_network=args.perceptual_network,
+        downsample=args.downsample, perceptual_network=args.perceptual_network, temporal=args.temporal,
         checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
         keep_checkpoints=args.keep_checkpoints)
     # SIGTERM (Snakemake, a cluster's time limit) finishes the current iteration and

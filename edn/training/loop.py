@@ -38,7 +38,8 @@ class StageOptions:
     """What a stage trains and how. Everything here but the three bookkeeping
     intervals decides the result, so a run resumes only when these match.
 
-    ``iterations``: pairs trained on (batch 1), the learning rate constant for
+    ``temporal``: False trains the global or local stage frame by frame (the
+    paper's FBF ablation). ``iterations``: pairs trained on (batch 1), the learning rate constant for
     the first ``1 - decay_fraction`` of them, then linearly decayed to 0 (Adam,
     2e-4, betas 0.5/0.999 in the paper). ``downsample``: train at the working
     size divided by this (1 or 2). ``holdout_fraction``: the last part of the
@@ -55,6 +56,7 @@ class StageOptions:
     seed: int = 0
     downsample: int = 1
     perceptual_network: str = "vgg16_hed"
+    temporal: bool = True
     checkpoint_every: int = 100
     sample_every: int = 100
     keep_checkpoints: int = 2
@@ -66,6 +68,9 @@ class StageOptions:
             raise EdnError(f"iterations {self.iterations}: must be at least 1")
         if not 0.0 <= self.decay_fraction <= 1.0:
             raise EdnError(f"decay fraction {self.decay_fraction}: must be in [0, 1]")
+        if self.stage == "face" and not self.temporal:
+            raise EdnError("face stage: frame by frame applies to the global and local stages "
+                           "(the face stage follows the generator it starts from)")
         if self.checkpoint_every < 1 or self.sample_every < 1:
             raise EdnError("checkpoint and sample intervals must be at least 1 step")
 
@@ -129,10 +134,13 @@ def train_stage(*, options: StageOptions, preset: Preset, frames: str | os.PathL
     perceptual = PerceptualLoss(load_perceptual(perceptual_weights, options.perceptual_network))
 
     torch.manual_seed(options.seed)  # network initialisation
+    if stage == "local" and init_checkpoint.options.get("temporal", True) != options.temporal:
+        raise EdnError(f"previous-stage checkpoint {str(init)!r}: trained {_mode(init_checkpoint.options.get('temporal', True))}"
+                       f", the local stage is asked to train {_mode(options.temporal)}")
     trainer = StageTrainer(stage, preset, init_checkpoint, str(init) if init else None, perceptual, runtime,
-                           options.learning_rate, (options.beta1, options.beta2))
+                           options.learning_rate, (options.beta1, options.beta2), temporal=options.temporal)
     run_options = {
-        **options.identity(), "preset": preset.to_dict(), "generator_kind": generator_kind,
+        **options.identity(), "temporal": trainer.temporal, "preset": preset.to_dict(), "generator_kind": generator_kind,
         "base_stage": init_checkpoint.stage if init_checkpoint else None,
         "image_size": list(data.size), "inputs": _fingerprint(frames, labels, index, perceptual_weights,
                                                               *([init] if init else [])),
@@ -186,9 +194,14 @@ def train_stage(*, options: StageOptions, preset: Preset, frames: str | os.PathL
     run.save(checkpoint(with_optimizers=True))
     grid = _write_heldout_grid(run.samples / "heldout_final.png", trainer, data, split.heldout)
     save_checkpoint(output, checkpoint(with_optimizers=False))
+    run.finish(step, output)
     shown = grid or last_grid
     log.info("%s stage done: model %s; samples %s", stage, output, shown)
     return shown
+
+
+def _mode(temporal: bool) -> str:
+    return "with temporal smoothing" if temporal else "frame by frame"
 
 
 #: The perceptual network pools 4 times before relu5_1: crops need 16 px.

@@ -8,9 +8,11 @@ starts; only the final model is declared)::
     checkpoints/step_00001200.pt   the newest ``keep`` rolling checkpoints
     losses.csv              one row per step: step, lr, every loss term
     samples/                PNG grids (label | generated | real)
+    finished.json           written once the final model is: the run is complete
 
-A run resumes only when its options are the ones asked for now; otherwise it is
-cleared and starts over (the config changed, so Snakemake reran the stage).
+A run resumes only when its options are the ones asked for now and it has not
+finished; otherwise it is cleared and starts over (the config changed, or the
+stage was asked to run again, e.g. ``--forcerun``, after it finished).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class RunDirectory:
         self.checkpoints = self.path / "checkpoints"
         self.losses_file = self.path / "losses.csv"
         self.samples = self.path / "samples"
+        self.finished_file = self.path / "finished.json"
 
     def checkpoint_files(self) -> list[Path]:
         """Complete rolling checkpoints, oldest first (temporaries of a killed write are ignored)."""
@@ -46,7 +49,10 @@ class RunDirectory:
         """Prepare the directory for a run with ``options``; return the checkpoint to resume from, if any."""
         for partial in self.checkpoints.glob(".*.partial*"):  # a write a SIGKILL interrupted
             partial.unlink(missing_ok=True)
-        if self.options_file.is_file():
+        if self.finished_file.is_file():
+            log.info("the run in %s finished (%s): training again from the start", self.path,
+                     self.finished_file.read_text().strip())
+        elif self.options_file.is_file():
             previous = json.loads(self.options_file.read_text())
             if previous == options:
                 files = self.checkpoint_files()
@@ -67,8 +73,12 @@ class RunDirectory:
     def _clear(self) -> None:
         for child in (self.checkpoints, self.samples):
             shutil.rmtree(child, ignore_errors=True)
-        for child in (self.losses_file, self.options_file):
+        for child in (self.finished_file, self.losses_file, self.options_file):
             child.unlink(missing_ok=True)
+
+    def finish(self, step: int, model: str | os.PathLike) -> None:
+        """Mark the run complete once its final model is written: a later run starts over."""
+        write_json(self.finished_file, {"step": step, "model": str(model)})
 
     def save(self, checkpoint: Checkpoint) -> Path:
         """Write a rolling checkpoint atomically, then drop all but the newest ``keep``."""

@@ -9,6 +9,11 @@ trains the face residual generator G_f and its PatchGAN D_f: each generated
 frame is face-corrected before it is fed back; G_f's loss is the face GAN term
 plus the perceptual loss on the face crops (the paper's face objective).
 
+Frame by frame (``temporal=False``, the paper's FBF ablation): the same two
+frames, each generated from the zero image and judged on its own by a per-frame
+PatchGAN (pix2pixHD), so training sees as many frames for the same budget; at
+synthesis time such a generator is always fed the zero image.
+
 Order per iteration, as the authors: both losses from one forward pass, then the
 generator's update, then the discriminator's.
 """
@@ -26,7 +31,7 @@ from edn.checkpoint import Checkpoint, load_state
 from edn.losses import (PerceptualLoss, compose_loss, feature_matching, lsgan_discriminator,
                         lsgan_generator)
 from edn.models import (FaceGenerator, build_discriminator, build_face_discriminator, build_face_generator,
-                        build_generator, temporal_input)
+                        build_generator, frame_input, temporal_input)
 from edn.models.face import crop
 from edn.presets import Preset
 from edn.training.data import Sample
@@ -53,16 +58,19 @@ class Runtime:
 
 
 def generate_pair(generator: nn.Module, label0: torch.Tensor, label1: torch.Tensor,
-                  face: tuple[FaceGenerator, tuple, tuple] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  face: tuple[FaceGenerator, tuple, tuple] | None = None,
+                  temporal: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """The temporal pair: I0 = G(label0, zeros), I1 = G(label1, I0); nothing is detached.
+    Frame by frame (``temporal=False``): I1 = G(label1, zeros).
 
     With ``face = (G_f, box0, box1)`` each frame is face-corrected before it is
     used (and fed back), as at synthesis time.
     """
-    fake0 = generator(label0, torch.zeros_like(label0))
+    zeros = torch.zeros_like(label0)
+    fake0 = generator(label0, zeros)
     if face is not None:
         fake0 = face[0](fake0, label0, [face[1]])
-    fake1 = generator(label1, fake0)
+    fake1 = generator(label1, fake0 if temporal else zeros)
     if face is not None:
         fake1 = face[0](fake1, label1, [face[2]])
     return fake0, fake1
@@ -81,12 +89,16 @@ class StageTrainer:
 
     ``init``: the previous stage's checkpoint (global for the local stage;
     global or local for the face stage); None for the global stage.
+    ``temporal``: False trains frame by frame (global and local stages; the face
+    stage follows the generator it starts from).
     """
 
     def __init__(self, stage: str, preset: Preset, init: Checkpoint | None, init_path: str | None,
-                 perceptual: PerceptualLoss, runtime: Runtime, learning_rate: float, betas: tuple[float, float]) -> None:
+                 perceptual: PerceptualLoss, runtime: Runtime, learning_rate: float, betas: tuple[float, float],
+                 temporal: bool = True) -> None:
         self.stage = stage
         self.runtime = runtime
+        self.temporal = init.options.get("temporal", True) if stage == "face" else temporal
         self.perceptual = runtime.place_module(perceptual)
         self.generator_kind = stage if stage in ("global", "local") else init.options["generator_kind"]
         self.generator = build_generator(preset, self.generator_kind)
@@ -101,7 +113,7 @@ class StageTrainer:
             self.trained = {"face_generator": self.face_generator, "face_discriminator": self.face_discriminator}
             self.saved = {"generator": self.generator, **self.trained}
         else:
-            self.discriminator = build_discriminator(preset, self.generator_kind)
+            self.discriminator = build_discriminator(preset, self.generator_kind, self.temporal)
             self.trained = {"generator": self.generator, "discriminator": self.discriminator}
             self.saved = dict(self.trained)
         for module in self.saved.values():
@@ -144,10 +156,11 @@ class StageTrainer:
 
     def _main_step(self, label0, label1, real0, real1) -> dict[str, float]:
         d = self.discriminator
+        d_input = temporal_input if self.temporal else frame_input
         with self.runtime.autocast():
-            fake0, fake1 = generate_pair(self.generator, label0, label1)
-            real_input = temporal_input(label0, label1, real0, real1)
-            fake_input = temporal_input(label0, label1, fake0, fake1)
+            fake0, fake1 = generate_pair(self.generator, label0, label1, temporal=self.temporal)
+            real_input = d_input(label0, label1, real0, real1)
+            fake_input = d_input(label0, label1, fake0, fake1)
             real_out = d(real_input)
             fake_out_detached = d(fake_input.detach())
             d_real, d_fake = lsgan_discriminator([o[-1] for o in real_out], [o[-1] for o in fake_out_detached])
@@ -165,7 +178,8 @@ class StageTrainer:
     def _face_step(self, label0, label1, real0, real1, box0, box1) -> dict[str, float]:
         g_f, d_f = self.face_generator, self.face_discriminator
         with self.runtime.autocast():
-            fake0, fake1 = generate_pair(self.generator, label0, label1, face=(g_f, box0, box1))
+            fake0, fake1 = generate_pair(self.generator, label0, label1, face=(g_f, box0, box1),
+                                         temporal=self.temporal)
             frames = [(label0, real0, fake0, box0), (label1, real1, fake1, box1)]
             d_real = d_fake = face_gan = face_perceptual = 0.0
             for label, real, fake, box in frames:
@@ -197,13 +211,15 @@ class StageTrainer:
     # -- inference ---------------------------------------------------------------------------------
     @torch.no_grad()
     def render_sequence(self, samples: Iterable[Sample]) -> list[torch.Tensor]:
-        """Generate frames one after another, each fed the previous output (zeros first),
-        face-corrected where the frame has a face; returns [1, 3, H, W] tensors in [-1, 1]."""
+        """Generate frames one after another, each fed the previous output (zeros first;
+        always zeros frame by frame), face-corrected where the frame has a face;
+        returns [1, 3, H, W] tensors in [-1, 1]."""
         outputs, previous = [], None
         with self.runtime.autocast():
             for sample in samples:
                 label = self.runtime.place(sample.label)
-                previous = torch.zeros_like(label) if previous is None else previous
+                if previous is None or not self.temporal:
+                    previous = torch.zeros_like(label)
                 frame = self.generator(label, previous)
                 if self.stage == "face" and sample.has_face:
                     frame = self.face_generator(frame, label, [sample.box])

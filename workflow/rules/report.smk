@@ -56,3 +56,27 @@ rule evaluation_page:
         " nearest-neighbour baseline; every value in the details table; sample frames; training losses.'"
         " --item table={input.table:q} --item image={input.samples:q} {params.losses}"
         " --item table={input.details:q} --output {output:q}"
+
+
+rule ablation_page:
+    input:
+        table="results/eval/{target}/ablation.md",
+        details="results/eval/{target}/ablation.csv",
+        samples="results/eval/{target}/ablation_samples.png",
+    output:
+        report(
+            "results/report/{target}_ablation.html",
+            caption="../report/ablation.rst",
+            category="Evaluation",
+        ),
+    log:
+        "results/logs/ablation_page/{target}.log",
+    conda:
+        "../../envs/evaluate.yaml"
+    shell:
+        "python -m edn --log {log} html-page --title '{wildcards.target}: ablation'"
+        " --description 'Table 1 of the paper on held-out frames, every row with the same global-stage budget:"
+        " frame by frame (fbf), with temporal smoothing (ts), with the face GAN (fg), and the nearest-neighbour"
+        " baseline.'"
+        " --item table={input.table:q} --item image={input.samples:q} --item table={input.details:q}"
+        " --output {output:q}"

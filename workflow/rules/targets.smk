@@ -65,6 +65,14 @@ rule transfers:
         expand("results/transfer/{pair}.compare.mp4", pair=get_pair_names()),
 
 
+# The paper's ablation for every target (not part of `rule all`: it trains one
+# more global stage, frame by frame; needs training.use_local: false).
+rule ablations:
+    input:
+        expand("results/eval/{target}/ablation.md", target=get_targets()),
+        expand("results/report/{target}_ablation.html", target=get_targets()),
+
+
 # The fake detector of every target (not part of `rule all`: it regenerates each
 # target's video and trains a classifier).
 rule detectors:
