@@ -1,57 +1,48 @@
-"""Decode speed: frames/s of `edn decode` on the shipped demo videos at the demo working size.
+"""Decode speed: frames/s of ``edn decode`` on the shipped demo videos, and of ffmpeg doing the same work alone.
 
-    .venv/bin/python benchmarks/decode.py [--width 256 --height 128 --repeats 3]
+``edn decode`` runs ffmpeg (decode, resample to the working size, pad, RGB) and
+copies its frames into ``frames.npy``. The reference is the same ffmpeg command
+writing to /dev/null: what decoding costs without edn's side (probe, pipe,
+copy, checks).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
+import subprocess
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from edn.decode import decode_video  # noqa: E402
-
-VIDEOS = ("source_dancer", "target_juggler", "source_aerobics", "people_one_by_one")
+from benchmarks.timing import DEMO, best_seconds
+from edn.decode import _filter_graph, decode_video
+from edn.frames import fit_geometry
+from edn.media import ffmpeg_binary, probe_video
 
 
-def measure(width: int = 256, height: int = 128, repeats: int = 3) -> list[dict]:
-    rows = []
+def _videos(names: tuple[str, ...]) -> list[Path]:
+    return [DEMO / f"{name}.mp4" for name in names]
+
+
+def edn_frames_per_second(videos: tuple[str, ...], size: tuple[int, int], repeats: int) -> float:
+    """Frames/s of ``edn decode`` over the demo ``videos`` (names without .mp4) to
+    ``size`` (width, height): all frames over the fastest run of each video."""
+    frames, seconds = 0, 0.0
     with tempfile.TemporaryDirectory() as scratch:
-        for name in VIDEOS:
-            video = ROOT / "resources" / "demo" / f"{name}.mp4"
-            best = float("inf")
-            for _ in range(repeats):
-                start = time.perf_counter()
-                meta = decode_video(video, Path(scratch) / "f.npy", Path(scratch) / "m.json",
-                                    working_size=(width, height))
-                best = min(best, time.perf_counter() - start)
-            rows.append({"stage": "decode", "input": name,
-                         "source": f"{meta.source_size[0]}x{meta.source_size[1]}",
-                         "working": f"{width}x{height}", "frames": meta.frame_count,
-                         "seconds": best, "frames_per_s": meta.frame_count / best})
-    return rows
+        for video in _videos(videos):
+            def decode(video: Path = video) -> None:
+                decode_video(video, Path(scratch) / "frames.npy", Path(scratch) / "meta.json", working_size=size)
+            seconds += best_seconds(decode, repeats)
+            frames += probe_video(video).frame_count
+    return frames / seconds
 
 
-def print_table(rows: list[dict]) -> None:
-    print(f"{'stage':<8} {'input':<20} {'source':>10} {'working':>9} {'frames':>7} {'s':>7} {'frames/s':>9}")
-    for r in rows:
-        print(f"{r['stage']:<8} {r['input']:<20} {r['source']:>10} {r['working']:>9} {r['frames']:>7} "
-              f"{r['seconds']:>7.2f} {r['frames_per_s']:>9.0f}")
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--width", type=int, default=256)
-    parser.add_argument("--height", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
-    print_table(measure(args.width, args.height, args.repeats))
-
-
-if __name__ == "__main__":
-    main()
+def ffmpeg_frames_per_second(videos: tuple[str, ...], size: tuple[int, int], repeats: int) -> float:
+    """Frames/s of ffmpeg alone running ``edn decode``'s filter graph into /dev/null."""
+    frames, seconds = 0, 0.0
+    for video in _videos(videos):
+        info = probe_video(video)
+        command = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(video),
+                   "-map", "0:v:0", "-an", "-sn", "-vf", _filter_graph(fit_geometry(info.size, size, "pad"), info.fps),
+                   "-f", "rawvideo", "-pix_fmt", "rgb24", "-y", "/dev/null"]
+        seconds += best_seconds(lambda command=command: subprocess.run(command, check=True), repeats)
+        frames += info.frame_count
+    return frames / seconds

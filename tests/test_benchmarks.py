@@ -1,0 +1,116 @@
+"""The benchmark suite runs: its quick path end to end on cheap stages, every torch
+measurement on the tiny preset, and its arithmetic (FLOPs, ratios, targets). No timing is asserted."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from helpers import ROOT
+
+sys.path.insert(0, str(ROOT))
+from benchmarks import machine, run, synthesis, train  # noqa: E402
+from edn.models import build_generator  # noqa: E402
+from edn.presets import PRESETS  # noqa: E402
+
+TINY = (128, 64)  # the face stage needs a face box of 16 px or more (VGG pools it 4 times)
+
+
+def test_quick_run_prints_one_table_row_per_measurement():
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick",
+                             "--only", "render,normalise,smooth"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    table = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert table[0].startswith("| stage | measurement |")
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[1:]]
+    assert [row[0] for row in rows] == ["smooth", "render", "render", "normalise"]
+    for stage, _what, size, _mode, figure, _reference, _ratio, peak, others, target in rows:
+        number, unit = figure.split(" ", 1)
+        assert float(number.replace(",", "")) > 0 and unit in ("frames/s", "s")
+        assert peak.endswith("MiB") or peak.endswith("GiB")
+        assert float(others) >= 0
+        assert stage == "smooth" or target.endswith("not judged (quick run)")
+    assert [row[2] for row in rows[1:3]] == ["256x128", "512x256"]
+
+
+def test_unknown_stage_is_refused():
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--only", "rendr"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "unknown stage(s) rendr" in result.stderr
+
+
+def test_every_stage_of_the_issue_has_a_row_and_every_job_a_use():
+    assert {"decode", "pose", "render", "normalise", "training", "synthesis", "encode", "forward",
+            "matmul"} <= set(run.STAGES)
+    used = {name for row in run.ROWS for name in run.row_jobs(row)}
+    assert used == set(run.JOBS)
+
+
+@pytest.mark.parametrize("mode", list(train.MODES))
+def test_torch_measurements_run_on_the_tiny_preset(mode):
+    assert train.step_seconds("global", "tiny", TINY, mode, iterations=1, warmup=0) > 0
+    assert train.step_seconds("face", "tiny", TINY, mode, iterations=1, warmup=0) > 0
+    assert train.forward_seconds("tiny", TINY, mode, repeats=1, warmup=0) > 0
+    assert synthesis.frames_per_second("tiny", TINY, mode, frames=3) > 0
+
+
+def test_matmul_rate_is_positive():
+    assert machine.matmul_gflops("fp32", 64, repeats=1) > 0 and machine.matmul_gflops("bf16", 64, repeats=1) > 0
+
+
+def _convolution_gflop(preset: str, size: tuple[int, int]) -> float:
+    """2 x multiply-adds of every (transposed) convolution, from forward hooks on the meta device."""
+    total = 0
+
+    def count(module, inputs, output):
+        nonlocal total
+        kernel = module.kernel_size[0] * module.kernel_size[1] // module.groups
+        if isinstance(module, torch.nn.ConvTranspose2d):  # each input value spreads over a kernel of outputs
+            total += 2 * inputs[0].numel() * module.out_channels * kernel
+        else:  # each output value gathers a kernel of inputs
+            total += 2 * output.numel() * module.in_channels * kernel
+
+    width, height = size
+    with torch.device("meta"):
+        generator = build_generator(PRESETS[preset], "global")
+        for module in generator.modules():
+            if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+                module.register_forward_hook(count)
+        generator(torch.zeros(1, 3, height, width), torch.zeros(1, 3, height, width))
+    return total / 1e9
+
+
+@pytest.mark.parametrize("preset,size", [("tiny", TINY), ("small", (256, 128)), ("paper", (512, 256))])
+def test_generator_flops_are_its_convolutions(preset, size):
+    assert machine.generator_forward_gflop(preset, size) == pytest.approx(_convolution_gflop(preset, size), rel=1e-9)
+
+
+def test_paper_generator_is_about_220_gflop_at_512x256():
+    # Design notes, section 7: about 220 GFLOP per forward pass at 512x256.
+    assert machine.generator_forward_gflop("paper", (512, 256)) == pytest.approx(220, rel=0.01)
+
+
+def _results(**values: float) -> dict:
+    return {name: {"value": value, "peak_bytes": 3 * 1024**3, "others_cores": 0.0} for name, value in values.items()}
+
+
+def test_ratios_are_speed_ups_and_targets_are_judged():
+    rows = {row.figure if not row.work else "rate": row for row in run.ROWS}
+    step = rows["train-paper-global-bf16"]  # seconds: lower is better
+    values = run.row_values(step, _results(**{"train-paper-global-bf16": 5.0, "train-paper-global-fp32": 10.0}))
+    assert values["ratio"] == pytest.approx(2.0) and values["peak_gib"] == pytest.approx(3.0)
+    assert all(target.met(values[target.on]) for target in step.targets)
+    values = run.row_values(step, _results(**{"train-paper-global-bf16": 6.0, "train-paper-global-fp32": 10.0}))
+    assert [target.met(values[target.on]) for target in step.targets] == [False, True]  # 1.67x < 1.8x
+    rate = rows["rate"]  # GFLOP over seconds, against the bf16 matmul rate
+    values = run.row_values(rate, _results(**{"forward-paper-bf16": 0.5, "flops-paper": 220.0, "matmul-bf16": 400.0}))
+    assert values["figure"] == pytest.approx(440.0) and values["ratio"] == pytest.approx(1.1)
+    pose = rows["pose-2"]  # frames/s: higher is better
+    values = run.row_values(pose, _results(**{"pose-2": 30.0, "pose-1": 20.0}))
+    assert values["ratio"] == pytest.approx(1.5) and pose.targets[0].met(values["figure"])
+    lines = run.format_table([pose], {**_results(**{"pose-2": 30.0}), "pose-1": {"error": "boom", "others_cores": 0}},
+                             quick=False)
+    assert "failed" in lines[-1] and "pose-1: boom" in lines[-1]
