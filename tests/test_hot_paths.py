@@ -11,7 +11,7 @@ from edn.models import build_face_generator, build_generator
 from edn.presets import PRESETS
 from edn.render import face_box_side
 from edn.synthesize import TransferModels, synthesize_sequence
-from edn.training.stages import Runtime
+from edn.training.stages import Runtime, _adam
 
 SIZE = (64, 32)  # the tiny preset's test size (width, height)
 
@@ -84,3 +84,23 @@ def test_synthesis_casts_the_weights_to_bf16_once_not_every_frame():
     before = casts_per_frame(lambda labels, index: _one_region_per_frame(models, labels, index, runtime))
     after = casts_per_frame(synthesize)
     assert after <= before - weights, f"{after} casts per frame, {before} with a region per frame, {weights} weights"
+
+
+def test_training_adam_is_fused_and_makes_the_reference_update():
+    torch.manual_seed(0)
+    generator = build_generator(PRESETS["tiny"], "global")
+    reference = build_generator(PRESETS["tiny"], "global")
+    reference.load_state_dict(generator.state_dict())
+    fused = _adam(generator.parameters(), 2e-4, (0.5, 0.999))
+    plain = torch.optim.Adam(reference.parameters(), lr=2e-4, betas=(0.5, 0.999), foreach=False, fused=False)
+    assert fused.defaults["fused"]
+    for step in range(3):
+        for a, b in zip(generator.parameters(), reference.parameters()):
+            a.grad = torch.randn_like(a) * 10.0 ** -step
+            b.grad = a.grad.clone()
+        fused.step()
+        plain.step()
+    for a, b in zip(generator.parameters(), reference.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-8)
+    moved = sum(float((a - b).detach().abs().sum()) for a, b in zip(generator.parameters(), _models().generator.parameters()))
+    assert moved > 0  # the update did something

@@ -81,7 +81,10 @@ def _adam(parameters: Iterable[nn.Parameter], learning_rate: float, betas: tuple
     # The authors' code listed the generator's parameters twice in one optimiser.
     if len({id(p) for p in parameters}) != len(parameters):
         raise ValueError("a parameter appears twice in one optimiser")
-    return torch.optim.Adam(parameters, lr=learning_rate, betas=betas)
+    # fused: one pass over each parameter instead of torch's default multi-pass update,
+    # the same Adam to float rounding; on a CPU 6x faster (0.12 s instead of 0.7 s a
+    # step for the paper generator on one core; README "Performance").
+    return torch.optim.Adam(parameters, lr=learning_rate, betas=betas, fused=True)
 
 
 class StageTrainer:
