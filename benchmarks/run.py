@@ -95,7 +95,8 @@ class Row:
 # -- the measurements ----------------------------------------------------------------------------
 
 DEMO_SIZE, PAPER_SIZE, QUICK_PAPER_SIZE = (256, 128), (512, 256), (256, 128)
-FP32, BF16 = "fp32 eager", "bf16 + channels_last"
+FP32, BF16_CL, BF16 = "fp32 eager", "bf16 + channels_last", "bf16 + contiguous"
+MODES = ((FP32, "fp32"), (BF16_CL, "bf16cl"), (BF16, "bf16"))
 ALL_VIDEOS = ("source_dancer", "target_juggler", "source_aerobics", "people_one_by_one")
 
 
@@ -120,7 +121,7 @@ def _jobs() -> list[Job]:
                         dict(size=size, frames=2000, repeats=3), dict(size=size, frames=200, repeats=1)))
     jobs.append(Job("normalise", "render:normalize_seconds", dict(frames=10_000, repeats=3),
                     dict(frames=10_000, repeats=1)))
-    for mode, key in ((FP32, "fp32"), (BF16, "bf16")):
+    for mode, key in MODES:
         jobs += [
             Job(f"synthesis-small-{key}", "synthesis:frames_per_second",
                 dict(preset="small", size=DEMO_SIZE, mode=mode, frames=60),
@@ -148,6 +149,25 @@ def _jobs() -> list[Job]:
 
 JOBS = {job.name: job for job in _jobs()}
 
+def _network_rows() -> list[Row]:
+    """Our networks in each bf16 mode, each beside fp32 eager measured in the same run."""
+    paper_step_targets = (Target("ratio", at_least=1.8), Target("peak_gib", below=8))
+    cases = [  # (stage, what, unit, job name without mode, reference job, reference mode, work, targets)
+        ("synthesis", "synthesize, small preset + face GAN", "frames/s", "synthesis-small", None, FP32, None, ()),
+        ("synthesis", "synthesize, paper preset + face GAN", "frames/s", "synthesis-paper", None, FP32, None, ()),
+        ("training", "global stage step, small preset", "s/step", "train-small-global", None, FP32, None, ()),
+        ("training", "face stage step, small preset", "s/step", "train-small-face", None, FP32, None, ()),
+        ("training", "global stage step, paper preset", "s/step", "train-paper-global", None, FP32, None,
+         paper_step_targets),
+        ("forward", "paper generator forward", "s", "forward-paper", None, FP32, None, (Target("ratio", at_least=2),)),
+        ("forward", "paper generator forward, achieved rate", "GFLOP/s", "forward-paper", "matmul-bf16",
+         "bf16 matmul", "flops-paper", (Target("ratio", at_least=0.5),)),
+    ]
+    return [Row(stage, what, mode, unit, f"{job}-{key}", reference or f"{job}-fp32", reference_mode, work, targets)
+            for stage, what, unit, job, reference, reference_mode, work, targets in cases
+            for mode, key in MODES if mode != FP32]
+
+
 ROWS = (
     Row("matmul", "[n, n] @ [n, n], the machine's ceiling", "fp32", "GFLOP/s", "matmul-fp32"),
     Row("matmul", "[n, n] @ [n, n], the machine's ceiling", "bf16", "GFLOP/s", "matmul-bf16", "matmul-fp32", "fp32"),
@@ -160,20 +180,7 @@ ROWS = (
     Row("render", "stick figures, 137 keypoints", "1 core", "frames/s", "render-512",
         targets=(Target("figure", at_least=1000),)),
     Row("normalise", "stats + eqs. 7-8", "1 core", "s", "normalise", targets=(Target("figure", below=1.0),)),
-    Row("synthesis", "synthesize, small preset + face GAN", BF16, "frames/s", "synthesis-small-bf16",
-        "synthesis-small-fp32", FP32),
-    Row("synthesis", "synthesize, paper preset + face GAN", BF16, "frames/s", "synthesis-paper-bf16",
-        "synthesis-paper-fp32", FP32),
-    Row("training", "global stage step, small preset", BF16, "s/step", "train-small-global-bf16",
-        "train-small-global-fp32", FP32),
-    Row("training", "face stage step, small preset", BF16, "s/step", "train-small-face-bf16",
-        "train-small-face-fp32", FP32),
-    Row("training", "global stage step, paper preset", BF16, "s/step", "train-paper-global-bf16",
-        "train-paper-global-fp32", FP32, targets=(Target("ratio", at_least=1.8), Target("peak_gib", below=8))),
-    Row("forward", "paper generator forward", BF16, "s", "forward-paper-bf16", "forward-paper-fp32", FP32,
-        targets=(Target("ratio", at_least=2),)),
-    Row("forward", "paper generator forward, achieved rate", BF16, "GFLOP/s", "forward-paper-bf16", "matmul-bf16",
-        "bf16 matmul", work="flops-paper", targets=(Target("ratio", at_least=0.5),)),
+    *_network_rows(),
     Row("encode", "edn encode, H.264 CRF 18", "", "frames/s", "encode-edn", "encode-ffmpeg", "ffmpeg alone"),
 )
 

@@ -4,9 +4,9 @@ An iteration is what ``edn train`` repeats: the temporal pair generated, the
 discriminator and generator updated, the perceptual loss included (random VGG
 weights: their values do not change the time). Inputs are random: speed does
 not depend on what the frames show. Modes: ``fp32 eager`` (the reference: the
-networks as written, float32, NCHW) and ``bf16 + channels_last`` (bf16 autocast
-and NHWC layout, as ``edn train --precision bf16`` runs on a CPU with bf16
-support).
+networks as written, float32, NCHW), ``bf16 + channels_last`` (bf16 autocast and
+NHWC layout: ``edn train --precision bf16 --channels-last``) and ``bf16 +
+contiguous`` (bf16 autocast, NCHW: ``--no-channels-last``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from edn.training.data import Sample
 from edn.training.stages import Runtime, StageTrainer
 
 MODES = {"fp32 eager": dict(bf16=False, channels_last=False),
-         "bf16 + channels_last": dict(bf16=True, channels_last=True)}
+         "bf16 + channels_last": dict(bf16=True, channels_last=True),
+         "bf16 + contiguous": dict(bf16=True, channels_last=False)}
 
 
 def runtime(mode: str) -> Runtime:

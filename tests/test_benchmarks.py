@@ -49,7 +49,7 @@ def test_every_stage_of_the_issue_has_a_row_and_every_job_a_use():
     assert used == set(run.JOBS)
 
 
-@pytest.mark.parametrize("mode", list(train.MODES))
+@pytest.mark.parametrize("mode", ["fp32 eager", "bf16 + channels_last"])
 def test_torch_measurements_run_on_the_tiny_preset(mode):
     assert train.step_seconds("global", "tiny", TINY, mode, iterations=1, warmup=0) > 0
     assert train.step_seconds("face", "tiny", TINY, mode, iterations=1, warmup=0) > 0
