@@ -142,6 +142,10 @@ def _jobs() -> list[Job]:
                 dict(preset="paper", size=PAPER_SIZE, mode=mode, repeats=3),
                 dict(preset="paper", size=QUICK_PAPER_SIZE, mode=mode, repeats=1)),
         ]
+    jobs.append(Job("detector-train", "detector:train_steps_per_second", dict(size=DEMO_SIZE, steps=30, threads=2),
+                    dict(size=DEMO_SIZE, steps=4, threads=2)))
+    jobs.append(Job("detector-score", "detector:scored_pairs_per_second", dict(size=DEMO_SIZE, pairs=64, threads=2),
+                    dict(size=DEMO_SIZE, pairs=8, threads=2)))
     jobs.append(Job("flops-paper", "machine:generator_forward_gflop", dict(preset="paper", size=PAPER_SIZE),
                     dict(preset="paper", size=QUICK_PAPER_SIZE)))
     return jobs
@@ -182,6 +186,8 @@ ROWS = (
     Row("normalise", "stats + eqs. 7-8", "1 core", "s", "normalise", targets=(Target("figure", below=1.0),)),
     *_network_rows(),
     Row("encode", "edn encode, H.264 CRF 18", "", "frames/s", "encode-edn", "encode-ffmpeg", "ffmpeg alone"),
+    Row("detector", "edn train-detector step, 16 crops of 96x96", "2 threads", "steps/s", "detector-train"),
+    Row("detector", "edn detect, pairs scored in 96x96 tiles", "2 threads", "pairs/s", "detector-score"),
 )
 
 STAGES = tuple(dict.fromkeys(row.stage for row in ROWS))

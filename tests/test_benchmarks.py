@@ -12,7 +12,7 @@ import torch
 from helpers import ROOT
 
 sys.path.insert(0, str(ROOT))
-from benchmarks import machine, run, synthesis, train  # noqa: E402
+from benchmarks import detector, machine, run, synthesis, train  # noqa: E402
 from edn.models import build_generator  # noqa: E402
 from edn.presets import PRESETS  # noqa: E402
 
@@ -55,6 +55,15 @@ def test_torch_measurements_run_on_the_tiny_preset(mode):
     assert train.step_seconds("face", "tiny", TINY, mode, iterations=1, warmup=0) > 0
     assert train.forward_seconds("tiny", TINY, mode, repeats=1, warmup=0) > 0
     assert synthesis.frames_per_second("tiny", TINY, mode, frames=3) > 0
+
+
+def test_detector_measurements_run():
+    threads = torch.get_num_threads()  # the measurements set torch's threads, as their job process's own
+    try:
+        assert detector.train_steps_per_second((256, 128), steps=1, threads=1) > 0
+        assert detector.scored_pairs_per_second((256, 128), pairs=2, threads=1) > 0
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_matmul_rate_is_positive():
