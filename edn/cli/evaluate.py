@@ -88,7 +88,7 @@ def _evaluate(args: argparse.Namespace) -> None:
             from edn.cli.train import choose_runtime
             from edn.synthesize import load_transfer_models, synthesize_sequence
 
-            runtime = choose_runtime(args.device, args.precision, True, deterministic=False)
+            runtime = choose_runtime(args.device, args.precision, None, deterministic=False)
             models = load_transfer_models(args.generator, args.face, runtime.device)
             synthesize_sequence(models, load_labels(args.labels)[first:], clip.index, generated, runtime)
         rows = score(args.method, np.asarray(generated), clip, with_pose_fidelity=args.pose_fidelity)

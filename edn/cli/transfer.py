@@ -18,8 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synthesize.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda")
     synthesize.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                             help="bf16 autocast where the hardware supports it (auto), always, or never")
-    synthesize.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
-                            help="channels_last memory layout (faster bf16 convolutions on CPUs)")
+    synthesize.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                            help="NHWC memory layout (default: on CUDA only; on CPUs the contiguous layout "
+                                 "measured faster)")
     synthesize.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all)")
     synthesize.set_defaults(handler=_synthesize)
 

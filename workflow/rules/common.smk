@@ -190,7 +190,7 @@ def _training_options(stage):
         f"--keep-checkpoints {settings['keep_checkpoints']}",
         f"--device {settings['device']}",
         f"--precision {settings['precision']}",
-        "--channels-last" if settings["channels_last"] else "--no-channels-last",
+        {"auto": "", True: "--channels-last", False: "--no-channels-last"}[settings["channels_last"]],
     ]
     return " ".join(options)
 
