@@ -350,6 +350,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small inputs, fewer repeats: a smoke run")
     parser.add_argument("--only", help=f"comma-separated stages to run (of: {', '.join(STAGES)})")
+    parser.add_argument("--workflow-benchmarks", metavar="DIR",
+                        help="also a row per job of a workflow run, from its Snakemake benchmark files "
+                             "(e.g. results/benchmarks after make demo)")
     parser.add_argument("--job", help=argparse.SUPPRESS)  # internal: one job, its result as JSON
     args = parser.parse_args()
     if args.job:
@@ -374,6 +377,10 @@ def main() -> int:
           f"{time.perf_counter() - started:.0f} s; 1-minute load average {load_before:.2f} before it started.")
     print()
     print("\n".join(format_table(rows, results, args.quick)))
+    if args.workflow_benchmarks:
+        from benchmarks.workflow_stages import read_stage_times, table_rows
+
+        print("\n".join(table_rows(read_stage_times(args.workflow_benchmarks))))
     return 1 if any("error" in result for result in results.values()) else 0
 
 

@@ -123,3 +123,23 @@ def test_ratios_are_speed_ups_and_targets_are_judged():
     lines = run.format_table([pose], {**_results(**{"pose-2": 30.0}), "pose-1": {"error": "boom", "others_cores": 0}},
                              quick=False)
     assert "failed" in lines[-1] and "pose-1: boom" in lines[-1]
+
+
+def test_workflow_stage_rows_from_snakemake_benchmark_files(tmp_path):
+    from benchmarks.workflow_stages import read_stage_times, table_rows
+
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    for rule, job, row in [("synthesize", "dancer_to_juggler", "12.5\t0:00:12\t700.1\t1\t1\t1\t0\t0\t150\t19.0"),
+                           ("decode_frames", "juggler", "3.25\t0:00:03\tNA\tNA\tNA\tNA\tNA\tNA\tNA\tNA"),
+                           ("train_global", "juggler", "600\t0:10:00\t1200\t1\t1\t1\t0\t0\t190\t1150")]:
+        (tmp_path / rule).mkdir()
+        (tmp_path / rule / f"{job}.tsv").write_text(header + row + "\n")
+    times = read_stage_times(tmp_path)
+    assert [(t.rule, t.job) for t in times] == [("decode_frames", "juggler"), ("train_global", "juggler"),
+                                              ("synthesize", "dancer_to_juggler")]  # pipeline order
+    assert times[0].cpu_s is None and times[0].max_rss_mib is None and times[2].cpu_s == 19.0
+    lines = table_rows(times)
+    cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+    assert all(len(row) == 10 for row in cells)  # the columns of run.py's table
+    assert cells[2][1] == "synthesize (dancer_to_juggler)" and cells[2][4] == "12.5 s" and cells[2][7] == "700 MiB"
+    assert cells[-1][4] == "616 s"
