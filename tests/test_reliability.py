@@ -633,7 +633,8 @@ def _stage_kill_test(tmp_path: Path, stage: str, kill: str, make_args: Callable[
     for n, fraction in enumerate(kill_points(stage, kill, points)):
         run = tmp_path / f"killed-{n}"
         args, outputs = make_args(run)
-        killed = _kill_while_writing(args, run, KILLS[kill], fraction * work_s, tmp_path / f"killed-{n}.log")
+        killed = _kill_while_writing(args, run, KILLS[kill], fraction * work_s, tmp_path / f"killed-{n}.log",
+                                     outputs, lambda: same(reference, run))
         assert_killed_cleanly(killed, KILLS[kill], outputs)
         rerun = run_edn(*args)
         assert rerun.returncode == 0, rerun.stderr[-3000:]
@@ -641,15 +642,23 @@ def _stage_kill_test(tmp_path: Path, stage: str, kill: str, make_args: Callable[
         assert names(run) == names(reference), "the killed run's temporaries or scratch are still there"
 
 
-def _kill_while_writing(args: list, run: Path, kill: int, after_s: float, log: Path, tries: int = 4) -> Killed:
-    """Kill ``after_s`` into the run's writing; when the run was quicker than the timed reference
-    (the load on a shared machine varies), throw that run away and try again at half the delay."""
+def _kill_while_writing(args: list, run: Path, kill: int, after_s: float, log: Path, outputs: list[Path],
+                        check_complete: Callable[[], None], tries: int = 4) -> Killed:
+    """Kill ``after_s`` into the run's writing. When the run was quicker than the timed reference
+    (the load on a shared machine varies), it either exits before the kill or is killed after its
+    outputs are in place, which must then be complete; either way that run is thrown away and
+    the kill tried again at half the delay."""
     for _ in range(tries):
         try:
-            return run_killed(args, kill=kill, when=writing(run), after_s=after_s, log=log)
+            killed = run_killed(args, kill=kill, when=writing(run), after_s=after_s, log=log)
         except FinishedBeforeKill:
-            shutil.rmtree(run, ignore_errors=True)
-            after_s /= 2
+            killed = None
+        if killed is not None and not all(output.exists() for output in outputs):
+            return killed
+        if killed is not None:  # killed between its last rename and its exit
+            check_complete()
+        shutil.rmtree(run, ignore_errors=True)
+        after_s /= 2
     raise AssertionError(f"the run finished before every kill point, the last {after_s * 2:.2f} s into writing")
 
 
