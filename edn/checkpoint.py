@@ -46,10 +46,21 @@ class Checkpoint:
     optimizers: dict[str, dict] = field(default_factory=dict)
     edn_version: str = __version__
 
+    @property
+    def temporal(self) -> bool:
+        """Whether the main generator was trained with temporal smoothing (fed its previous
+        frame), or frame by frame; checkpoints from before the option are temporal."""
+        return self.options.get("temporal", True)
+
     def to_dict(self) -> dict:
         return {"format": FORMAT, "version": CHECKPOINT_VERSION, "edn": self.edn_version, "stage": self.stage,
                 "step": self.step, "preset": self.preset.to_dict(), "options": self.options,
                 "models": self.models, "optimizers": self.optimizers}
+
+
+def training_mode(temporal: bool) -> str:
+    """How a main generator was trained, for messages."""
+    return "with temporal smoothing" if temporal else "frame by frame"
 
 
 def save_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edn.checkpoint import load_checkpoint, load_state
+from edn.checkpoint import load_checkpoint, load_state, training_mode
 from edn.errors import EdnError
 from edn.frames import create_image_store
 from edn.labels import LabelIndex
@@ -53,25 +53,24 @@ def load_transfer_models(generator_path: str | os.PathLike, face_path: str | os.
     generator = build_generator(main.preset, main.stage)
     load_state(generator, main, "generator", generator_path)
     face_generator = None
-    temporal = main.options.get("temporal", True)
-    description = f"{main.stage} generator ({main.preset.name}, {'' if temporal else 'frame by frame, '}step {main.step})"
+    description = f"{main.stage} generator ({main.preset.name}, {training_mode(main.temporal)}, step {main.step})"
     if face_path is not None:
         face = load_checkpoint(face_path, stages=("face",), preset=main.preset, what="face checkpoint")
         base_stage = face.options.get("base_stage")
         if base_stage is not None and base_stage != main.stage:
             raise EdnError(f"face checkpoint {str(face_path)!r}: trained on the {base_stage} generator, "
                            f"but synthesis uses the {main.stage} generator {str(generator_path)!r}")
-        if face.options.get("temporal", True) != temporal:
-            kinds = {True: "temporal", False: "frame-by-frame"}
-            raise EdnError(f"face checkpoint {str(face_path)!r}: trained on a {kinds[not temporal]} generator, "
-                           f"but {str(generator_path)!r} is {kinds[temporal]}")
+        if face.temporal != main.temporal:
+            raise EdnError(f"face checkpoint {str(face_path)!r}: trained on a generator trained "
+                           f"{training_mode(face.temporal)}, but {str(generator_path)!r} was trained "
+                           f"{training_mode(main.temporal)}")
         face_generator = build_face_generator(main.preset)
         load_state(face_generator, face, "face_generator", face_path)
         face_generator = face_generator.to(device).eval()
         description += f" + face GAN (step {face.step})"
     size = tuple(main.options.get("image_size", ())) or None
     return TransferModels(generator=generator.to(device).eval(), face_generator=face_generator,
-                          size=size, description=description, temporal=temporal)
+                          size=size, description=description, temporal=main.temporal)
 
 
 def _prefetch(labels: np.ndarray, depth: int = 4) -> Iterator[np.ndarray]:

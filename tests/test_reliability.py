@@ -651,12 +651,11 @@ def _kill_while_writing(args: list, run: Path, kill: int, after_s: float, log: P
     for _ in range(tries):
         try:
             killed = run_killed(args, kill=kill, when=writing(run), after_s=after_s, log=log)
+            if not all(output.exists() for output in outputs):
+                return killed
+            check_complete()  # killed between its last rename and its exit
         except FinishedBeforeKill:
-            killed = None
-        if killed is not None and not all(output.exists() for output in outputs):
-            return killed
-        if killed is not None:  # killed between its last rename and its exit
-            check_complete()
+            pass
         shutil.rmtree(run, ignore_errors=True)
         after_s /= 2
     raise AssertionError(f"the run finished before every kill point, the last {after_s * 2:.2f} s into writing")

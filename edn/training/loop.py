@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from edn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint, training_mode
 from edn.errors import EdnError
 from edn.losses import PerceptualLoss
 from edn.perceptual import load_perceptual
@@ -125,6 +125,9 @@ def train_stage(*, options: StageOptions, preset: Preset, frames: str | os.PathL
         if stage == "face" and init_checkpoint.options["downsample"] != options.downsample:
             raise EdnError(f"previous-stage checkpoint {str(init)!r}: trained at 1/{init_checkpoint.options['downsample']}"
                            f" of the working size, the face stage asks for 1/{options.downsample}")
+        if stage == "local" and init_checkpoint.temporal != options.temporal:
+            raise EdnError(f"previous-stage checkpoint {str(init)!r}: trained {training_mode(init_checkpoint.temporal)}"
+                           f", the local stage is asked to train {training_mode(options.temporal)}")
     generator_kind = stage if stage != "face" else init_checkpoint.options["generator_kind"]
     multiple = preset.size_multiple * (2 if generator_kind == "local" else 1)
     data = TrainingFrames(frames, labels, index, downsample=options.downsample, size_multiple=multiple)
@@ -134,9 +137,6 @@ def train_stage(*, options: StageOptions, preset: Preset, frames: str | os.PathL
     perceptual = PerceptualLoss(load_perceptual(perceptual_weights, options.perceptual_network))
 
     torch.manual_seed(options.seed)  # network initialisation
-    if stage == "local" and init_checkpoint.options.get("temporal", True) != options.temporal:
-        raise EdnError(f"previous-stage checkpoint {str(init)!r}: trained {_mode(init_checkpoint.options.get('temporal', True))}"
-                       f", the local stage is asked to train {_mode(options.temporal)}")
     trainer = StageTrainer(stage, preset, init_checkpoint, str(init) if init else None, perceptual, runtime,
                            options.learning_rate, (options.beta1, options.beta2), temporal=options.temporal)
     run_options = {
@@ -198,10 +198,6 @@ def train_stage(*, options: StageOptions, preset: Preset, frames: str | os.PathL
     shown = grid or last_grid
     log.info("%s stage done: model %s; samples %s", stage, output, shown)
     return shown
-
-
-def _mode(temporal: bool) -> str:
-    return "with temporal smoothing" if temporal else "frame by frame"
 
 
 #: The perceptual network pools 4 times before relu5_1: crops need 16 px.

@@ -101,7 +101,7 @@ class StageTrainer:
                  temporal: bool = True) -> None:
         self.stage = stage
         self.runtime = runtime
-        self.temporal = init.options.get("temporal", True) if stage == "face" else temporal
+        self.temporal = init.temporal if stage == "face" else temporal
         self.perceptual = runtime.place_module(perceptual)
         self.generator_kind = stage if stage in ("global", "local") else init.options["generator_kind"]
         self.generator = build_generator(preset, self.generator_kind)

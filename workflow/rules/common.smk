@@ -192,11 +192,15 @@ def _training_options(stage):
         f"--precision {settings['precision']}",
         {"auto": "", True: "--channels-last", False: "--no-channels-last"}[settings["channels_last"]],
     ]
-    return " ".join(options)
+    return " ".join(option for option in options if option)
 
 
 def get_global_training_options(wildcards):
     return _training_options("global")
+
+
+def get_frame_by_frame_training_options(wildcards):
+    return _training_options("global") + " --no-temporal"
 
 
 def get_local_training_options(wildcards):

@@ -31,33 +31,18 @@ rule train_global:
         " --run-dir {params.run_dir:q} --threads {threads} {params.options}"
 
 
-rule train_global_fbf:
-    # The paper's frame-by-frame ablation (FBF, Table 1): the global stage with the
-    # same options and budget, but without temporal smoothing; evaluation only.
-    input:
-        frames="results/frames/{target}/frames.npy",
-        labels="results/labels/{target}/labels.npy",
-        index="results/labels/{target}/index.csv",
-        perceptual=get_perceptual_weights,
+# The paper's frame-by-frame ablation (FBF, Table 1): the global stage with the
+# same options and budget, but without temporal smoothing; evaluation only.
+use rule train_global as train_global_fbf with:
     output:
         model="results/models/{target}/fbf/global.pt",
     params:
         run_dir="results/runs/{target}/fbf/global",
-        options=get_global_training_options,
-    threads: config["training"]["threads"]
-    resources:
-        mem_mb=config["training"]["mem_mb"],
-        gpu=config["training"]["gpus"],
+        options=get_frame_by_frame_training_options,
     log:
         "results/logs/train_global_fbf/{target}.log",
     benchmark:
         "results/benchmarks/train_global_fbf/{target}.tsv"
-    conda:
-        "../../envs/train.yaml"
-    shell:
-        "python -m edn --log {log} train --stage global --no-temporal --frames {input.frames:q}"
-        " --labels {input.labels:q} --index {input.index:q} --perceptual {input.perceptual:q}"
-        " --output {output.model:q} --run-dir {params.run_dir:q} --threads {threads} {params.options}"
 
 
 rule train_local:
