@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from edn.models.residual_conv import ResidualConv
+
 
 def init_weights(module: nn.Module) -> None:
     """N(0, 0.02) for every convolution's weights and zero biases (pix2pixHD's init).
@@ -59,8 +61,8 @@ class ResidualBlock(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), norm(channels), nn.ReLU(True),
-            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), norm(channels),
+            nn.ReflectionPad2d(1), ResidualConv(channels), norm(channels), nn.ReLU(True),
+            nn.ReflectionPad2d(1), ResidualConv(channels), norm(channels),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

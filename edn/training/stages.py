@@ -33,6 +33,7 @@ from edn.losses import (PerceptualLoss, compose_loss, feature_matching, lsgan_di
 from edn.models import (FaceGenerator, build_discriminator, build_face_discriminator, build_face_generator,
                         build_generator, frame_input, temporal_input)
 from edn.models.face import crop
+from edn.models.residual_conv import weight_casts_reused
 from edn.presets import Preset
 from edn.training.data import Sample
 
@@ -160,7 +161,7 @@ class StageTrainer:
     def _main_step(self, label0, label1, real0, real1) -> dict[str, float]:
         d = self.discriminator
         d_input = temporal_input if self.temporal else frame_input
-        with self.runtime.autocast():
+        with self.runtime.autocast(), weight_casts_reused(self.generator):
             fake0, fake1 = generate_pair(self.generator, label0, label1, temporal=self.temporal)
             real_input = d_input(label0, label1, real0, real1)
             fake_input = d_input(label0, label1, fake0, fake1)
