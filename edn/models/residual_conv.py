@@ -6,13 +6,14 @@ and function. What differs is how its weight gradient is computed in one case:
 under bf16 autocast on the CPU, at :data:`MIN_CHANNELS` channels or more and no
 more output positions than channels. That is the paper generator's bottleneck
 (1024 channels at 16x32 for 512x256 frames): its 18 convolutions, run twice per
-training step for the temporal pair, are the largest part of the paper preset's
+training step for the temporal pair, were about half of the paper preset's bf16
 step. There oneDNN's bf16 weight-gradient kernel runs at about half the machine's
 bf16 matrix-multiply rate (44-55 ms against 24 ms for the forward pass), so the
-gradient is taken as one matrix multiply of the output gradient with the unfolded
-input instead (27 ms). The fp32 kernel does not have this problem, smaller layers
-are faster with oneDNN, and CUDA has its own kernels: everywhere else it is
-``nn.Conv2d``. ``tests/test_models.py`` checks the gradients against ``nn.Conv2d``'s.
+gradient is taken as one matrix multiply of the output gradient with the input's
+patches instead (24 ms). In fp32 the same change made a whole step no faster,
+smaller layers are faster with oneDNN, and CUDA has its own kernels: everywhere
+else it is ``nn.Conv2d``. ``tests/test_residual_conv.py`` checks the gradients
+against ``nn.Conv2d``'s.
 
 Autocast casts a weight to bf16 once per autocast region and reuses the cast for
 every later use; a custom autograd function cannot use that cache, so without
