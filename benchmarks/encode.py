@@ -4,7 +4,7 @@ The frames are a demo video's decoded working frames standing in for
 synthesized ones (the encoder's speed depends on the picture, not on where it
 came from). ``edn encode`` memory-maps them and pipes them to ffmpeg; the
 reference is ffmpeg reading the same frames from a raw file itself, with the
-same codec settings (libx264, preset medium, CRF 18, yuv420p).
+same codec settings (:func:`edn.media.h264_options`, CRF 18 as ``edn encode``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from benchmarks.timing import DEMO, best_seconds
 from edn.decode import decode_video
 from edn.encode import encode_transfer
 from edn.frames import FrameMeta
-from edn.media import ffmpeg_binary
+from edn.media import ffmpeg_binary, h264_options
 
 
 def _decoded(video: str, size: tuple[int, int], scratch: str) -> tuple[Path, FrameMeta]:
@@ -45,7 +45,6 @@ def ffmpeg_frames_per_second(video: str, size: tuple[int, int], repeats: int) ->
         width, height = size
         command = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
                    "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", meta.fps, "-i", str(raw),
-                   "-c:v", "libx264", "-preset", "medium", "-crf", "18", "-pix_fmt", "yuv420p",
-                   "-movflags", "+faststart", "-f", "mp4", str(Path(scratch) / "out.mp4")]
+                   *h264_options(crf=18), "-f", "mp4", str(Path(scratch) / "out.mp4")]
         seconds = best_seconds(lambda: subprocess.run(command, check=True), repeats)
     return meta.frame_count / seconds

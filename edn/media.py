@@ -217,6 +217,12 @@ def run_ffmpeg(stream: ffmpeg.nodes.OutputStream | list[str], *, what: str) -> s
     return result.stderr.decode("utf-8", "replace").strip()
 
 
+def h264_options(crf: int) -> list[str]:
+    """ffmpeg's output options for every video edn writes: H.264 at ``crf``, yuv420p
+    (which every player opens), the index at the front for streaming."""
+    return ["-c:v", "libx264", "-preset", "medium", "-crf", str(crf), "-pix_fmt", "yuv420p", "-movflags", "+faststart"]
+
+
 def encode_video(
     frames: Iterable[np.ndarray],
     output: str | os.PathLike,
@@ -247,8 +253,7 @@ def encode_video(
     if audio_from is not None:
         command += ["-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0?", "-c:a", "aac", "-b:a", "192k",
                     "-shortest"]
-    command += ["-c:v", "libx264", "-preset", "medium", "-crf", str(crf), "-pix_fmt", "yuv420p",
-                "-movflags", "+faststart"]
+    command += h264_options(crf)
     output = Path(output)
     label = what or f"video {str(output)!r}"
     with atomic_path(output) as temporary:

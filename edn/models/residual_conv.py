@@ -38,15 +38,15 @@ class ResidualConv(nn.Conv2d):
 
     def __init__(self, channels: int) -> None:
         super().__init__(channels, channels, 3)
-        self._casts: dict[torch.dtype, tuple[torch.Tensor, torch.Tensor]] | None = None
+        self._reuse_casts = False  # inside weight_casts_reused
+        self._cast: tuple[torch.Tensor, torch.Tensor] | None = None  # bf16 weight and bias, while reused
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self._weight_gradient_by_matmul(x):
             return super().forward(x)
-        dtype = torch.get_autocast_dtype("cpu")
-        weight, bias = self._cast_parameters(dtype)
+        weight, bias = self._bf16_parameters()
         with torch.autocast("cpu", enabled=False):
-            return conv2d_with_matmul_weight_gradient(x.to(dtype), weight, bias)
+            return conv2d_with_matmul_weight_gradient(x.to(torch.bfloat16), weight, bias)
 
     def _weight_gradient_by_matmul(self, x: torch.Tensor) -> bool:
         positions = (x.shape[-2] - 2) * (x.shape[-1] - 2)
@@ -55,12 +55,13 @@ class ResidualConv(nn.Conv2d):
                 and torch.is_grad_enabled() and self.weight.requires_grad
                 and self.in_channels >= MIN_CHANNELS and positions <= self.in_channels)
 
-    def _cast_parameters(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._casts is None:  # not inside weight_casts_reused: cast at every use
-            return self.weight.to(dtype), self.bias.to(dtype)
-        if dtype not in self._casts:
-            self._casts[dtype] = (self.weight.to(dtype), self.bias.to(dtype))
-        return self._casts[dtype]
+    def _bf16_parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._cast is not None:
+            return self._cast
+        cast = self.weight.to(torch.bfloat16), self.bias.to(torch.bfloat16)
+        if self._reuse_casts:
+            self._cast = cast
+        return cast
 
 
 @contextlib.contextmanager
@@ -72,12 +73,12 @@ def weight_casts_reused(network: nn.Module) -> Iterator[None]:
     the optimizer's update."""
     convs = [module for module in network.modules() if isinstance(module, ResidualConv)]
     for conv in convs:
-        conv._casts = {}
+        conv._reuse_casts = True
     try:
         yield
     finally:
         for conv in convs:
-            conv._casts = None
+            conv._reuse_casts, conv._cast = False, None
 
 
 def conv2d_with_matmul_weight_gradient(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
