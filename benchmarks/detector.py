@@ -18,7 +18,8 @@ from edn.fake_detector.data import SubjectFrames
 from edn.fake_detector.model import DetectorArchitecture, build_detector
 from edn.fake_detector.pairs import split_subject_pairs
 from edn.fake_detector.score import score_pairs
-from edn.fake_detector.train import DetectorTrainingOptions, train_detector
+from edn.fake_detector.train import train_detector
+from edn.options import DetectorOptions
 
 
 def _subject(size: tuple[int, int], pairs: int) -> SubjectFrames:
@@ -35,7 +36,7 @@ def train_steps_per_second(size: tuple[int, int], steps: int, threads: int) -> f
     torch.manual_seed(0)
     model = build_detector(DetectorArchitecture())
     start = time.perf_counter()
-    train_detector(model, subject, DetectorTrainingOptions(iterations=steps), torch.device("cpu"), progress=False)
+    train_detector(model, subject, DetectorOptions(iterations=steps), torch.device("cpu"), progress=False)
     return steps / (time.perf_counter() - start)
 
 
@@ -47,5 +48,5 @@ def scored_pairs_per_second(size: tuple[int, int], pairs: int, threads: int) -> 
     model = build_detector(DetectorArchitecture())
     start = time.perf_counter()
     score_pairs(model, subject.real, np.arange(pairs), torch.device("cpu"),
-                tile_size=DetectorTrainingOptions().crop_size)
+                tile_size=DetectorOptions().crop_size)
     return pairs / (time.perf_counter() - start)

@@ -1,4 +1,4 @@
-"""Pose speed: frames/s of a whole MediaPipe ``edn pose`` detection, and of smoothing.
+"""Pose speed: frames/s of a whole MediaPipe ``edn pose`` detection, and of keypoint filtering.
 
 Detection is timed as a pipeline run pays for it: worker processes started,
 models loaded, and with ``detection_scale`` s > 1 the video decoded again at s
@@ -18,7 +18,7 @@ from benchmarks.render import people
 from benchmarks.timing import DEMO, best_seconds
 from edn.decode import decode_video
 from edn.pose.detect import detect
-from edn.smoothing import smooth_poses
+from edn.keypoint_filter import filter_poses
 
 
 def detect_frames_per_second(video: str, size: tuple[int, int], detection_scale: float, workers: int) -> float:
@@ -34,12 +34,12 @@ def detect_frames_per_second(video: str, size: tuple[int, int], detection_scale:
         return meta.frame_count / (time.perf_counter() - start)
 
 
-def smooth_frames_per_second(frames: int, repeats: int) -> float:
-    """Frames/s of ``edn smooth-poses`` (gap filling, median and Gaussian filters,
+def filter_frames_per_second(frames: int, repeats: int) -> float:
+    """Frames/s of ``edn filter-poses`` (gap filling, median and Gaussian filters,
     default settings) on ``frames`` synthetic frames of 137 keypoints, one in
     twenty of them missing (detectors miss points; gaps take the filling path)."""
     poses = people(frames, (512, 256))
     keypoints = poses.keypoints.copy()
     keypoints[np.random.default_rng(0).random(keypoints.shape[:2]) < 0.05] = 0.0
     poses = poses.replace(keypoints)
-    return frames / best_seconds(lambda: smooth_poses(poses), repeats)
+    return frames / best_seconds(lambda: filter_poses(poses), repeats)

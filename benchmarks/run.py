@@ -117,7 +117,7 @@ def _jobs() -> list[Job]:
         jobs.append(Job(f"pose-{workers}", "pose:detect_frames_per_second",
                         dict(video="target_juggler", size=DEMO_SIZE, detection_scale=2.0, workers=workers),
                         dict(video="source_dancer", size=DEMO_SIZE, detection_scale=2.0, workers=workers)))
-    jobs.append(Job("smooth", "pose:smooth_frames_per_second", dict(frames=10_000, repeats=3),
+    jobs.append(Job("filter", "pose:filter_frames_per_second", dict(frames=10_000, repeats=3),
                     dict(frames=1000, repeats=1)))
     for size in (DEMO_SIZE, PAPER_SIZE):
         jobs.append(Job(f"render-{size[0]}", "render:render_frames_per_second",
@@ -183,7 +183,7 @@ ROWS = (
     Row("decode", "edn decode, demo videos", "", "frames/s", "decode-edn", "decode-ffmpeg", "ffmpeg alone"),
     Row("pose", "edn pose (MediaPipe Holistic), detection at 2x", "2 workers", "frames/s", "pose-2", "pose-1",
         "1 worker", targets=(Target("figure", at_least=25),)),
-    Row("smooth", "edn smooth-poses, synthetic frames", "", "frames/s", "smooth"),
+    Row("filter", "edn filter-poses, synthetic frames", "", "frames/s", "filter"),
     Row("render", "stick figures, 137 keypoints", "1 core", "frames/s", "render-256",
         targets=(Target("figure", at_least=1000),)),
     Row("render", "stick figures, 137 keypoints", "1 core", "frames/s", "render-512",

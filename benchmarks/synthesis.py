@@ -18,13 +18,14 @@ from edn.labels import LabelIndex
 from edn.models import build_face_generator, build_generator
 from edn.presets import PRESETS
 from edn.render import face_box_side
-from edn.synthesize import TransferModels, synthesize_sequence
+from edn.generation import FrameGenerator
+from edn.synthesize import synthesize_sequence
 
 
-def _models(preset_name: str, size: tuple[int, int]) -> TransferModels:
+def _models(preset_name: str, size: tuple[int, int]) -> FrameGenerator:
     preset = PRESETS[preset_name]
     torch.manual_seed(0)
-    return TransferModels(generator=build_generator(preset, "global").eval(),
+    return FrameGenerator(generator=build_generator(preset, "global").eval(),
                           face_generator=build_face_generator(preset).eval(), size=size,
                           description=f"random {preset_name} generator + face GAN")
 
@@ -49,7 +50,7 @@ def frames_per_second(preset: str, size: tuple[int, int], mode: str, frames: int
     place = runtime(mode)
 
     def sequence(count: int) -> None:
-        synthesize_sequence(models, labels[:count], index, out[:count], place, progress=False)
+        synthesize_sequence(models, labels[:count], index.select(slice(0, count)), out[:count], place, progress=False)
 
     sequence(2)
     return frames / best_seconds(lambda: sequence(frames), repeats)

@@ -21,7 +21,10 @@ from edn.perceptual import PerceptualFeatures
 from edn.presets import PRESETS
 from edn.render import face_box_side
 from edn.training.data import Sample
-from edn.training.stages import Runtime, StageTrainer
+from edn.runtime import Runtime
+from edn.training.face_stage import FaceStageTrainer
+from edn.training.main_stage import MainStageTrainer
+from edn.training.trainer import Trainer
 
 MODES = {"fp32 eager": dict(bf16=False, channels_last=False),
          "bf16 + channels_last": dict(bf16=True, channels_last=True),
@@ -42,15 +45,15 @@ def _sample(size: tuple[int, int], generator: torch.Generator) -> Sample:
                   box=(x0, y0, x0 + box_px, y0 + box_px), has_face=True)
 
 
-def _trainer(stage: str, preset_name: str, mode: str) -> StageTrainer:
+def _trainer(stage: str, preset_name: str, mode: str) -> Trainer:
     preset = PRESETS[preset_name]
     torch.manual_seed(0)
     perceptual = PerceptualLoss(PerceptualFeatures("vgg16_hed"))
-    init = None
     if stage == "face":  # the face stage starts from a trained main generator
         init = Checkpoint(stage="global", step=0, preset=preset, options={"generator_kind": "global"},
                           models={"generator": build_generator(preset, "global").state_dict()})
-    return StageTrainer(stage, preset, init, "benchmark", perceptual, runtime(mode), 2e-4, (0.5, 0.999))
+        return FaceStageTrainer(preset, init, "benchmark", perceptual, runtime(mode), 2e-4)
+    return MainStageTrainer(stage, preset, perceptual, runtime(mode), 2e-4)
 
 
 def step_seconds(stage: str, preset: str, size: tuple[int, int], mode: str, iterations: int,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 #: The pipeline's order; rules not listed come after these, by name.
-STAGE_ORDER = ("fetch_video", "decode_frames", "detect_poses", "smooth_poses", "preview_poses", "subject_stats",
+STAGE_ORDER = ("fetch_video", "decode_frames", "detect_poses", "filter_poses", "preview_poses", "subject_stats",
                "normalize_pair", "render_subject_labels", "render_transfer_labels", "perceptual_weights",
                "train_global", "train_global_fbf", "train_local", "train_face", "synthesize", "encode_transfer",
                "compare_transfer", "evaluate_method", "train_detector", "evaluate_detector")

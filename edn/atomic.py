@@ -147,3 +147,9 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def write_json(path: str | os.PathLike, data: object) -> None:
     """Write ``data`` as indented JSON to ``path`` atomically."""
     write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def copy_file(source: str | os.PathLike, destination: str | os.PathLike) -> None:
+    """Copy ``source`` to ``destination`` atomically (complete or absent)."""
+    with atomic_path(destination) as temporary:
+        shutil.copyfile(source, temporary)

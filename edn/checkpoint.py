@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
-
 import torch
 from torch import nn
 
 from edn import __version__
-from edn.atomic import atomic_path
 from edn.errors import EdnError
 from edn.presets import Preset, preset_from_dict
+from edn.torch_file import load_strict, load_torch_file, save_torch_file
 
 FORMAT = "edn-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -52,9 +50,8 @@ class Checkpoint:
         frame), or frame by frame; checkpoints from before the option are temporal."""
         return self.options.get("temporal", True)
 
-    def to_dict(self) -> dict:
-        return {"format": FORMAT, "version": CHECKPOINT_VERSION, "edn": self.edn_version, "stage": self.stage,
-                "step": self.step, "preset": self.preset.to_dict(), "options": self.options,
+    def payload(self) -> dict:
+        return {"stage": self.stage, "step": self.step, "preset": self.preset.to_dict(), "options": self.options,
                 "models": self.models, "optimizers": self.optimizers}
 
 
@@ -65,8 +62,7 @@ def training_mode(temporal: bool) -> str:
 
 def save_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> None:
     """Write ``checkpoint`` to ``path`` atomically (complete or absent, never truncated)."""
-    with atomic_path(path) as temporary:
-        torch.save(checkpoint.to_dict(), temporary)
+    save_torch_file(path, FORMAT, CHECKPOINT_VERSION, checkpoint.payload())
 
 
 def load_checkpoint(path: str | os.PathLike, *, stages: tuple[str, ...] = STAGES,
@@ -75,19 +71,8 @@ def load_checkpoint(path: str | os.PathLike, *, stages: tuple[str, ...] = STAGES
 
     ``what`` names the file's role in error messages ("previous-stage checkpoint").
     """
-    path = Path(path)
     label = f"{what} {str(path)!r}"
-    if not path.is_file():
-        raise EdnError(f"{label}: file not found")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # unpickling raises many types for a file that is not a checkpoint
-        raise EdnError(f"{label}: not readable as a checkpoint ({type(error).__name__})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise EdnError(f"{label}: not an edn checkpoint")
-    if data.get("version") != CHECKPOINT_VERSION:
-        raise EdnError(f"{label}: checkpoint format version {data.get('version')}, "
-                       f"this edn reads version {CHECKPOINT_VERSION}")
+    data = load_torch_file(path, FORMAT, CHECKPOINT_VERSION, what=what, kind="an edn checkpoint")
     if data["stage"] not in stages:
         raise EdnError(f"{label}: a {data['stage']} stage checkpoint, expected {' or '.join(stages)}")
     try:
@@ -106,8 +91,4 @@ def load_state(module: nn.Module, checkpoint: Checkpoint, name: str, path: str |
     """Load ``checkpoint.models[name]`` into ``module`` strictly; EdnError if it does not fit."""
     if name not in checkpoint.models:
         raise EdnError(f"checkpoint {str(path)!r}: has no {name} (it holds {', '.join(sorted(checkpoint.models))})")
-    try:
-        module.load_state_dict(checkpoint.models[name], strict=True)
-    except RuntimeError as error:
-        detail = " ".join(str(error).split())[:300]
-        raise EdnError(f"checkpoint {str(path)!r}: {name} does not fit the network ({detail})") from None
+    load_strict(module, checkpoint.models[name], f"checkpoint {str(path)!r}: {name}")

@@ -20,6 +20,7 @@ from edn.atomic import atomic_path, write_json
 from edn.errors import EdnError
 from edn.frames import NPY_HEADER_BYTES, FrameGeometry, FrameMeta, fit_geometry, npy_header
 from edn.media import ffmpeg_binary, probe_video, require_complete
+from edn.options import FrameOptions
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def decode_video(
     *,
     working_size: tuple[int, int],
     fps: Fraction | None = None,
-    fit: str = "pad",
+    fit: str = FrameOptions.fit,
 ) -> FrameMeta:
     """Decode ``video`` into ``frames_out`` (.npy) and ``meta_out`` (meta.json).
 

@@ -126,8 +126,7 @@ class HeldOutClip:
                            "raise training.holdout_fraction")
         clip_poses = poses.replace(poses.keypoints[first:])
         boxes, found = body_boxes(clip_poses)
-        clip_index = LabelIndex(has_body=index.has_body[first:], face_boxes=index.face_boxes[first:],
-                                has_face=index.has_face[first:])
+        clip_index = index.select(slice(first, None))
         return cls(real=np.asarray(frames[first:]), poses=clip_poses, index=clip_index, body_boxes=boxes,
                    has_body=found)
 

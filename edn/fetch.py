@@ -21,6 +21,7 @@ import ffmpeg
 from edn.atomic import atomic_path, write_text
 from edn.errors import EdnError
 from edn.media import probe_video, require_complete, run_ffmpeg
+from edn.options import DownloadOptions
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def fetch_video(
     start_s: float | None = None,
     end_s: float | None = None,
     cache_dir: str | os.PathLike = "results/cache/downloads",
-    timeout_s: float = 60.0,
+    timeout_s: float = DownloadOptions.timeout_s,
 ) -> Path:
     """Materialise ``source`` as ``output`` (an mp4), trimmed to [start_s, end_s).
 

@@ -48,10 +48,11 @@ def lsgan_generator(predictions: Sequence[torch.Tensor]) -> torch.Tensor:
 
 def lsgan_discriminator(real: Sequence[torch.Tensor], fake: Sequence[torch.Tensor]
                         ) -> tuple[torch.Tensor, torch.Tensor]:
-    """LSGAN discriminator terms (real, fake), each summed over scales and halved
-    as pix2pixHD does: 0.5 mean((D(real) - 1)^2), 0.5 mean(D(fake)^2)."""
-    real_term = sum(0.5 * nn.functional.mse_loss(p.float(), torch.ones_like(p, dtype=torch.float32)) for p in real)
-    fake_term = sum(0.5 * nn.functional.mse_loss(p.float(), torch.zeros_like(p, dtype=torch.float32)) for p in fake)
+    """LSGAN discriminator terms (real, fake), each summed over scales: mean((D(real) - 1)^2),
+    mean(D(fake)^2). The discriminator's loss is half their sum, as pix2pixHD's
+    (:meth:`edn.training.trainer.Trainer.update` halves it, once)."""
+    real_term = sum(nn.functional.mse_loss(p.float(), torch.ones_like(p, dtype=torch.float32)) for p in real)
+    fake_term = sum(nn.functional.mse_loss(p.float(), torch.zeros_like(p, dtype=torch.float32)) for p in fake)
     return real_term, fake_term
 
 

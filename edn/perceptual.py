@@ -37,8 +37,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from edn.atomic import atomic_path
 from edn.errors import EdnError
+from edn.torch_file import load_strict, load_torch_file, save_torch_file
 
 log = logging.getLogger(__name__)
 
@@ -147,9 +147,8 @@ class PerceptualFeatures(nn.Module):
 def _save(path: str | os.PathLike, network: str, state_dict: dict[str, torch.Tensor], source: str) -> None:
     model = PerceptualFeatures(network)
     model.load_state_dict(state_dict, strict=True)  # a layout bug fails here, not at training time
-    with atomic_path(path) as temporary:
-        torch.save({"format": FORMAT, "version": FORMAT_VERSION, "network": network, "source": source,
-                    "state_dict": model.state_dict()}, temporary)
+    save_torch_file(path, FORMAT, FORMAT_VERSION, {"network": network, "source": source,
+                                                   "state_dict": model.state_dict()})
     log.info("wrote %s weights to %s (from %s)", network, path, source)
 
 
@@ -267,25 +266,13 @@ def _from_torchvision(weights: dict, source: str) -> dict[str, torch.Tensor]:
 
 def load_perceptual(path: str | os.PathLike, network: str) -> PerceptualFeatures:
     """Load a weights file written by this module; it must hold ``network``."""
-    path = Path(path)
-    if not path.is_file():
-        raise EdnError(f"perceptual weights {str(path)!r}: file not found (make them with "
-                       f"`edn perceptual-weights --network {network} --output {path}`)")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise EdnError(f"perceptual weights {str(path)!r}: not readable ({error})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise EdnError(f"perceptual weights {str(path)!r}: not an edn perceptual weights file")
-    if data.get("version") != FORMAT_VERSION:
-        raise EdnError(f"perceptual weights {str(path)!r}: format version {data.get('version')}, "
-                       f"this edn reads {FORMAT_VERSION}")
+    label = f"perceptual weights {str(path)!r}"
+    data = load_torch_file(path, FORMAT, FORMAT_VERSION, what="perceptual weights",
+                           kind="an edn perceptual weights file",
+                           missing_hint=f" (make them with `edn perceptual-weights --network {network} "
+                                        f"--output {path}`)")
     if data.get("network") != network:
-        raise EdnError(f"perceptual weights {str(path)!r}: hold {data.get('network')!r}, expected {network!r}")
+        raise EdnError(f"{label}: hold {data.get('network')!r}, expected {network!r}")
     model = PerceptualFeatures(network)
-    try:
-        model.load_state_dict(data["state_dict"], strict=True)
-    except RuntimeError as error:
-        raise EdnError(f"perceptual weights {str(path)!r}: do not fit {network} "
-                       f"({str(error).strip().splitlines()[0]})") from None
+    load_strict(model, data["state_dict"], f"{label}: the {network} network")
     return model

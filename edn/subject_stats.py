@@ -32,6 +32,7 @@ import numpy as np
 from edn.atomic import write_json
 from edn.errors import EdnError
 from edn.keypoints import PoseSequence
+from edn.options import SubjectStatsOptions
 from edn.skeleton import Body
 
 #: Fraction of the close-far range within which a frame counts as "at" close or far.
@@ -93,7 +94,7 @@ def ankle_measures(keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     return lower_y, (right + left) / 2, present
 
 
-def compute_stats(poses: PoseSequence, subject: str, *, alpha: float = 0.7) -> SubjectStats:
+def compute_stats(poses: PoseSequence, subject: str, *, alpha: float = SubjectStatsOptions.alpha) -> SubjectStats:
     """Statistics of ``poses`` (see the module docstring).
 
     Raises EdnError naming ``subject`` when no frame has both ankles and a head.

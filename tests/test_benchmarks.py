@@ -21,18 +21,18 @@ TINY = (128, 64)  # the face stage needs a face box of 16 px or more (VGG pools 
 
 def test_quick_run_prints_one_table_row_per_measurement():
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick",
-                             "--only", "render,normalise,smooth"], capture_output=True, text=True, timeout=120)
+                             "--only", "render,normalise,filter"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     table = [line for line in result.stdout.splitlines() if line.startswith("| ")]
     assert table[0].startswith("| stage | measurement |")
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[1:]]
-    assert [row[0] for row in rows] == ["smooth", "render", "render", "normalise"]
+    assert [row[0] for row in rows] == ["filter", "render", "render", "normalise"]
     for stage, _what, size, _mode, figure, _reference, _ratio, peak, others, target in rows:
         number, unit = figure.split(" ", 1)
         assert float(number.replace(",", "")) > 0 and unit in ("frames/s", "s")
         assert peak.endswith("MiB") or peak.endswith("GiB")
         assert float(others) >= 0
-        assert stage == "smooth" or target.endswith("not judged (quick run)")
+        assert stage == "filter" or target.endswith("not judged (quick run)")
     assert [row[2] for row in rows[1:3]] == ["256x128", "512x256"]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -15,6 +17,7 @@ from edn.render import label_index
 from edn.skeleton import Body
 from edn.training.data import split_pairs
 from helpers import run_edn
+from standin_alexnet import torch_hub  # noqa: F401 (a fixture)
 from synthetic_poses import walking_sequence
 
 
@@ -24,7 +27,15 @@ def test_held_out_frames_are_those_training_never_sees(count: int, fraction: flo
                        has_face=np.ones(count, bool))
     split = split_pairs(index, fraction, need_face=False, source="test")
     assert first_heldout_frame(count, fraction) == split.first_heldout
-    assert split.pairs.max() + 1 < split.first_heldout or fraction == 0.0
+    heldout = count - split.first_heldout
+    assert heldout == math.ceil(count * fraction) and (heldout > 0) == (fraction > 0)
+    # Pair i trains on frames i and i + 1: every frame before the held-out ones
+    # is in a pair (all have a body), and no pair reaches a held-out frame.
+    assert split.pairs.tolist() == list(range(split.first_heldout - 1))
+    if fraction == 0.0:
+        assert split.first_heldout == count and split.pairs[-1] + 1 == count - 1
+    else:
+        assert split.pairs.max() + 1 <= split.first_heldout - 1
 
 
 def test_body_boxes_cover_the_joints_with_a_margin() -> None:
@@ -44,18 +55,36 @@ def _clip(frames: np.ndarray, poses: PoseSequence, first: int) -> HeldOutClip:
     return HeldOutClip.from_target(frames, poses, label_index(poses), first)
 
 
-def test_scores_of_a_perfect_reconstruction(real_poses_and_frames) -> None:
+@pytest.mark.parametrize("alexnet", ["standin_weights", "no_weights"])
+def test_scores_of_a_perfect_reconstruction(real_poses_and_frames, torch_hub, alexnet: str) -> None:
+    """Every metric of the real frames against themselves; LPIPS-Alex with STAND-IN
+    AlexNet weights (random, see standin_alexnet.py) or with none in the torch hub."""
     poses, frames = real_poses_and_frames
     first = first_heldout_frame(len(frames), 0.25)
     clip = _clip(frames, poses, first)
+    if alexnet == "standin_weights":
+        torch_hub.install_standin_alexnet()
     rows = {(r["metric"], r["region"]): r for r in score("real", clip.real.copy(), clip, with_pose_fidelity=False)}
     assert rows[("ssim", "full")]["value"] == pytest.approx(1.0)
     assert rows[("ssim", "body")]["value"] == pytest.approx(1.0)
     assert rows[("stlpips_alex", "face")]["value"] == pytest.approx(0.0, abs=1e-6)
     assert rows[("temporal_change_ratio", "full")]["value"] == pytest.approx(1.0)
     assert rows[("temporal_change_error", "full")]["value"] == 0.0
-    assert rows[("lpips_alex", "full")]["note"].startswith("unavailable") or rows[("lpips_alex", "full")]["value"] < 1e-6
     assert rows[("ssim", "full")]["frames"] == len(frames) - first
+    lpips_rows = {region: row for (metric, region), row in rows.items() if metric == "lpips_alex"}
+    if alexnet == "standin_weights":
+        assert set(lpips_rows) == {"full", "body", "face"}
+        for region, row in lpips_rows.items():
+            assert row["note"] == "" and row["frames"] == rows[("ssim", region)]["frames"] > 0, region
+            assert row["value"] == pytest.approx(0.0, abs=1e-6), region
+    else:
+        # Unavailable once, for the first region; the others are not tried.
+        assert set(lpips_rows) == {"full"}
+        row = lpips_rows["full"]
+        assert row["note"] == ("unavailable: torchvision's ImageNet AlexNet weights are not at "
+                               f"{torch_hub.alexnet_weights} (download them once, e.g. with "
+                               "torchvision.models.alexnet(weights='DEFAULT'))")
+        assert np.isnan(row["value"]) and row["frames"] == 0
 
 
 def test_nearest_neighbour_beats_noise_and_pose_fidelity_of_real_frames(real_poses_and_frames) -> None:

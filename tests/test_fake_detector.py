@@ -23,10 +23,11 @@ from edn.fake_detector.metrics import accuracy, average_precision, roc_auc, roc_
 from edn.fake_detector.model import DetectorArchitecture, ResNetPair, build_detector, load_backbone_weights
 from edn.fake_detector.pairs import DEFAULT_CUT_THRESHOLD, frame_changes, scene_cuts, split_subject_pairs
 from edn.fake_detector.score import score_pairs, score_subject, tile_origins, tiles
-from edn.fake_detector.train import DetectorTrainingOptions, train_detector
+from edn.fake_detector.train import train_detector
 from edn.frames import load_frames
 from edn.media import count_frames, encode_video
 from edn.models import build_generator
+from edn.options import DetectorOptions
 from edn.presets import PRESETS
 from helpers import DEMO, leftovers, run_edn, run_snakemake
 from training_data import write_subject
@@ -228,7 +229,7 @@ def test_the_detector_learns_a_visible_difference_and_generalises_to_held_out_fr
     torch.manual_seed(0)
     subject = _blurred_subject()
     model = build_detector(DetectorArchitecture(width=4))
-    options = DetectorTrainingOptions(iterations=80, batch_size=8, learning_rate=2e-3, crop_size=32)
+    options = DetectorOptions(iterations=80, batch_size=8, learning_rate=2e-3, crop_size=32)
     summary = train_detector(model, subject, options, torch.device("cpu"), progress=False)
     scored = score_subject(model, subject, subject.pairs.heldout, "heldout_frames", torch.device("cpu"),
                            tile_size=options.crop_size)
@@ -265,7 +266,7 @@ def test_checkpoint_round_trip_is_strict(tmp_path: Path) -> None:
     wrong = tmp_path / "wrong.pt"
     save_detector(wrong, DetectorCheckpoint(step=3, architecture=DetectorArchitecture(width=8), options={},
                                             model=model.state_dict()))
-    with pytest.raises(EdnError, match="weights do not fit its architecture"):
+    with pytest.raises(EdnError, match="the classifier does not fit the network"):
         load_detector(wrong)
     gan = tmp_path / "global.pt"
     save_checkpoint(gan, Checkpoint(stage="global", step=1, preset=PRESETS["tiny"], options={},
@@ -274,7 +275,7 @@ def test_checkpoint_round_trip_is_strict(tmp_path: Path) -> None:
         load_detector(gan)
     text = tmp_path / "notes.pt"
     text.write_text("hello")
-    with pytest.raises(EdnError, match="not readable as a checkpoint"):
+    with pytest.raises(EdnError, match="not readable as an edn"):
         load_detector(text)
     with pytest.raises(EdnError, match="file not found"):
         load_detector(tmp_path / "missing.pt")
@@ -310,8 +311,10 @@ def test_resnet18_backbone_only_from_weights_on_disk(tmp_path: Path, monkeypatch
 
 
 def test_training_options_are_checked() -> None:
-    with pytest.raises(EdnError, match="batch size 7: must be even"):
-        DetectorTrainingOptions(batch_size=7)
+    with pytest.raises(EdnError, match="option batch_size 7: must be a multiple of 2"):
+        DetectorOptions(batch_size=7)
+    with pytest.raises(EdnError, match="option batch_size 0: must be at least 2"):
+        DetectorOptions(batch_size=0)
     with pytest.raises(EdnError, match="backbone 'vgg'"):
         DetectorArchitecture(backbone="vgg")
 

@@ -10,16 +10,18 @@ from edn.labels import LabelIndex
 from edn.models import build_face_generator, build_generator
 from edn.presets import PRESETS
 from edn.render import face_box_side
-from edn.synthesize import TransferModels, synthesize_sequence
-from edn.training.stages import Runtime, _adam
+from edn.generation import FrameGenerator
+from edn.runtime import Runtime
+from edn.synthesize import synthesize_sequence
+from edn.training.trainer import adam
 
 SIZE = (64, 32)  # the tiny preset's test size (width, height)
 
 
-def _models() -> TransferModels:
+def _models() -> FrameGenerator:
     torch.manual_seed(0)
     preset = PRESETS["tiny"]
-    return TransferModels(generator=build_generator(preset, "global").eval(),
+    return FrameGenerator(generator=build_generator(preset, "global").eval(),
                           face_generator=build_face_generator(preset).eval(), size=SIZE, description="random tiny")
 
 
@@ -33,7 +35,7 @@ def _labels(frames: int) -> tuple[np.ndarray, LabelIndex]:
 
 
 @torch.inference_mode()
-def _one_region_per_frame(models: TransferModels, labels: np.ndarray, index: LabelIndex, runtime: Runtime):
+def _one_region_per_frame(models: FrameGenerator, labels: np.ndarray, index: LabelIndex, runtime: Runtime):
     """Synthesis as it was written before: an autocast region per frame, in inference mode."""
     height, width = labels.shape[1:3]
     out = np.empty_like(labels)
@@ -91,7 +93,7 @@ def test_training_adam_is_fused_and_makes_the_reference_update():
     generator = build_generator(PRESETS["tiny"], "global")
     reference = build_generator(PRESETS["tiny"], "global")
     reference.load_state_dict(generator.state_dict())
-    fused = _adam(generator.parameters(), 2e-4, (0.5, 0.999))
+    fused = adam(generator.parameters(), 2e-4)
     plain = torch.optim.Adam(reference.parameters(), lr=2e-4, betas=(0.5, 0.999), foreach=False, fused=False)
     assert fused.defaults["fused"]
     for step in range(3):

@@ -33,7 +33,9 @@ def test_lsgan_terms() -> None:
     real, fake = lsgan_discriminator([ones], [zeros])
     assert float(real) == 0 and float(fake) == 0
     real, fake = lsgan_discriminator([zeros], [ones])
-    assert float(real) == 0.5 and float(fake) == 0.5
+    assert float(real) == 1 and float(fake) == 1  # not halved here: the trainer halves their sum, once
+    real, fake = lsgan_discriminator([zeros, zeros], [ones, ones])
+    assert float(real) == 2 and float(fake) == 2  # summed over scales
 
 
 def test_feature_matching_excludes_the_prediction_and_weights_as_pix2pixhd() -> None:

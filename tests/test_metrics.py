@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
@@ -12,6 +14,7 @@ from edn.decode import decode_video
 from edn.metrics import METRICS, MetricUnavailable, compare_regions, frame_changes, temporal_stability
 from edn.skeleton import BODY, Body, KEYPOINT_COUNT
 from helpers import DEMO
+from standin_alexnet import torch_hub  # noqa: F401 (a fixture)
 
 
 @pytest.fixture(scope="module")
@@ -50,18 +53,60 @@ def test_stlpips_known_answers(real_frames) -> None:
     assert np.mean(stlpips(shifted(real_frames, 1), real_frames)) < np.mean(soft)
 
 
-def test_lpips_alex_is_unavailable_without_its_backbone_weights(tmp_path, monkeypatch, real_frames) -> None:
+def test_lpips_alex_is_unavailable_without_its_backbone_weights(torch_hub, real_frames) -> None:
+    assert not torch_hub.alexnet_weights.exists()
+    with pytest.raises(MetricUnavailable) as why:
+        METRICS["lpips_alex"].compute(real_frames[:1], real_frames[:1])
+    assert str(why.value) == (f"torchvision's ImageNet AlexNet weights are not at {torch_hub.alexnet_weights} "
+                              "(download them once, e.g. with torchvision.models.alexnet(weights='DEFAULT'))")
+
+
+def test_lpips_alex_with_standin_alexnet_weights(torch_hub, real_frames) -> None:
+    """LPIPS-Alex through its real loading and computing path, with STAND-IN AlexNet weights.
+
+    The backbone file is random AlexNet weights (fixed seed) saved under the name
+    of torchvision's ImageNet file, since the real one cannot be downloaded here:
+    the values are not the paper's LPIPS, only the code around them is tested.
+    The linear layers are the lpips package's real ones.
+    """
+    import lpips
     import torch
+    import torchvision
 
     from edn import metrics
 
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    metrics._lpips_alex_model.cache_clear()
-    try:
-        with pytest.raises(MetricUnavailable, match="AlexNet weights are not at"):
-            METRICS["lpips_alex"].compute(real_frames[:1], real_frames[:1])
-    finally:
-        metrics._lpips_alex_model.cache_clear()
+    # edn checks for the file torchvision loads (it would try to download any other name).
+    assert torchvision.models.AlexNet_Weights.IMAGENET1K_V1.url.endswith("/" + metrics.ALEXNET_WEIGHTS)
+    standin = torch_hub.install_standin_alexnet()
+    lpips_alex = METRICS["lpips_alex"].compute
+    same = lpips_alex(real_frames, real_frames)
+    assert same.shape == (8,) and same.dtype == np.float64
+    assert same == pytest.approx(np.zeros(8), abs=1e-6)
+
+    # The model that computed it has the stand-in backbone and the package's linear layers.
+    model = metrics._lpips_alex_model()
+    backbone = model.net.state_dict()
+    assert len(backbone) == 10  # five convolutions, weight and bias each
+    for name, tensor in backbone.items():  # "slice2.3.weight" is AlexNet's "features.3.weight"
+        assert torch.equal(tensor, standin["features." + name.split(".", 1)[1]]), name
+    linear = torch.load(Path(lpips.__file__).parent / "weights" / "v0.1" / "alex.pth", map_location="cpu")
+    assert len(linear) == 5
+    for name, tensor in linear.items():
+        assert torch.equal(model.state_dict()[name], tensor), name
+
+    soft = lpips_alex(blurred(real_frames, 1.0), real_frames)
+    softer = lpips_alex(blurred(real_frames, 3.0), real_frames)
+    assert soft.shape == softer.shape == (8,)
+    assert np.all(soft > 1e-3) and np.all(softer > soft)
+    noise = np.random.default_rng(0).integers(0, 256, real_frames.shape, dtype=np.uint8)
+    assert np.all(lpips_alex(noise, real_frames) > softer)
+
+    # One value per pair, in order, across the batches of 16.
+    mixed = np.concatenate([real_frames, blurred(real_frames, 3.0), blurred(real_frames, 1.0)])[:20]
+    reference = np.concatenate([real_frames, real_frames, real_frames])[:20]
+    values = lpips_alex(mixed, reference)
+    assert values.shape == (20,)
+    assert values == pytest.approx(np.concatenate([same, softer, soft])[:20], rel=1e-5, abs=1e-7)
 
 
 def test_regions_compare_the_boxes_only(real_frames) -> None:

@@ -286,10 +286,10 @@ def test_standing_pose_helper_is_what_the_tests_assume() -> None:
 def test_shipped_dancer_lands_in_the_jugglers_range_at_his_height(dancer, juggler, tmp_path) -> None:
     from edn.frames import load_frames
     from edn.label_preview import write_normalization_figure
-    from edn.smoothing import smooth_poses
+    from edn.keypoint_filter import filter_poses
     from edn.subject_stats import ankle_measures, head_points
 
-    source_poses, target_poses = smooth_poses(dancer.poses), smooth_poses(juggler.poses)
+    source_poses, target_poses = filter_poses(dancer.poses), filter_poses(juggler.poses)
     source, target = compute_stats(source_poses, "dancer"), compute_stats(target_poses, "juggler")
     normalized, _ = normalize_poses(source_poses, source, target)
     assert normalized.frame_count == source_poses.frame_count == 102

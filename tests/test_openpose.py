@@ -72,7 +72,7 @@ def test_hand_written_json_imports_exactly(tmp_path: Path, coordinates: str) -> 
     # A 200x200 source padded into 256x128: scale 0.64, offset (64, 0).
     meta = write_meta(tmp_path / "meta.json", source_size=(200, 200), working_size=(256, 128), frame_count=2)
     result = run_edn("pose", "--backend", "openpose_json", "--meta",
-                     tmp_path / "meta.json", "--json-dir", json_dir, "--json-coordinates", coordinates,
+                     tmp_path / "meta.json", "--json-dir", json_dir, "--openpose-json-coordinates", coordinates,
                      "--output", tmp_path / "poses.parquet")
     assert result.returncode == 0, result.stderr
     poses = read_pose_table(tmp_path / "poses.parquet")
@@ -128,8 +128,8 @@ def test_export_then_import_is_lossless(tmp_path: Path) -> None:
     assert json.loads(files[5].read_text())["people"] == []
 
     imported = run_edn("pose", "--backend", "openpose_json", "--meta",
-                       tmp_path / "meta.json", "--json-dir", tmp_path / "json", "--json-coordinates", "working",
-                       "--min-confidence", "0", "--output", tmp_path / "back.parquet")
+                       tmp_path / "meta.json", "--json-dir", tmp_path / "json", "--openpose-json-coordinates", "working",
+                       "--min-confidence-openpose", "0", "--output", tmp_path / "back.parquet")
     assert imported.returncode == 0, imported.stderr
     np.testing.assert_array_equal(read_pose_table(tmp_path / "back.parquet").keypoints, keypoints)
 
@@ -140,7 +140,7 @@ def test_export_then_import_is_lossless(tmp_path: Path) -> None:
     nose_x = nose["people"][0]["pose_keypoints_2d"][0]
     assert nose_x == pytest.approx((keypoints[0, Body.NOSE, 0] - 14) * 1280 / 228 - 0.5, abs=1e-3)
     again = run_edn("pose", "--backend", "openpose_json", "--meta",
-                    tmp_path / "meta.json", "--json-dir", tmp_path / "json_source", "--min-confidence", "0",
+                    tmp_path / "meta.json", "--json-dir", tmp_path / "json_source", "--min-confidence-openpose", "0",
                     "--output", tmp_path / "back_source.parquet")
     assert again.returncode == 0, again.stderr
     np.testing.assert_allclose(read_pose_table(tmp_path / "back_source.parquet").keypoints, keypoints, atol=1e-4)
@@ -316,7 +316,7 @@ def test_missing_pyopenpose_says_how_to_build_it(tmp_path: Path, monkeypatch) ->
     (tmp_path / "models").mkdir()
     block = "import sys; sys.modules['pyopenpose'] = sys.modules['openpose'] = None; from edn.cli import main; "
     args = ["pose", "--backend", "openpose", "--frames", str(tmp_path / "frames.npy"), "--meta",
-            str(tmp_path / "meta.json"), "--model-folder", str(tmp_path / "models"), "--output",
+            str(tmp_path / "meta.json"), "--openpose-model-folder", str(tmp_path / "models"), "--output",
             str(tmp_path / "p.parquet")]
     result = subprocess.run([sys.executable, "-c", block + f"raise SystemExit(main({args!r}))"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)

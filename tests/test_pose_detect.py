@@ -205,7 +205,7 @@ def test_pose_cli_writes_the_table_and_rejects_bad_input(dancer: Detected, tmp_p
     unknown = run_edn("pose", "--backend", "openpos", "--frames", dancer.frames, "--meta", dancer.meta_path,
                       "--output", tmp_path / "x.parquet")
     assert unknown.returncode == 1 and len(unknown.error_lines) == 1
-    assert "pose backend 'openpos': unknown; choose one of mediapipe, openpose, openpose_json" in unknown.stderr
+    assert "option backend 'openpos': must be one of mediapipe, openpose, openpose_json" in unknown.stderr
     no_video = run_edn("pose", "--frames", dancer.frames, "--meta", dancer.meta_path, "--output",
                        tmp_path / "x.parquet", "--detection-scale", "2")
     assert no_video.returncode == 1 and "needs the subject's video" in no_video.error_lines[0]
@@ -226,10 +226,10 @@ def test_a_video_without_anybody_is_an_error(tmp_path: Path) -> None:
 
 
 def test_smoothing_real_poses_keeps_frames_and_reduces_jitter(dancer: Detected) -> None:
-    from edn.smoothing import smooth_poses
+    from edn.keypoint_filter import filter_poses
 
     raw = dancer.poses
-    smooth = smooth_poses(raw)
+    smooth = filter_poses(raw)
     assert smooth.frame_count == raw.frame_count and smooth.frame_size == raw.frame_size
     # Every raw body detection is still there (gaps may be filled, nothing is removed).
     assert ((smooth.confidence[:, BODY] > 0) >= (raw.confidence[:, BODY] > 0)).all()

@@ -280,7 +280,7 @@ CLI_CASES: dict[str, Callable[[Inputs, Path], Case]] = {
         "10 rows for 24 labels"),
     "corrupt checkpoint": lambda i, out: _with(
         _synthesize(i, out, generator=_first_bytes(i.media.checkpoint, out / "global.pt", 0.5)), "global.pt",
-        "not readable as a checkpoint"),
+        "not readable as an edn"),
     "checkpoint of another preset": lambda i, out: _with(
         _synthesize(i, out, "--face", i.media.other_preset_face), "face_small.pt",
         "trained with preset 'small', not 'tiny'"),
@@ -348,7 +348,7 @@ NO_ROOM = {  # name -> builder(media, output directory) of (args, output)
     "frames (numpy)": lambda m, out: (["decode", "--video", DEMO / "source_dancer.mp4", "--frames",
                                        out / "frames.npy", "--meta", out / "meta.json", "--width", 256,
                                        "--height", 128], out / "frames.npy"),
-    "keypoint table (pyarrow)": lambda m, out: (["smooth-poses", "--poses", m.poses, "--output",
+    "keypoint table (pyarrow)": lambda m, out: (["filter-poses", "--poses", m.poses, "--output",
                                                  out / "smooth.parquet"], out / "smooth.parquet"),
     "synthesized frames (memory map)": lambda m, out: (["synthesize", "--labels", m.labels, "--index", m.index,
                                                         "--generator", m.checkpoint, "--output", out / "frames.npy",

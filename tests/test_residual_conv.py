@@ -9,7 +9,7 @@ import torch
 from edn.models import residual_conv
 from edn.models.generator import GlobalGenerator
 from edn.models.residual_conv import ResidualConv, conv2d_with_matmul_weight_gradient, weight_casts_reused
-from edn.training.stages import generate_pair
+from edn.temporal_smoothing import unroll_pair
 
 
 def _gradients(conv: torch.nn.Module, x: torch.Tensor, upstream: torch.Tensor, bf16: bool):
@@ -123,7 +123,8 @@ def test_a_bf16_temporal_pair_learns_the_same_through_the_matmul_path(monkeypatc
     def parameter_gradients() -> dict[str, torch.Tensor]:
         generator.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=torch.bfloat16), weight_casts_reused(generator):
-            fake0, fake1 = generate_pair(generator, label0, label1)
+            fake0, fake1 = unroll_pair(lambda label, previous, _: generator(label, previous), label0, label1,
+                                       temporal=True)
         ((fake0.float() - target).abs().mean() + (fake1.float() - target).abs().mean()).backward()
         return {name: p.grad.clone() for name, p in generator.named_parameters()}
 

@@ -22,7 +22,8 @@ from edn.labels import LabelIndex
 from edn.models import build_generator
 from edn.presets import PRESETS
 from edn.training.data import pair_for_step, split_pairs
-from edn.training.loop import StageOptions, learning_rate
+from edn.options import TrainingOptions
+from edn.training.loop import learning_rate
 from helpers import DEMO, ROOT, leftovers, run_edn, run_snakemake
 from training_data import write_subject
 
@@ -55,7 +56,7 @@ def test_empty_training_set_is_an_error() -> None:
 
 
 def test_learning_rate_is_constant_then_decays_linearly_to_zero() -> None:
-    options = StageOptions(stage="global", iterations=100, decay_fraction=0.5)
+    options = TrainingOptions(stage="global", iterations=100, decay_fraction=0.5)
     rates = [learning_rate(step, options) for step in range(100)]
     assert rates[:50] == [2e-4] * 50
     assert rates[50] == pytest.approx(2e-4) and rates[75] == pytest.approx(1e-4) and rates[99] == pytest.approx(4e-6)
@@ -88,7 +89,7 @@ def test_checkpoint_round_trip_is_strict(tmp_path: Path) -> None:
     with pytest.raises(EdnError, match="a global stage checkpoint, expected face"):
         load_checkpoint(path, stages=("face",))
     (tmp_path / "junk.pt").write_text("junk")
-    with pytest.raises(EdnError, match="not readable as a checkpoint"):
+    with pytest.raises(EdnError, match="not readable as an edn"):
         load_checkpoint(tmp_path / "junk.pt")
 
 
@@ -233,15 +234,16 @@ def test_face_stage_trains_only_the_face_networks(tmp_path: Path, perceptual_wei
     from edn.losses import PerceptualLoss
     from edn.perceptual import load_perceptual
     from edn.training.data import TrainingFrames
-    from edn.training.stages import Runtime, StageTrainer
+    from edn.runtime import Runtime
+    from edn.training.face_stage import FaceStageTrainer
 
     preset = PRESETS["tiny"]
     torch.manual_seed(0)
     main = build_generator(preset, "global")
     init = Checkpoint(stage="global", step=1, preset=preset, options={"generator_kind": "global"},
                       models={"generator": main.state_dict()})
-    trainer = StageTrainer("face", preset, init, "global.pt", PerceptualLoss(load_perceptual(perceptual_weights,
-                           "vgg16_hed")), Runtime(torch.device("cpu")), 2e-4, (0.5, 0.999))
+    trainer = FaceStageTrainer(preset, init, "global.pt", PerceptualLoss(load_perceptual(perceptual_weights,
+                               "vgg16_hed")), Runtime(torch.device("cpu")), 2e-4)
     for name, module in (("generator", trainer.face_generator), ("discriminator", trainer.face_discriminator)):
         optimised = [p for group in trainer.optimizers[name].param_groups for p in group["params"]]
         assert len({id(p) for p in optimised}) == len(optimised)  # no parameter twice
@@ -287,12 +289,13 @@ def test_frame_by_frame_training_never_feeds_a_previous_frame(tmp_path: Path, pe
     from edn.losses import PerceptualLoss
     from edn.perceptual import load_perceptual
     from edn.training.data import TrainingFrames
-    from edn.training.stages import Runtime, StageTrainer
+    from edn.generation import generate_frames
+    from edn.runtime import Runtime
+    from edn.training.main_stage import MainStageTrainer
 
     torch.manual_seed(0)
-    trainer = StageTrainer("global", PRESETS["tiny"], None, None,
-                           PerceptualLoss(load_perceptual(perceptual_weights, "vgg16_hed")),
-                           Runtime(torch.device("cpu")), 2e-4, (0.5, 0.999), temporal=temporal)
+    trainer = MainStageTrainer("global", PRESETS["tiny"], PerceptualLoss(load_perceptual(perceptual_weights,
+                               "vgg16_hed")), Runtime(torch.device("cpu")), 2e-4, temporal=temporal)
     # The paper's temporal PatchGAN judges a pair (12 channels); pix2pixHD's judges one frame (6).
     first_conv = next(m for m in trainer.discriminator.modules() if isinstance(m, torch.nn.Conv2d))
     assert first_conv.in_channels == (12 if temporal else 6)
@@ -301,17 +304,21 @@ def test_frame_by_frame_training_never_feeds_a_previous_frame(tmp_path: Path, pe
     seen = _recording_previous_frames(trainer.generator)
     losses = trainer.step(frames.sample(3), frames.sample(4))
     assert np.isfinite(losses["g_total"]) and np.isfinite(losses["d_total"])
+    # pix2pixHD's discriminator loss: half the sum of the real and fake LSGAN terms, halved once.
+    assert losses["d_total"] == pytest.approx(0.5 * (losses["d_real"] + losses["d_fake"]), rel=1e-6)
     assert len(seen) == 2 and not seen[0].any()
     assert seen[1].any() == temporal  # I1 = G(label1, I0) vs G(label1, zeros)
     seen.clear()
-    trainer.render_sequence([frames.sample(t) for t in range(3)])
+    list(generate_frames(trainer.frame_generator(), [frames.sample(t).label for t in range(3)], [None] * 3,
+                         trainer.runtime))
     assert [bool(p.any()) for p in seen] == [False, temporal, temporal]
 
 
 def test_a_frame_by_frame_generator_synthesizes_each_frame_on_its_own(tmp_path: Path) -> None:
     from edn.labels import read_label_index
-    from edn.synthesize import TransferModels, synthesize_sequence
-    from edn.training.stages import Runtime
+    from edn.generation import FrameGenerator
+    from edn.runtime import Runtime
+    from edn.synthesize import synthesize_sequence
 
     paths = write_subject(tmp_path / "subject", frames=6, size=(64, 32))
     labels = np.load(paths["labels"])
@@ -321,8 +328,7 @@ def test_a_frame_by_frame_generator_synthesizes_each_frame_on_its_own(tmp_path: 
     runtime = Runtime(torch.device("cpu"))
 
     def synthesize(order: np.ndarray, temporal: bool) -> np.ndarray:
-        models = TransferModels(generator=generator, face_generator=None, size=(64, 32), description="test",
-                                temporal=temporal)
+        models = FrameGenerator(generator=generator, size=(64, 32), description="test", temporal=temporal)
         out = np.zeros_like(labels)
         synthesize_sequence(models, labels[order], index, out, runtime, progress=False)
         return out

@@ -99,14 +99,14 @@ def test_forcerun_of_the_face_stage_reruns_what_follows_not_the_global_stage(pip
 def test_forcerun_of_poses_for_one_subject(pipeline) -> None:
     workdir, config = pipeline
     jobs = planned_jobs(workdir, config, "--forcerun", "results/poses/aerobics.parquet")
-    assert jobs == {"detect_poses": 1, "smooth_poses": 1, "preview_poses": 1, "subject_stats": 1,
+    assert jobs == {"detect_poses": 1, "filter_poses": 1, "preview_poses": 1, "subject_stats": 1,
                     "normalize_transfer": 1, "normalization_figure": 1, "render_transfer_labels": 1,
                     "preview_transfer_labels": 1, "synthesize": 1, "encode_transfer": 1, "compare_transfer": 1,
                     "all": 1}
 
 
 @pytest.mark.parametrize("target,expected", [
-    ("poses", {"detect_poses": 3, "smooth_poses": 3, "preview_poses": 3, "poses": 1}),
+    ("poses", {"detect_poses": 3, "filter_poses": 3, "preview_poses": 3, "poses": 1}),
     ("global_models", {"train_global": 1, "global_models": 1}),
     ("transfers", {"synthesize": 2, "encode_transfer": 2, "compare_transfer": 2, "transfers": 1}),
 ])

@@ -6,6 +6,9 @@ from __future__ import annotations
 import argparse
 import logging
 
+from edn.options import (DetectorOptions, RuntimeOptions, TrainingOptions, add_arguments, checked_argument,
+                         from_arguments)
+
 log = logging.getLogger("edn.detector")
 
 
@@ -21,26 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--meta", required=True, help="the subject's meta.json (working size and fit)")
     train.add_argument("--generated", required=True, help="frames generated from the subject's own labels (.npy)")
     train.add_argument("--index", required=True, help="the labels' index.csv (frames with a person)")
-    train.add_argument("--holdout-fraction", type=float, required=True,
-                       help="the held-out end of the video, never trained on (training.holdout_fraction)")
     train.add_argument("--output", required=True, help="detector checkpoint (.pt) to write")
-    train.add_argument("--iterations", type=int, default=400)
-    train.add_argument("--batch-size", type=int, default=16,
-                       help="samples per step, half real and half generated (even)")
-    train.add_argument("--learning-rate", type=float, default=5e-4, help="Adam's learning rate")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--crop-size", type=int, default=96, help="side of the square random crops, pixels")
-    train.add_argument("--flip", default=True, action=argparse.BooleanOptionalAction,
-                       help="random horizontal flips of both frames together")
-    train.add_argument("--backbone", default="small_cnn", choices=("small_cnn", "resnet18"))
-    train.add_argument("--width", type=int, default=16, help="small_cnn: filters of the first layer")
-    train.add_argument("--backbone-weights", default=None,
-                       help="resnet18: torchvision's ImageNet file (default: the torch hub cache); never downloaded")
-    train.add_argument("--cut-threshold", type=float, default=None,
-                       help="scene-cut threshold: mean change of 8x8-block grey frames, 0-255 (default 30)")
-    train.add_argument("--compression-crf", type=int, default=None,
-                       help="also train on copies of both classes encoded as H.264 at this CRF (as transfer videos "
-                            "are: 18); half of each batch compressed. Default: raw frames only")
+    add_arguments(train, DetectorOptions)
+    add_arguments(train, TrainingOptions, only=("holdout_fraction",))
     _add_runtime_arguments(train)
     train.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     train.set_defaults(handler=_train)
@@ -79,23 +65,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                        help="auto: CUDA when present, else the CPU")
+    add_arguments(parser, RuntimeOptions, only=("device",))
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
 
 
 def _device(args: argparse.Namespace):
-    import torch
+    from edn.runtime import choose_device, set_threads
 
-    from edn.errors import EdnError
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise EdnError("device 'cuda': no CUDA device is available")
-    return torch.device(args.device)
+    set_threads(args.threads)
+    return choose_device(args.device)
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -107,22 +85,17 @@ def _train(args: argparse.Namespace) -> None:
     from edn.fake_detector.checkpoint import DetectorCheckpoint, save_detector
     from edn.fake_detector.data import load_subject, working_geometry
     from edn.fake_detector.model import DetectorArchitecture, build_detector, load_backbone_weights
-    from edn.fake_detector.pairs import DEFAULT_CUT_THRESHOLD, require_pairs
-    from edn.fake_detector.train import DetectorTrainingOptions, train_detector
+    from edn.fake_detector.pairs import require_pairs
+    from edn.fake_detector.train import train_detector
 
-    if not 0.0 < args.holdout_fraction < 1.0:
-        raise EdnError(f"holdout fraction {args.holdout_fraction}: must be in (0, 1) (the detector is tested "
+    if not 0.0 < checked_argument(TrainingOptions, args, "holdout_fraction"):
+        raise EdnError(f"holdout fraction {args.holdout_fraction}: must be above 0 (the detector is tested "
                        "on the held-out end)")
-    if args.compression_crf is not None and not 0 <= args.compression_crf <= 51:
-        raise EdnError(f"compression CRF {args.compression_crf}: H.264 CRF must be in 0..51")
-    options = DetectorTrainingOptions(iterations=args.iterations, batch_size=args.batch_size,
-                                      learning_rate=args.learning_rate, seed=args.seed, crop_size=args.crop_size,
-                                      flip=args.flip)
-    architecture = DetectorArchitecture(backbone=args.backbone, width=args.width)
-    cut_threshold = DEFAULT_CUT_THRESHOLD if args.cut_threshold is None else args.cut_threshold
+    options = from_arguments(DetectorOptions, args)
+    architecture = DetectorArchitecture(backbone=options.backbone, width=options.width)
     geometry = working_geometry(args.meta)
     subject = load_subject(args.subject, args.frames, args.generated, args.index, args.holdout_fraction,
-                           cut_threshold)
+                           options.cut_threshold)
     if list(subject.real.shape[2:0:-1]) != geometry["working_size"]:
         raise EdnError(f"frame metadata {args.meta!r}: working size {geometry['working_size']} does not match "
                        f"the frames {args.frames!r} ({subject.real.shape[2]}x{subject.real.shape[1]})")
@@ -130,24 +103,23 @@ def _train(args: argparse.Namespace) -> None:
     require_pairs(pairs.training, f"detector training data {args.subject!r} (training frames)")
     require_pairs(pairs.heldout, f"detector test data {args.subject!r} (held-out frames)")
     device = _device(args)
-    torch.manual_seed(args.seed)  # the network's initialisation; batches are seeded by (seed, step)
+    torch.manual_seed(options.seed)  # the network's initialisation; batches are seeded by (seed, step)
     model = build_detector(architecture)
     weights_file = None
     if architecture.backbone == "resnet18":
-        weights_file = str(load_backbone_weights(model, args.backbone_weights))
+        weights_file = str(load_backbone_weights(model, options.backbone_weights))
     model.to(device)
     log.info("detector %s on %s: %d training pairs (frames 0..%d), %d held-out pairs, %d parameters",
              architecture.backbone, device, len(pairs.training), pairs.first_heldout - 1, len(pairs.heldout),
              sum(p.numel() for p in model.parameters()))
     with tempfile.TemporaryDirectory(prefix="edn-detector-") as scratch:
-        if args.compression_crf is not None:
-            subject = subject.with_compressed_copies(scratch, fps=geometry["fps"], crf=args.compression_crf)
+        if options.compression_crf is not None:
+            subject = subject.with_compressed_copies(scratch, fps=geometry["fps"], crf=options.compression_crf)
         summary = train_detector(model, subject, options, device, progress=args.progress)
         del subject  # its compressed copies live in scratch
     log.info("trained: loss %.4f, batch accuracy %.3f over the last tenth", summary.final_loss,
              summary.final_batch_accuracy)
     record = {**options.to_dict(), **geometry, "subject": args.subject, "holdout_fraction": args.holdout_fraction,
-              "cut_threshold": cut_threshold, "compression_crf": args.compression_crf,
               "frame_count": pairs.frame_count, "first_heldout": pairs.first_heldout,
               "training_pairs": len(pairs.training), "heldout_pairs": len(pairs.heldout),
               "backbone_weights": weights_file, "final_loss": summary.final_loss,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from edn.options import RuntimeOptions, TrainingOptions, add_arguments, checked_argument, from_arguments
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate = subparsers.add_parser(
@@ -16,13 +18,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--poses", required=True, help="the target's smoothed keypoint table (.parquet)")
     evaluate.add_argument("--labels", required=True, help="the target's labels.npy")
     evaluate.add_argument("--index", required=True, help="the target's labels' index.csv")
-    evaluate.add_argument("--holdout-fraction", type=float, required=True,
-                          help="the held-out end of the video, as in training")
+    add_arguments(evaluate, TrainingOptions, only=("holdout_fraction",))
     evaluate.add_argument("--generator", default=None,
                           help="final global or local checkpoint (omit for the nearest-neighbour baseline)")
     evaluate.add_argument("--face", default=None, help="final face checkpoint (optional)")
-    evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda")
-    evaluate.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
+    add_arguments(evaluate, RuntimeOptions)
     evaluate.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     evaluate.add_argument("--no-pose-fidelity", dest="pose_fidelity", action="store_false",
                           help="skip detecting poses on the generated frames")
@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     table.add_argument("--metrics", nargs="+", required=True, help="per-method metrics .csv files")
     table.add_argument("--generated", nargs="+", required=True, help="per-method held-out frames .npy, same order")
     table.add_argument("--frames", required=True, help="the target's frames.npy (the real frames)")
-    table.add_argument("--holdout-fraction", type=float, required=True)
+    add_arguments(table, TrainingOptions, only=("holdout_fraction",))
     table.add_argument("--output-csv", required=True)
     table.add_argument("--output-markdown", required=True)
     table.add_argument("--output-samples", required=True, help="PNG of sample frames")
@@ -63,20 +63,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _evaluate(args: argparse.Namespace) -> None:
     import numpy as np
-    import torch
 
     from edn.errors import EdnError
     from edn.evaluate import HeldOutClip, first_heldout_frame, nearest_neighbour_frames, score, write_metrics
     from edn.frames import create_image_store, load_frames
     from edn.keypoints import read_pose_table
     from edn.labels import load_labels, read_label_index
+    from edn.runtime import set_threads
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
+    holdout_fraction = checked_argument(TrainingOptions, args, "holdout_fraction")
+    runtime_options = from_arguments(RuntimeOptions, args)
     frames = load_frames(args.frames)
     poses = read_pose_table(args.poses)
     index = read_label_index(args.index)
-    first = first_heldout_frame(len(frames), args.holdout_fraction)
+    first = first_heldout_frame(len(frames), holdout_fraction)
     clip = HeldOutClip.from_target(frames, poses, index, first)
     height, width = frames.shape[1:3]
     with create_image_store(args.generated, len(clip.real), (width, height)) as generated:
@@ -85,11 +86,12 @@ def _evaluate(args: argparse.Namespace) -> None:
                 raise EdnError("evaluate: --face needs --generator")
             generated[...] = nearest_neighbour_frames(poses, frames, first)
         else:
-            from edn.cli.train import choose_runtime
-            from edn.synthesize import load_transfer_models, synthesize_sequence
+            from edn.generation import load_frame_generator
+            from edn.runtime import choose_runtime
+            from edn.synthesize import synthesize_sequence
 
-            runtime = choose_runtime(args.device, args.precision, None, deterministic=False)
-            models = load_transfer_models(args.generator, args.face, runtime.device)
+            runtime = choose_runtime(runtime_options)
+            models = load_frame_generator(args.generator, args.face, runtime.device)
             synthesize_sequence(models, load_labels(args.labels)[first:], clip.index, generated, runtime)
         rows = score(args.method, np.asarray(generated), clip, with_pose_fidelity=args.pose_fidelity)
     write_metrics(args.output, rows)
@@ -101,7 +103,8 @@ def _table(args: argparse.Namespace) -> None:
 
     if len(args.metrics) != len(args.generated):
         raise EdnError(f"eval-table: {len(args.metrics)} metrics files but {len(args.generated)} generated files")
-    write_eval_table(args.metrics, args.generated, args.frames, args.holdout_fraction,
+    write_eval_table(args.metrics, args.generated, args.frames,
+                     checked_argument(TrainingOptions, args, "holdout_fraction"),
                      csv_out=args.output_csv, markdown_out=args.output_markdown, samples_out=args.output_samples)
 
 

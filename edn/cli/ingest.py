@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from edn.options import DownloadOptions, FrameOptions, add_arguments, from_arguments
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     fetch = subparsers.add_parser(
@@ -15,8 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fetch.add_argument("--start", type=float, default=None, metavar="SECONDS", help="start of the span")
     fetch.add_argument("--end", type=float, default=None, metavar="SECONDS", help="end of the span")
     fetch.add_argument("--cache-dir", default="results/cache/downloads", help="where downloads are kept")
-    fetch.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
-                       help="network timeout of a download")
+    add_arguments(fetch, DownloadOptions)
     fetch.set_defaults(handler=_fetch)
 
     decode = subparsers.add_parser(
@@ -26,11 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     decode.add_argument("--video", required=True, help="video file to decode")
     decode.add_argument("--frames", required=True, help="frames .npy to write")
     decode.add_argument("--meta", required=True, help="meta.json to write")
-    decode.add_argument("--width", type=int, required=True, help="working width in pixels")
-    decode.add_argument("--height", type=int, required=True, help="working height in pixels")
-    decode.add_argument("--fps", default=None, help="frame rate (24, 30000/1001); default: the video's own")
-    decode.add_argument("--fit", choices=("pad", "crop"), default="pad",
-                        help="keep the whole frame (pad) or fill the working frame (crop)")
+    add_arguments(decode, FrameOptions)
     decode.set_defaults(handler=_decode)
 
 
@@ -38,11 +35,12 @@ def _fetch(args: argparse.Namespace) -> None:
     from edn.fetch import fetch_video
 
     fetch_video(args.source, args.output, start_s=args.start, end_s=args.end,
-                cache_dir=args.cache_dir, timeout_s=args.timeout)
+                cache_dir=args.cache_dir, timeout_s=from_arguments(DownloadOptions, args).timeout_s)
 
 
 def _decode(args: argparse.Namespace) -> None:
     from edn.decode import decode_video, parse_fps
 
-    decode_video(args.video, args.frames, args.meta, working_size=(args.width, args.height),
-                 fps=parse_fps(args.fps), fit=args.fit)
+    options = from_arguments(FrameOptions, args)
+    decode_video(args.video, args.frames, args.meta, working_size=(options.width, options.height),
+                 fps=parse_fps(options.fps), fit=options.fit)

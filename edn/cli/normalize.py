@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from edn.options import NormalizationOptions, SubjectStatsOptions, add_arguments, from_arguments
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     stats = subparsers.add_parser(
@@ -12,8 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "(paper section 3.1) from every valid frame of a subject's keypoint table.")
     stats.add_argument("--poses", required=True, help="keypoint table (.parquet)")
     stats.add_argument("--subject", required=True, help="subject name, for messages and the record")
-    stats.add_argument("--alpha", type=float, default=0.7,
-                       help="far-position band as a fraction of close-median (paper: 0.7)")
+    add_arguments(stats, SubjectStatsOptions)
     stats.add_argument("--output", required=True, help="statistics .json to write")
     stats.set_defaults(handler=_stats)
 
@@ -25,8 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     normalize.add_argument("--source-stats", required=True, help="source statistics (.json)")
     normalize.add_argument("--target-stats", required=True, help="target statistics (.json)")
     normalize.add_argument("--output", required=True, help="normalised keypoint table (.parquet) to write")
-    normalize.add_argument("--recenter-x", action="store_true",
-                           help="also move the source's median ankle x onto the target's")
+    add_arguments(normalize, NormalizationOptions)
     normalize.set_defaults(handler=_normalize)
 
     render = subparsers.add_parser(
@@ -61,7 +61,8 @@ def _stats(args: argparse.Namespace) -> None:
     from edn.keypoints import read_pose_table
     from edn.subject_stats import compute_stats, write_stats
 
-    write_stats(args.output, compute_stats(read_pose_table(args.poses), args.subject, alpha=args.alpha))
+    write_stats(args.output, compute_stats(read_pose_table(args.poses), args.subject,
+                                                alpha=from_arguments(SubjectStatsOptions, args).alpha))
 
 
 def _normalize(args: argparse.Namespace) -> None:
@@ -70,7 +71,8 @@ def _normalize(args: argparse.Namespace) -> None:
     from edn.subject_stats import read_stats
 
     normalized, _ = normalize_poses(read_pose_table(args.source_poses), read_stats(args.source_stats),
-                                    read_stats(args.target_stats), recenter_x=args.recenter_x)
+                                    read_stats(args.target_stats),
+                                    recenter_x=from_arguments(NormalizationOptions, args).recenter_x)
     write_pose_table(args.output, normalized)
 
 

@@ -1,10 +1,10 @@
-"""``edn pose``, ``edn smooth-poses``, ``edn export-openpose``, ``edn pose-preview``."""
+"""``edn pose``, ``edn filter-poses``, ``edn export-openpose``, ``edn pose-preview``."""
 
 from __future__ import annotations
 
 import argparse
 
-BACKENDS = ("mediapipe", "openpose", "openpose_json")  # checked again, with a clear error, in edn.pose.detect
+from edn.options import KeypointFilterOptions, PoseOptions, add_arguments, from_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -13,35 +13,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Find the subject's body, face and hands in every decoded frame with MediaPipe Holistic, "
                     "OpenPose (pyopenpose), or a directory of OpenPose JSON files, keep the main person, and "
                     "write the keypoint table in working-frame pixels.")
-    pose.add_argument("--backend", default="mediapipe", metavar="NAME",
-                      help=f"detector: {', '.join(BACKENDS)} (default: mediapipe)")
     pose.add_argument("--frames", default=None, help="decoded frames (.npy); not needed by openpose_json")
     pose.add_argument("--meta", required=True, help="meta.json beside the frames")
     pose.add_argument("--output", required=True, help="keypoint table (.parquet) to write")
     pose.add_argument("--video", default=None,
                       help="the video the frames were decoded from (needed for --detection-scale > 1)")
-    pose.add_argument("--detection-scale", type=float, default=1.0, metavar="S",
-                      help="detect on the video decoded at S times the working size (default 1: on the frames)")
-    pose.add_argument("--workers", type=int, default=2, help="mediapipe: processes, one Holistic each (default 2)")
-    pose.add_argument("--min-confidence", type=float, default=None, metavar="C",
-                      help="keypoints below C are missing (default: 0.5 for mediapipe, 0.05 for OpenPose)")
-    pose.add_argument("--model-folder", default=None, help="openpose: OpenPose's models/ folder")
     pose.add_argument("--json-dir", default=None, help="openpose_json: directory of one JSON file per frame")
-    pose.add_argument("--json-coordinates", choices=("source", "working"), default="source",
-                      help="openpose_json: pixels of the source video (default) or of the working frames")
+    add_arguments(pose, PoseOptions)
     pose.set_defaults(handler=_pose)
 
-    smooth = subparsers.add_parser(
-        "smooth-poses", help="fill short gaps and filter keypoints over time (same frames, no time shift)",
+    keypoint_filter = subparsers.add_parser(
+        "filter-poses", help="fill short gaps and filter keypoints over time (same frames, no time shift)",
         description="Per keypoint: fill gaps of at most --max-gap-frames, a running median, then a "
                     "confidence-weighted, zero-phase Gaussian filter.")
-    smooth.add_argument("--poses", required=True, help="keypoint table (.parquet)")
-    smooth.add_argument("--output", required=True, help="smoothed keypoint table (.parquet) to write")
-    smooth.add_argument("--max-gap-frames", type=int, default=5, help="longest gap to fill (frames; 0: none)")
-    smooth.add_argument("--median-window", type=int, default=5, help="running median length (frames; 1: none)")
-    smooth.add_argument("--sigma-frames", type=float, default=2.0,
-                        help="Gaussian standard deviation (frames; 0: none)")
-    smooth.set_defaults(handler=_smooth)
+    keypoint_filter.add_argument("--poses", required=True, help="keypoint table (.parquet)")
+    keypoint_filter.add_argument("--output", required=True, help="smoothed keypoint table (.parquet) to write")
+    add_arguments(keypoint_filter, KeypointFilterOptions)
+    keypoint_filter.set_defaults(handler=_filter)
 
     export = subparsers.add_parser(
         "export-openpose", help="write a keypoint table as OpenPose JSON, one file per frame",
@@ -74,26 +62,22 @@ def _pose(args: argparse.Namespace) -> None:
     from edn.keypoints import write_pose_table
     from edn.pose.detect import detect
 
-    poses = detect(args.backend, frames_path=args.frames, meta_path=args.meta, video=args.video,
-                   detection_scale=args.detection_scale, workers=args.workers, min_confidence=args.min_confidence,
-                   model_folder=args.model_folder, json_dir=args.json_dir, json_coordinates=args.json_coordinates,
-                   scratch_dir=Path(args.output).parent)
+    options = from_arguments(PoseOptions, args)
+    poses = detect(options.backend, frames_path=args.frames, meta_path=args.meta, video=args.video,
+                   detection_scale=options.detection_scale, workers=options.workers,
+                   min_confidence=options.min_confidence.of(options.backend),
+                   model_folder=options.openpose_model_folder, json_dir=args.json_dir,
+                   json_coordinates=options.openpose_json_coordinates, scratch_dir=Path(args.output).parent)
     write_pose_table(args.output, poses)
 
 
-def _smooth(args: argparse.Namespace) -> None:
-    from edn.errors import EdnError
+def _filter(args: argparse.Namespace) -> None:
+    from edn.keypoint_filter import filter_poses
     from edn.keypoints import read_pose_table, write_pose_table
-    from edn.smoothing import smooth_poses
 
-    for name, value, least in (("--max-gap-frames", args.max_gap_frames, 0), ("--median-window", args.median_window, 1),
-                               ("--sigma-frames", args.sigma_frames, 0)):
-        if value < least:
-            raise EdnError(f"{name} {value}: must be at least {least}")
+    options = from_arguments(KeypointFilterOptions, args)
     poses = read_pose_table(args.poses)
-    write_pose_table(args.output, smooth_poses(poses, max_gap_frames=args.max_gap_frames,
-                                               median_window=args.median_window, sigma_frames=args.sigma_frames,
-                                               show_progress=True))
+    write_pose_table(args.output, filter_poses(poses, **options.to_dict(), show_progress=True))
 
 
 def _export(args: argparse.Namespace) -> None:

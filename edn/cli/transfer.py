@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from edn.options import EncodeOptions, RuntimeOptions, add_arguments, from_arguments
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     synthesize = subparsers.add_parser(
@@ -15,12 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synthesize.add_argument("--generator", required=True, help="final checkpoint of the global or local stage")
     synthesize.add_argument("--face", default=None, help="final checkpoint of the face stage (optional)")
     synthesize.add_argument("--output", required=True, help="synthesized frames .npy to write")
-    synthesize.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda")
-    synthesize.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
-                            help="bf16 autocast where the hardware supports it (auto), always, or never")
-    synthesize.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                            help="NHWC memory layout (default: on CUDA only; on CPUs the contiguous layout "
-                                 "measured faster)")
+    add_arguments(synthesize, RuntimeOptions)
     synthesize.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all)")
     synthesize.set_defaults(handler=_synthesize)
 
@@ -31,8 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     encode.add_argument("--frames", required=True, help="synthesized frames .npy")
     encode.add_argument("--source-meta", required=True, help="the source's meta.json (fps, framing)")
     encode.add_argument("--source-video", required=True, help="the source's fetched video (for its audio)")
-    encode.add_argument("--framing", choices=("working", "source"), default="working",
-                        help="whole working frame, or only the part that shows the source video")
+    add_arguments(encode, EncodeOptions)
     encode.add_argument("--output", required=True, help="mp4 to write")
     encode.set_defaults(handler=_encode)
 
@@ -49,22 +45,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _synthesize(args: argparse.Namespace) -> None:
-    import torch
-
-    from edn.cli.train import choose_runtime
     from edn.errors import EdnError
+    from edn.generation import load_frame_generator
     from edn.labels import load_labels, read_label_index
-    from edn.synthesize import load_transfer_models, write_synthesis
+    from edn.runtime import choose_runtime, set_threads
+    from edn.synthesize import write_synthesis
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    runtime = choose_runtime(args.device, args.precision, args.channels_last, deterministic=False)
+    set_threads(args.threads)
+    runtime = choose_runtime(from_arguments(RuntimeOptions, args))
     labels = load_labels(args.labels)
     index = read_label_index(args.index)
     if index.frame_count != len(labels):
         raise EdnError(f"label index {args.index!r}: {index.frame_count} rows for {len(labels)} labels "
                        f"in {args.labels!r}")
-    models = load_transfer_models(args.generator, args.face, runtime.device)
+    models = load_frame_generator(args.generator, args.face, runtime.device)
     write_synthesis(models, labels, index, args.output, runtime)
 
 
@@ -74,7 +68,9 @@ def _encode(args: argparse.Namespace) -> None:
     from edn.media import probe_video
 
     audio = args.source_video if probe_video(args.source_video).has_audio else None
-    encode_transfer(args.frames, read_meta(args.source_meta), args.output, audio_from=audio, framing=args.framing)
+    options = from_arguments(EncodeOptions, args)
+    encode_transfer(args.frames, read_meta(args.source_meta), args.output, audio_from=audio,
+                    framing=options.output_framing)
 
 
 def _compare(args: argparse.Namespace) -> None:

@@ -21,8 +21,9 @@ import torch
 from torch import nn
 
 from edn.errors import EdnError
+from edn.options import DETECTOR_BACKBONES
 
-BACKBONES = ("small_cnn", "resnet18")
+BACKBONES = DETECTOR_BACKBONES
 #: torchvision's file name of the ImageNet ResNet-18 weights (IMAGENET1K_V1), as in the torch hub cache.
 RESNET18_FILE = "resnet18-f37072fd.pth"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

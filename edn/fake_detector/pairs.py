@@ -15,13 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from edn.errors import EdnError
+from edn.options import DetectorOptions
 
 #: Side of the grey thumbnail blocks that scene cuts are measured on, in pixels.
 CUT_BLOCK_PX = 8
-#: Default cut threshold: mean absolute change of the block-averaged grey frame,
-#: 0-255 units. The demo videos change by at most 5 between consecutive frames
-#: (99th percentile 3.4); two different shots differ by tens.
-DEFAULT_CUT_THRESHOLD = 30.0
+#: Default cut threshold (the option ``detector.cut_threshold``): mean absolute change
+#: of the block-averaged grey frame, 0-255 units. The demo videos change by at most
+#: 5 between consecutive frames (99th percentile 3.4); two different shots differ by tens.
+DEFAULT_CUT_THRESHOLD = DetectorOptions.cut_threshold
 
 
 def frame_changes(frames: np.ndarray, block_px: int = CUT_BLOCK_PX) -> np.ndarray:

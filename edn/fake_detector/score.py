@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from edn.atomic import atomic_path
+from edn.plots import png_figure
 from edn.errors import EdnError
 from edn.fake_detector.data import SubjectFrames, pair_tensors
 from edn.fake_detector.metrics import DECISION_THRESHOLD, accuracy, average_precision, roc_auc, roc_curve
@@ -124,37 +125,23 @@ def write_metrics(path: str | os.PathLike, evaluations: list[Scored]) -> None:
         pd.DataFrame(rows, columns=list(METRICS_COLUMNS)).to_csv(temporary, index=False, float_format="%.6g")
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def write_roc_plot(path: str | os.PathLike, evaluations: list[Scored], title: str) -> None:
     """ROC curves of the evaluation sets (AUC and AP in the legend), PNG, atomically."""
-    plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(5, 5))
-    axis.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="chance")
-    for scored in evaluations:
-        fpr, tpr, _ = roc_curve(scored.scores, scored.is_generated)
-        axis.step(fpr, tpr, where="post",
-                  label=f"{scored.split} {scored.subject}: AUC {roc_auc(scored.scores, scored.is_generated):.3f}, "
-                        f"AP {average_precision(scored.scores, scored.is_generated):.3f} "
-                        f"({scored.pair_count} pairs)")
-    axis.set_xlim(-0.01, 1.01)  # a curve along an axis stays visible
-    axis.set_ylim(-0.01, 1.01)
-    axis.set_xlabel("false positive rate (real pairs called generated)")
-    axis.set_ylabel("true positive rate (generated pairs found)")
-    axis.set_title(title, fontsize=10)
-    axis.legend(loc="lower right", fontsize=7)
-    axis.grid(True, alpha=0.3)
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=100, format="png")
-    plt.close(figure)
+    with png_figure(path, size=(5, 5)) as (_, axis):
+        axis.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="chance")
+        for scored in evaluations:
+            fpr, tpr, _ = roc_curve(scored.scores, scored.is_generated)
+            axis.step(fpr, tpr, where="post",
+                      label=f"{scored.split} {scored.subject}: AUC {roc_auc(scored.scores, scored.is_generated):.3f}"
+                            f", AP {average_precision(scored.scores, scored.is_generated):.3f} "
+                            f"({scored.pair_count} pairs)")
+        axis.set_xlim(-0.01, 1.01)  # a curve along an axis stays visible
+        axis.set_ylim(-0.01, 1.01)
+        axis.set_xlabel("false positive rate (real pairs called generated)")
+        axis.set_ylabel("true positive rate (generated pairs found)")
+        axis.set_title(title, fontsize=10)
+        axis.legend(loc="lower right", fontsize=7)
+        axis.grid(True, alpha=0.3)
 
 
 @dataclass(frozen=True)
@@ -217,20 +204,15 @@ def write_video_scores(path: str | os.PathLike, result: VideoScores) -> None:
 
 def write_video_plot(path: str | os.PathLike, result: VideoScores) -> None:
     """Score against time, the 0.5 decision line and the mean; the verdict in the title. PNG, atomically."""
-    plt = _pyplot()
     times = np.arange(len(result.scores)) / float(result.fps)
-    figure, axis = plt.subplots(figsize=(8, 3))
-    axis.plot(times, result.scores, linewidth=1.2, label="pair score")
-    axis.axhline(DECISION_THRESHOLD, color="grey", linestyle=":", linewidth=1, label="decision (0.5)")
-    axis.axhline(result.mean_score, color="tab:red", linestyle="--", linewidth=1,
-                 label=f"mean {result.mean_score:.3f}")
-    axis.set_ylim(-0.02, 1.02)
-    axis.set_xlabel("time of the pair's first frame (s)")
-    axis.set_ylabel("P(generated)")
-    axis.set_title(f"{Path(result.video).name}: {result.verdict}", fontsize=10)
-    axis.legend(loc="upper right", fontsize=7)
-    axis.grid(True, alpha=0.3)
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=100, format="png")
-    plt.close(figure)
+    with png_figure(path, size=(8, 3)) as (_, axis):
+        axis.plot(times, result.scores, linewidth=1.2, label="pair score")
+        axis.axhline(DECISION_THRESHOLD, color="grey", linestyle=":", linewidth=1, label="decision (0.5)")
+        axis.axhline(result.mean_score, color="tab:red", linestyle="--", linewidth=1,
+                     label=f"mean {result.mean_score:.3f}")
+        axis.set_ylim(-0.02, 1.02)
+        axis.set_xlabel("time of the pair's first frame (s)")
+        axis.set_ylabel("P(generated)")
+        axis.set_title(f"{Path(result.video).name}: {result.verdict}", fontsize=10)
+        axis.legend(loc="upper right", fontsize=7)
+        axis.grid(True, alpha=0.3)

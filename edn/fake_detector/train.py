@@ -9,44 +9,17 @@ depends only on its options: same seed, same network.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from edn.errors import EdnError
 from edn.fake_detector.data import SubjectFrames, training_batch
 from edn.fake_detector.pairs import require_pairs
+from edn.options import DetectorOptions
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DetectorTrainingOptions:
-    """``batch_size``: samples per step, half real and half generated (even);
-    ``crop_size``: side of the square training crops (clamped to the frame)."""
-
-    iterations: int = 400
-    batch_size: int = 16
-    learning_rate: float = 5e-4
-    seed: int = 0
-    crop_size: int = 96
-    flip: bool = True
-
-    def __post_init__(self) -> None:
-        if self.iterations < 1:
-            raise EdnError(f"detector iterations {self.iterations}: must be at least 1")
-        if self.batch_size < 2 or self.batch_size % 2:
-            raise EdnError(f"detector batch size {self.batch_size}: must be even and at least 2 "
-                           "(half real, half generated)")
-        if not self.learning_rate > 0:
-            raise EdnError(f"detector learning rate {self.learning_rate}: must be positive")
-        if self.crop_size < 16:
-            raise EdnError(f"detector crop size {self.crop_size}: must be at least 16 pixels")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -57,7 +30,7 @@ class TrainingSummary:
     final_batch_accuracy: float
 
 
-def train_detector(model: nn.Module, subject: SubjectFrames, options: DetectorTrainingOptions,
+def train_detector(model: nn.Module, subject: SubjectFrames, options: DetectorOptions,
                    device: torch.device, *, progress: bool = True) -> TrainingSummary:
     """Train ``model`` (already initialised and on ``device``) in place on the subject's training pairs."""
     from tqdm import tqdm

@@ -3,25 +3,24 @@
 ``generator``: pix2pixHD global generator or local enhancer (6-channel input:
 label + previous frame). ``discriminator``: temporal multi-scale PatchGAN
 (12-channel input), or for the frame-by-frame ablation a per-frame one (6
-channels). ``face``: the face residual generator and its PatchGAN.
+channels; see :mod:`edn.temporal_smoothing`). ``face``: the face residual generator and its PatchGAN.
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-from edn.models.discriminator import MultiscaleDiscriminator, PatchDiscriminator, frame_input, temporal_input
+from edn.models.discriminator import MultiscaleDiscriminator, PatchDiscriminator
 from edn.models.face import FaceDiscriminator, FaceGenerator
 from edn.models.generator import GlobalGenerator, LocalEnhancer
 from edn.presets import Preset
+from edn.temporal_smoothing import discriminator_channels
 
 GENERATOR_KINDS = ("global", "local")
-TEMPORAL_CHANNELS = 12  # label_t, label_t+1, image_t, image_t+1
-FRAME_CHANNELS = 6  # label, image
 
 __all__ = ["FaceDiscriminator", "FaceGenerator", "GlobalGenerator", "LocalEnhancer", "MultiscaleDiscriminator",
            "PatchDiscriminator", "build_discriminator", "build_face_discriminator", "build_face_generator",
-           "build_generator", "frame_input", "temporal_input"]
+           "build_generator"]
 
 
 def build_generator(preset: Preset, kind: str) -> nn.Module:
@@ -37,8 +36,7 @@ def build_discriminator(preset: Preset, kind: str, temporal: bool = True) -> Mul
     """The PatchGAN of the global (2 scales in the paper) or local stage (3 scales):
     temporal (judges a pair of frames) or, with ``temporal=False``, per frame."""
     scales = {"global": preset.d_scales_global, "local": preset.d_scales_local}[kind]
-    channels = TEMPORAL_CHANNELS if temporal else FRAME_CHANNELS
-    return MultiscaleDiscriminator(channels, preset.ndf, preset.d_layers, scales)
+    return MultiscaleDiscriminator(discriminator_channels(temporal), preset.ndf, preset.d_layers, scales)
 
 
 def build_face_generator(preset: Preset) -> FaceGenerator:

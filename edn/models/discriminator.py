@@ -65,18 +65,3 @@ class MultiscaleDiscriminator(nn.Module):
                 x = downsample(x)
             outputs.append(scale(x))
         return outputs
-
-
-def temporal_input(label_t: torch.Tensor, label_next: torch.Tensor,
-                   image_t: torch.Tensor, image_next: torch.Tensor) -> torch.Tensor:
-    """The temporal discriminator's 12-channel input, in the authors' order:
-    (label_t, label_t+1, image_t, image_t+1), each ``[B, 3, H, W]``."""
-    return torch.cat([label_t, label_next, image_t, image_next], dim=1)
-
-
-def frame_input(label_t: torch.Tensor, label_next: torch.Tensor,
-                image_t: torch.Tensor, image_next: torch.Tensor) -> torch.Tensor:
-    """The frame-by-frame discriminator's input for the same two frames: each frame
-    judged on its own, (label, image) as 6 channels, the two frames as a batch of
-    ``2B``: the pix2pixHD conditional discriminator (the paper's FBF ablation)."""
-    return torch.cat([torch.cat([label_t, image_t], dim=1), torch.cat([label_next, image_next], dim=1)], dim=0)

@@ -30,17 +30,17 @@ from edn.atomic import scratch_directory
 from edn.errors import EdnError
 from edn.frames import FrameMeta, load_frames, read_meta
 from edn.keypoints import PoseSequence
+from edn.options import POSE_BACKENDS, MinConfidence
 from edn.pose.main_person import select_main_person
 from edn.pose.openpose_json import PointMap, identity, people_to_edn
 from edn.skeleton import Body
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("mediapipe", "openpose", "openpose_json")
-#: Confidence below which a keypoint is missing. MediaPipe's visibility and
-#: OpenPose's heat-map peaks are different scales: 0.5 is MediaPipe's own
-#: drawing threshold, 0.05 OpenPose's rendering threshold.
-DEFAULT_MIN_CONFIDENCE = {"mediapipe": 0.5, "openpose": 0.05, "openpose_json": 0.05}
+BACKENDS = POSE_BACKENDS
+#: Confidence below which a keypoint is missing, per backend (the option
+#: ``pose.min_confidence``; :class:`edn.options.MinConfidence` says why these values).
+DEFAULT_MIN_CONFIDENCE = {backend: MinConfidence().of(backend) for backend in BACKENDS}
 JSON_COORDINATES = ("source", "working")
 #: Least share of MediaPipe's main person's frames (among those showing its torso)
 #: in which it must be upright. Everybody Dance Now's subject stands and dances

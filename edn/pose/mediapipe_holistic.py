@@ -212,7 +212,7 @@ def open_holistic():
     """A Holistic graph for video: tracking on, its own landmark smoothing off.
 
     Holistic's smoothing is a causal filter that lags behind the motion; edn
-    smooths afterwards with a zero-phase filter instead (:mod:`edn.smoothing`).
+    smooths afterwards with a zero-phase filter instead (:mod:`edn.keypoint_filter`).
     model_complexity 1 is the only model the 0.10.21 wheel ships (0 and 2 are
     downloaded on first use, which fails offline).
     """

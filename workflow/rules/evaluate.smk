@@ -9,17 +9,16 @@ rule evaluate_method:
     input:
         unpack(get_evaluation_models),
         frames="results/frames/{target}/frames.npy",
-        poses="results/poses/{target}.smooth.parquet",
+        poses="results/poses/{target}.filtered.parquet",
         labels="results/labels/{target}/labels.npy",
         index="results/labels/{target}/index.csv",
     output:
         generated="results/eval/{target}/{method}/generated.npy",
         metrics="results/eval/{target}/{method}/metrics.csv",
     params:
-        holdout=config["training"]["holdout_fraction"],
+        holdout=HOLDOUT_OPTION,
         models=get_evaluation_model_options,
-        device=config["synthesis"]["device"],
-        precision=config["synthesis"]["precision"],
+        runtime=section_options(RuntimeOptions, "synthesis"),
     threads: config["synthesis"]["threads"]
     resources:
         mem_mb=config["synthesis"]["mem_mb"],
@@ -33,8 +32,7 @@ rule evaluate_method:
     shell:
         "python -m edn --log {log} evaluate --method {wildcards.method} --frames {input.frames:q}"
         " --poses {input.poses:q} --labels {input.labels:q} --index {input.index:q}"
-        " --holdout-fraction {params.holdout} {params.models} --device {params.device}"
-        " --precision {params.precision} --threads {threads}"
+        " {params.holdout} {params.models} {params.runtime} --threads {threads}"
         " --generated {output.generated:q} --output {output.metrics:q}"
 
 
@@ -49,18 +47,18 @@ rule evaluation_table:
         samples=report("results/eval/{target}/samples.png", caption="../report/samples.rst",
                        category="Evaluation"),
     params:
-        holdout=config["training"]["holdout_fraction"],
+        holdout=HOLDOUT_OPTION,
     log:
         "results/logs/evaluation_table/{target}.log",
     conda:
         "../../envs/evaluate.yaml"
     shell:
         "python -m edn --log {log} eval-table --metrics {input.metrics:q} --generated {input.generated:q}"
-        " --frames {input.frames:q} --holdout-fraction {params.holdout} --output-csv {output.csv:q}"
+        " --frames {input.frames:q} {params.holdout} --output-csv {output.csv:q}"
         " --output-markdown {output.markdown:q} --output-samples {output.samples:q}"
 
 
-rule ablation_table:
+use rule evaluation_table as ablation_table with:
     input:
         metrics=expand("results/eval/{{target}}/{method}/metrics.csv", method=ABLATION_METHODS),
         generated=expand("results/eval/{{target}}/{method}/generated.npy", method=ABLATION_METHODS),
@@ -70,21 +68,13 @@ rule ablation_table:
         markdown="results/eval/{target}/ablation.md",
         samples=report("results/eval/{target}/ablation_samples.png", caption="../report/samples.rst",
                        category="Evaluation"),
-    params:
-        holdout=config["training"]["holdout_fraction"],
     log:
         "results/logs/ablation_table/{target}.log",
-    conda:
-        "../../envs/evaluate.yaml"
-    shell:
-        "python -m edn --log {log} eval-table --metrics {input.metrics:q} --generated {input.generated:q}"
-        " --frames {input.frames:q} --holdout-fraction {params.holdout} --output-csv {output.csv:q}"
-        " --output-markdown {output.markdown:q} --output-samples {output.samples:q}"
 
 
 rule plot_losses:
     input:
-        model="results/models/{target}/{stage}.pt",
+        losses="results/models/{target}/{stage}.losses.csv",
     output:
         report(
             "results/models/{target}/{stage}.losses.png",
@@ -92,8 +82,6 @@ rule plot_losses:
             category="Training",
             subcategory="{target}",
         ),
-    params:
-        losses="results/runs/{target}/{stage}/losses.csv",
     wildcard_constraints:
         stage="global|local|face",
     log:
@@ -101,5 +89,5 @@ rule plot_losses:
     conda:
         "../../envs/evaluate.yaml"
     shell:
-        "python -m edn --log {log} plot-losses --losses {params.losses:q}"
+        "python -m edn --log {log} plot-losses --losses {input.losses:q}"
         " --title '{wildcards.target}: {wildcards.stage} stage' --output {output:q}"

@@ -9,14 +9,14 @@ rule fetch_video:
     params:
         source=get_video_reference,
         trim=get_trim_options,
-        timeout=config["download"]["timeout_s"],
+        options=section_options(DownloadOptions, "download"),
     log:
         "results/logs/fetch_video/{subject}.log",
     conda:
         "../../envs/ingest.yaml"
     shell:
         "python -m edn --log {log} fetch --source {params.source:q} --output {output:q}"
-        " {params.trim} --cache-dir results/cache/downloads --timeout {params.timeout}"
+        " {params.trim} --cache-dir results/cache/downloads {params.options}"
 
 
 rule decode_frames:
@@ -26,10 +26,7 @@ rule decode_frames:
         frames="results/frames/{subject}/frames.npy",
         meta="results/frames/{subject}/meta.json",
     params:
-        width=config["frames"]["width"],
-        height=config["frames"]["height"],
-        fit=config["frames"]["fit"],
-        fps=get_fps_option,
+        options=section_options(FrameOptions, "frames"),
     log:
         "results/logs/decode_frames/{subject}.log",
     benchmark:
@@ -38,5 +35,4 @@ rule decode_frames:
         "../../envs/ingest.yaml"
     shell:
         "python -m edn --log {log} decode --video {input.video:q} --frames {output.frames:q}"
-        " --meta {output.meta:q} --width {params.width} --height {params.height}"
-        " --fit {params.fit} {params.fps}"
+        " --meta {output.meta:q} {params.options}"

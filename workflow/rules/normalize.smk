@@ -4,29 +4,29 @@
 
 rule subject_stats:
     input:
-        poses="results/poses/{subject}.smooth.parquet",
+        poses="results/poses/{subject}.filtered.parquet",
     output:
         "results/stats/{subject}.json",
     params:
-        alpha=config["normalization"]["alpha"],
+        options=section_options(SubjectStatsOptions, "normalization"),
     log:
         "results/logs/subject_stats/{subject}.log",
     conda:
         "../../envs/normalize.yaml"
     shell:
         "python -m edn --log {log} stats --poses {input.poses:q} --subject {wildcards.subject}"
-        " --alpha {params.alpha} --output {output:q}"
+        " {params.options} --output {output:q}"
 
 
 rule normalize_transfer:
     input:
-        source_poses="results/poses/{source}.smooth.parquet",
+        source_poses="results/poses/{source}.filtered.parquet",
         source_stats="results/stats/{source}.json",
         target_stats="results/stats/{target}.json",
     output:
         "results/transfer/{source}_to_{target}/poses.parquet",
     params:
-        recenter=get_recenter_option,
+        options=section_options(NormalizationOptions, "normalization"),
     log:
         "results/logs/normalize_transfer/{source}_to_{target}.log",
     conda:
@@ -34,13 +34,13 @@ rule normalize_transfer:
     shell:
         "python -m edn --log {log} normalize --source-poses {input.source_poses:q}"
         " --source-stats {input.source_stats:q} --target-stats {input.target_stats:q}"
-        " --output {output:q} {params.recenter}"
+        " --output {output:q} {params.options}"
 
 
 rule normalization_figure:
     input:
         normalized="results/transfer/{source}_to_{target}/poses.parquet",
-        target_poses="results/poses/{target}.smooth.parquet",
+        target_poses="results/poses/{target}.filtered.parquet",
         target_frames="results/frames/{target}/frames.npy",
     output:
         report(

@@ -1,4 +1,4 @@
-# Poses: detect every subject's keypoints (one per decoded frame), smooth them
+# Poses: detect every subject's keypoints (one per decoded frame), filter them
 # over time, and draw them over the frames for a look.
 
 
@@ -8,7 +8,6 @@ rule detect_poses:
     output:
         "results/poses/{subject}.parquet",
     params:
-        backend=get_pose_backend,
         options=get_pose_options,
     threads: get_pose_threads
     log:
@@ -18,33 +17,30 @@ rule detect_poses:
     conda:
         "../../envs/pose.yaml"
     shell:
-        "python -m edn --log {log} pose --backend {params.backend} --frames {input.frames:q}"
-        " --meta {input.meta:q} --output {output:q} --workers {threads} {params.options}"
+        "python -m edn --log {log} pose --frames {input.frames:q} --meta {input.meta:q} --output {output:q}"
+        " {params.options}"
 
 
-rule smooth_poses:
+rule filter_poses:
     input:
         poses="results/poses/{subject}.parquet",
     output:
-        "results/poses/{subject}.smooth.parquet",
+        "results/poses/{subject}.filtered.parquet",
     params:
-        max_gap=config["smoothing"]["max_gap_frames"],
-        median=config["smoothing"]["median_window"],
-        sigma=config["smoothing"]["sigma_frames"],
+        options=section_options(KeypointFilterOptions, "keypoint_filter"),
     log:
-        "results/logs/smooth_poses/{subject}.log",
+        "results/logs/filter_poses/{subject}.log",
     benchmark:
-        "results/benchmarks/smooth_poses/{subject}.tsv"
+        "results/benchmarks/filter_poses/{subject}.tsv"
     conda:
         "../../envs/pose.yaml"
     shell:
-        "python -m edn --log {log} smooth-poses --poses {input.poses:q} --output {output:q}"
-        " --max-gap-frames {params.max_gap} --median-window {params.median} --sigma-frames {params.sigma}"
+        "python -m edn --log {log} filter-poses --poses {input.poses:q} --output {output:q} {params.options}"
 
 
 rule preview_poses:
     input:
-        poses="results/poses/{subject}.smooth.parquet",
+        poses="results/poses/{subject}.filtered.parquet",
         frames="results/frames/{subject}/frames.npy",
         meta="results/frames/{subject}/meta.json",
     output:

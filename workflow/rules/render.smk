@@ -4,7 +4,7 @@
 
 rule render_subject_labels:
     input:
-        poses="results/poses/{subject}.smooth.parquet",
+        poses="results/poses/{subject}.filtered.parquet",
     output:
         labels="results/labels/{subject}/labels.npy",
         index="results/labels/{subject}/index.csv",
@@ -19,7 +19,7 @@ rule render_subject_labels:
         " --index {output.index:q}"
 
 
-rule render_transfer_labels:
+use rule render_subject_labels as render_transfer_labels with:
     input:
         poses="results/transfer/{source}_to_{target}/poses.parquet",
     output:
@@ -29,11 +29,6 @@ rule render_transfer_labels:
         "results/logs/render_transfer_labels/{source}_to_{target}.log",
     benchmark:
         "results/benchmarks/render_transfer_labels/{source}_to_{target}.tsv"
-    conda:
-        "../../envs/normalize.yaml"
-    shell:
-        "python -m edn --log {log} render --poses {input.poses:q} --labels {output.labels:q}"
-        " --index {output.index:q}"
 
 
 rule preview_subject_labels:
@@ -52,7 +47,7 @@ rule preview_subject_labels:
         " --meta {input.meta:q} --output {output:q}"
 
 
-rule preview_transfer_labels:
+use rule preview_subject_labels as preview_transfer_labels with:
     input:
         labels="results/transfer/{source}_to_{target}/labels/labels.npy",
         index="results/transfer/{source}_to_{target}/labels/index.csv",
@@ -61,8 +56,3 @@ rule preview_transfer_labels:
         "results/transfer/{source}_to_{target}/labels/preview.mp4",
     log:
         "results/logs/preview_transfer_labels/{source}_to_{target}.log",
-    conda:
-        "../../envs/normalize.yaml"
-    shell:
-        "python -m edn --log {log} label-preview --labels {input.labels:q} --index {input.index:q}"
-        " --meta {input.meta:q} --output {output:q}"

@@ -1,6 +1,6 @@
 # One target per stage, for every subject or pair in the config:
 #
-#   snakemake --cores all poses            # detect and smooth every subject's poses
+#   snakemake --cores all poses            # detect and filter every subject's poses
 #   snakemake --cores all global_models    # train every target's global stage
 #
 # Each builds its stage and whatever it needs, nothing after it.
@@ -18,7 +18,7 @@ rule frames:
 
 rule poses:
     input:
-        expand("results/poses/{subject}.smooth.parquet", subject=sorted(SUBJECTS)),
+        expand("results/poses/{subject}.filtered.parquet", subject=sorted(SUBJECTS)),
         expand("results/poses/{subject}.preview.mp4", subject=sorted(SUBJECTS)),
 
 

@@ -1,7 +1,8 @@
 # GAN training (paper sections 3.2, 3.3): global generator, optional local
-# enhancer, face GAN. Each rule declares only its final model; rolling
-# checkpoints, losses.csv and sample grids live in results/runs/{target}/{stage}/,
-# which Snakemake does not delete, so a rerun after a kill resumes.
+# enhancer, face GAN. Each rule declares its final model and a copy of its loss
+# log; rolling checkpoints, losses.csv and sample grids live in
+# results/runs/{target}/{stage}/, which Snakemake does not delete, so a rerun
+# after a kill resumes.
 
 
 rule train_global:
@@ -12,7 +13,9 @@ rule train_global:
         perceptual=get_perceptual_weights,
     output:
         model="results/models/{target}/global.pt",
+        losses="results/models/{target}/global.losses.csv",
     params:
+        init="",
         run_dir="results/runs/{target}/global",
         options=get_global_training_options,
     threads: config["training"]["threads"]
@@ -26,9 +29,9 @@ rule train_global:
     conda:
         "../../envs/train.yaml"
     shell:
-        "python -m edn --log {log} train --stage global --frames {input.frames:q} --labels {input.labels:q}"
-        " --index {input.index:q} --perceptual {input.perceptual:q} --output {output.model:q}"
-        " --run-dir {params.run_dir:q} --threads {threads} {params.options}"
+        "python -m edn --log {log} train --frames {input.frames:q} --labels {input.labels:q}"
+        " --index {input.index:q} --perceptual {input.perceptual:q} {params.init} --output {output.model:q}"
+        " --losses-output {output.losses:q} --run-dir {params.run_dir:q} --threads {threads} {params.options}"
 
 
 # The paper's frame-by-frame ablation (FBF, Table 1): the global stage with the
@@ -36,7 +39,9 @@ rule train_global:
 use rule train_global as train_global_fbf with:
     output:
         model="results/models/{target}/fbf/global.pt",
+        losses="results/models/{target}/fbf/global.losses.csv",
     params:
+        init="",
         run_dir="results/runs/{target}/fbf/global",
         options=get_frame_by_frame_training_options,
     log:
@@ -45,7 +50,9 @@ use rule train_global as train_global_fbf with:
         "results/benchmarks/train_global_fbf/{target}.tsv"
 
 
-rule train_local:
+# The local enhancer starts from the global stage, the face GAN from the last
+# main stage (local when used, else global).
+use rule train_global as train_local with:
     input:
         frames="results/frames/{target}/frames.npy",
         labels="results/labels/{target}/labels.npy",
@@ -54,26 +61,18 @@ rule train_local:
         init="results/models/{target}/global.pt",
     output:
         model="results/models/{target}/local.pt",
+        losses="results/models/{target}/local.losses.csv",
     params:
+        init=get_init_option,
         run_dir="results/runs/{target}/local",
         options=get_local_training_options,
-    threads: config["training"]["threads"]
-    resources:
-        mem_mb=config["training"]["mem_mb"],
-        gpu=config["training"]["gpus"],
     log:
         "results/logs/train_local/{target}.log",
     benchmark:
         "results/benchmarks/train_local/{target}.tsv"
-    conda:
-        "../../envs/train.yaml"
-    shell:
-        "python -m edn --log {log} train --stage local --init {input.init:q} --frames {input.frames:q}"
-        " --labels {input.labels:q} --index {input.index:q} --perceptual {input.perceptual:q}"
-        " --output {output.model:q} --run-dir {params.run_dir:q} --threads {threads} {params.options}"
 
 
-rule train_face:
+use rule train_local as train_face with:
     input:
         frames="results/frames/{target}/frames.npy",
         labels="results/labels/{target}/labels.npy",
@@ -82,20 +81,12 @@ rule train_face:
         init=get_face_init,
     output:
         model="results/models/{target}/face.pt",
+        losses="results/models/{target}/face.losses.csv",
     params:
+        init=get_init_option,
         run_dir="results/runs/{target}/face",
         options=get_face_training_options,
-    threads: config["training"]["threads"]
-    resources:
-        mem_mb=config["training"]["mem_mb"],
-        gpu=config["training"]["gpus"],
     log:
         "results/logs/train_face/{target}.log",
     benchmark:
         "results/benchmarks/train_face/{target}.tsv"
-    conda:
-        "../../envs/train.yaml"
-    shell:
-        "python -m edn --log {log} train --stage face --init {input.init:q} --frames {input.frames:q}"
-        " --labels {input.labels:q} --index {input.index:q} --perceptual {input.perceptual:q}"
-        " --output {output.model:q} --run-dir {params.run_dir:q} --threads {threads} {params.options}"

@@ -11,8 +11,7 @@ rule synthesize:
         "results/transfer/{source}_to_{target}/frames.npy",
     params:
         face=get_face_option,
-        device=config["synthesis"]["device"],
-        precision=config["synthesis"]["precision"],
+        options=section_options(RuntimeOptions, "synthesis"),
     threads: config["synthesis"]["threads"]
     resources:
         mem_mb=config["synthesis"]["mem_mb"],
@@ -25,8 +24,8 @@ rule synthesize:
         "../../envs/train.yaml"
     shell:
         "python -m edn --log {log} synthesize --labels {input.labels:q} --index {input.index:q}"
-        " --generator {input.generator:q} {params.face} --output {output:q} --device {params.device}"
-        " --precision {params.precision} --threads {threads}"
+        " --generator {input.generator:q} {params.face} --output {output:q} {params.options}"
+        " --threads {threads}"
 
 
 rule encode_transfer:
@@ -37,7 +36,7 @@ rule encode_transfer:
     output:
         "results/transfer/{source}_to_{target}.mp4",
     params:
-        framing=config["synthesis"]["output_framing"],
+        options=section_options(EncodeOptions, "synthesis"),
     log:
         "results/logs/encode_transfer/{source}_to_{target}.log",
     benchmark:
@@ -46,7 +45,7 @@ rule encode_transfer:
         "../../envs/ingest.yaml"
     shell:
         "python -m edn --log {log} encode --frames {input.frames:q} --source-meta {input.meta:q}"
-        " --source-video {input.video:q} --framing {params.framing} --output {output:q}"
+        " --source-video {input.video:q} {params.options} --output {output:q}"
 
 
 rule compare_transfer:

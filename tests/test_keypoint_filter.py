@@ -1,4 +1,4 @@
-"""Keypoint smoothing: gaps, outliers, noise, no time shift, frame count kept."""
+"""Keypoint filtering: gaps, outliers, noise, no time shift, frame count kept."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from edn.keypoints import PoseSequence, read_pose_table, write_pose_table
 from edn.skeleton import KEYPOINT_COUNT, Body
-from edn.smoothing import fill_gaps, smooth_poses, smooth_track
+from edn.keypoint_filter import fill_gaps, filter_poses, filter_track
 from helpers import run_edn
 
 J = Body.L_WRIST
@@ -32,10 +32,10 @@ def _track(x: np.ndarray, y: np.ndarray | None = None, confidence: np.ndarray | 
 def test_constant_speed_and_acceleration_pass_unchanged_even_at_the_ends() -> None:
     t = np.arange(40, dtype=float)
     track = _track(10 + 2.5 * t, 100 - 0.75 * t, confidence=np.linspace(0.3, 1.0, 40))
-    out = smooth_track(track, max_gap_frames=5, median_window=5, sigma_frames=2.0)
+    out = filter_track(track, max_gap_frames=5, median_window=5, sigma_frames=2.0)
     np.testing.assert_allclose(out, track, atol=1e-9)
     thrown = _track(10 + 3 * t, 120 - 6 * t + 0.15 * t**2)  # a ball's flight
-    out = smooth_track(thrown, max_gap_frames=5, median_window=1, sigma_frames=2.0)
+    out = filter_track(thrown, max_gap_frames=5, median_window=1, sigma_frames=2.0)
     np.testing.assert_allclose(out, thrown, atol=1e-7)
 
 
@@ -44,7 +44,7 @@ def test_noise_is_reduced_and_nothing_moves_in_time() -> None:
     t = np.arange(120, dtype=float)
     truth = 100 + 30 * np.sin(2 * np.pi * t / 40)
     noisy = truth + rng.normal(0, 1.5, t.shape)
-    out = smooth_poses(_poses(_track(noisy)), sigma_frames=2.0).keypoints[:, J, 0]
+    out = filter_poses(_poses(_track(noisy)), sigma_frames=2.0).keypoints[:, J, 0]
 
     def rms(error: np.ndarray) -> float:
         return float(np.sqrt(np.mean(error**2)))
@@ -59,9 +59,9 @@ def test_noise_is_reduced_and_nothing_moves_in_time() -> None:
 def test_a_single_frame_jump_is_removed_by_the_median() -> None:
     x = np.full(30, 80.0)
     x[15] = 140.0  # a detector glitch
-    out = smooth_poses(_poses(_track(x)), median_window=5, sigma_frames=1.0).keypoints[:, J, 0]
+    out = filter_poses(_poses(_track(x)), median_window=5, sigma_frames=1.0).keypoints[:, J, 0]
     assert np.abs(out - 80).max() < 1e-4
-    kept = smooth_poses(_poses(_track(x)), median_window=1, sigma_frames=0).keypoints[:, J, 0]
+    kept = filter_poses(_poses(_track(x)), median_window=1, sigma_frames=0).keypoints[:, J, 0]
     assert kept[15] == 140  # both steps off: the glitch stays
 
 
@@ -70,8 +70,8 @@ def test_confident_frames_pull_harder_than_doubtful_ones() -> None:
     x[10] = 60.0
     doubtful, confident = np.full(21, 0.9), np.full(21, 0.9)
     doubtful[10], confident[10] = 0.1, 1.0
-    low = smooth_track(_track(x, confidence=doubtful), max_gap_frames=0, median_window=1, sigma_frames=1.5)
-    high = smooth_track(_track(x, confidence=confident), max_gap_frames=0, median_window=1, sigma_frames=1.5)
+    low = filter_track(_track(x, confidence=doubtful), max_gap_frames=0, median_window=1, sigma_frames=1.5)
+    high = filter_track(_track(x, confidence=confident), max_gap_frames=0, median_window=1, sigma_frames=1.5)
     assert 50 < low[10, 0] < high[10, 0] < 60
 
 
@@ -85,7 +85,7 @@ def test_short_gaps_are_filled_long_ones_and_ends_are_not() -> None:
     np.testing.assert_allclose(out[10:13, 0], 20 + 2 * t[10:13])
     np.testing.assert_allclose(out[10:13, 2], track[9, 2])  # the smaller neighbouring confidence
     assert (out[20:30] == 0).all() and (out[:2] == 0).all()
-    smoothed = smooth_poses(_poses(track), max_gap_frames=5)
+    smoothed = filter_poses(_poses(track), max_gap_frames=5)
     present = smoothed.confidence[:, J] > 0
     assert present[10:13].all() and not present[20:30].any() and not present[:2].any()
     assert (smoothed.keypoints[~present] == 0).all()
@@ -103,7 +103,7 @@ def test_frame_count_and_missing_frames_are_kept(frames: int, seed: int, gap: in
     keypoints[..., 2] = rng.uniform(0.05, 1, (frames, KEYPOINT_COUNT))
     keypoints[rng.random((frames, KEYPOINT_COUNT)) < 0.3] = 0
     poses = PoseSequence(keypoints=keypoints, frame_size=(256, 128), detector="test")
-    out = smooth_poses(poses, max_gap_frames=gap, median_window=median, sigma_frames=sigma)
+    out = filter_poses(poses, max_gap_frames=gap, median_window=median, sigma_frames=sigma)
     assert out.keypoints.shape == keypoints.shape and np.isfinite(out.keypoints).all()
     present, was = out.confidence > 0, poses.confidence > 0
     assert (present >= was).all()  # nothing removed
@@ -115,18 +115,18 @@ def test_frame_count_and_missing_frames_are_kept(frames: int, seed: int, gap: in
     assert inside[present].all()
 
 
-def test_smooth_poses_cli(tmp_path: Path) -> None:
+def test_filter_poses_cli(tmp_path: Path) -> None:
     t = np.arange(25, dtype=float)
     write_pose_table(tmp_path / "raw.parquet", _poses(_track(30 + t)))
-    result = run_edn("smooth-poses", "--poses", tmp_path / "raw.parquet", "--output", tmp_path / "smooth.parquet",
+    result = run_edn("filter-poses", "--poses", tmp_path / "raw.parquet", "--output", tmp_path / "smooth.parquet",
                      "--sigma-frames", "2")
     assert result.returncode == 0, result.stderr
     smooth = read_pose_table(tmp_path / "smooth.parquet")
-    assert smooth.frame_count == 25 and smooth.extra["smoothing"]["sigma_frames"] == 2.0
-    bad = run_edn("smooth-poses", "--poses", tmp_path / "raw.parquet", "--output", tmp_path / "x.parquet",
+    assert smooth.frame_count == 25 and smooth.extra["keypoint_filter"]["sigma_frames"] == 2.0
+    bad = run_edn("filter-poses", "--poses", tmp_path / "raw.parquet", "--output", tmp_path / "x.parquet",
                   "--median-window", "0")
-    assert bad.returncode == 1 and bad.error_lines == ["edn smooth-poses: error: --median-window 0: must be at least 1"]
-    missing = run_edn("smooth-poses", "--poses", tmp_path / "nope.parquet", "--output", tmp_path / "x.parquet")
+    assert bad.returncode == 1 and bad.error_lines == ["edn filter-poses: error: option median_window 0: must be at least 1"]
+    missing = run_edn("filter-poses", "--poses", tmp_path / "nope.parquet", "--output", tmp_path / "x.parquet")
     assert missing.returncode == 1 and "nope.parquet" in missing.error_lines[0]
     assert not (tmp_path / "x.parquet").exists()
 
@@ -135,6 +135,6 @@ def test_smooth_poses_cli(tmp_path: Path) -> None:
 def test_a_step_stays_centred(sigma: float) -> None:
     """A jump from 0 to 100 between frames 19 and 20 still crosses 50 there."""
     x = np.where(np.arange(40) < 20, 0.0, 100.0)
-    out = smooth_poses(_poses(_track(x)), median_window=1, sigma_frames=sigma).keypoints[:, J, 0]
+    out = filter_poses(_poses(_track(x)), median_window=1, sigma_frames=sigma).keypoints[:, J, 0]
     assert out[19] < 50 < out[20]
     assert out[19] + out[20] == pytest.approx(100, abs=1e-3)

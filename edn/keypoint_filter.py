@@ -1,4 +1,7 @@
-"""Temporal smoothing of keypoints: fill short gaps, remove outliers, filter without a time shift.
+"""Filtering keypoints over time: fill short gaps, remove outliers, filter without a time shift.
+
+Not the paper's temporal smoothing, which feeds the generator its previous frame
+(:mod:`edn.temporal_smoothing`); this cleans the detected poses before anything is drawn.
 
 Each keypoint's trajectory is treated on its own, in three steps:
 
@@ -34,6 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from edn.keypoints import PoseSequence
+from edn.options import KeypointFilterOptions
 
 
 def _runs(present: np.ndarray) -> list[tuple[int, int]]:
@@ -97,7 +101,7 @@ def _local_polynomial(values: np.ndarray, weights: np.ndarray, sigma_frames: flo
     return np.clip(fitted, low, high)
 
 
-def smooth_track(track: np.ndarray, *, max_gap_frames: int, median_window: int, sigma_frames: float) -> np.ndarray:
+def filter_track(track: np.ndarray, *, max_gap_frames: int, median_window: int, sigma_frames: float) -> np.ndarray:
     """One keypoint's [T, 3] (x, y, confidence) through the three steps; float64 [T, 3]."""
     from scipy.ndimage import median_filter
 
@@ -113,8 +117,10 @@ def smooth_track(track: np.ndarray, *, max_gap_frames: int, median_window: int, 
     return out
 
 
-def smooth_poses(poses: PoseSequence, *, max_gap_frames: int = 5, median_window: int = 5,
-                 sigma_frames: float = 2.0, show_progress: bool = False) -> PoseSequence:
+def filter_poses(poses: PoseSequence, *, max_gap_frames: int = KeypointFilterOptions.max_gap_frames,
+                 median_window: int = KeypointFilterOptions.median_window,
+                 sigma_frames: float = KeypointFilterOptions.sigma_frames, show_progress: bool = False
+                 ) -> PoseSequence:
     """Smoothed copy of ``poses``: same frames, same layout (see the module docstring).
 
     ``max_gap_frames`` 0 fills nothing; ``median_window`` 1 skips the median
@@ -128,11 +134,11 @@ def smooth_poses(poses: PoseSequence, *, max_gap_frames: int = 5, median_window:
     median_window += 1 - median_window % 2
     keypoints = poses.keypoints.astype(np.float64)
     out = np.zeros_like(keypoints)
-    for k in tqdm(range(keypoints.shape[1]), unit="keypoint", desc="smooth", leave=False,
+    for k in tqdm(range(keypoints.shape[1]), unit="keypoint", desc="filter keypoints", leave=False,
                   disable=None if show_progress else True):
-        out[:, k] = smooth_track(keypoints[:, k], max_gap_frames=max_gap_frames, median_window=median_window,
+        out[:, k] = filter_track(keypoints[:, k], max_gap_frames=max_gap_frames, median_window=median_window,
                                  sigma_frames=sigma_frames)
     out[out[..., 2] <= 0] = 0.0
-    extra = dict(poses.extra, smoothing={"max_gap_frames": max_gap_frames, "median_window": median_window,
-                                         "sigma_frames": sigma_frames})
+    extra = dict(poses.extra, keypoint_filter={"max_gap_frames": max_gap_frames, "median_window": median_window,
+                                               "sigma_frames": sigma_frames})
     return poses.replace(out.astype(np.float32), extra=extra)

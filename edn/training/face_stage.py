@@ -1,0 +1,98 @@
+"""The face stage (Chan et al. 2019, section 3.3): the face residual generator G_f and its PatchGAN D_f.
+
+The main generator G is frozen. Each frame of the pair is drawn by G and
+face-corrected by G_f before it is fed back (as at synthesis time); G_f's loss
+is the face GAN term plus the perceptual loss on the face crops (the paper's
+face objective), each the mean over the two frames.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edn.checkpoint import Checkpoint, load_state
+from edn.errors import EdnError
+from edn.generation import FrameGenerator
+from edn.losses import PerceptualLoss, compose_loss, lsgan_discriminator, lsgan_generator
+from edn.models import build_face_discriminator, build_face_generator, build_generator
+from edn.models.face import crop
+from edn.options import TrainingOptions
+from edn.presets import Preset
+from edn.runtime import Runtime
+from edn.temporal_smoothing import unroll_pair
+from edn.training.data import Sample, Split, TrainingFrames
+from edn.training.trainer import Trainer
+
+#: The perceptual network pools 4 times before relu5_1: crops need 16 px.
+MIN_FACE_BOX_PX = 16
+
+
+class FaceStageTrainer(Trainer):
+    """G_f and D_f on top of the frozen main generator of ``init`` (a global or local checkpoint)."""
+
+    needs_face = True
+
+    def __init__(self, preset: Preset, init: Checkpoint, init_path: str, perceptual: PerceptualLoss,
+                 runtime: Runtime, learning_rate: float) -> None:
+        self.runtime = runtime
+        self.temporal = init.temporal  # the face stage follows the generator it starts from
+        self.perceptual = runtime.place_module(perceptual)
+        self.generator = build_generator(preset, init.options["generator_kind"])
+        load_state(self.generator, init, "generator", init_path)
+        self.generator.requires_grad_(False)  # frozen for the whole face stage
+        self.face_generator = build_face_generator(preset)
+        self.face_discriminator = build_face_discriminator(preset)
+        self.saved = {"generator": self.generator, "face_generator": self.face_generator,
+                      "face_discriminator": self.face_discriminator}
+        self.make_optimizers(self.face_generator, self.face_discriminator, learning_rate)
+
+    @staticmethod
+    def check_init(options: TrainingOptions, init: Checkpoint, init_path: str) -> None:
+        """The face stage trains at the size its main generator was trained at."""
+        if init.options["downsample"] != options.downsample:
+            raise EdnError(f"previous-stage checkpoint {init_path!r}: trained at 1/{init.options['downsample']}"
+                           f" of the working size, the face stage asks for 1/{options.downsample}")
+
+    @classmethod
+    def for_stage(cls, options: TrainingOptions, preset: Preset, init: Checkpoint, init_path: str,
+                  perceptual: PerceptualLoss, runtime: Runtime) -> FaceStageTrainer:
+        return cls(preset, init, init_path, perceptual, runtime, options.learning_rate)
+
+    @staticmethod
+    def check_data(data: TrainingFrames, split: Split) -> None:
+        """The face boxes of every training pair are large enough for the perceptual loss."""
+        sides = data.index.face_boxes[:, 2:] - data.index.face_boxes[:, :2]
+        used = np.concatenate([split.pairs, split.pairs + 1])
+        smallest = int(sides[used].min()) // data.downsample
+        if smallest < MIN_FACE_BOX_PX:
+            raise EdnError(f"label index {str(data.index_path)!r}: face boxes of {smallest} px at the training "
+                           f"size; the face stage needs at least {MIN_FACE_BOX_PX} (use larger frames)")
+
+    def frame_generator(self) -> FrameGenerator:
+        return FrameGenerator(generator=self.generator, face_generator=self.face_generator, temporal=self.temporal)
+
+    def step(self, first: Sample, second: Sample) -> dict[str, float]:
+        """Train on the pair (first, second); return every logged loss term."""
+        place = self.runtime.place
+        label0, label1, real0, real1 = place(first.label), place(second.label), place(first.image), place(second.image)
+        boxes = (first.box, second.box)
+        g_f, d_f = self.face_generator, self.face_discriminator
+
+        def draw(label, previous, index):
+            return g_f(self.generator(label, previous), label, [boxes[index]])
+
+        with self.runtime.autocast():
+            fake0, fake1 = unroll_pair(draw, label0, label1, temporal=self.temporal)
+            d_real = d_fake = face_gan = face_perceptual = 0.0
+            for label, real, fake, box in ((label0, real0, fake0, boxes[0]), (label1, real1, fake1, boxes[1])):
+                label_crop, real_crop, fake_crop = crop(label, [box]), crop(real, [box]), crop(fake, [box])
+                real_term, fake_term = lsgan_discriminator([d_f(label_crop, real_crop)],
+                                                           [d_f(label_crop, fake_crop.detach())])
+                d_real, d_fake = d_real + 0.5 * real_term, d_fake + 0.5 * fake_term
+                d_f.requires_grad_(False)
+                face_gan = face_gan + 0.5 * lsgan_generator([d_f(label_crop, fake_crop)])
+                d_f.requires_grad_(True)
+                face_perceptual = face_perceptual + 0.5 * self.perceptual(fake_crop, real_crop)
+            g_total, g_logged = compose_loss({"face_gan": face_gan, "face_perceptual": face_perceptual})
+        self.last_pair = (label0, label1, fake0.detach(), fake1.detach(), real0, real1)
+        return self.update(g_total, g_logged, d_real, d_fake)
