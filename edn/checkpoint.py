@@ -50,6 +50,12 @@ class Checkpoint:
         frame), or frame by frame; checkpoints from before the option are temporal."""
         return self.options.get("temporal", True)
 
+    @property
+    def compositing(self) -> bool:
+        """Whether the main generator draws the person over the background plate (the composite method)
+        or the whole frame (the paper's); checkpoints from before the option draw the whole frame."""
+        return self.options.get("compositing", False)
+
     def payload(self) -> dict:
         return {"stage": self.stage, "step": self.step, "preset": self.preset.to_dict(), "options": self.options,
                 "models": self.models, "optimizers": self.optimizers}

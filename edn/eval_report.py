@@ -27,6 +27,7 @@ TABLE_COLUMNS = (
     ("stlpips_alex", "face", "ST-LPIPS face ↓"),
     ("temporal_change_error", "full", "temporal error ↓"),
     ("temporal_change_ratio", "full", "change ratio (real: 1)"),
+    ("pose_detected_fraction", "body", "pose found ↑"),
     ("pose_error_px", "body", "pose error px ↓"),
     ("pose_error_height_fraction", "body", "pose error / height ↓"),
 )

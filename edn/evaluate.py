@@ -13,8 +13,11 @@ frames:
   fraction of the input's median standing height (nose to ankles).
 
 Methods: ``nearest_neighbour`` (the paper's baseline, eq. 6: the training frame
-whose pose is closest) and trained models (``fbf``, ``ts``, ``fg`` in the
-ablation, generated sequentially like a transfer).
+whose pose is closest), ``background`` (the target's background plate with
+nobody drawn: the floor a compositing model must clear, and what SSIM rewards
+when a person is misplaced), and trained models (``fbf``, ``ts``, ``fg``,
+``paper_ts``, ``paper_fg`` in the ablation, generated sequentially like a
+transfer).
 """
 
 from __future__ import annotations
@@ -89,7 +92,7 @@ def pose_fidelity(generated: np.ndarray, input_poses: PoseSequence) -> dict[str,
 
     Returns the mean distance in pixels over frames where both have body joints,
     that distance as a fraction of the input's standing height, and the share of
-    frames where a body was detected at all.
+    the frames whose input pose has a body in which a body was detected.
     """
     from edn.pose.detect import DEFAULT_MIN_CONFIDENCE, apply_threshold
     from edn.pose.mediapipe_holistic import detect_mediapipe
@@ -101,9 +104,10 @@ def pose_fidelity(generated: np.ndarray, input_poses: PoseSequence) -> dict[str,
     detected = apply_threshold(detected, DEFAULT_MIN_CONFIDENCE["mediapipe"])
     distances = np.diagonal(pose_distances(detected, input_poses.keypoints))
     finite = np.isfinite(distances)
+    shown = (input_poses.confidence[:, BODY] > 0).any(axis=1)
     pixels = float(distances[finite].mean()) if finite.any() else float("nan")
     return {"pose_error_px": pixels, "pose_error_height_fraction": pixels / standing_height(input_poses),
-            "pose_detected_fraction": float(finite.mean())}
+            "pose_detected_fraction": float(finite[shown].mean()) if shown.any() else float("nan")}
 
 
 @dataclass(frozen=True)

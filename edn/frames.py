@@ -164,19 +164,34 @@ def load_image_store(path: str | os.PathLike, kind: str = "frames") -> np.ndarra
 
 
 @contextlib.contextmanager
-def create_image_store(path: str | os.PathLike, frame_count: int, size: tuple[int, int]) -> Iterator[np.ndarray]:
-    """Yield a writable uint8 [N, H, W, 3] memmap that becomes ``path`` (.npy) on success.
+def create_image_store(path: str | os.PathLike, frame_count: int, size: tuple[int, int],
+                       channels: int | None = 3) -> Iterator[np.ndarray]:
+    """Yield a writable uint8 [N, H, W, channels] memmap ([N, H, W] for ``channels`` None)
+    that becomes ``path`` (.npy) on success.
 
     ``size`` is (width, height). Nothing appears under ``path`` unless the block
     finishes.
     """
     width, height = size
+    shape = (frame_count, height, width) + (() if channels is None else (channels,))
     with atomic_path(path) as temporary:
-        store = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8,
-                                          shape=(frame_count, height, width, 3))
+        store = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8, shape=shape)
         yield store
         store.flush()
         del store
+
+
+def load_masks(path: str | os.PathLike, kind: str = "person masks") -> np.ndarray:
+    """Memory-map a uint8 [N, H, W] mask store (0-255) read-only."""
+    try:
+        masks = np.load(path, mmap_mode="r")
+    except FileNotFoundError:
+        raise EdnError(f"{kind} {str(path)!r}: file not found") from None
+    except ValueError as error:
+        raise EdnError(f"{kind} {str(path)!r}: not a mask store ({error})") from None
+    if masks.dtype != np.uint8 or masks.ndim != 3:
+        raise EdnError(f"{kind} {str(path)!r}: expected uint8 [N, H, W], found {masks.dtype} {list(masks.shape)}")
+    return masks
 
 
 def load_frames(path: str | os.PathLike) -> np.ndarray:

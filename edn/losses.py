@@ -27,14 +27,17 @@ LOSS_WEIGHTS: Mapping[str, float] = {
 }
 
 
-def compose_loss(terms: Mapping[str, torch.Tensor], weights: Mapping[str, float] = LOSS_WEIGHTS
-                 ) -> tuple[torch.Tensor, dict[str, float]]:
+def compose_loss(terms: Mapping[str, torch.Tensor], weights: Mapping[str, float] = LOSS_WEIGHTS,
+                 extra_weights: Mapping[str, float] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """Sum ``weights[name] * term`` over ``terms``.
 
-    Returns the total (for ``backward``) and, for logging, every unweighted term
-    and the weighted ``total`` as floats. A term without a weight is a bug
-    (KeyError), never silently dropped.
+    ``extra_weights``: weights of terms that are options (the composite method's
+    ``mask``, :class:`edn.options.TrainingOptions` ``mask_weight``). Returns the
+    total (for ``backward``) and, for logging, every unweighted term and the
+    weighted ``total`` as floats. A term without a weight is a bug (KeyError),
+    never silently dropped.
     """
+    weights = {**weights, **(extra_weights or {})}
     total = sum(weights[name] * term for name, term in terms.items())
     logged = {name: float(term.detach()) for name, term in terms.items()}
     logged["total"] = float(total.detach())

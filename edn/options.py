@@ -299,6 +299,29 @@ class KeypointFilterOptions(Options):
 
 
 @dataclass(frozen=True)
+class BackgroundOptions(Options):
+    """``edn background`` (config ``background``): each target's background plate (:mod:`edn.background`)."""
+
+    grow_px: int = option(6, "pixels the person's mask and stick figure are grown by before the median",
+                          minimum=0)
+    min_observations: int = option(3, "a plate pixel seen without the person in fewer frames is inpainted",
+                                   minimum=1)
+    max_frames: int = option(200, "frames spread over the video that the median is taken over", minimum=1)
+    max_camera_residual: float = option(6.0, "above this mean |frame - plate| outside the person (0-255) the "
+                                             "camera counts as moving: the target is trained on the whole frame, "
+                                             "as in the paper", above=0)
+
+
+@dataclass(frozen=True)
+class PersonWindowOptions(Options):
+    """``edn render`` (config ``person_window``): the window that follows the person (:mod:`edn.person_window`)."""
+
+    height_factor: float = option(1.25, "window height as a multiple of the target's standing height (nose "
+                                        "to ankles)", above=0)
+    aspect: float = option(0.625, "window width as a fraction of its height", above=0)
+
+
+@dataclass(frozen=True)
 class SubjectStatsOptions(Options):
     """``edn stats`` (config ``normalization.alpha``)."""
 
@@ -314,6 +337,8 @@ class NormalizationOptions(Options):
 
 
 PRESET_NAMES = ("paper", "small", "tiny")
+#: composite: the person drawn in a window over the background plate; paper: the whole frame (Chan et al.).
+TRAINING_METHODS = ("composite", "paper")
 PERCEPTUAL_NETWORKS = ("vgg16_hed", "vgg19_imagenet")
 TRAINING_STAGES = ("global", "local", "face")
 
@@ -345,6 +370,16 @@ class TrainingOptions(Options):
     iterations: int = option(MISSING, "training iterations (one frame pair each)", minimum=1, in_config=False)
     preset: str = option("small", "network sizes: paper (GPU), small (2-core CPU demo), tiny (tests)",
                          choices=PRESET_NAMES)
+    method: str = option("composite", "composite: the person drawn in a window that follows them, over the "
+                                      "target's background plate, temporal smoothing trained on unrolled "
+                                      "sequences; paper: the whole frame, as Chan et al. (a target whose camera "
+                                      "moves is trained so too)", choices=TRAINING_METHODS)
+    temporal_unroll_frames: int = option(2, "composite method: before each training pair the generator draws up "
+                                            "to this many preceding frames (a number drawn per step, 0 included) "
+                                            "from the zero image, without gradients, so that it learns from its "
+                                            "own previous frames as at synthesis time; the paper: 0", minimum=0)
+    mask_weight: float = option(10.0, "composite method: weight of the L1 loss between the drawn mask and the "
+                                      "person's segmentation mask", minimum=0)
     holdout_fraction: float = option(0.1, "last fraction of the target's video held out, never trained on",
                                      minimum=0, below=1)
     learning_rate: float = option(0.0002, "Adam's learning rate (betas 0.5, 0.999)", above=0)
@@ -354,7 +389,8 @@ class TrainingOptions(Options):
                                                   "vgg19_imagenet (torchvision's)", choices=PERCEPTUAL_NETWORKS)
     seed: int = option(0, "seed of network initialisation and pair order", minimum=0)
     downsample: int = option(1, "train at the working size divided by this (2: the global stage before a "
-                                "local stage)", choices=(1, 2), in_config=False)
+                                "local stage, or the paper's whole frame at half size)", choices=(1, 2),
+                             in_config=False)
     temporal: bool = option(True, "global and local stages: temporal smoothing, the generator fed its previous "
                                   "frame and the discriminator judging frame pairs (the paper); "
                                   "--no-temporal trains frame by frame (the FBF ablation)", in_config=False)

@@ -14,6 +14,7 @@ lie inside the frame.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import cv2
@@ -22,6 +23,7 @@ import numpy as np
 from edn.frames import create_image_store
 from edn.keypoints import PoseSequence
 from edn.labels import LabelIndex, write_label_index
+from edn.person_window import clamp_boxes_into, outside_fraction, person_windows
 from edn.skeleton import (
     BODY,
     BODY_COLOURS,
@@ -34,6 +36,8 @@ from edn.skeleton import (
     RIGHT_HAND,
     Body,
 )
+
+log = logging.getLogger(__name__)
 
 REFERENCE_WIDTH_PX = 1024
 #: Widths at the reference width, in pixels.
@@ -134,11 +138,22 @@ def face_boxes(poses: PoseSequence) -> tuple[np.ndarray, np.ndarray]:
     return boxes, found
 
 
-def label_index(poses: PoseSequence) -> LabelIndex:
-    """The per-frame facts stored beside a label sequence (index.csv)."""
+def label_index(poses: PoseSequence, window: tuple[int, int] | None = None) -> LabelIndex:
+    """The per-frame facts stored beside a label sequence (index.csv).
+
+    ``window``: (width, height) of the person's window (:mod:`edn.person_window`),
+    placed on each frame by its pose; face boxes are then moved inside it. None:
+    the window is the whole frame.
+    """
     boxes, found = face_boxes(poses)
     has_body = (poses.keypoints[:, BODY, 2] > 0).any(axis=1)
-    return LabelIndex(has_body=has_body, face_boxes=boxes, has_face=found)
+    width, height = poses.frame_size
+    if window is None:
+        windows = np.tile(np.array([0, 0, width, height], np.int32), (poses.frame_count, 1))
+    else:
+        windows = person_windows(poses, window)
+        boxes = clamp_boxes_into(boxes, windows)
+    return LabelIndex(has_body=has_body, face_boxes=boxes, has_face=found, windows=windows)
 
 
 def render_sequence(poses: PoseSequence, out: np.ndarray, progress: bool = False) -> None:
@@ -153,10 +168,15 @@ def render_sequence(poses: PoseSequence, out: np.ndarray, progress: bool = False
         render_pose(poses.keypoints[t], poses.frame_size, plan, out=out[t])
 
 
-def write_labels(poses: PoseSequence, labels_out, index_out) -> LabelIndex:
-    """Render ``poses`` into ``labels.npy`` and write ``index.csv`` (both atomically)."""
+def write_labels(poses: PoseSequence, labels_out, index_out, window: tuple[int, int] | None = None) -> LabelIndex:
+    """Render ``poses`` into ``labels.npy`` and write ``index.csv`` (both atomically), with each
+    frame's person window of size ``window`` (None: the whole frame)."""
+    index = label_index(poses, window)
     with create_image_store(labels_out, poses.frame_count, poses.frame_size) as store:
         render_sequence(poses, store, progress=True)
-    index = label_index(poses)
+        if window is not None:
+            share = outside_fraction(store, index.windows)
+            log.info("person windows of %dx%d in %dx%d frames; %.2f%% of the stick figures' pixels fall outside",
+                     *window, *poses.frame_size, 100 * share)
     write_label_index(index_out, index)
     return index

@@ -65,8 +65,12 @@ def synthesize_sequence(models: FrameGenerator, labels: np.ndarray, index: Label
     if models.size is not None and tuple(models.size) != (width, height):
         raise EdnError(f"labels are {width}x{height} but the generator was trained at "
                        f"{models.size[0]}x{models.size[1]}; render and train at one working size")
+    if models.plate is not None and index.windows is None:
+        raise EdnError("labels without person windows: a compositing generator draws in them (render the labels "
+                       "with the target's statistics)")
+    windows = None if models.plate is None else [tuple(int(v) for v in w) for w in index.windows]
     frames = generate_frames(models, (label_tensor(label) for label in _prefetch(labels)), face_boxes(index),
-                             runtime)
+                             runtime, windows=windows)
     for t, frame in enumerate(tqdm(frames, total=count, unit="frame", desc="synthesize", leave=False,
                                    disable=not progress or None)):
         out[t] = to_uint8(frame)

@@ -46,11 +46,16 @@ def previous_frame(generated: torch.Tensor | None, label: torch.Tensor, temporal
     return generated
 
 
-def unroll_pair(draw: DrawStep, label0: torch.Tensor, label1: torch.Tensor, *,
-                temporal: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def unroll_pair(draw: DrawStep, label0: torch.Tensor, label1: torch.Tensor, *, temporal: bool,
+                first_previous: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The training pair: I0 = draw(label0, zeros), I1 = draw(label1, I0); nothing detached.
-    Frame by frame: I1 = draw(label1, zeros)."""
-    fake0 = draw(label0, first_previous_frame(label0), 0)
+    Frame by frame: I1 = draw(label1, zeros).
+
+    ``first_previous``: what I0 is fed instead of the zero image: the generator's
+    own frame before the pair, drawn without gradients (the unrolled sequence the
+    composite method trains on; the paper always starts from the zero image).
+    """
+    fake0 = draw(label0, previous_frame(first_previous, label0, temporal), 0)
     fake1 = draw(label1, previous_frame(fake0, label1, temporal), 1)
     return fake0, fake1
 

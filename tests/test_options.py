@@ -146,7 +146,7 @@ def test_the_demo_config_reaches_each_stage_as_its_options() -> None:
     pose = DEMO_CONFIG["pose"]
     args = _parse("pose", "--meta m --output o " + command_line(PoseOptions, pose))
     parsed = from_arguments(PoseOptions, args)
-    assert parsed.min_confidence == MinConfidence(**pose["min_confidence"]) and parsed.detection_scale == 2
+    assert parsed.min_confidence == MinConfidence(**pose["min_confidence"]) and parsed.detection_scale == pose["detection_scale"]
     assert parsed.openpose_model_folder is None  # null in the config, "none" on the command line
 
     detector = {"compression_crf": None, "flip": False, "batch_size": 8}

@@ -25,7 +25,7 @@ from edn.training.data import pair_for_step, split_pairs
 from edn.options import TrainingOptions
 from edn.training.loop import learning_rate
 from helpers import DEMO, ROOT, leftovers, run_edn, run_snakemake
-from training_data import write_subject
+from training_data import background_args, write_subject
 
 
 def _index(has_body: list[int]) -> LabelIndex:
@@ -94,11 +94,12 @@ def test_checkpoint_round_trip_is_strict(tmp_path: Path) -> None:
 
 
 def _train_args(data: dict, tmp: Path, name: str, *extra: str, stage: str = "global", iterations: int = 40) -> list:
+    """``edn train`` of the synthetic subject with the composite method (the default: over its plate)."""
     return ["train", "--stage", stage, "--frames", data["frames"], "--labels", data["labels"], "--index",
             data["index"], "--perceptual", data["perceptual"], "--output", tmp / name / f"{stage}.pt",
             "--run-dir", tmp / name / "run", "--preset", "tiny", "--iterations", str(iterations),
             "--checkpoint-every", "10", "--sample-every", "20", "--deterministic", "--threads", "1",
-            "--no-progress", *extra]
+            "--no-progress", *background_args(data), *extra]
 
 
 def _losses(run_dir: Path) -> list[dict]:

@@ -1,5 +1,7 @@
 """Synthetic training subjects for the training tests: a blob moving across a lawn
-and a matching stick-figure "label", written with the project's own writers."""
+and a matching stick-figure "label", written with the project's own writers, with
+the background files the composite method trains with (the lawn as the plate, the
+blob as the person's mask, a person window that follows it)."""
 
 from __future__ import annotations
 
@@ -7,8 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
+from edn.atomic import write_json
+from edn.background import PlateReport
 from edn.frames import create_image_store
+from edn.label_preview import write_png
 from edn.labels import LabelIndex, write_label_index
+
+LAWN = (40, 110, 40)
 
 
 def write_subject(directory: Path, *, frames: int = 24, size: tuple[int, int] = (64, 32),
@@ -16,7 +23,9 @@ def write_subject(directory: Path, *, frames: int = 24, size: tuple[int, int] = 
     """frames.npy, labels.npy and index.csv of a synthetic subject in ``directory``.
 
     Face boxes are 128 px at 1024 wide, scaled with the width (8 px at 64x32,
-    16 px at 128x64), above the blob and clamped to the frame.
+    16 px at 128x64), above the blob and clamped to the frame. Also plate.png,
+    plate.json (a static camera) and masks.npy; the windows are half the frame's
+    width and its full height, centred on the blob.
     """
     width, height = size
     directory.mkdir(parents=True, exist_ok=True)
@@ -25,18 +34,40 @@ def write_subject(directory: Path, *, frames: int = 24, size: tuple[int, int] = 
     images = np.empty((frames, height, width, 3), np.uint8)
     labels = np.zeros_like(images)
     boxes = np.zeros((frames, 4), np.int32)
+    masks = np.zeros((frames, height, width), np.uint8)
+    windows = np.zeros((frames, 4), np.int32)
     for t in range(frames):
         cx, cy = int(width * (0.25 + 0.5 * t / max(frames - 1, 1))), height // 2
-        images[t] = (40, 110, 40)
-        images[t][(xx - cx) ** 2 / (width / 10) ** 2 + (yy - cy) ** 2 / (height / 4) ** 2 < 1] = (200, 60, 50)
+        images[t] = LAWN
+        blob = (xx - cx) ** 2 / (width / 10) ** 2 + (yy - cy) ** 2 / (height / 4) ** 2 < 1
+        images[t][blob] = (200, 60, 50)
+        masks[t][blob] = 255
+        wx0 = min(max(cx - width // 4, 0), width // 2)
+        windows[t] = (wx0, 0, wx0 + width // 2, height)
         labels[t, cy - height // 4: cy + height // 4, max(cx - 1, 0): cx + 1] = (255, 0, 85)
         x0 = min(max(cx - box // 2, 0), width - box)
         y0 = min(max(cy - height // 4 - box // 2, 0), height - box)
         boxes[t] = (x0, y0, x0 + box, y0 + box)
-    paths = {"frames": directory / "frames.npy", "labels": directory / "labels.npy", "index": directory / "index.csv"}
+    paths = {"frames": directory / "frames.npy", "labels": directory / "labels.npy", "index": directory / "index.csv",
+             "plate": directory / "plate.png", "plate_report": directory / "plate.json", "masks": directory / "masks.npy"}
     for name in ("frames", "labels"):
         with create_image_store(paths[name], frames, size) as store:
             store[:] = images if name == "frames" else labels
+    with create_image_store(paths["masks"], frames, size, channels=None) as store:
+        store[:] = masks
+    write_png(paths["plate"], np.full((height, width, 3), LAWN, np.uint8))
+    write_json(paths["plate_report"], PlateReport(subject="synthetic", frame_size=size, frames_used=frames,
+                                                  camera_residual=0.0, max_camera_residual=6.0, static=True,
+                                                  filled_fraction=0.0, person_fraction=0.1).to_json())
     body = np.ones(frames, bool) if has_body is None else has_body
-    write_label_index(paths["index"], LabelIndex(has_body=body, face_boxes=boxes, has_face=body.copy()))
+    boxes = np.concatenate([np.clip(boxes[:, :2], windows[:, :2], windows[:, 2:] - (boxes[:, 2:] - boxes[:, :2])),
+                            np.zeros((frames, 2), np.int32)], axis=1)
+    boxes[:, 2:] = boxes[:, :2] + box
+    write_label_index(paths["index"], LabelIndex(has_body=body, face_boxes=boxes, has_face=body.copy(),
+                                                 windows=windows))
     return paths
+
+
+def background_args(paths: dict[str, Path]) -> list:
+    """The ``edn train`` flags of a subject's background files (the composite method)."""
+    return ["--plate", paths["plate"], "--plate-report", paths["plate_report"], "--masks", paths["masks"]]

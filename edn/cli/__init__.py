@@ -20,6 +20,7 @@ from edn import __version__
 from edn.errors import EdnError
 
 COMMAND_MODULES = (
+    "edn.cli.background",
     "edn.cli.detector",
     "edn.cli.evaluate",
     "edn.cli.ingest",

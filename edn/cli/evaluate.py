@@ -22,6 +22,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--generator", default=None,
                           help="final global or local checkpoint (omit for the nearest-neighbour baseline)")
     evaluate.add_argument("--face", default=None, help="final face checkpoint (optional)")
+    evaluate.add_argument("--plate", default=None,
+                          help="the target's background plate (.png): what a compositing generator draws over, and "
+                               "the background-only baseline")
+    evaluate.add_argument("--baseline", choices=("nearest_neighbour", "background"), default="nearest_neighbour",
+                          help="without --generator: the training frame of the nearest pose (the paper's baseline), "
+                               "or the background plate with nobody drawn (needs --plate)")
     add_arguments(evaluate, RuntimeOptions)
     evaluate.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     evaluate.add_argument("--no-pose-fidelity", dest="pose_fidelity", action="store_false",
@@ -64,6 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _evaluate(args: argparse.Namespace) -> None:
     import numpy as np
 
+    from edn.background import read_plate
     from edn.errors import EdnError
     from edn.evaluate import HeldOutClip, first_heldout_frame, nearest_neighbour_frames, score, write_metrics
     from edn.frames import create_image_store, load_frames
@@ -81,9 +88,17 @@ def _evaluate(args: argparse.Namespace) -> None:
     clip = HeldOutClip.from_target(frames, poses, index, first)
     height, width = frames.shape[1:3]
     with create_image_store(args.generated, len(clip.real), (width, height)) as generated:
-        if args.generator is None:
-            if args.face is not None:
-                raise EdnError("evaluate: --face needs --generator")
+        plate = read_plate(args.plate) if args.plate else None
+        if args.generator is None and args.face is not None:
+            raise EdnError("evaluate: --face needs --generator")
+        if args.generator is None and args.baseline == "background":
+            if plate is None:
+                raise EdnError("evaluate: the background baseline needs --plate")
+            if plate.shape != frames.shape[1:]:
+                raise EdnError(f"background plate {args.plate!r}: {plate.shape[1]}x{plate.shape[0]}, the frames are "
+                               f"{width}x{height}")
+            generated[...] = plate[None]
+        elif args.generator is None:
             generated[...] = nearest_neighbour_frames(poses, frames, first)
         else:
             from edn.generation import load_frame_generator
@@ -91,7 +106,7 @@ def _evaluate(args: argparse.Namespace) -> None:
             from edn.synthesize import synthesize_sequence
 
             runtime = choose_runtime(runtime_options)
-            models = load_frame_generator(args.generator, args.face, runtime.device)
+            models = load_frame_generator(args.generator, args.face, runtime.device, plate=plate)
             synthesize_sequence(models, load_labels(args.labels)[first:], clip.index, generated, runtime)
         rows = score(args.method, np.asarray(generated), clip, with_pose_fidelity=args.pose_fidelity)
     write_metrics(args.output, rows)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from edn.options import NormalizationOptions, SubjectStatsOptions, add_arguments, from_arguments
+from edn.options import (NormalizationOptions, PersonWindowOptions, SubjectStatsOptions, add_arguments,
+                         from_arguments)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,10 +33,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     render = subparsers.add_parser(
         "render", help="draw stick-figure labels and face boxes from a keypoint table",
         description="Render every frame's pose as a stick figure at the working size (labels.npy) and "
-                    "write each frame's face box (index.csv).")
+                    "write each frame's face box and person window (index.csv).")
     render.add_argument("--poses", required=True, help="keypoint table (.parquet)")
     render.add_argument("--labels", required=True, help="labels .npy to write")
     render.add_argument("--index", required=True, help="index .csv to write")
+    render.add_argument("--window-stats", default=None,
+                        help="the target's statistics (.json): the person window is sized by its standing height "
+                             "(without it the window is the whole frame)")
+    add_arguments(render, PersonWindowOptions)
     render.set_defaults(handler=_render)
 
     preview = subparsers.add_parser("label-preview", help="encode a label sequence as an mp4 with face boxes")
@@ -78,9 +83,18 @@ def _normalize(args: argparse.Namespace) -> None:
 
 def _render(args: argparse.Namespace) -> None:
     from edn.keypoints import read_pose_table
+    from edn.person_window import window_size
     from edn.render import write_labels
+    from edn.subject_stats import read_stats
 
-    write_labels(read_pose_table(args.poses), args.labels, args.index)
+    options = from_arguments(PersonWindowOptions, args)
+    poses = read_pose_table(args.poses)
+    size = None
+    if args.window_stats:
+        stats = read_stats(args.window_stats)
+        size = window_size(stats.h_close, poses.frame_size, height_factor=options.height_factor,
+                           aspect=options.aspect)
+    write_labels(poses, args.labels, args.index, window=size)
 
 
 def _label_preview(args: argparse.Namespace) -> None:

@@ -27,6 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--output", required=True, help="final model (.pt) to write")
     train.add_argument("--losses-output", default=None, help="also copy the run's losses.csv here when done")
     train.add_argument("--run-dir", required=True, help="directory for rolling checkpoints, losses.csv, samples")
+    train.add_argument("--plate", default=None, help="composite method: the target's background plate (.png)")
+    train.add_argument("--plate-report", default=None, help="composite method: the plate's report (.json)")
+    train.add_argument("--masks", default=None, help="composite method: the person's segmentation masks (.npy)")
     add_arguments(train, TrainingOptions)
     add_arguments(train, RuntimeOptions)
     train.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
@@ -55,10 +58,15 @@ def _train(args: argparse.Namespace) -> None:
 
     import torch
 
+    from edn.errors import EdnError
     from edn.runtime import choose_runtime, set_threads
-    from edn.training.loop import train_stage
+    from edn.training.loop import Background, train_stage
 
     options = from_arguments(TrainingOptions, args)
+    given = [args.plate, args.plate_report, args.masks]
+    if any(given) and not all(given):
+        raise EdnError("--plate, --plate-report and --masks go together (the outputs of edn background)")
+    background = Background(args.plate, args.plate_report, args.masks) if all(given) else None
     set_threads(args.threads)
     if args.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -82,7 +90,7 @@ def _train(args: argparse.Namespace) -> None:
     try:
         train_stage(options=options, frames=args.frames, labels=args.labels, index=args.index,
                     perceptual_weights=args.perceptual, output=args.output, run_dir=args.run_dir, init=args.init,
-                    runtime=runtime, losses_output=args.losses_output, progress=args.progress,
+                    runtime=runtime, background=background, losses_output=args.losses_output, progress=args.progress,
                     stop_requested=stop.is_set)
     finally:
         signal.signal(signal.SIGTERM, previous)

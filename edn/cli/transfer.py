@@ -16,6 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synthesize.add_argument("--index", required=True, help="transfer labels' index.csv (face boxes)")
     synthesize.add_argument("--generator", required=True, help="final checkpoint of the global or local stage")
     synthesize.add_argument("--face", default=None, help="final checkpoint of the face stage (optional)")
+    synthesize.add_argument("--plate", default=None,
+                            help="the target's background plate (.png), which a compositing generator draws over")
     synthesize.add_argument("--output", required=True, help="synthesized frames .npy to write")
     add_arguments(synthesize, RuntimeOptions)
     synthesize.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all)")
@@ -45,6 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _synthesize(args: argparse.Namespace) -> None:
+    from edn.background import read_plate
     from edn.errors import EdnError
     from edn.generation import load_frame_generator
     from edn.labels import load_labels, read_label_index
@@ -58,7 +61,8 @@ def _synthesize(args: argparse.Namespace) -> None:
     if index.frame_count != len(labels):
         raise EdnError(f"label index {args.index!r}: {index.frame_count} rows for {len(labels)} labels "
                        f"in {args.labels!r}")
-    models = load_frame_generator(args.generator, args.face, runtime.device)
+    models = load_frame_generator(args.generator, args.face, runtime.device,
+                                  plate=read_plate(args.plate) if args.plate else None)
     write_synthesis(models, labels, index, args.output, runtime)
 
 

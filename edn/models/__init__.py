@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from torch import nn
 
+from edn.models.compositing import INPUT_CHANNELS as COMPOSITING_INPUTS
+from edn.models.compositing import OUTPUT_CHANNELS as COMPOSITING_OUTPUTS
+from edn.models.compositing import CompositingGenerator
 from edn.models.discriminator import MultiscaleDiscriminator, PatchDiscriminator
 from edn.models.face import FaceDiscriminator, FaceGenerator
 from edn.models.generator import GlobalGenerator, LocalEnhancer
@@ -18,18 +21,26 @@ from edn.temporal_smoothing import discriminator_channels
 
 GENERATOR_KINDS = ("global", "local")
 
-__all__ = ["FaceDiscriminator", "FaceGenerator", "GlobalGenerator", "LocalEnhancer", "MultiscaleDiscriminator",
+__all__ = ["CompositingGenerator", "FaceDiscriminator", "FaceGenerator", "GlobalGenerator", "LocalEnhancer", "MultiscaleDiscriminator",
            "PatchDiscriminator", "build_discriminator", "build_face_discriminator", "build_face_generator",
            "build_generator"]
 
 
-def build_generator(preset: Preset, kind: str) -> nn.Module:
-    """The main generator: ``kind`` "global" (G1) or "local" (G2 around G1)."""
+def build_generator(preset: Preset, kind: str, compositing: bool = False) -> nn.Module:
+    """The main generator: ``kind`` "global" (G1) or "local" (G2 around G1).
+
+    ``compositing``: a :class:`CompositingGenerator` around it, which draws the
+    person and a mask over the background plate (9 input, 4 output channels).
+    """
+    channels = {"input_channels": COMPOSITING_INPUTS, "output_channels": COMPOSITING_OUTPUTS} if compositing else {}
     if kind == "global":
-        return GlobalGenerator(preset.ngf, preset.n_downsampling, preset.n_blocks)
-    if kind == "local":
-        return LocalEnhancer(preset.local_ngf, preset.local_blocks, preset.n_downsampling, preset.n_blocks)
-    raise ValueError(f"generator kind {kind!r}: must be one of {GENERATOR_KINDS}")
+        body = GlobalGenerator(preset.ngf, preset.n_downsampling, preset.n_blocks, **channels)
+    elif kind == "local":
+        body = LocalEnhancer(preset.local_ngf, preset.local_blocks, preset.n_downsampling, preset.n_blocks,
+                             **channels)
+    else:
+        raise ValueError(f"generator kind {kind!r}: must be one of {GENERATOR_KINDS}")
+    return CompositingGenerator(body) if compositing else body
 
 
 def build_discriminator(preset: Preset, kind: str, temporal: bool = True) -> MultiscaleDiscriminator:

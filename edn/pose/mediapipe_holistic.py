@@ -208,8 +208,9 @@ def _quiet_native_logging() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def open_holistic():
-    """A Holistic graph for video: tracking on, its own landmark smoothing off.
+def open_holistic(segmentation: bool = False):
+    """A Holistic graph for video: tracking on, its own landmark smoothing off;
+    with ``segmentation``, also the person's segmentation mask of each frame.
 
     Holistic's smoothing is a causal filter that lags behind the motion; edn
     smooths afterwards with a zero-phase filter instead (:mod:`edn.keypoint_filter`).
@@ -220,20 +221,26 @@ def open_holistic():
     import mediapipe as mp
 
     return mp.solutions.holistic.Holistic(static_image_mode=False, model_complexity=1, smooth_landmarks=False,
-                                          refine_face_landmarks=True, enable_segmentation=False)
+                                          refine_face_landmarks=True, enable_segmentation=segmentation)
 
 
-def detect_chunk(holistic, frames: np.ndarray, start: int, stop: int, progress=None) -> tuple[np.ndarray, np.ndarray]:
+def detect_chunk(holistic, frames: np.ndarray, start: int, stop: int, progress=None,
+                 masks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Run ``holistic`` over ``frames[start:stop]`` in order.
 
     Returns (keypoints float32 [n, K, 3] in the frames' continuous pixels,
-    found bool [n]). ``progress(count)`` is called as frames are done.
+    found bool [n]). ``progress(count)`` is called as frames are done. With
+    ``masks`` (uint8 [N, H, W], a Holistic opened with segmentation), frame i's
+    person mask goes to ``masks[i]`` (0-255; 0 where nobody was found).
     """
     height, width = frames.shape[1:3]
     keypoints = np.zeros((stop - start, KEYPOINT_COUNT, 3), dtype=np.float32)
     found = np.zeros(stop - start, dtype=bool)
     for offset, index in enumerate(range(start, stop)):
         result = holistic.process(np.ascontiguousarray(frames[index]))
+        if masks is not None:
+            mask = getattr(result, "segmentation_mask", None)
+            masks[index] = 0 if mask is None else np.clip(np.asarray(mask) * 255.0 + 0.5, 0, 255).astype(np.uint8)
         if result.pose_landmarks is not None:
             found[offset] = True
             keypoints[offset] = holistic_to_keypoints(
@@ -247,8 +254,9 @@ def detect_chunk(holistic, frames: np.ndarray, start: int, stop: int, progress=N
     return keypoints, found
 
 
-def _worker(frames_path: str, start: int, stop: int, native_log: str, messages) -> None:
-    """Worker process: one Holistic over one contiguous chunk; results go to ``messages``.
+def _worker(frames_path: str, start: int, stop: int, native_log: str, messages, masks_path: str | None) -> None:
+    """Worker process: one Holistic over one contiguous chunk; results go to ``messages``
+    (and, with ``masks_path``, the chunk's person masks into that .npy store).
 
     MediaPipe's native code writes warnings straight to file descriptor 2; they
     go to ``native_log`` so that the parent can show them only when asked.
@@ -258,9 +266,12 @@ def _worker(frames_path: str, start: int, stop: int, native_log: str, messages) 
         with open(native_log, "wb") as sink:
             os.dup2(sink.fileno(), 2)
         frames = np.load(frames_path, mmap_mode="r")
-        with open_holistic() as holistic:
+        masks = None if masks_path is None else np.load(masks_path, mmap_mode="r+")
+        with open_holistic(segmentation=masks is not None) as holistic:
             keypoints, found = detect_chunk(holistic, frames, start, stop,
-                                            progress=lambda n: messages.put(("progress", n)))
+                                            progress=lambda n: messages.put(("progress", n)), masks=masks)
+        if masks is not None:
+            masks.flush()
         messages.put(("done", start, keypoints, found))
     except BaseException:  # report everything: the parent turns it into its own error
         messages.put(("error", start, traceback.format_exc()))
@@ -292,14 +303,16 @@ def chunks(frame_count: int, workers: int, min_chunk: int = 16) -> list[tuple[in
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
-def detect_mediapipe(frames_path: str | os.PathLike, *, workers: int = 2,
-                     show_progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def detect_mediapipe(frames_path: str | os.PathLike, *, workers: int = 2, show_progress: bool = True,
+                     masks_path: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Holistic on every frame of a uint8 [N, H, W, 3] store (``frames.npy``).
 
     ``workers`` processes each run their own Holistic over a contiguous chunk
     (one process for one worker too: it keeps MediaPipe's native logging and
     memory out of the caller). Returns (keypoints float32 [N, K, 3] in the
-    store's continuous pixels, raw confidences; found bool [N]).
+    store's continuous pixels, raw confidences; found bool [N]). With
+    ``masks_path``, an existing uint8 [N, H, W] .npy store, the workers also
+    write each frame's person segmentation mask there (0-255).
     """
     import tempfile
 
@@ -313,7 +326,8 @@ def detect_mediapipe(frames_path: str | os.PathLike, *, workers: int = 2,
     spans = chunks(frame_count, workers)
     with tempfile.TemporaryDirectory(prefix="edn-mediapipe-") as logs, \
             tqdm(total=frame_count, unit="frame", desc="mediapipe", disable=None if show_progress else True) as bar:
-        _run_workers(str(Path(frames_path)), spans, keypoints, found, bar, Path(logs))
+        _run_workers(str(Path(frames_path)), spans, keypoints, found, bar, Path(logs),
+                     None if masks_path is None else str(masks_path))
     return keypoints, found
 
 
@@ -325,15 +339,15 @@ def _native_output(path: Path) -> str:
 
 
 def _run_workers(frames_path: str, spans: list[tuple[int, int]], keypoints: np.ndarray, found: np.ndarray,
-                 bar, logs: Path) -> None:
+                 bar, logs: Path, masks_path: str | None = None) -> None:
     import multiprocessing
 
     # spawn, not fork: MediaPipe's graph threads do not survive a fork.
     context = multiprocessing.get_context("spawn")
     messages = context.Queue()
     native = {start: logs / f"worker-{start}.log" for start, _ in spans}
-    processes = [context.Process(target=_worker, args=(frames_path, start, stop, str(native[start]), messages),
-                                 daemon=True) for start, stop in spans]
+    processes = [context.Process(target=_worker, args=(frames_path, start, stop, str(native[start]), messages,
+                                                       masks_path), daemon=True) for start, stop in spans]
     log.info("mediapipe: %d worker process(es) over frames %s", len(processes),
              ", ".join(f"{a}-{b - 1}" for a, b in spans))
     for process in processes:
@@ -376,3 +390,18 @@ def _run_workers(frames_path: str, spans: list[tuple[int, int]], keypoints: np.n
             output = _native_output(path)
             if output:
                 log.debug("mediapipe worker %d native output:\n%s", start, output)
+
+
+def segment_mediapipe(frames_path: str | os.PathLike, masks_out: str | os.PathLike, *, workers: int = 2,
+                      show_progress: bool = True) -> None:
+    """Write the person's segmentation mask of every frame of ``frames.npy`` to ``masks_out``
+    (uint8 [N, H, W], 0-255), atomically: Holistic with ``enable_segmentation``, the
+    same model and tracking as pose detection."""
+    from edn.frames import create_image_store
+
+    frames = np.load(frames_path, mmap_mode="r")
+    count, height, width = frames.shape[:3]
+    with create_image_store(masks_out, count, (width, height), channels=None) as store:
+        store[...] = 0
+        store.flush()
+        detect_mediapipe(frames_path, workers=workers, show_progress=show_progress, masks_path=store.filename)

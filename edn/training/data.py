@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from edn.errors import EdnError
-from edn.frames import load_frames
+from edn.frames import load_frames, load_masks
+from edn.generation import scale_box
 from edn.labels import LabelIndex, load_labels, read_label_index
 
 
@@ -51,6 +52,23 @@ def split_pairs(index: LabelIndex, holdout_fraction: float, *, need_face: bool, 
     return Split(pairs=pairs.astype(np.int64), first_heldout=first_heldout, frame_count=count)
 
 
+def history_for_step(split: Split, index: LabelIndex, t: int, step: int, seed: int, most: int) -> range:
+    """The frames drawn before the pair (t, t + 1) at ``step``: t - k .. t - 1.
+
+    k is drawn from 0..``most`` by (seed, step), then shortened so that every
+    frame has a body and none is held out: the generator draws these from the zero
+    image, without gradients, and the pair then starts from its own previous
+    frame, as at synthesis time.
+    """
+    if most <= 0:
+        return range(t, t)
+    k = int(np.random.default_rng([seed, step, 1]).integers(0, most + 1))
+    start = t
+    while start > max(0, t - k) and index.has_body[start - 1] and start - 1 < split.first_heldout:
+        start -= 1
+    return range(start, t)
+
+
 def pair_for_step(split: Split, step: int, seed: int) -> int:
     """The first frame of the pair trained at ``step`` (0-based).
 
@@ -67,14 +85,19 @@ def pair_for_step(split: Split, step: int, seed: int) -> int:
 class Sample:
     """One frame's tensors at the training size, batch of 1.
 
-    ``label``: [1, 3, H, W] in [0, 1]; ``image``: [1, 3, H, W] in [-1, 1];
-    ``box``: (x0, y0, x1, y1) face box at the training size; ``has_face``.
+    ``label``: [1, 3, H, W] in [0, 1]; ``image``: [1, 3, H, W] in [-1, 1], the
+    frame the generator must draw (on a compositing path, the real frame's person
+    on the background plate); ``box``: (x0, y0, x1, y1) face box at the training
+    size; ``has_face``. Compositing only: ``window``, the person's window, and
+    ``mask`` [1, 1, H, W] in [0, 1], the person's segmentation mask.
     """
 
     label: torch.Tensor
     image: torch.Tensor
     box: tuple[int, int, int, int]
     has_face: bool
+    window: tuple[int, int, int, int] | None = None
+    mask: torch.Tensor | None = None
 
 
 class TrainingFrames:
@@ -84,10 +107,16 @@ class TrainingFrames:
     the global stage when a local stage follows, as in the paper's 512x256 ->
     1024x512 schedule). ``size_multiple``: both training sides must be multiples
     of it (the generator's total downsampling).
+
+    Compositing (``plate`` uint8 [H, W, 3] and ``masks_path``, the person's
+    segmentation masks): samples are at the working size with the frame's person
+    window from the label index (whose sides must be multiples of ``size_multiple``),
+    and the image is the real frame's person over the plate.
     """
 
     def __init__(self, frames_path: str | os.PathLike, labels_path: str | os.PathLike,
-                 index_path: str | os.PathLike, *, downsample: int, size_multiple: int) -> None:
+                 index_path: str | os.PathLike, *, downsample: int, size_multiple: int,
+                 plate: np.ndarray | None = None, masks_path: str | os.PathLike | None = None) -> None:
         self.frames = load_frames(frames_path)
         self.labels = load_labels(labels_path)
         self.index = read_label_index(index_path)
@@ -104,10 +133,44 @@ class TrainingFrames:
             raise EdnError(f"frames {self.source!r}: {width}x{height} cannot be downsampled by {downsample}")
         self.downsample = downsample
         self.size = (width // downsample, height // downsample)  # (W, H) at the training size
+        self.plate = self.masks = None
+        if plate is not None:
+            self._check_compositing(plate, masks_path, size_multiple)
+            return
         if self.size[0] % size_multiple or self.size[1] % size_multiple:
             raise EdnError(f"frames {self.source!r}: training size {self.size[0]}x{self.size[1]} is not a multiple "
                            f"of {size_multiple} on both sides, which this preset's generator needs "
                            f"(choose frames.width/height accordingly)")
+
+    def _check_compositing(self, plate: np.ndarray, masks_path: str | os.PathLike | None, size_multiple: int) -> None:
+        height, width = self.frames.shape[1:3]
+        if self.downsample != 1:
+            raise EdnError("compositing trains at the working size (downsample 1)")
+        if plate.shape != (height, width, 3):
+            raise EdnError(f"background plate: {plate.shape[1]}x{plate.shape[0]}, the frames {self.source!r} are "
+                           f"{width}x{height}")
+        if self.index.windows is None:
+            raise EdnError(f"label index {self.index_path!r}: has no person windows (render the labels with the "
+                           "target's statistics)")
+        sides = self.index.windows[:, 2:] - self.index.windows[:, :2]
+        if (sides % size_multiple).any():
+            raise EdnError(f"label index {self.index_path!r}: person windows of {sides[0, 0]}x{sides[0, 1]} are "
+                           f"not multiples of {size_multiple}, which this preset's generator needs")
+        if masks_path is None:
+            raise EdnError("compositing needs the person's segmentation masks")
+        self.masks = load_masks(masks_path)
+        if self.masks.shape != self.frames.shape[:3]:
+            raise EdnError(f"person masks {str(masks_path)!r}: {list(self.masks.shape)} for frames "
+                           f"{list(self.frames.shape)}")
+        self.plate = torch.from_numpy(np.ascontiguousarray(plate)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+
+    @property
+    def window_size(self) -> tuple[int, int] | None:
+        """(width, height) of the person windows when compositing."""
+        if self.plate is None:
+            return None
+        x0, y0, x1, y1 = self.index.windows[0]
+        return int(x1 - x0), int(y1 - y0)
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -122,7 +185,12 @@ class TrainingFrames:
     def sample(self, t: int, device: torch.device | str = "cpu") -> Sample:
         label = self._to_tensor(self.labels[t]).to(device)
         image = (self._to_tensor(self.frames[t]) * 2.0 - 1.0).to(device)
-        x0, y0, x1, y1 = (int(v) for v in self.index.face_boxes[t])
-        f = self.downsample
-        box = (x0 // f, y0 // f, x0 // f + (x1 - x0) // f, y0 // f + (y1 - y0) // f)
-        return Sample(label=label, image=image, box=box, has_face=bool(self.index.has_face[t]))
+        box = scale_box(tuple(int(v) for v in self.index.face_boxes[t]), self.downsample)
+        has_face = bool(self.index.has_face[t])
+        if self.plate is None:
+            return Sample(label=label, image=image, box=box, has_face=has_face)
+        mask = torch.from_numpy(np.array(self.masks[t]))[None, None].float().div_(255.0)
+        on_plate = mask * image + (1.0 - mask) * self.plate
+        window = tuple(int(v) for v in self.index.windows[t])
+        return Sample(label=label, image=on_plate.to(device), box=box, has_face=has_face, window=window,
+                      mask=mask.to(device))

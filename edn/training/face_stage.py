@@ -3,16 +3,20 @@
 The main generator G is frozen. Each frame of the pair is drawn by G and
 face-corrected by G_f before it is fed back (as at synthesis time); G_f's loss
 is the face GAN term plus the perceptual loss on the face crops (the paper's
-face objective), each the mean over the two frames.
+face objective), each the mean over the two frames. On the composite path G
+draws over the background plate, and G_f corrects the composite.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+import torch
 
 from edn.checkpoint import Checkpoint, load_state
 from edn.errors import EdnError
-from edn.generation import FrameGenerator
+from edn.generation import FrameGenerator, draw_in_window
 from edn.losses import PerceptualLoss, compose_loss, lsgan_discriminator, lsgan_generator
 from edn.models import build_face_discriminator, build_face_generator, build_generator
 from edn.models.face import crop
@@ -33,11 +37,12 @@ class FaceStageTrainer(Trainer):
     needs_face = True
 
     def __init__(self, preset: Preset, init: Checkpoint, init_path: str, perceptual: PerceptualLoss,
-                 runtime: Runtime, learning_rate: float) -> None:
+                 runtime: Runtime, learning_rate: float, plate: torch.Tensor | None = None) -> None:
         self.runtime = runtime
         self.temporal = init.temporal  # the face stage follows the generator it starts from
         self.perceptual = runtime.place_module(perceptual)
-        self.generator = build_generator(preset, init.options["generator_kind"])
+        self.plate = None if plate is None else runtime.place(plate)
+        self.generator = build_generator(preset, init.options["generator_kind"], compositing=init.compositing)
         load_state(self.generator, init, "generator", init_path)
         self.generator.requires_grad_(False)  # frozen for the whole face stage
         self.face_generator = build_face_generator(preset)
@@ -55,8 +60,12 @@ class FaceStageTrainer(Trainer):
 
     @classmethod
     def for_stage(cls, options: TrainingOptions, preset: Preset, init: Checkpoint, init_path: str,
-                  perceptual: PerceptualLoss, runtime: Runtime) -> FaceStageTrainer:
-        return cls(preset, init, init_path, perceptual, runtime, options.learning_rate)
+                  perceptual: PerceptualLoss, runtime: Runtime, plate: torch.Tensor | None) -> FaceStageTrainer:
+        if init.compositing and plate is None:
+            raise EdnError(f"previous-stage checkpoint {init_path!r}: draws over the background plate; "
+                           "the face stage needs it")
+        return cls(preset, init, init_path, perceptual, runtime, options.learning_rate,
+                   plate=plate if init.compositing else None)
 
     @staticmethod
     def check_data(data: TrainingFrames, split: Split) -> None:
@@ -69,20 +78,33 @@ class FaceStageTrainer(Trainer):
                            f"size; the face stage needs at least {MIN_FACE_BOX_PX} (use larger frames)")
 
     def frame_generator(self) -> FrameGenerator:
-        return FrameGenerator(generator=self.generator, face_generator=self.face_generator, temporal=self.temporal)
+        return FrameGenerator(generator=self.generator, face_generator=self.face_generator, temporal=self.temporal,
+                              plate=self.plate)
 
-    def step(self, first: Sample, second: Sample) -> dict[str, float]:
-        """Train on the pair (first, second); return every logged loss term."""
+    def step(self, first: Sample, second: Sample, history: Sequence[Sample] = ()) -> dict[str, float]:
+        """Train on the pair (first, second), the networks having drawn ``history`` before it;
+        return every logged loss term."""
         place = self.runtime.place
         label0, label1, real0, real1 = place(first.label), place(second.label), place(first.image), place(second.image)
-        boxes = (first.box, second.box)
+        boxes, windows = (first.box, second.box), (first.window, second.window)
         g_f, d_f = self.face_generator, self.face_discriminator
 
         def draw(label, previous, index):
-            return g_f(self.generator(label, previous), label, [boxes[index]])
+            if self.plate is None:
+                frame = self.generator(label, previous)
+            else:
+                frame, _ = draw_in_window(self.generator, label, previous, self.plate, windows[index])
+            return g_f(frame, label, [boxes[index]])
 
         with self.runtime.autocast():
-            fake0, fake1 = unroll_pair(draw, label0, label1, temporal=self.temporal)
+            previous = None
+            if history and self.temporal:
+                models = self.frame_generator()
+                with torch.no_grad():
+                    for sample in history:
+                        box = sample.box if sample.has_face else None
+                        _, previous = models.draw(place(sample.label), previous, box, sample.window)
+            fake0, fake1 = unroll_pair(draw, label0, label1, temporal=self.temporal, first_previous=previous)
             d_real = d_fake = face_gan = face_perceptual = 0.0
             for label, real, fake, box in ((label0, real0, fake0, boxes[0]), (label1, real1, fake1, boxes[1])):
                 label_crop, real_crop, fake_crop = crop(label, [box]), crop(real, [box]), crop(fake, [box])

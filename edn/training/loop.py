@@ -6,11 +6,13 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from edn.atomic import copy_file
+from edn.background import read_plate, read_plate_report
 from edn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from edn.errors import EdnError
 from edn.generation import generate_frames
@@ -19,7 +21,7 @@ from edn.options import TrainingOptions
 from edn.perceptual import load_perceptual
 from edn.presets import Preset, get_preset
 from edn.runtime import Runtime
-from edn.training.data import TrainingFrames, pair_for_step, split_pairs
+from edn.training.data import TrainingFrames, history_for_step, pair_for_step, split_pairs
 from edn.training.face_stage import FaceStageTrainer
 from edn.training.main_stage import MainStageTrainer
 from edn.training.run_directory import RunDirectory
@@ -71,13 +73,44 @@ def load_init(stage: str, init: str | os.PathLike | None, preset: Preset) -> Che
     return load_checkpoint(init, stages=INIT_STAGES[stage], preset=preset, what="previous-stage checkpoint")
 
 
+@dataclass(frozen=True)
+class Background:
+    """A target's background files (``edn background``): the plate, its report, the person's masks."""
+
+    plate: str | os.PathLike
+    report: str | os.PathLike
+    masks: str | os.PathLike
+
+    def paths(self) -> list[str | os.PathLike]:
+        return [self.plate, self.report, self.masks]
+
+
+def uses_compositing(options: TrainingOptions, init: Checkpoint | None, background: Background | None) -> bool:
+    """Whether this stage draws the person over the plate: the composite method on a target whose camera
+    is static (a moving camera falls back to the paper's whole frame); later stages follow their init."""
+    if init is not None:
+        return init.compositing
+    if options.method != "composite":
+        return False
+    if background is None:
+        raise EdnError("the composite method needs the target's background plate, report and person masks "
+                       "(--plate, --plate-report, --masks)")
+    report = read_plate_report(background.report)
+    if not report.static:
+        log.warning("target %s: the camera moves (residual %.1f above %.1f): trained on the whole frame, as in "
+                    "the paper", report.subject, report.camera_residual, report.max_camera_residual)
+    return report.static
+
+
 def train_stage(*, options: TrainingOptions, frames: str | os.PathLike, labels: str | os.PathLike,
                 index: str | os.PathLike, perceptual_weights: str | os.PathLike, output: str | os.PathLike,
                 run_dir: str | os.PathLike, init: str | os.PathLike | None, runtime: Runtime,
-                losses_output: str | os.PathLike | None = None, progress: bool = True,
-                stop_requested: Callable[[], bool] = lambda: False) -> Path:
+                background: Background | None = None, losses_output: str | os.PathLike | None = None,
+                progress: bool = True, stop_requested: Callable[[], bool] = lambda: False) -> Path:
     """Train one stage to ``options.iterations`` and write the final model to ``output``
     (and, when given, a copy of the run's losses.csv to ``losses_output``).
+
+    ``background``: the target's plate files, which the composite method draws over.
 
     Resumes from the newest rolling checkpoint in ``run_dir`` when the run there
     was started with the same options, inputs and previous-stage checkpoint.
@@ -94,19 +127,27 @@ def train_stage(*, options: TrainingOptions, frames: str | os.PathLike, labels: 
     init_path = str(init) if init else None
     trainer_class.check_init(options, init_checkpoint, init_path)
     kind = generator_kind(stage, init_checkpoint)
+    compositing = uses_compositing(options, init_checkpoint, background)
+    if not compositing:
+        options = options.replace(temporal_unroll_frames=0)  # the paper's pair from the zero image
     multiple = preset.size_multiple * (2 if kind == "local" else 1)
-    data = TrainingFrames(frames, labels, index, downsample=options.downsample, size_multiple=multiple)
+    plate = read_plate(background.plate) if compositing else None
+    data = TrainingFrames(frames, labels, index, downsample=options.downsample, size_multiple=multiple,
+                          plate=plate, masks_path=background.masks if compositing else None)
     split = split_pairs(data.index, options.holdout_fraction, need_face=trainer_class.needs_face, source=str(frames))
     if trainer_class.needs_face:
         trainer_class.check_data(data, split)
     perceptual = PerceptualLoss(load_perceptual(perceptual_weights, options.perceptual_network))
     torch.manual_seed(options.seed)  # network initialisation
-    trainer = trainer_class.for_stage(options, preset, init_checkpoint, init_path, perceptual, runtime)
+    trainer = trainer_class.for_stage(options, preset, init_checkpoint, init_path, perceptual, runtime,
+                                      data.plate)
+    window_size = data.window_size
     run_options = {
         **options.identity(), "temporal": trainer.temporal, "preset": preset.to_dict(), "generator_kind": kind,
-        "base_stage": init_checkpoint.stage if init_checkpoint else None,
-        "image_size": list(data.size), "inputs": _fingerprint(frames, labels, index, perceptual_weights,
-                                                              *([init] if init else [])),
+        "base_stage": init_checkpoint.stage if init_checkpoint else None, "compositing": compositing,
+        "image_size": list(data.size), "window_size": list(window_size) if window_size else None,
+        "inputs": _fingerprint(frames, labels, index, perceptual_weights, *([init] if init else []),
+                               *(background.paths() if compositing else [])),
     }
     run = RunDirectory(run_dir, keep=options.keep_checkpoints)
     resume = run.start(run_options, preset, stage)
@@ -114,8 +155,10 @@ def train_stage(*, options: TrainingOptions, frames: str | os.PathLike, labels: 
     if resume is not None:
         trainer.load(resume, str(run.checkpoint_files()[-1]))
         step = resume.step
-    log.info("%s stage: %d pairs (frames 0..%d), %d held out, %dx%d, %s, %d of %d iterations done",
-             stage, len(split.pairs), split.first_heldout - 1, len(split.heldout), *data.size, runtime.device,
+    drawn = (f"the person in {window_size[0]}x{window_size[1]} windows over the plate" if compositing
+             else "the whole frame")
+    log.info("%s stage: %d pairs (frames 0..%d), %d held out, %dx%d, %s, %s, %d of %d iterations done",
+             stage, len(split.pairs), split.first_heldout - 1, len(split.heldout), *data.size, drawn, runtime.device,
              step, options.iterations)
 
     def checkpoint(with_optimizers: bool) -> Checkpoint:
@@ -134,8 +177,10 @@ def train_stage(*, options: TrainingOptions, frames: str | os.PathLike, labels: 
         lr = learning_rate(step, options)
         trainer.set_learning_rate(lr)
         t = pair_for_step(split, step, options.seed)
+        unroll = options.temporal_unroll_frames if trainer.temporal else 0
+        history = [data.sample(h) for h in history_for_step(split, data.index, t, step, options.seed, unroll)]
         tick = time.perf_counter()
-        losses = trainer.step(data.sample(t), data.sample(t + 1))
+        losses = trainer.step(data.sample(t), data.sample(t + 1), history)
         step += 1
         run.append_losses({"step": step, "frame": t, "lr": lr, **{k: round(v, 6) for k, v in losses.items()},
                            "seconds": round(time.perf_counter() - tick, 4)})
@@ -180,7 +225,8 @@ def _write_heldout_grid(path: Path, trainer: Trainer, data: TrainingFrames, held
         return None
     samples = [data.sample(t) for t in heldout]
     frames = generate_frames(trainer.frame_generator(), [s.label for s in samples],
-                             [s.box if s.has_face else None for s in samples], trainer.runtime)
+                             [s.box if s.has_face else None for s in samples], trainer.runtime,
+                             windows=[s.window for s in samples] if data.plate is not None else None)
     generated = [frame.cpu() for frame in frames]
     rows = [[to_uint8(samples[i].label[0], signed=False), to_uint8(generated[i][0], signed=True),
              to_uint8(samples[i].image[0], signed=True)] for i in evenly_spaced(len(samples), HELDOUT_GRID_ROWS)]

@@ -1,29 +1,40 @@
 """The global and local stages (Chan et al. 2019, section 3.2): the main generator G and its PatchGAN D.
 
 One iteration trains on a pair of consecutive frames with temporal smoothing
-(:func:`edn.temporal_smoothing.unroll_pair`): I0 = G(label_t, zeros),
+(:func:`edn.temporal_smoothing.unroll_pair`): I0 = G(label_t, previous),
 I1 = G(label_t+1, I0); D judges (label_t, label_t+1, I0, I1) against the real
 pair. G's loss: LSGAN + feature matching + perceptual (mean over the two frames).
+In the paper the previous frame of I0 is the zero image; with ``history``, G
+first draws the frames before the pair (without gradients), so that I0 is fed
+G's own previous frame, as at synthesis time.
 
 Frame by frame (``temporal=False``, the paper's FBF ablation): the same two
 frames, each generated from the zero image and judged on its own by a per-frame
 PatchGAN (pix2pixHD), so training sees as many frames for the same budget.
+
+Compositing (``plate`` given): G draws the person and a mask in the person's
+window over the background plate (:mod:`edn.models.compositing`). Every loss
+sees the composite, cropped to the window of the pair's first frame, against the
+real frame's person over the plate; the mask is also pulled towards the
+person's segmentation mask (``mask_weight``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 
 from edn.checkpoint import Checkpoint, training_mode
 from edn.errors import EdnError
-from edn.generation import FrameGenerator
+from edn.generation import FrameGenerator, crop, draw_in_window
 from edn.losses import PerceptualLoss, compose_loss, feature_matching, lsgan_discriminator, lsgan_generator
 from edn.models import build_discriminator, build_generator
 from edn.models.residual_conv import weight_casts_reused
 from edn.options import TrainingOptions
 from edn.presets import Preset
 from edn.runtime import Runtime
-from edn.temporal_smoothing import discriminator_input, unroll_pair
+from edn.temporal_smoothing import discriminator_input, previous_frame, unroll_pair
 from edn.training.data import Sample
 from edn.training.trainer import Trainer
 
@@ -32,21 +43,26 @@ class MainStageTrainer(Trainer):
     """G and D of the global stage, or of the local stage (the enhancer around the global stage's G).
 
     ``init``: the global stage's checkpoint for the local stage; None for the global stage.
+    ``plate``: ``[1, 3, H, W]`` in [-1, 1] for a compositing generator, None for the whole frame.
     """
 
     needs_face = False
 
     def __init__(self, kind: str, preset: Preset, perceptual: PerceptualLoss, runtime: Runtime,
                  learning_rate: float, *, temporal: bool = True, init: Checkpoint | None = None,
-                 init_path: str | None = None) -> None:
+                 init_path: str | None = None, plate: torch.Tensor | None = None, mask_weight: float = 0.0) -> None:
         self.kind = kind
         self.runtime = runtime
         self.temporal = temporal
+        self.mask_weight = mask_weight
+        self.plate = None if plate is None else runtime.place(plate)
         self.perceptual = runtime.place_module(perceptual)
-        self.generator = build_generator(preset, kind)
+        self.generator = build_generator(preset, kind, compositing=plate is not None)
         if kind == "local":
             # Stage-1 weights go into the enhancer's global branch (pix2pixHD's load_pretrain).
-            self.generator.load_global_weights(init.models["generator"], source=f"global checkpoint {init_path!r}")
+            body = self.generator.body if plate is not None else self.generator
+            weights = {key.removeprefix("body."): value for key, value in init.models["generator"].items()}
+            body.load_global_weights(weights, source=f"global checkpoint {init_path!r}")
         self.discriminator = build_discriminator(preset, kind, temporal)
         self.saved = {"generator": self.generator, "discriminator": self.discriminator}
         self.make_optimizers(self.generator, self.discriminator, learning_rate)
@@ -64,22 +80,43 @@ class MainStageTrainer(Trainer):
 
     @classmethod
     def for_stage(cls, options: TrainingOptions, preset: Preset, init: Checkpoint | None, init_path: str | None,
-                  perceptual: PerceptualLoss, runtime: Runtime) -> MainStageTrainer:
+                  perceptual: PerceptualLoss, runtime: Runtime, plate: torch.Tensor | None) -> MainStageTrainer:
+        if init is not None and init.compositing != (plate is not None):
+            raise EdnError(f"previous-stage checkpoint {init_path!r}: draws "
+                           f"{'over the plate' if init.compositing else 'the whole frame'}, the local stage would not")
         return cls(options.stage, preset, perceptual, runtime, options.learning_rate, temporal=options.temporal,
-                   init=init, init_path=init_path)
+                   init=init, init_path=init_path, plate=plate, mask_weight=options.mask_weight)
 
     def frame_generator(self) -> FrameGenerator:
-        return FrameGenerator(generator=self.generator, temporal=self.temporal)
+        return FrameGenerator(generator=self.generator, temporal=self.temporal, plate=self.plate)
 
-    def step(self, first: Sample, second: Sample) -> dict[str, float]:
-        """Train on the pair (first, second); return every logged loss term."""
+    def step(self, first: Sample, second: Sample, history: Sequence[Sample] = ()) -> dict[str, float]:
+        """Train on the pair (first, second), G having drawn ``history`` before it; return every loss term."""
         place = self.runtime.place
         label0, label1, real0, real1 = place(first.label), place(second.label), place(first.image), place(second.image)
         d = self.discriminator
         d_input = discriminator_input(self.temporal)
+        terms = {}
         with self.runtime.autocast(), weight_casts_reused(self.generator):
-            fake0, fake1 = unroll_pair(lambda label, previous, _: self.generator(label, previous), label0, label1,
-                                       temporal=self.temporal)
+            previous = self._draw_history(history)
+            if self.plate is None:
+                fake0, fake1 = unroll_pair(lambda label, before, _: self.generator(label, before), label0, label1,
+                                           temporal=self.temporal, first_previous=previous)
+            else:
+                windows, masks = (first.window, second.window), []
+
+                def draw(label, before, index):
+                    frame, mask = draw_in_window(self.generator, label, before, self.plate, windows[index])
+                    masks.append(mask)
+                    return frame
+
+                fake0, fake1 = unroll_pair(draw, label0, label1, temporal=self.temporal, first_previous=previous)
+                # Every loss on the window of the pair's first frame, where the person is.
+                label0, label1, fake0, fake1, real0, real1 = (crop(x, first.window) for x in
+                                                              (label0, label1, fake0, fake1, real0, real1))
+                terms["mask"] = 0.5 * sum(torch.nn.functional.l1_loss(crop(mask, first.window),
+                                                                      crop(place(sample.mask), first.window))
+                                          for mask, sample in zip(masks, (first, second)))
             real_input = d_input(label0, label1, real0, real1)
             fake_input = d_input(label0, label1, fake0, fake1)
             real_out = d(real_input)
@@ -88,10 +125,24 @@ class MainStageTrainer(Trainer):
             d.requires_grad_(False)  # G's terms need gradients through D, not for D
             fake_out = d(fake_input)
             d.requires_grad_(True)
-            g_total, g_logged = compose_loss({
+            terms = {
                 "gan": lsgan_generator([o[-1] for o in fake_out]),
                 "feature_matching": feature_matching(fake_out, real_out),
                 "perceptual": 0.5 * (self.perceptual(fake0, real0) + self.perceptual(fake1, real1)),
-            })
+                **terms,
+            }
+            weights = None if self.plate is None else {"mask": self.mask_weight}
+            g_total, g_logged = compose_loss(terms, extra_weights=weights)
         self.last_pair = (label0, label1, fake0.detach(), fake1.detach(), real0, real1)
         return self.update(g_total, g_logged, d_real, d_fake)
+
+    def _draw_history(self, history: Sequence[Sample]) -> torch.Tensor | None:
+        """G's frame of the last sample of ``history``, each drawn from the one before (zeros first),
+        without gradients; None for no history (the pair starts from the zero image)."""
+        if not history or not self.temporal:
+            return None
+        models, state = self.frame_generator(), None
+        with torch.no_grad():
+            for sample in history:
+                _, state = models.draw(self.runtime.place(sample.label), state, None, sample.window)
+        return state.detach()

@@ -15,12 +15,14 @@ PROJECT_ROOT = Path(workflow.basedir)
 # heavy); the rules turn config sections into their flags with command_line().
 sys.path.insert(0, str(PROJECT_ROOT))
 from edn.options import (  # noqa: E402
+    BackgroundOptions,
     DetectorOptions,
     DownloadOptions,
     EncodeOptions,
     FrameOptions,
     KeypointFilterOptions,
     NormalizationOptions,
+    PersonWindowOptions,
     PoseOptions,
     RuntimeOptions,
     SubjectStatsOptions,
@@ -193,12 +195,58 @@ def get_perceptual_weights(wildcards):
     return str(PERCEPTUAL_DIR / f"{config['training']['perceptual_network']}.pt")
 
 
-def _training_options(stage, temporal=True):
+# -- the composite method: background plate, person windows (workflow/rules/background.smk) --
+
+COMPOSITE = config["training"]["method"] == "composite"
+
+
+def get_window_stats(wildcards):
+    """The statistics that size the person window: the target's (a transfer's target, or the subject itself)."""
+    if not COMPOSITE:
+        return {}
+    return {"window_stats": f"results/stats/{getattr(wildcards, 'target', None) or wildcards.subject}.json"}
+
+
+def get_window_options(wildcards, input):
+    if "window_stats" not in input.keys():
+        return ""
+    return f"--window-stats {shlex.quote(input.window_stats)} " + section_options(PersonWindowOptions, "person_window")
+
+
+def background_files(target):
+    return {
+        "plate": f"results/background/{target}.png",
+        "plate_report": f"results/background/{target}.json",
+        "masks": f"results/background/{target}.masks.npy",
+    }
+
+
+def get_background(wildcards):
+    """The target's background files for the composite method's training (nothing for the paper's)."""
+    return background_files(wildcards.target) if COMPOSITE else {}
+
+
+def get_background_options(wildcards, input):
+    keys = [key for key in ("plate", "plate_report", "masks") if key in input.keys()]
+    return " ".join(f"--{key.replace('_', '-')} {shlex.quote(input[key])}" for key in keys)
+
+
+def get_plate(wildcards):
+    """The target's plate for synthesis and evaluation of a compositing generator."""
+    return {"plate": f"results/background/{wildcards.target}.png"} if COMPOSITE else {}
+
+
+def get_plate_option(wildcards, input):
+    return f"--plate {shlex.quote(input.plate)}" if "plate" in input.keys() else ""
+
+
+def _training_options(stage, temporal=True, method=None, downsample=None):
     settings = config["training"]
-    downsample = 2 if stage == "global" and settings["use_local"] else 1
+    if downsample is None:
+        downsample = 2 if stage == "global" and settings["use_local"] else 1
     return " ".join([
         section_options(TrainingOptions, "training", stage=stage, iterations=settings["iterations"][stage],
-                        downsample=downsample, temporal=temporal),
+                        downsample=downsample, temporal=temporal, method=method or settings["method"]),
         section_options(RuntimeOptions, "training"),
     ])
 
@@ -209,6 +257,16 @@ def get_global_training_options(wildcards):
 
 def get_frame_by_frame_training_options(wildcards):
     return _training_options("global", temporal=False)
+
+
+def get_paper_training_options(wildcards):
+    """The paper's whole-frame global stage for the ablation, at half the working size: about the cost
+    per iteration of the composite method's person window, so both rows have the same budget."""
+    return _training_options("global", method="paper", downsample=2)
+
+
+def get_paper_face_training_options(wildcards):
+    return _training_options("face", method="paper", downsample=2)
 
 
 def get_local_training_options(wildcards):
@@ -234,6 +292,7 @@ def _require_trained(models, target, purpose):
     if config["training"]["enabled"]:
         return models
     missing = [path for path in models.values() if not Path(path).exists()]
+    missing = [path for path in missing if "/background/" not in path]  # made without training
     if missing:
         raise WorkflowError(
             f"{purpose}: target {target!r} has no trained model {', '.join(missing)} "
@@ -248,17 +307,20 @@ def get_trained_models(wildcards):
     With training disabled they must exist already: a missing one stops the
     workflow before anything runs, instead of starting a training.
     """
-    models = {"generator": get_face_init(wildcards)}
+    models = {"generator": get_face_init(wildcards), **get_plate(wildcards)}
     if config["training"]["use_face_gan"]:
         models["face"] = f"results/models/{wildcards.target}/face.pt"
     return _require_trained(models, wildcards.target, f"pair {wildcards.source}_to_{wildcards.target}")
 
 
 # Evaluation methods: the configured model against the nearest-neighbour
-# baseline, and the paper's ablation of the global stage: frame by frame (fbf),
-# with temporal smoothing (ts), and with the face GAN (fg).
-MAIN_METHODS = ["nearest_neighbour", "edn"]
-ABLATION_METHODS = ["nearest_neighbour", "fbf", "ts", "fg"]
+# baseline and the background plate alone (nobody drawn), and the ablation of the
+# global stage at one budget: the composite method frame by frame (fbf), with
+# temporal smoothing (ts) and with the face GAN (fg), and the paper's whole-frame
+# method with temporal smoothing (paper_ts) and the face GAN (paper_fg).
+BASELINES = ["nearest_neighbour", "background"]
+MAIN_METHODS = BASELINES + ["edn"]
+ABLATION_METHODS = BASELINES + ["fbf", "ts", "fg", "paper_ts", "paper_fg"]
 
 
 wildcard_constraints:
@@ -266,38 +328,47 @@ wildcard_constraints:
 
 
 def get_evaluation_models(wildcards):
-    """The checkpoints a method is evaluated with (none for the baseline)."""
+    """The checkpoints a method is evaluated with (none for a baseline), and the plate it needs."""
     target, method = wildcards.target, wildcards.method
+    models_dir = f"results/models/{target}"
     if method == "nearest_neighbour":
         return {}
+    if method == "background":
+        return {"plate": f"results/background/{target}.png"}
     if method == "edn":
-        models = {"generator": get_face_init(wildcards)}
+        models = {"generator": get_face_init(wildcards), **get_plate(wildcards)}
         if config["training"]["use_face_gan"]:
-            models["face"] = f"results/models/{target}/face.pt"
+            models["face"] = f"{models_dir}/face.pt"
     else:
-        if config["training"]["use_local"]:
+        if config["training"]["use_local"] or not COMPOSITE:
             raise WorkflowError(
-                "evaluation: the ablation compares global-stage models and needs training.use_local: false"
+                "evaluation: the ablation compares the composite and the paper's global stages and needs "
+                "training.use_local: false and training.method: composite"
             )
+        plate = {"plate": f"results/background/{target}.png"}
         models = {
-            "fbf": {"generator": f"results/models/{target}/fbf/global.pt"},
-            "ts": {"generator": f"results/models/{target}/global.pt"},
-            "fg": {"generator": f"results/models/{target}/global.pt", "face": f"results/models/{target}/face.pt"},
+            "fbf": {"generator": f"{models_dir}/fbf/global.pt", **plate},
+            "ts": {"generator": f"{models_dir}/global.pt", **plate},
+            "fg": {"generator": f"{models_dir}/global.pt", "face": f"{models_dir}/face.pt", **plate},
+            "paper_ts": {"generator": f"{models_dir}/paper/global.pt"},
+            "paper_fg": {"generator": f"{models_dir}/paper/global.pt", "face": f"{models_dir}/paper/face.pt"},
         }[method]
     return _require_trained(models, target, f"evaluation of {method}")
 
 
 def get_evaluation_model_options(wildcards, input):
     options = []
-    if "generator" in input.keys():
-        options.append(f"--generator {shlex.quote(input.generator)}")
-    if "face" in input.keys():
-        options.append(f"--face {shlex.quote(input.face)}")
+    for key in ("generator", "face", "plate"):
+        if key in input.keys():
+            options.append(f"--{key} {shlex.quote(input[key])}")
+    if wildcards.method in BASELINES:
+        options.append(f"--baseline {wildcards.method}")
     return " ".join(options)
 
 
-def get_face_option(wildcards, input):
-    return f"--face {shlex.quote(input.face)}" if "face" in input.keys() else ""
+def get_synthesis_model_options(wildcards, input):
+    """--face and --plate of synthesis, for the inputs the configuration gives it."""
+    return " ".join(f"--{key} {shlex.quote(input[key])}" for key in ("face", "plate") if key in input.keys())
 
 
 def get_pair_names():
@@ -331,7 +402,7 @@ def get_loss_plot_items(wildcards, input):
 
 def get_detector_generator_models(wildcards):
     """The models that regenerate a target's own video for the detector: the same as synthesis uses."""
-    models = {"generator": get_face_init(wildcards)}
+    models = {"generator": get_face_init(wildcards), **get_plate(wildcards)}
     if config["training"]["use_face_gan"]:
         models["face"] = f"results/models/{wildcards.target}/face.pt"
     return _require_trained(models, wildcards.target, f"fake detector of {wildcards.target}")

@@ -4,10 +4,13 @@
 
 rule render_subject_labels:
     input:
+        unpack(get_window_stats),
         poses="results/poses/{subject}.filtered.parquet",
     output:
         labels="results/labels/{subject}/labels.npy",
         index="results/labels/{subject}/index.csv",
+    params:
+        window=get_window_options,
     log:
         "results/logs/render_subject_labels/{subject}.log",
     benchmark:
@@ -16,11 +19,12 @@ rule render_subject_labels:
         "../../envs/normalize.yaml"
     shell:
         "python -m edn --log {log} render --poses {input.poses:q} --labels {output.labels:q}"
-        " --index {output.index:q}"
+        " --index {output.index:q} {params.window}"
 
 
 use rule render_subject_labels as render_transfer_labels with:
     input:
+        unpack(get_window_stats),
         poses="results/transfer/{source}_to_{target}/poses.parquet",
     output:
         labels="results/transfer/{source}_to_{target}/labels/labels.npy",

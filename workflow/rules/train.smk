@@ -7,6 +7,7 @@
 
 rule train_global:
     input:
+        unpack(get_background),
         frames="results/frames/{target}/frames.npy",
         labels="results/labels/{target}/labels.npy",
         index="results/labels/{target}/index.csv",
@@ -16,6 +17,7 @@ rule train_global:
         losses="results/models/{target}/global.losses.csv",
     params:
         init="",
+        background=get_background_options,
         run_dir="results/runs/{target}/global",
         options=get_global_training_options,
     threads: config["training"]["threads"]
@@ -30,7 +32,8 @@ rule train_global:
         "../../envs/train.yaml"
     shell:
         "python -m edn --log {log} train --frames {input.frames:q} --labels {input.labels:q}"
-        " --index {input.index:q} --perceptual {input.perceptual:q} {params.init} --output {output.model:q}"
+        " --index {input.index:q} --perceptual {input.perceptual:q} {params.init} {params.background}"
+        " --output {output.model:q}"
         " --losses-output {output.losses:q} --run-dir {params.run_dir:q} --threads {threads} {params.options}"
 
 
@@ -42,6 +45,7 @@ use rule train_global as train_global_fbf with:
         losses="results/models/{target}/fbf/global.losses.csv",
     params:
         init="",
+        background=get_background_options,
         run_dir="results/runs/{target}/fbf/global",
         options=get_frame_by_frame_training_options,
     log:
@@ -54,6 +58,7 @@ use rule train_global as train_global_fbf with:
 # main stage (local when used, else global).
 use rule train_global as train_local with:
     input:
+        unpack(get_background),
         frames="results/frames/{target}/frames.npy",
         labels="results/labels/{target}/labels.npy",
         index="results/labels/{target}/index.csv",
@@ -64,6 +69,7 @@ use rule train_global as train_local with:
         losses="results/models/{target}/local.losses.csv",
     params:
         init=get_init_option,
+        background=get_background_options,
         run_dir="results/runs/{target}/local",
         options=get_local_training_options,
     log:
@@ -74,6 +80,7 @@ use rule train_global as train_local with:
 
 use rule train_local as train_face with:
     input:
+        unpack(get_background),
         frames="results/frames/{target}/frames.npy",
         labels="results/labels/{target}/labels.npy",
         index="results/labels/{target}/index.csv",
@@ -84,9 +91,54 @@ use rule train_local as train_face with:
         losses="results/models/{target}/face.losses.csv",
     params:
         init=get_init_option,
+        background=get_background_options,
         run_dir="results/runs/{target}/face",
         options=get_face_training_options,
     log:
         "results/logs/train_face/{target}.log",
     benchmark:
         "results/benchmarks/train_face/{target}.tsv"
+
+
+# The paper's whole-frame method for the ablation (not part of `rule all`): global
+# stage at half the working size, about the cost per iteration of the composite
+# method's person window, and its face GAN.
+use rule train_global as train_global_paper with:
+    input:
+        frames="results/frames/{target}/frames.npy",
+        labels="results/labels/{target}/labels.npy",
+        index="results/labels/{target}/index.csv",
+        perceptual=get_perceptual_weights,
+    output:
+        model="results/models/{target}/paper/global.pt",
+        losses="results/models/{target}/paper/global.losses.csv",
+    params:
+        init="",
+        background="",
+        run_dir="results/runs/{target}/paper/global",
+        options=get_paper_training_options,
+    log:
+        "results/logs/train_global_paper/{target}.log",
+    benchmark:
+        "results/benchmarks/train_global_paper/{target}.tsv"
+
+
+use rule train_face as train_face_paper with:
+    input:
+        frames="results/frames/{target}/frames.npy",
+        labels="results/labels/{target}/labels.npy",
+        index="results/labels/{target}/index.csv",
+        perceptual=get_perceptual_weights,
+        init="results/models/{target}/paper/global.pt",
+    output:
+        model="results/models/{target}/paper/face.pt",
+        losses="results/models/{target}/paper/face.losses.csv",
+    params:
+        init=get_init_option,
+        background="",
+        run_dir="results/runs/{target}/paper/face",
+        options=get_paper_face_training_options,
+    log:
+        "results/logs/train_face_paper/{target}.log",
+    benchmark:
+        "results/benchmarks/train_face_paper/{target}.tsv"

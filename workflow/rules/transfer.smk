@@ -10,7 +10,7 @@ rule synthesize:
     output:
         "results/transfer/{source}_to_{target}/frames.npy",
     params:
-        face=get_face_option,
+        models=get_synthesis_model_options,
         options=section_options(RuntimeOptions, "synthesis"),
     threads: config["synthesis"]["threads"]
     resources:
@@ -24,7 +24,7 @@ rule synthesize:
         "../../envs/train.yaml"
     shell:
         "python -m edn --log {log} synthesize --labels {input.labels:q} --index {input.index:q}"
-        " --generator {input.generator:q} {params.face} --output {output:q} {params.options}"
+        " --generator {input.generator:q} {params.models} --output {output:q} {params.options}"
         " --threads {threads}"
 
 
