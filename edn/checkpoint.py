@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -94,7 +96,19 @@ def load_checkpoint(path: str | os.PathLike, *, stages: tuple[str, ...] = STAGES
 
 
 def load_state(module: nn.Module, checkpoint: Checkpoint, name: str, path: str | os.PathLike) -> None:
-    """Load ``checkpoint.models[name]`` into ``module`` strictly; EdnError if it does not fit."""
-    if name not in checkpoint.models:
-        raise EdnError(f"checkpoint {str(path)!r}: has no {name} (it holds {', '.join(sorted(checkpoint.models))})")
-    load_strict(module, checkpoint.models[name], f"checkpoint {str(path)!r}: {name}")
+    """Load ``checkpoint.models[name]`` into ``module`` strictly; EdnError if it does not fit.
+
+    For a run's rolling checkpoint (``.../checkpoints/step_*.pt``) the error says what
+    to remove: that file, to resume from an older one, or the run's directory.
+    """
+    try:
+        if name not in checkpoint.models:
+            raise EdnError(f"checkpoint {str(path)!r}: has no {name} "
+                           f"(it holds {', '.join(sorted(checkpoint.models))})")
+        load_strict(module, checkpoint.models[name], f"checkpoint {str(path)!r}: {name}")
+    except EdnError as error:
+        rolling = Path(path)
+        if rolling.parent.name != "checkpoints" or not rolling.name.startswith("step_"):
+            raise
+        raise EdnError(f"{error}; remove it to resume from an older checkpoint, or remove "
+                       f"{str(rolling.parent.parent)!r} to train from the start") from None

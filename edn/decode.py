@@ -19,7 +19,7 @@ from tqdm import tqdm
 from edn.atomic import atomic_path, write_json
 from edn.errors import EdnError
 from edn.frames import NPY_HEADER_BYTES, FrameGeometry, FrameMeta, fit_geometry, npy_header
-from edn.media import ffmpeg_binary, probe_video, require_complete
+from edn.media import VIDEO_THREADS, ffmpeg_binary, probe_video, require_complete
 from edn.options import FrameOptions
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,8 @@ def decode_video(
     geometry = fit_geometry(info.size, (width, height), fit)
     frame_bytes = width * height * 3
     expected = round(info.duration_s * rate) if info.duration_s else None
-    command = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(video),
+    command = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-loglevel", "error", "-threads", str(VIDEO_THREADS),
+               "-i", str(video),
                "-map", "0:v:0", "-an", "-sn", "-vf", _filter_graph(geometry, rate),
                "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
     log.info("decoding %s (%dx%d, %s fps) to %dx%d at %s fps, %s", video, *info.size, info.fps,

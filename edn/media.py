@@ -25,6 +25,15 @@ from edn.atomic import atomic_path
 from edn.errors import EdnError
 
 
+#: Codec threads of every ffmpeg and ffprobe that reads or re-encodes a subject's video.
+#: ffmpeg's default, one per core (x264: 1.5 per core), makes memory grow with the
+#: machine: at 4K an H.264 decoder thread holds some 25 MiB and an x264 thread some
+#: 60 MiB, so a 64-core node would need gigabytes to cut one clip. Four keep a 4K
+#: source within about 0.3 GiB to decode and 1.1 GiB to re-encode
+#: (tests/test_reliability.py measures both), on any machine.
+VIDEO_THREADS = 4
+
+
 @functools.cache
 def ffmpeg_binary() -> str:
     """Path of the ffmpeg executable."""
@@ -51,6 +60,19 @@ def ffprobe_binary() -> str:
     if on_path:
         return on_path
     raise EdnError("ffprobe: not found on PATH; install ffmpeg (Debian: apt-get install ffmpeg)")
+
+
+class VideoProblem(EdnError):
+    """What is wrong with a video file.
+
+    The message names the file; ``reason`` says the problem without it, for a
+    caller that names the user's input instead (a URL rather than the file it
+    was downloaded to).
+    """
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        super().__init__(f"video {str(path)!r}: {reason}")
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -98,28 +120,28 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     """
     path = Path(path)
     if not path.exists():
-        raise EdnError(f"video {str(path)!r}: file not found")
+        raise VideoProblem(path, "file not found")
     if path.is_dir():
-        raise EdnError(f"video {str(path)!r}: is a directory, not a video file")
+        raise VideoProblem(path, "is a directory, not a video file")
     if path.stat().st_size == 0:
-        raise EdnError(f"video {str(path)!r}: file is empty")
+        raise VideoProblem(path, "file is empty")
     try:
         probe = ffmpeg.probe(str(path), cmd=ffprobe_binary())
     except ffmpeg.Error as error:
         reason = _telling_line(error.stderr) or "ffprobe failed"
-        raise EdnError(f"video {str(path)!r}: not a readable video ({reason})") from None
+        raise VideoProblem(path, f"not a readable video ({reason})") from None
     streams = probe.get("streams", [])
     video = next((s for s in streams if s.get("codec_type") == "video"
                   and not s.get("disposition", {}).get("attached_pic")), None)
     if video is None:
-        raise EdnError(f"video {str(path)!r}: has no video stream")
+        raise VideoProblem(path, "has no video stream")
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
     width, height = int(video["width"]), int(video["height"])
     if _rotation_degrees(video) in (90, 270):
         width, height = height, width
     fps = _fraction(video.get("avg_frame_rate")) or _fraction(video.get("r_frame_rate"))
     if fps is None:
-        raise EdnError(f"video {str(path)!r}: frame rate unknown")
+        raise VideoProblem(path, "frame rate unknown")
     # The video stream's own duration: Matroska keeps it in a tag; the container's
     # can include a longer soundtrack.
     duration = (video.get("duration") or _tag_seconds(video.get("tags", {}).get("DURATION"))
@@ -160,12 +182,87 @@ def require_complete(what: str, *, got_s: float, promised_s: float, frame_s: flo
     ``frame_s``: one frame's duration. A shortfall of up to two frames or 1 % is
     allowed (rounding of the last frame, containers' duration conventions).
     """
+    reason = _shortfall(got_s=got_s, promised_s=promised_s, frame_s=frame_s, ffmpeg_messages=ffmpeg_messages)
+    if reason:
+        raise EdnError(f"{what}: {reason}")
+
+
+def _shortfall(*, got_s: float, promised_s: float, frame_s: float,
+               ffmpeg_messages: str | bytes | None = None) -> str | None:
+    """The reason :func:`require_complete` gives, or None when nothing is missing."""
     shortfall = promised_s - got_s
     if promised_s <= 0 or shortfall <= max(2 * frame_s, 0.01 * promised_s):
-        return
+        return None
     telling = _telling_line(ffmpeg_messages)
-    raise EdnError(f"{what}: only {got_s:.2f} s of the {promised_s:.2f} s its header promises could be read; "
-                   f"the file is truncated or damaged" + (f" (ffmpeg: {telling})" if telling else ""))
+    return (f"only {got_s:.2f} s of the {promised_s:.2f} s its header promises could be read; "
+            f"the file is truncated or damaged" + (f" (ffmpeg: {telling})" if telling else ""))
+
+
+#: Seconds before the end from which :func:`verify_video` decodes to find the last frame.
+TAIL_S = 1.0
+
+
+def verify_video(path: str | os.PathLike) -> VideoInfo:
+    """Check that ``path`` is a whole video before it is trusted (a download, say).
+
+    ffprobe must find a video stream with a frame rate and a duration, its first
+    frame must decode, and so must its last: the frames decoded from about
+    :data:`TAIL_S` before the end must reach the duration the header promises
+    (within :func:`require_complete`'s tolerance). Only frame timestamps come
+    back from ffprobe, never pixels, so a 4K video costs no more memory than a
+    small one. Raises :class:`VideoProblem`; returns the probe's result.
+    """
+    info = probe_video(path)
+    if info.duration_s <= 0:
+        raise VideoProblem(path, "ffprobe finds no duration for its video stream")
+    frame_s = float(1 / info.fps)
+    first, messages = _decoded_frames(path, "%+#1", frame_s)
+    if not first:
+        telling = _telling_line(messages)
+        raise VideoProblem(path, "its first frame does not decode" + (f" (ffmpeg: {telling})" if telling else ""))
+    start = first[0][0]
+    tail, messages = _decoded_frames(path, f"{start + max(0.0, info.duration_s - TAIL_S):.6f}%", frame_s)
+    got = max((t + d for t, d in tail), default=start) - start
+    if not tail:
+        telling = _telling_line(messages)
+        raise VideoProblem(path, f"no frame of its last {TAIL_S:g} s decodes; the file is truncated or damaged"
+                                 + (f" (ffmpeg: {telling})" if telling else ""))
+    reason = _shortfall(got_s=got, promised_s=info.duration_s, frame_s=frame_s, ffmpeg_messages=messages)
+    if reason:
+        raise VideoProblem(path, f"its last frame does not decode: {reason}")
+    return info
+
+
+def _decoded_frames(path: str | os.PathLike, interval: str, frame_s: float) -> tuple[list[tuple[float, float]], str]:
+    """(start, duration) in seconds of each frame of the first video stream that
+    decodes within ffprobe's read interval ``interval``, and ffprobe's complaints."""
+    import json
+
+    command = [ffprobe_binary(), "-v", "error", "-threads", str(VIDEO_THREADS), "-select_streams", "v:0",
+               "-read_intervals", interval,
+               # pkt_duration_time until FFmpeg 6, duration_time after
+               "-show_entries", "frame=best_effort_timestamp_time,pkt_duration_time,duration_time",
+               "-of", "json", str(path)]
+    result = subprocess.run(command, capture_output=True, check=False)
+    messages = result.stderr.decode("utf-8", "replace").strip()
+    try:
+        entries = json.loads(result.stdout or b"{}").get("frames", [])
+    except ValueError:
+        return [], messages
+    frames = []
+    for entry in entries:
+        start = _seconds(entry.get("best_effort_timestamp_time"))
+        if start is not None:
+            duration = _seconds(entry.get("duration_time")) or _seconds(entry.get("pkt_duration_time")) or frame_s
+            frames.append((start, duration))
+    return frames, messages
+
+
+def _seconds(text: str | None) -> float | None:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
 
 
 def _telling_line(stderr: bytes | str | None) -> str:

@@ -90,10 +90,16 @@ def _batched_distance(model, generated: np.ndarray, real: np.ndarray, batch: int
 def _lpips_alex_model():
     import torch
 
+    from edn.torch_file import hub_file_problem
+
     cached = Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_WEIGHTS
     if not cached.is_file():
         raise MetricUnavailable(f"torchvision's ImageNet AlexNet weights are not at {cached} "
                                 "(download them once, e.g. with torchvision.models.alexnet(weights='DEFAULT'))")
+    problem = hub_file_problem(cached)
+    if problem:  # torchvision would load it as it is
+        raise MetricUnavailable(f"torchvision's ImageNet AlexNet weights at {cached}: {problem}; remove the file "
+                                "and download it again (torchvision.models.alexnet(weights='DEFAULT'))")
     import lpips
 
     return lpips.LPIPS(net="alex", version="0.1", verbose=False).eval()

