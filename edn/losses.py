@@ -59,6 +59,12 @@ def lsgan_discriminator(real: Sequence[torch.Tensor], fake: Sequence[torch.Tenso
     return real_term, fake_term
 
 
+def temporal_change(fake0: torch.Tensor, fake1: torch.Tensor, real0: torch.Tensor, real1: torch.Tensor) -> torch.Tensor:
+    """L1 between the generated and the real frame-to-frame change, ``|(fake1 - fake0) - (real1 - real0)|``:
+    the change the real motion does not explain (what ``temporal_change_error`` measures)."""
+    return nn.functional.l1_loss((fake1 - fake0).float(), (real1 - real0).detach().float())
+
+
 def feature_matching(fake: Sequence[Sequence[torch.Tensor]], real: Sequence[Sequence[torch.Tensor]]) -> torch.Tensor:
     """Discriminator feature matching (pix2pixHD, equation 4 of Chan et al.).
 

@@ -380,6 +380,9 @@ class TrainingOptions(Options):
                                             "own previous frames as at synthesis time; the paper: 0", minimum=0)
     mask_weight: float = option(10.0, "composite method: weight of the L1 loss between the drawn mask and the "
                                       "person's segmentation mask", minimum=0)
+    temporal_change_weight: float = option(20.0, "composite method with temporal smoothing: weight of the L1 loss "
+                                                 "between the generated and the real change from the first frame "
+                                                 "of a pair to the second", minimum=0)
     holdout_fraction: float = option(0.1, "last fraction of the target's video held out, never trained on",
                                      minimum=0, below=1)
     learning_rate: float = option(0.0002, "Adam's learning rate (betas 0.5, 0.999)", above=0)

@@ -11,9 +11,10 @@ import yaml
 
 from edn.cli import build_parser
 from edn.errors import EdnError
-from edn.options import (DetectorOptions, DownloadOptions, EncodeOptions, FrameOptions, KeypointFilterOptions,
-                         MinConfidence, NormalizationOptions, PoseOptions, RuntimeOptions, SubjectStatsOptions,
-                         TrainingOptions, command_line, field_types, from_arguments, is_section)
+from edn.options import (BackgroundOptions, DetectorOptions, DownloadOptions, EncodeOptions, FrameOptions,
+                         KeypointFilterOptions, MinConfidence, NormalizationOptions, PersonWindowOptions, PoseOptions,
+                         RuntimeOptions, SubjectStatsOptions, TrainingOptions, command_line, field_types,
+                         from_arguments, is_section)
 from edn.presets import PRESETS
 from edn.runtime import choose_runtime
 from helpers import ROOT
@@ -30,6 +31,8 @@ SECTIONS = {
     "pose": ((PoseOptions,), set()),
     "keypoint_filter": ((KeypointFilterOptions,), set()),
     "normalization": ((SubjectStatsOptions, NormalizationOptions), set()),
+    "background": ((BackgroundOptions,), set()),
+    "person_window": ((PersonWindowOptions,), set()),
     "training": ((TrainingOptions, RuntimeOptions),
                  {"enabled", "iterations", "use_local", "use_face_gan", "perceptual_allow_download"} | RESOURCES),
     "synthesis": ((RuntimeOptions, EncodeOptions), RESOURCES),

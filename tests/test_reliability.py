@@ -501,7 +501,7 @@ WORKFLOW_CASES: dict[str, Callable[[Inputs, Path], WorkflowCase]] = {
     "target shorter than the training pairs need": lambda i, w: WorkflowCase(
         {**_subject(DEMO / "target_juggler.mp4", end=0.04),
          "training": {"preset": "tiny", "method": "paper", "iterations": {"global": 2, "local": 2, "face": 2}}},
-        ("results/frames/a/frames.npy", "no training pair (1 frames"), target="results/models/a/global.pt",
+        ("results/frames/a/frames.npy", "no training pair (1 frame,", "a longer span"), target="results/models/a/global.pt",
         dry_run=False, log="results/logs/train_global/a.log", upstream=True),
 }
 

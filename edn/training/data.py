@@ -47,8 +47,10 @@ def split_pairs(index: LabelIndex, holdout_fraction: float, *, need_face: bool, 
     pairs = np.flatnonzero(usable[:-1] & usable[1:]) if count > 1 else np.zeros(0, dtype=np.int64)
     if len(pairs) == 0:
         what = "a body and a face" if need_face else "a body"
-        raise EdnError(f"training data {source!r}: no training pair ({count} frames, {count - first_heldout} held "
-                       f"out, {int(usable.sum())} of the rest with {what}; a pair needs two consecutive such frames)")
+        frames = "1 frame" if count == 1 else f"{count} frames"
+        raise EdnError(f"training data {source!r}: no training pair ({frames}, {count - first_heldout} held "
+                       f"out, {int(usable.sum())} of the rest with {what}; a pair needs two consecutive such "
+                       f"frames): give the target a longer span of video (its start and end in the config)")
     return Split(pairs=pairs.astype(np.int64), first_heldout=first_heldout, frame_count=count)
 
 

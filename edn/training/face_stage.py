@@ -4,7 +4,9 @@ The main generator G is frozen. Each frame of the pair is drawn by G and
 face-corrected by G_f before it is fed back (as at synthesis time); G_f's loss
 is the face GAN term plus the perceptual loss on the face crops (the paper's
 face objective), each the mean over the two frames. On the composite path G
-draws over the background plate, and G_f corrects the composite.
+draws over the background plate, G_f corrects the composite, and the face's
+change from the first frame to the second is pulled towards the real change
+(``temporal_change_weight``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 from edn.checkpoint import Checkpoint, load_state
 from edn.errors import EdnError
 from edn.generation import FrameGenerator, draw_in_window
-from edn.losses import PerceptualLoss, compose_loss, lsgan_discriminator, lsgan_generator
+from edn.losses import PerceptualLoss, compose_loss, lsgan_discriminator, lsgan_generator, temporal_change
 from edn.models import build_face_discriminator, build_face_generator, build_generator
 from edn.models.face import crop
 from edn.options import TrainingOptions
@@ -37,8 +39,10 @@ class FaceStageTrainer(Trainer):
     needs_face = True
 
     def __init__(self, preset: Preset, init: Checkpoint, init_path: str, perceptual: PerceptualLoss,
-                 runtime: Runtime, learning_rate: float, plate: torch.Tensor | None = None) -> None:
+                 runtime: Runtime, learning_rate: float, plate: torch.Tensor | None = None,
+                 temporal_change_weight: float = 0.0) -> None:
         self.runtime = runtime
+        self.temporal_change_weight = temporal_change_weight
         self.temporal = init.temporal  # the face stage follows the generator it starts from
         self.perceptual = runtime.place_module(perceptual)
         self.plate = None if plate is None else runtime.place(plate)
@@ -65,7 +69,7 @@ class FaceStageTrainer(Trainer):
             raise EdnError(f"previous-stage checkpoint {init_path!r}: draws over the background plate; "
                            "the face stage needs it")
         return cls(preset, init, init_path, perceptual, runtime, options.learning_rate,
-                   plate=plate if init.compositing else None)
+                   plate=plate if init.compositing else None, temporal_change_weight=options.temporal_change_weight)
 
     @staticmethod
     def check_data(data: TrainingFrames, split: Split) -> None:
@@ -115,6 +119,13 @@ class FaceStageTrainer(Trainer):
                 face_gan = face_gan + 0.5 * lsgan_generator([d_f(label_crop, fake_crop)])
                 d_f.requires_grad_(True)
                 face_perceptual = face_perceptual + 0.5 * self.perceptual(fake_crop, real_crop)
-            g_total, g_logged = compose_loss({"face_gan": face_gan, "face_perceptual": face_perceptual})
+            terms = {"face_gan": face_gan, "face_perceptual": face_perceptual}
+            weights = None
+            if self.plate is not None and self.temporal:  # the composite method: the face's change too
+                box = boxes[0]
+                terms["temporal_change"] = temporal_change(crop(fake0, [box]), crop(fake1, [box]),
+                                                           crop(real0, [box]), crop(real1, [box]))
+                weights = {"temporal_change": self.temporal_change_weight}
+            g_total, g_logged = compose_loss(terms, extra_weights=weights)
         self.last_pair = (label0, label1, fake0.detach(), fake1.detach(), real0, real1)
         return self.update(g_total, g_logged, d_real, d_fake)

@@ -16,7 +16,9 @@ Compositing (``plate`` given): G draws the person and a mask in the person's
 window over the background plate (:mod:`edn.models.compositing`). Every loss
 sees the composite, cropped to the window of the pair's first frame, against the
 real frame's person over the plate; the mask is also pulled towards the
-person's segmentation mask (``mask_weight``).
+person's segmentation mask (``mask_weight``), and with temporal smoothing the
+change from the first frame to the second towards the real change
+(``temporal_change_weight``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ import torch
 from edn.checkpoint import Checkpoint, training_mode
 from edn.errors import EdnError
 from edn.generation import FrameGenerator, crop, draw_in_window
-from edn.losses import PerceptualLoss, compose_loss, feature_matching, lsgan_discriminator, lsgan_generator
+from edn.losses import (PerceptualLoss, compose_loss, feature_matching, lsgan_discriminator, lsgan_generator,
+                        temporal_change)
 from edn.models import build_discriminator, build_generator
 from edn.models.residual_conv import weight_casts_reused
 from edn.options import TrainingOptions
@@ -50,11 +53,13 @@ class MainStageTrainer(Trainer):
 
     def __init__(self, kind: str, preset: Preset, perceptual: PerceptualLoss, runtime: Runtime,
                  learning_rate: float, *, temporal: bool = True, init: Checkpoint | None = None,
-                 init_path: str | None = None, plate: torch.Tensor | None = None, mask_weight: float = 0.0) -> None:
+                 init_path: str | None = None, plate: torch.Tensor | None = None, mask_weight: float = 0.0,
+                 temporal_change_weight: float = 0.0) -> None:
         self.kind = kind
         self.runtime = runtime
         self.temporal = temporal
         self.mask_weight = mask_weight
+        self.temporal_change_weight = temporal_change_weight
         self.plate = None if plate is None else runtime.place(plate)
         self.perceptual = runtime.place_module(perceptual)
         self.generator = build_generator(preset, kind, compositing=plate is not None)
@@ -85,7 +90,8 @@ class MainStageTrainer(Trainer):
             raise EdnError(f"previous-stage checkpoint {init_path!r}: draws "
                            f"{'over the plate' if init.compositing else 'the whole frame'}, the local stage would not")
         return cls(options.stage, preset, perceptual, runtime, options.learning_rate, temporal=options.temporal,
-                   init=init, init_path=init_path, plate=plate, mask_weight=options.mask_weight)
+                   init=init, init_path=init_path, plate=plate, mask_weight=options.mask_weight,
+                   temporal_change_weight=options.temporal_change_weight)
 
     def frame_generator(self) -> FrameGenerator:
         return FrameGenerator(generator=self.generator, temporal=self.temporal, plate=self.plate)
@@ -117,6 +123,8 @@ class MainStageTrainer(Trainer):
                 terms["mask"] = 0.5 * sum(torch.nn.functional.l1_loss(crop(mask, first.window),
                                                                       crop(place(sample.mask), first.window))
                                           for mask, sample in zip(masks, (first, second)))
+                if self.temporal:
+                    terms["temporal_change"] = temporal_change(fake0, fake1, real0, real1)
             real_input = d_input(label0, label1, real0, real1)
             fake_input = d_input(label0, label1, fake0, fake1)
             real_out = d(real_input)
@@ -131,7 +139,8 @@ class MainStageTrainer(Trainer):
                 "perceptual": 0.5 * (self.perceptual(fake0, real0) + self.perceptual(fake1, real1)),
                 **terms,
             }
-            weights = None if self.plate is None else {"mask": self.mask_weight}
+            weights = None if self.plate is None else {"mask": self.mask_weight,
+                                                       "temporal_change": self.temporal_change_weight}
             g_total, g_logged = compose_loss(terms, extra_weights=weights)
         self.last_pair = (label0, label1, fake0.detach(), fake1.detach(), real0, real1)
         return self.update(g_total, g_logged, d_real, d_fake)
