@@ -192,6 +192,9 @@ def load_frame_generator(generator_path: str | os.PathLike, face_path: str | os.
     downsample = int(main.options.get("downsample", 1))
     plate_input = None
     if main.compositing:
+        if downsample != 1:
+            raise EdnError(f"generator checkpoint {str(generator_path)!r}: a compositing global stage trained at "
+                           f"1/{downsample} of the working size draws through its local stage (use local.pt)")
         if plate is None:
             raise EdnError(f"generator checkpoint {str(generator_path)!r}: draws over its target's background "
                            "plate; give the plate (--plate results/background/{target}.png)")

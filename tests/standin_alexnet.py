@@ -9,8 +9,10 @@ not ImageNet-trained), saved under the real file's name. lpips and torchvision
 then load it through their real path: ``tv.alexnet(pretrained=True)`` calls
 ``load_state_dict_from_url(..., check_hash=True)``, and torch.hub checks the
 hash prefix in the name only while downloading a missing file, never for a file
-already in the cache. Distances computed with the stand-in test the loading and
-computing code, not the paper's LPIPS values.
+already in the cache. edn checks that hash prefix itself
+(:func:`edn.torch_file.hub_file_problem`), and a stand-in cannot have it: the
+check is told to accept this one file, and only it. Distances computed with the
+stand-in test the loading and computing code, not the paper's LPIPS values.
 """
 
 from __future__ import annotations
@@ -41,17 +43,24 @@ def standin_alexnet_state_dict() -> dict:
 class TorchHub:
     """The torch hub directory of one test: empty until ``install_standin_alexnet``."""
 
-    def __init__(self, hub: Path) -> None:
+    def __init__(self, hub: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         self.hub = hub
         self.alexnet_weights = hub / "checkpoints" / metrics.ALEXNET_WEIGHTS
+        self.monkeypatch = monkeypatch
 
     def install_standin_alexnet(self) -> dict:
-        """Save the stand-in AlexNet weights under the real file's name; returns them."""
+        """Save the stand-in AlexNet weights under the real file's name; returns them. The hash
+        check accepts this file (a stand-in cannot carry torchvision's hash) and no other."""
         import torch
+
+        from edn import torch_file
 
         state = standin_alexnet_state_dict()
         self.alexnet_weights.parent.mkdir(parents=True, exist_ok=True)
         torch.save(state, self.alexnet_weights)
+        real_check, standin = torch_file.hub_file_problem, self.alexnet_weights.resolve()
+        self.monkeypatch.setattr(torch_file, "hub_file_problem",
+                                 lambda path: None if Path(path).resolve() == standin else real_check(path))
         return state
 
 
@@ -63,7 +72,7 @@ def torch_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     # A torch.hub.set_dir() elsewhere would win over $TORCH_HOME; undo it for this test.
     monkeypatch.setattr(torch.hub, "_hub_dir", None)
-    hub = TorchHub(tmp_path / "torch" / "hub")
+    hub = TorchHub(tmp_path / "torch" / "hub", monkeypatch)
     assert Path(torch.hub.get_dir()) == hub.hub
     metrics._lpips_alex_model.cache_clear()
     try:

@@ -61,6 +61,19 @@ def test_lpips_alex_is_unavailable_without_its_backbone_weights(torch_hub, real_
                               "(download them once, e.g. with torchvision.models.alexnet(weights='DEFAULT'))")
 
 
+def test_lpips_alex_refuses_a_file_that_is_not_torchvision_s(torch_hub, real_frames) -> None:
+    """A file under the real name whose content is not the real file's (its SHA-256 does not begin
+    with the hash in the name) is never loaded: LPIPS-Alex is reported unavailable."""
+    import torch
+
+    from standin_alexnet import standin_alexnet_state_dict
+
+    torch_hub.alexnet_weights.parent.mkdir(parents=True)
+    torch.save(standin_alexnet_state_dict(), torch_hub.alexnet_weights)  # not through install_standin_alexnet
+    with pytest.raises(MetricUnavailable, match="its SHA-256 begins [0-9a-f]{8}, not the 7be5be79 its name says"):
+        METRICS["lpips_alex"].compute(real_frames[:1], real_frames[:1])
+
+
 def test_lpips_alex_with_standin_alexnet_weights(torch_hub, real_frames) -> None:
     """LPIPS-Alex through its real loading and computing path, with STAND-IN AlexNet weights.
 

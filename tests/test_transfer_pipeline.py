@@ -127,14 +127,18 @@ def test_evaluation_and_the_ablation_through_snakemake(pipeline) -> None:
     assert fbf.options["temporal"] is False and ts.options["temporal"] is True
     assert fbf.step == ts.step == config["training"]["iterations"]["global"]
     main, ablation = (pd.read_csv(workdir / table) for table in tables)
-    assert set(main["method"]) == {"nearest_neighbour", "edn"}
-    assert set(ablation["method"]) == {"nearest_neighbour", "fbf", "ts", "fg"}
+    assert set(main["method"]) == {"nearest_neighbour", "background", "edn"}
+    assert set(ablation["method"]) == {"nearest_neighbour", "background", "fbf", "ts", "fg", "paper_ts", "paper_fg"}
+    # The paper's rows: the whole-frame method at half the working size; the others draw over the plate.
+    paper = load_checkpoint(workdir / "results/models/juggler/paper/global.pt")
+    assert not paper.compositing and paper.options["downsample"] == 2 and ts.compositing and fbf.compositing
+    assert paper.step == ts.step
     for table in (main, ablation):
         ssim = table[(table["metric"] == "ssim") & (table["region"] == "full")]
         assert len(ssim) == len(set(table["method"])) and ssim["value"].between(-1, 1).all()
     markdown = (workdir / "results/eval/juggler/ablation.md").read_text()
-    assert all(name in markdown for name in ("fbf", "ts", "fg", "nearest"))
+    assert all(name in markdown for name in ("fbf", "ts", "fg", "nearest", "background", "paper_fg"))
     # The held-out frames each method generated, as many as the real ones.
     counts = {method: len(np.load(workdir / f"results/eval/juggler/{method}/generated.npy", mmap_mode="r"))
-              for method in ("nearest_neighbour", "edn", "fbf", "ts", "fg")}
+              for method in ("nearest_neighbour", "background", "edn", "fbf", "ts", "fg", "paper_ts", "paper_fg")}
     assert len(set(counts.values())) == 1 and counts["fbf"] > 0

@@ -38,7 +38,10 @@ def test_demo_subjects_are_fetched_and_decoded(tmp_path: Path) -> None:
     for subject, video in (("dancer", "source_dancer"), ("juggler", "target_juggler")):
         meta = read_meta(tmp_path / f"results/frames/{subject}/meta.json")
         frames = np.load(tmp_path / f"results/frames/{subject}/frames.npy", mmap_mode="r")
-        assert frames.shape == (count_frames(DEMO / f"{video}.mp4"), 128, 256, 3) == (meta.frame_count, 128, 256, 3)
+        width, height = DEMO_CONFIG["frames"]["width"], DEMO_CONFIG["frames"]["height"]
+        assert (width, height) == (512, 256)  # the demo's output size
+        assert frames.shape == (count_frames(DEMO / f"{video}.mp4"), height, width, 3) == (meta.frame_count, height,
+                                                                                         width, 3)
         assert frames.max() > 0  # real pixels, not a placeholder
         assert (tmp_path / f"results/logs/decode_frames/{subject}.log").stat().st_size > 0
         assert (tmp_path / f"results/benchmarks/decode_frames/{subject}.tsv").exists()

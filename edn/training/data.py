@@ -18,7 +18,7 @@ import torch
 
 from edn.errors import EdnError
 from edn.frames import load_frames, load_masks
-from edn.generation import scale_box
+from edn.generation import downsample_area, scale_box
 from edn.labels import LabelIndex, load_labels, read_label_index
 
 
@@ -111,8 +111,8 @@ class TrainingFrames:
     of it (the generator's total downsampling).
 
     Compositing (``plate`` uint8 [H, W, 3] and ``masks_path``, the person's
-    segmentation masks): samples are at the working size with the frame's person
-    window from the label index (whose sides must be multiples of ``size_multiple``),
+    segmentation masks): samples come with the frame's person window from the
+    label index (at the training size, its sides multiples of ``size_multiple``),
     and the image is the real frame's person over the plate.
     """
 
@@ -146,15 +146,13 @@ class TrainingFrames:
 
     def _check_compositing(self, plate: np.ndarray, masks_path: str | os.PathLike | None, size_multiple: int) -> None:
         height, width = self.frames.shape[1:3]
-        if self.downsample != 1:
-            raise EdnError("compositing trains at the working size (downsample 1)")
         if plate.shape != (height, width, 3):
             raise EdnError(f"background plate: {plate.shape[1]}x{plate.shape[0]}, the frames {self.source!r} are "
                            f"{width}x{height}")
         if self.index.windows is None:
             raise EdnError(f"label index {self.index_path!r}: has no person windows (render the labels with the "
                            "target's statistics)")
-        sides = self.index.windows[:, 2:] - self.index.windows[:, :2]
+        sides = (self.index.windows[:, 2:] - self.index.windows[:, :2]) // self.downsample
         if (sides % size_multiple).any():
             raise EdnError(f"label index {self.index_path!r}: person windows of {sides[0, 0]}x{sides[0, 1]} are "
                            f"not multiples of {size_multiple}, which this preset's generator needs")
@@ -164,15 +162,15 @@ class TrainingFrames:
         if self.masks.shape != self.frames.shape[:3]:
             raise EdnError(f"person masks {str(masks_path)!r}: {list(self.masks.shape)} for frames "
                            f"{list(self.frames.shape)}")
-        self.plate = torch.from_numpy(np.ascontiguousarray(plate)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+        self.plate = self._to_tensor(plate) * 2.0 - 1.0
 
     @property
     def window_size(self) -> tuple[int, int] | None:
-        """(width, height) of the person windows when compositing."""
+        """(width, height) of the person windows at the training size when compositing."""
         if self.plate is None:
             return None
         x0, y0, x1, y1 = self.index.windows[0]
-        return int(x1 - x0), int(y1 - y0)
+        return int(x1 - x0) // self.downsample, int(y1 - y0) // self.downsample
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -191,8 +189,9 @@ class TrainingFrames:
         has_face = bool(self.index.has_face[t])
         if self.plate is None:
             return Sample(label=label, image=image, box=box, has_face=has_face)
-        mask = torch.from_numpy(np.array(self.masks[t]))[None, None].float().div_(255.0)
+        mask = downsample_area(torch.from_numpy(np.array(self.masks[t]))[None, None].float().div_(255.0),
+                               self.downsample)
         on_plate = mask * image + (1.0 - mask) * self.plate
-        window = tuple(int(v) for v in self.index.windows[t])
+        window = scale_box(tuple(int(v) for v in self.index.windows[t]), self.downsample)
         return Sample(label=label, image=on_plate.to(device), box=box, has_face=has_face, window=window,
                       mask=mask.to(device))

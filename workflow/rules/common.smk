@@ -210,7 +210,8 @@ def get_window_stats(wildcards):
 def get_window_options(wildcards, input):
     if "window_stats" not in input.keys():
         return ""
-    return f"--window-stats {shlex.quote(input.window_stats)} " + section_options(PersonWindowOptions, "person_window")
+    window = section_options(PersonWindowOptions, "person_window")
+    return f"--window-stats {shlex.quote(input.window_stats)} {window}"
 
 
 def background_files(target):
