@@ -18,9 +18,10 @@ from pathlib import Path
 
 #: The pipeline's order; rules not listed come after these, by name.
 STAGE_ORDER = ("fetch_video", "decode_frames", "detect_poses", "filter_poses", "preview_poses", "subject_stats",
-               "normalize_pair", "render_subject_labels", "render_transfer_labels", "perceptual_weights",
-               "train_global", "train_global_fbf", "train_local", "train_face", "synthesize", "encode_transfer",
-               "compare_transfer", "evaluate_method", "train_detector", "evaluate_detector")
+               "normalize_transfer", "render_subject_labels", "render_transfer_labels", "background_plate",
+               "perceptual_weights", "train_global", "train_global_fbf", "train_local", "train_face",
+               "train_global_paper", "train_face_paper", "synthesize", "encode_transfer", "compare_transfer",
+               "evaluate_method", "train_detector", "evaluate_detector")
 
 
 @dataclass(frozen=True)
