@@ -100,6 +100,8 @@ MODES = ((FP32, "fp32"), (BF16_CL, "bf16cl"), (BF16, "bf16"))
 #: What edn runs on a CPU with bf16 (``channels_last: auto`` is NHWC on CUDA only): the
 #: issue's targets are judged on this mode; the channels_last rows show the other layout.
 CPU_MODE = BF16
+#: (processes, batch size per process) of the data-parallel rows; (1, 1) is their reference.
+PARALLEL_LAYOUTS = ((1, 1), (1, 2), (1, 4), (2, 1), (2, 2))
 ALL_VIDEOS = ("source_dancer", "target_juggler", "source_aerobics", "people_one_by_one")
 
 
@@ -145,6 +147,10 @@ def _jobs() -> list[Job]:
                 dict(preset="paper", size=PAPER_SIZE, mode=mode, repeats=3),
                 dict(preset="paper", size=QUICK_PAPER_SIZE, mode=mode, repeats=1)),
         ]
+    for processes, batch in PARALLEL_LAYOUTS:
+        jobs.append(Job(f"parallel-{processes}x{batch}", "data_parallel:pairs_per_second",
+                        dict(processes=processes, batch_size=batch, size=DEMO_SIZE, steps=6),
+                        dict(processes=processes, batch_size=batch, size=(128, 64), steps=2, warmup=1)))
     jobs.append(Job("detector-train", "detector:train_steps_per_second", dict(size=DEMO_SIZE, steps=30, threads=2),
                     dict(size=DEMO_SIZE, steps=4, threads=2)))
     jobs.append(Job("detector-score", "detector:scored_pairs_per_second", dict(size=DEMO_SIZE, pairs=64, threads=2),
@@ -190,6 +196,9 @@ ROWS = (
         targets=(Target("figure", at_least=1000),)),
     Row("normalise", "stats + eqs. 7-8", "1 core", "s", "normalise", targets=(Target("figure", below=1.0),)),
     *_network_rows(),
+    *(Row("parallel", "edn train, global stage, small preset, composite", f"{p} process{'es' * (p > 1)}, batch {b}",
+          "pairs/s", f"parallel-{p}x{b}", "parallel-1x1", "1 process, batch 1")
+      for p, b in PARALLEL_LAYOUTS[1:]),
     Row("encode", "edn encode, H.264 CRF 18", "", "frames/s", "encode-edn", "encode-ffmpeg", "ffmpeg alone"),
     Row("detector", "edn train-detector step, 16 crops of 96x96", "2 threads", "steps/s", "detector-train"),
     Row("detector", "edn detect, pairs scored in 96x96 tiles", "2 threads", "pairs/s", "detector-score"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +35,14 @@ def crop(images: torch.Tensor, window: Window) -> torch.Tensor:
     return images[..., y0:y1, x0:x1]
 
 
+def crop_each(images: torch.Tensor, windows: Sequence[Window]) -> torch.Tensor:
+    """Each batch item's own window, stacked ``[B, C, h, w]`` (one window size per batch;
+    an image batch of 1, such as the plate, is cropped once per window)."""
+    if len(windows) == 1:
+        return crop(images, windows[0])
+    return torch.stack([crop(images[min(i, len(images) - 1)], window) for i, window in enumerate(windows)])
+
+
 def paste(background: torch.Tensor, window: Window, inside: torch.Tensor) -> torch.Tensor:
     """A copy of ``background`` with ``inside`` in ``window`` (differentiable in ``inside``)."""
     x0, y0, x1, y1 = window
@@ -43,14 +51,24 @@ def paste(background: torch.Tensor, window: Window, inside: torch.Tensor) -> tor
     return out
 
 
+def paste_each(background: torch.Tensor, windows: Sequence[Window], inside: torch.Tensor) -> torch.Tensor:
+    """``[B, C, H, W]``: ``background`` (batch 1 or B) with item i of ``inside`` in ``windows[i]``."""
+    if len(windows) == 1:
+        return paste(background, windows[0], inside)
+    out = background.expand(len(windows), *background.shape[1:]).clone()
+    for i, (x0, y0, x1, y1) in enumerate(windows):
+        out[i, :, y0:y1, x0:x1] = inside[i]
+    return out
+
+
 def draw_in_window(generator: nn.Module, label: torch.Tensor, previous: torch.Tensor, plate: torch.Tensor,
-                   window: Window) -> tuple[torch.Tensor, torch.Tensor]:
-    """The compositing generator's frame and mask at the working size ``[1, C, H, W]``:
-    drawn in ``window`` from the crops of ``label``, ``previous`` and ``plate``, and
-    pasted into the plate (the frame) and into zeros (the mask). Outside the window
-    the frame is the plate exactly."""
-    frame, mask = generator(crop(label, window), crop(previous, window), crop(plate, window))
-    return paste(plate, window, frame), paste(torch.zeros_like(plate[:, :1]), window, mask)
+                   windows: Sequence[Window]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The compositing generator's frames and masks at the working size ``[B, C, H, W]``:
+    item i drawn in ``windows[i]`` from the crops of ``label``, ``previous`` and ``plate``,
+    and pasted into the plate (the frame) and into zeros (the mask). Outside its window
+    each frame is the plate exactly."""
+    frame, mask = generator(crop_each(label, windows), crop_each(previous, windows), crop_each(plate, windows))
+    return paste_each(plate, windows, frame), paste_each(torch.zeros_like(plate[:, :1]), windows, mask)
 
 
 def scale_box(box: Box, factor: int) -> Box:
@@ -96,7 +114,7 @@ class FrameGenerator:
         GAN and a box. Returns (frame, state for the next frame)."""
         if self.plate is not None:
             previous = previous_frame(previous, label, self.temporal)
-            frame, _ = draw_in_window(self.generator, label, previous, self.plate, window)
+            frame, _ = draw_in_window(self.generator, label, previous, self.plate, [window])
             if self.face_generator is not None and box is not None:
                 frame = self.face_generator(frame, label, [box]).float()
             frame = frame.clamp(-1.0, 1.0)

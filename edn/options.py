@@ -359,15 +359,17 @@ class RuntimeOptions(Options):
 class TrainingOptions(Options):
     """``edn train`` (config ``training``): what one stage trains and how.
 
-    Every field but the three bookkeeping intervals decides the result, so a
-    killed run resumes only when they match (:meth:`identity`). ``iterations``:
-    pairs trained on (batch 1), the learning rate constant for the first
+    Every field but the bookkeeping and scale ones (:attr:`BOOKKEEPING`,
+    :attr:`SCALE`) decides the result, so a killed run resumes only when they
+    match (:meth:`identity`). ``iterations``: training steps, ``batch_size``
+    pairs per process each; the learning rate constant for the first
     ``1 - decay_fraction`` of them, then linearly decayed to 0 (Adam, betas
     0.5/0.999, as the paper).
     """
 
     stage: str = option(MISSING, "the stage to train", choices=TRAINING_STAGES, in_config=False)
-    iterations: int = option(MISSING, "training iterations (one frame pair each)", minimum=1, in_config=False)
+    iterations: int = option(MISSING, "training steps (batch_size frame pairs per process each)", minimum=1,
+                             in_config=False)
     preset: str = option("small", "network sizes: paper (GPU), small (2-core CPU demo), tiny (tests)",
                          choices=PRESET_NAMES)
     method: str = option("composite", "composite: the person drawn in a window that follows them, over the "
@@ -391,6 +393,10 @@ class TrainingOptions(Options):
     perceptual_network: str = option("vgg16_hed", "VGG of the perceptual loss: vgg16_hed (offline) or "
                                                   "vgg19_imagenet (torchvision's)", choices=PERCEPTUAL_NETWORKS)
     seed: int = option(0, "seed of network initialisation and pair order", minimum=0)
+    batch_size: int = option(1, "frame pairs each process trains on at every step (the paper: 1); P processes "
+                                "at batch B train as one at batch P x B", minimum=1)
+    processes: int = option(0, "data-parallel processes this job starts on its machine (torch.distributed): "
+                               "0 = one per visible GPU on CUDA, else 1; on the CPU, gloo processes", minimum=0)
     downsample: int = option(1, "train at the working size divided by this (2: the global stage before a "
                                 "local stage, or the paper's whole frame at half size)", choices=(1, 2),
                              in_config=False)
@@ -403,6 +409,9 @@ class TrainingOptions(Options):
 
     #: Fields that only say how often to save: changing them does not change the result.
     BOOKKEEPING = ("checkpoint_every", "sample_every", "keep_checkpoints")
+    #: How each step's work is shared out: a run resumes with any number of processes and
+    #: any batch size (the steps after it train on the new total batch).
+    SCALE = ("batch_size", "processes")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -412,7 +421,8 @@ class TrainingOptions(Options):
 
     def identity(self) -> dict:
         """The options that decide the result (a run resumes only if they are unchanged)."""
-        return {key: value for key, value in self.to_dict().items() if key not in self.BOOKKEEPING}
+        return {key: value for key, value in self.to_dict().items()
+                if key not in self.BOOKKEEPING and key not in self.SCALE}
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ SECTIONS = {
     "background": ((BackgroundOptions,), set()),
     "person_window": ((PersonWindowOptions,), set()),
     "training": ((TrainingOptions, RuntimeOptions),
-                 {"enabled", "iterations", "use_local", "use_face_gan", "perceptual_allow_download"} | RESOURCES),
+                 {"enabled", "iterations", "use_local", "use_face_gan", "perceptual_allow_download", "tasks"} | RESOURCES),
     "synthesis": ((RuntimeOptions, EncodeOptions), RESOURCES),
     "detector": ((DetectorOptions, RuntimeOptions), RESOURCES),
 }

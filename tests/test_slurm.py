@@ -252,6 +252,22 @@ def stage_rerun(pipeline) -> ClusterRun:
     return run
 
 
+@pytest.fixture(scope="module")
+def two_task_training(pipeline) -> ClusterRun:
+    """The juggler's global stage again as one job of two SLURM tasks (training.tasks: 2):
+    the rule runs it through srun, and the two processes train together over gloo."""
+    workdir = pipeline.run.workdir
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config["training"].update(tasks=2, mem_mb=2000)
+    config_path = workdir / "config.two_tasks.yaml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    run = run_on_cluster(workdir, config_path, workdir / "profile", "results/models/juggler/global.pt",
+                         "--forcerun", "train_global", timeout_s=300)
+    print(f"\ntwo-task training on SLURM: {run.elapsed_s:.0f} s")
+    assert run.result.returncode == 0, run.result.output[-5000:]
+    return run
+
+
 # -- what SLURM recorded --
 
 
@@ -370,3 +386,17 @@ def test_forcerun_of_one_stage_on_the_cluster(pipeline, stage_rerun) -> None:
     normalized = workdir / f"results/transfer/{PAIR}/poses.parquet"
     # The stage's outputs are new; what follows it was not rerun (the target stops there).
     assert all(path.stat().st_mtime > normalized.stat().st_mtime for path in stats)
+
+
+def test_a_training_job_of_two_slurm_tasks(two_task_training) -> None:
+    workdir = two_task_training.workdir
+    [job] = submitted_jobs(two_task_training)
+    assert job.rule == "train_global" and job.exit_status == "0"
+    # SLURM ran the job step's two tasks (srun), which joined as processes 0 and 1 of 2.
+    log = (workdir / "results/logs/train_global/juggler.log").read_text()
+    assert "process 0 of 2" in log and "batch 1, 2 processes" in log, log[-3000:]
+    assert "srun -n 2 python -m edn" in job.log.read_text()
+    model = load_checkpoint(workdir / "results/models/juggler/global.pt", stages=("global",))
+    assert model.step == GLOBAL_ITERATIONS
+    steps = [int(row["step"]) for row in losses(workdir / "results/runs/juggler/global")]
+    assert steps == list(range(1, GLOBAL_ITERATIONS + 1))  # rank 0 alone wrote the loss log

@@ -53,47 +53,83 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
+    from edn.distributed import launch_from_environment, run_data_parallel
+    from edn.errors import EdnError
+    from edn.runtime import choose_device
+    from edn.training.loop import Background
+
+    options = from_arguments(TrainingOptions, args)
+    runtime_options = from_arguments(RuntimeOptions, args)
+    given = [args.plate, args.plate_report, args.masks]
+    if any(given) and not all(given):
+        raise EdnError("--plate, --plate-report and --masks go together (the outputs of edn background)")
+    background = Background(args.plate, args.plate_report, args.masks) if all(given) else None
+    processes = options.processes
+    if processes == 0:  # one per visible GPU
+        processes = _visible_gpus() if choose_device(runtime_options.device).type == "cuda" else 1
+    launch = launch_from_environment(processes)
+    threads = None if args.threads is None else max(1, args.threads // processes)
+    arguments = dict(launch=launch, options=options, runtime_options=runtime_options, background=background,
+                     threads=threads, deterministic=args.deterministic, progress=args.progress,
+                     paths=dict(frames=args.frames, labels=args.labels, index=args.index,
+                                perceptual_weights=args.perceptual, output=args.output, run_dir=args.run_dir,
+                                init=args.init, losses_output=args.losses_output))
+    run_data_parallel(launch, train_process, arguments)
+
+
+def _visible_gpus() -> int:
+    import torch
+
+    return max(torch.cuda.device_count(), 1)
+
+
+def train_process(*, local: int, launch, options: TrainingOptions, runtime_options: RuntimeOptions, background,
+                  threads: int | None, deterministic: bool, progress: bool, paths: dict) -> None:
+    """One training process: process ``local`` of its task (``edn.distributed``), or the only one."""
+    import dataclasses
     import signal
     import threading
 
     import torch
 
-    from edn.errors import EdnError
+    from edn.distributed import join_group, leave_group, process_device, stop_started_processes
     from edn.runtime import choose_runtime, set_threads
-    from edn.training.loop import Background, train_stage
+    from edn.training.loop import train_stage
 
-    options = from_arguments(TrainingOptions, args)
-    given = [args.plate, args.plate_report, args.masks]
-    if any(given) and not all(given):
-        raise EdnError("--plate, --plate-report and --masks go together (the outputs of edn background)")
-    background = Background(args.plate, args.plate_report, args.masks) if all(given) else None
-    set_threads(args.threads)
-    if args.deterministic:
+    set_threads(threads)
+    if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
     else:
         torch.backends.cudnn.benchmark = True
-    runtime = choose_runtime(from_arguments(RuntimeOptions, args), deterministic=args.deterministic)
-    log.info("%s, %d CPU threads", runtime.describe(), torch.get_num_threads())
+    runtime = choose_runtime(runtime_options, deterministic=deterministic)
+    group = join_group(launch, local, runtime.device)
+    runtime = dataclasses.replace(runtime, device=process_device(runtime.device, group))
+    if not group.is_main:
+        logging.getLogger("edn").setLevel(logging.WARNING)  # rank 0 tells the story
+    else:
+        shared = f", process 0 of {group.world_size}" if group.active else ""
+        log.info("%s, %d CPU threads%s", runtime.describe(), torch.get_num_threads(), shared)
     # SIGTERM (Snakemake, a cluster's time limit) finishes the current iteration and
-    # saves a checkpoint. Further SIGTERMs change nothing: at a time limit SLURM
-    # sends two at once (to the job step, and again through srun), then SIGKILL
-    # after KillWait. SIGKILL or Ctrl-C stop at once.
+    # saves a checkpoint; it is passed on to the processes this one started. Further
+    # SIGTERMs change nothing: at a time limit SLURM sends two at once (to the job
+    # step, and again through srun), then SIGKILL after KillWait. SIGKILL or Ctrl-C
+    # stop at once.
     stop = threading.Event()
 
     def request_stop(signum: int, frame: object) -> None:
-        if not stop.is_set():
+        if not stop.is_set() and group.is_main:
             log.warning("SIGTERM: stopping after this iteration")
         stop.set()
+        stop_started_processes()
 
     previous = signal.signal(signal.SIGTERM, request_stop)
     try:
-        train_stage(options=options, frames=args.frames, labels=args.labels, index=args.index,
-                    perceptual_weights=args.perceptual, output=args.output, run_dir=args.run_dir, init=args.init,
-                    runtime=runtime, background=background, losses_output=args.losses_output, progress=args.progress,
-                    stop_requested=stop.is_set)
+        train_stage(options=options, **paths, runtime=runtime, background=background, progress=progress,
+                    stop_requested=stop.is_set, group=group)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        leave_group(group)
 
 
 def _perceptual_weights(args: argparse.Namespace) -> None:

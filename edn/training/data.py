@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,9 +56,9 @@ def split_pairs(index: LabelIndex, holdout_fraction: float, *, need_face: bool, 
 
 
 def history_for_step(split: Split, index: LabelIndex, t: int, step: int, seed: int, most: int) -> range:
-    """The frames drawn before the pair (t, t + 1) at ``step``: t - k .. t - 1.
+    """The frames drawn before the pair (t, t + 1) of sample number ``step``: t - k .. t - 1.
 
-    k is drawn from 0..``most`` by (seed, step), then shortened so that every
+    k is drawn from 0..``most`` by (seed, sample number), then shortened so that every
     frame has a body and none is held out: the generator draws these from the zero
     image, without gradients, and the pair then starts from its own previous
     frame, as at synthesis time.
@@ -72,7 +73,8 @@ def history_for_step(split: Split, index: LabelIndex, t: int, step: int, seed: i
 
 
 def pair_for_step(split: Split, step: int, seed: int) -> int:
-    """The first frame of the pair trained at ``step`` (0-based).
+    """The first frame of the pair of sample number ``step`` (0-based; at batch 1 in one
+    process, the training step; see :func:`samples_of_step`).
 
     Each epoch visits every pair once in an order drawn from (seed, epoch), so
     the sequence depends on nothing but these and resumes exactly after a kill.
@@ -81,6 +83,15 @@ def pair_for_step(split: Split, step: int, seed: int) -> int:
     epoch, position = divmod(step, count)
     order = np.random.default_rng([seed, epoch]).permutation(count)
     return int(split.pairs[order[position]])
+
+
+def samples_of_step(step: int, batch_size: int, rank: int = 0, world_size: int = 1) -> range:
+    """The numbers of the samples process ``rank`` of ``world_size`` trains on at ``step``,
+    ``batch_size`` each: step s trains samples s * P * B .. (s + 1) * P * B - 1 over all P
+    processes, each its own consecutive B. So the shares are disjoint, and P processes
+    at batch B train on exactly the pairs of one process at batch P x B."""
+    first = (step * world_size + rank) * batch_size
+    return range(first, first + batch_size)
 
 
 @dataclass(frozen=True)
@@ -100,6 +111,30 @@ class Sample:
     has_face: bool
     window: tuple[int, int, int, int] | None = None
     mask: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Samples stacked: ``label``, ``image`` ``[B, 3, H, W]``, ``mask`` ``[B, 1, H, W]``; a face box
+    (and, compositing, a person window) per item. Windows and face boxes have one size
+    per subject, so their crops stack too."""
+
+    label: torch.Tensor
+    image: torch.Tensor
+    boxes: tuple[tuple[int, int, int, int], ...]
+    windows: tuple[tuple[int, int, int, int], ...] | None = None
+    mask: torch.Tensor | None = None
+
+    @staticmethod
+    def of(samples: Sample | Sequence[Sample]) -> Batch:
+        samples = [samples] if isinstance(samples, Sample) else list(samples)
+        windows = None if samples[0].window is None else tuple(s.window for s in samples)
+        mask = None if samples[0].mask is None else torch.cat([s.mask for s in samples])
+        return Batch(label=torch.cat([s.label for s in samples]), image=torch.cat([s.image for s in samples]),
+                     boxes=tuple(s.box for s in samples), windows=windows, mask=mask)
+
+    def __len__(self) -> int:
+        return len(self.boxes)
 
 
 class TrainingFrames:

@@ -26,8 +26,8 @@ from edn.options import TrainingOptions
 from edn.presets import Preset
 from edn.runtime import Runtime
 from edn.temporal_smoothing import unroll_pair
-from edn.training.data import Sample, Split, TrainingFrames
-from edn.training.trainer import Trainer
+from edn.training.data import Batch, Sample, Split, TrainingFrames
+from edn.training.trainer import Trainer, as_batches
 
 #: The perceptual network pools 4 times before relu5_1: crops need 16 px.
 MIN_FACE_BOX_PX = 16
@@ -85,12 +85,14 @@ class FaceStageTrainer(Trainer):
         return FrameGenerator(generator=self.generator, face_generator=self.face_generator, temporal=self.temporal,
                               plate=self.plate)
 
-    def step(self, first: Sample, second: Sample, history: Sequence[Sample] = ()) -> dict[str, float]:
-        """Train on the pair (first, second), the networks having drawn ``history`` before it;
-        return every logged loss term."""
+    def step(self, first: Sample | Batch, second: Sample | Batch,
+             history: Sequence[Sample] | Sequence[Sequence[Sample]] = ()) -> dict[str, float]:
+        """Train on the pairs (first, second), a batch of them or one, the networks having drawn
+        each pair's history before it; return every logged loss term (each a mean over the batch)."""
+        first, second, histories = as_batches(first, second, history)
         place = self.runtime.place
         label0, label1, real0, real1 = place(first.label), place(second.label), place(first.image), place(second.image)
-        boxes, windows = (first.box, second.box), (first.window, second.window)
+        boxes, windows = (list(first.boxes), list(second.boxes)), (first.windows, second.windows)
         g_f, d_f = self.face_generator, self.face_discriminator
 
         def draw(label, previous, index):
@@ -98,20 +100,14 @@ class FaceStageTrainer(Trainer):
                 frame = self.generator(label, previous)
             else:
                 frame, _ = draw_in_window(self.generator, label, previous, self.plate, windows[index])
-            return g_f(frame, label, [boxes[index]])
+            return g_f(frame, label, boxes[index])
 
         with self.runtime.autocast():
-            previous = None
-            if history and self.temporal:
-                models = self.frame_generator()
-                with torch.no_grad():
-                    for sample in history:
-                        box = sample.box if sample.has_face else None
-                        _, previous = models.draw(place(sample.label), previous, box, sample.window)
+            previous = self.draw_histories(histories, label0)
             fake0, fake1 = unroll_pair(draw, label0, label1, temporal=self.temporal, first_previous=previous)
             d_real = d_fake = face_gan = face_perceptual = 0.0
             for label, real, fake, box in ((label0, real0, fake0, boxes[0]), (label1, real1, fake1, boxes[1])):
-                label_crop, real_crop, fake_crop = crop(label, [box]), crop(real, [box]), crop(fake, [box])
+                label_crop, real_crop, fake_crop = crop(label, box), crop(real, box), crop(fake, box)
                 real_term, fake_term = lsgan_discriminator([d_f(label_crop, real_crop)],
                                                            [d_f(label_crop, fake_crop.detach())])
                 d_real, d_fake = d_real + 0.5 * real_term, d_fake + 0.5 * fake_term
@@ -123,8 +119,8 @@ class FaceStageTrainer(Trainer):
             weights = None
             if self.plate is not None and self.temporal:  # the composite method: the face's change too
                 box = boxes[0]
-                terms["temporal_change"] = temporal_change(crop(fake0, [box]), crop(fake1, [box]),
-                                                           crop(real0, [box]), crop(real1, [box]))
+                terms["temporal_change"] = temporal_change(crop(fake0, box), crop(fake1, box),
+                                                           crop(real0, box), crop(real1, box))
                 weights = {"temporal_change": self.temporal_change_weight}
             g_total, g_logged = compose_loss(terms, extra_weights=weights)
         self.last_pair = (label0, label1, fake0.detach(), fake1.detach(), real0, real1)

@@ -14,6 +14,7 @@ import torch
 from edn.atomic import copy_file
 from edn.background import read_plate, read_plate_report
 from edn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from edn.distributed import SINGLE, Group
 from edn.errors import EdnError
 from edn.generation import generate_frames
 from edn.losses import PerceptualLoss
@@ -21,7 +22,7 @@ from edn.options import TrainingOptions
 from edn.perceptual import load_perceptual
 from edn.presets import Preset, get_preset
 from edn.runtime import Runtime
-from edn.training.data import TrainingFrames, history_for_step, pair_for_step, split_pairs
+from edn.training.data import Batch, TrainingFrames, history_for_step, pair_for_step, samples_of_step, split_pairs
 from edn.training.face_stage import FaceStageTrainer
 from edn.training.main_stage import MainStageTrainer
 from edn.training.run_directory import RunDirectory
@@ -106,7 +107,8 @@ def train_stage(*, options: TrainingOptions, frames: str | os.PathLike, labels: 
                 index: str | os.PathLike, perceptual_weights: str | os.PathLike, output: str | os.PathLike,
                 run_dir: str | os.PathLike, init: str | os.PathLike | None, runtime: Runtime,
                 background: Background | None = None, losses_output: str | os.PathLike | None = None,
-                progress: bool = True, stop_requested: Callable[[], bool] = lambda: False) -> Path:
+                progress: bool = True, stop_requested: Callable[[], bool] = lambda: False,
+                group: Group = SINGLE) -> Path | None:
     """Train one stage to ``options.iterations`` and write the final model to ``output``
     (and, when given, a copy of the run's losses.csv to ``losses_output``).
 
@@ -119,6 +121,12 @@ def train_stage(*, options: TrainingOptions, frames: str | os.PathLike, labels: 
     iteration (the CLI sets it on SIGTERM, e.g. a cluster's time limit): when
     true, a rolling checkpoint of the finished iterations is saved and
     :class:`TrainingStopped` raised, so a rerun loses nothing.
+
+    ``group``: the data-parallel processes this one trains with
+    (:mod:`edn.distributed`): each trains on its own ``batch_size`` pairs of every
+    step, the gradients averaged over all; rank 0 alone writes the run directory,
+    the model and the losses (the others return None). A stop asked of any process
+    stops all of them after the same step.
     """
     stage = options.stage
     preset = get_preset(options.preset)
@@ -141,6 +149,8 @@ def train_stage(*, options: TrainingOptions, frames: str | os.PathLike, labels: 
     torch.manual_seed(options.seed)  # network initialisation
     trainer = trainer_class.for_stage(options, preset, init_checkpoint, init_path, perceptual, runtime,
                                       data.plate)
+    trainer.group = group
+    group.broadcast_modules(trainer.saved.values())
     window_size = data.window_size
     run_options = {
         **options.identity(), "temporal": trainer.temporal, "preset": preset.to_dict(), "generator_kind": kind,
@@ -150,16 +160,21 @@ def train_stage(*, options: TrainingOptions, frames: str | os.PathLike, labels: 
                                *(background.paths() if compositing else [])),
     }
     run = RunDirectory(run_dir, keep=options.keep_checkpoints)
-    resume = run.start(run_options, preset, stage)
+    resume = run.start(run_options, preset, stage) if group.is_main else None
+    resume_file = group.broadcast_object(str(run.checkpoint_files()[-1]) if resume is not None else None)
     step = 0
-    if resume is not None:
-        trainer.load(resume, str(run.checkpoint_files()[-1]))
+    if resume_file is not None:
+        resume = resume or load_checkpoint(resume_file, stages=(stage,), preset=preset, what="rolling checkpoint")
+        trainer.load(resume, resume_file)
         step = resume.step
     drawn = (f"the person in {window_size[0]}x{window_size[1]} windows over the plate" if compositing
              else "the whole frame")
-    log.info("%s stage: %d pairs (frames 0..%d), %d held out, %dx%d, %s, %s, %d of %d iterations done",
-             stage, len(split.pairs), split.first_heldout - 1, len(split.heldout), *data.size, drawn, runtime.device,
-             step, options.iterations)
+    if group.is_main:
+        shared = f", {group.world_size} processes" if group.active else ""
+        log.info("%s stage: %d pairs (frames 0..%d), %d held out, %dx%d, %s, %s, batch %d%s, "
+                 "%d of %d iterations done",
+                 stage, len(split.pairs), split.first_heldout - 1, len(split.heldout), *data.size, drawn,
+                 runtime.device, options.batch_size, shared, step, options.iterations)
 
     def checkpoint(with_optimizers: bool) -> Checkpoint:
         return Checkpoint(stage=stage, step=step, preset=preset,
@@ -169,20 +184,30 @@ def train_stage(*, options: TrainingOptions, frames: str | os.PathLike, labels: 
 
     from tqdm import tqdm
 
-    bar = tqdm(total=options.iterations, initial=step, desc=f"train {stage}", unit="it", disable=not progress,
-               mininterval=1.0, dynamic_ncols=True)
+    bar = tqdm(total=options.iterations, initial=step, desc=f"train {stage}", unit="it",
+               disable=not (progress and group.is_main), mininterval=1.0, dynamic_ncols=True)
     started, start_step = time.perf_counter(), step
     last_grid = None
+    unroll = options.temporal_unroll_frames if trainer.temporal else 0
     while step < options.iterations:
         lr = learning_rate(step, options)
         trainer.set_learning_rate(lr)
-        t = pair_for_step(split, step, options.seed)
-        unroll = options.temporal_unroll_frames if trainer.temporal else 0
-        history = [data.sample(h) for h in history_for_step(split, data.index, t, step, options.seed, unroll)]
+        numbers = samples_of_step(step, options.batch_size, group.rank, group.world_size)
+        firsts = [pair_for_step(split, n, options.seed) for n in numbers]
+        histories = [[data.sample(h) for h in history_for_step(split, data.index, t, n, options.seed, unroll)]
+                     for t, n in zip(firsts, numbers)]
         tick = time.perf_counter()
-        losses = trainer.step(data.sample(t), data.sample(t + 1), history)
+        losses = trainer.step(Batch.of([data.sample(t) for t in firsts]),
+                              Batch.of([data.sample(t + 1) for t in firsts]), histories)
+        losses = group.mean(losses, runtime.device)
         step += 1
-        run.append_losses({"step": step, "frame": t, "lr": lr, **{k: round(v, 6) for k, v in losses.items()},
+        stopping = group.any(stop_requested(), runtime.device) and step < options.iterations
+        if not group.is_main:
+            if stopping:
+                raise TrainingStopped(f"{stage} stage: stopped at step {step} of {options.iterations}")
+            continue
+        run.append_losses({"step": step, "frame": firsts[0], "lr": lr,
+                           **{k: round(v, 6) for k, v in losses.items()},
                            "seconds": round(time.perf_counter() - tick, 4)})
         bar.update(1)
         bar.set_postfix(G=f"{losses['g_total']:.3f}", D=f"{losses['d_total']:.3f}", refresh=False)
@@ -193,12 +218,14 @@ def train_stage(*, options: TrainingOptions, frames: str | os.PathLike, labels: 
             run.save(checkpoint(with_optimizers=True))
             log.info("step %d: G %.4f D %.4f (%.2f it/s)", step, losses["g_total"], losses["d_total"],
                      (step - start_step) / max(time.perf_counter() - started, 1e-9))
-        if stop_requested() and step < options.iterations:
+        if stopping:
             bar.close()
             path = run.save(checkpoint(with_optimizers=True))
             raise TrainingStopped(f"{stage} stage: stopped at step {step} of {options.iterations}; "
                                   f"checkpoint {str(path)!r} saved, rerun to resume")
     bar.close()
+    if not group.is_main:
+        return None
     run.save(checkpoint(with_optimizers=True))
     grid = _write_heldout_grid(run.samples / "heldout_final.png", trainer, data, split.heldout)
     if losses_output is not None:

@@ -29,7 +29,7 @@ import torch
 
 from edn.checkpoint import Checkpoint, training_mode
 from edn.errors import EdnError
-from edn.generation import FrameGenerator, crop, draw_in_window
+from edn.generation import FrameGenerator, crop_each, draw_in_window
 from edn.losses import (PerceptualLoss, compose_loss, feature_matching, lsgan_discriminator, lsgan_generator,
                         temporal_change)
 from edn.models import build_discriminator, build_generator
@@ -37,9 +37,9 @@ from edn.models.residual_conv import weight_casts_reused
 from edn.options import TrainingOptions
 from edn.presets import Preset
 from edn.runtime import Runtime
-from edn.temporal_smoothing import discriminator_input, previous_frame, unroll_pair
-from edn.training.data import Sample
-from edn.training.trainer import Trainer
+from edn.temporal_smoothing import discriminator_input, unroll_pair
+from edn.training.data import Batch, Sample
+from edn.training.trainer import Trainer, as_batches
 
 
 class MainStageTrainer(Trainer):
@@ -96,20 +96,23 @@ class MainStageTrainer(Trainer):
     def frame_generator(self) -> FrameGenerator:
         return FrameGenerator(generator=self.generator, temporal=self.temporal, plate=self.plate)
 
-    def step(self, first: Sample, second: Sample, history: Sequence[Sample] = ()) -> dict[str, float]:
-        """Train on the pair (first, second), G having drawn ``history`` before it; return every loss term."""
+    def step(self, first: Sample | Batch, second: Sample | Batch,
+             history: Sequence[Sample] | Sequence[Sequence[Sample]] = ()) -> dict[str, float]:
+        """Train on the pairs (first, second), a batch of them or one, G having drawn each pair's
+        history before it; return every loss term (each a mean over the batch)."""
+        first, second, histories = as_batches(first, second, history)
         place = self.runtime.place
         label0, label1, real0, real1 = place(first.label), place(second.label), place(first.image), place(second.image)
         d = self.discriminator
         d_input = discriminator_input(self.temporal)
         terms = {}
         with self.runtime.autocast(), weight_casts_reused(self.generator):
-            previous = self._draw_history(history)
+            previous = self.draw_histories(histories, label0)
             if self.plate is None:
                 fake0, fake1 = unroll_pair(lambda label, before, _: self.generator(label, before), label0, label1,
                                            temporal=self.temporal, first_previous=previous)
             else:
-                windows, masks = (first.window, second.window), []
+                windows, masks = (first.windows, second.windows), []
 
                 def draw(label, before, index):
                     frame, mask = draw_in_window(self.generator, label, before, self.plate, windows[index])
@@ -118,11 +121,11 @@ class MainStageTrainer(Trainer):
 
                 fake0, fake1 = unroll_pair(draw, label0, label1, temporal=self.temporal, first_previous=previous)
                 # Every loss on the window of the pair's first frame, where the person is.
-                label0, label1, fake0, fake1, real0, real1 = (crop(x, first.window) for x in
+                label0, label1, fake0, fake1, real0, real1 = (crop_each(x, first.windows) for x in
                                                               (label0, label1, fake0, fake1, real0, real1))
-                terms["mask"] = 0.5 * sum(torch.nn.functional.l1_loss(crop(mask, first.window),
-                                                                      crop(place(sample.mask), first.window))
-                                          for mask, sample in zip(masks, (first, second)))
+                terms["mask"] = 0.5 * sum(torch.nn.functional.l1_loss(crop_each(mask, first.windows),
+                                                                      crop_each(place(batch.mask), first.windows))
+                                          for mask, batch in zip(masks, (first, second)))
                 if self.temporal:
                     terms["temporal_change"] = temporal_change(fake0, fake1, real0, real1)
             real_input = d_input(label0, label1, real0, real1)
@@ -144,14 +147,3 @@ class MainStageTrainer(Trainer):
             g_total, g_logged = compose_loss(terms, extra_weights=weights)
         self.last_pair = (label0, label1, fake0.detach(), fake1.detach(), real0, real1)
         return self.update(g_total, g_logged, d_real, d_fake)
-
-    def _draw_history(self, history: Sequence[Sample]) -> torch.Tensor | None:
-        """G's frame of the last sample of ``history``, each drawn from the one before (zeros first),
-        without gradients; None for no history (the pair starts from the zero image)."""
-        if not history or not self.temporal:
-            return None
-        models, state = self.frame_generator(), None
-        with torch.no_grad():
-            for sample in history:
-                _, state = models.draw(self.runtime.place(sample.label), state, None, sample.window)
-        return state.detach()

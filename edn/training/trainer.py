@@ -9,14 +9,17 @@ generator's update, then the discriminator's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
 
 from edn.checkpoint import Checkpoint, load_state
+from edn.distributed import SINGLE, Group
 from edn.generation import FrameGenerator
 from edn.runtime import Runtime
+from edn.temporal_smoothing import first_previous_frame
+from edn.training.data import Batch, Sample
 
 #: Adam's betas in the paper and pix2pixHD.
 ADAM_BETAS = (0.5, 0.999)
@@ -42,6 +45,9 @@ class Trainer:
     """
 
     runtime: Runtime
+    temporal: bool
+    #: The data-parallel processes training together (one by default): gradients are averaged over them.
+    group: Group = SINGLE
     saved: dict[str, nn.Module]
     optimizers: dict[str, torch.optim.Adam]
     #: The last pair trained on: (label0, label1, fake0, fake1, real0, real1), for sample grids.
@@ -79,18 +85,51 @@ class Trainer:
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate
 
+    def draw_histories(self, histories: Sequence[Sequence[Sample]], labels: torch.Tensor) -> torch.Tensor | None:
+        """Per batch item, the networks' frame of the last sample of its history, each drawn
+        from the one before (zeros first; face-corrected where there is a face GAN), without
+        gradients; the zero image for an item without history; None when no item has one
+        (every pair then starts from the zero image, as in the paper)."""
+        if not self.temporal or not any(histories):
+            return None
+        models, frames = self.frame_generator(), []
+        with torch.no_grad():
+            for item, history in enumerate(histories):
+                state = None
+                for sample in history:
+                    box = sample.box if sample.has_face else None
+                    _, state = models.draw(self.runtime.place(sample.label), state, box, sample.window)
+                frames.append(first_previous_frame(labels[item:item + 1]) if state is None else state.detach())
+        return torch.cat(frames)
+
     # -- one update --------------------------------------------------------------------------------
     def update(self, g_total: torch.Tensor, g_logged: dict[str, float],
                d_real: torch.Tensor, d_fake: torch.Tensor) -> dict[str, float]:
         """The generator's step on ``g_total``, then the discriminator's on
-        ``0.5 * (d_real + d_fake)`` (pix2pixHD halves the sum once); every term logged."""
-        self.optimizers["generator"].zero_grad(set_to_none=True)
-        g_total.backward()
-        self.optimizers["generator"].step()
+        ``0.5 * (d_real + d_fake)`` (pix2pixHD halves the sum once), each with its gradients
+        averaged over the data-parallel processes; every term logged."""
         d_total = 0.5 * (d_real + d_fake)
-        self.optimizers["discriminator"].zero_grad(set_to_none=True)
-        d_total.backward()
-        self.optimizers["discriminator"].step()
+        for name, loss in (("generator", g_total), ("discriminator", d_total)):
+            optimizer = self.optimizers[name]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.group.average_gradients(p for group in optimizer.param_groups for p in group["params"])
+            optimizer.step()
         logged = {f"g_{name}": value for name, value in g_logged.items()}
         logged.update(d_real=float(d_real.detach()), d_fake=float(d_fake.detach()), d_total=float(d_total.detach()))
         return logged
+
+
+def as_batches(first: Sample | Batch, second: Sample | Batch,
+               history: Sequence[Sample] | Sequence[Sequence[Sample]]) -> tuple[Batch, Batch, list[list[Sample]]]:
+    """A step's inputs as batches, and each item's history (frames drawn before its pair);
+    one sample and its history stand for a batch of one."""
+    first, second = (x if isinstance(x, Batch) else Batch.of(x) for x in (first, second))
+    history = list(history)
+    if not history or isinstance(history[0], Sample):
+        histories = [history] + [[] for _ in range(len(first) - 1)]
+    else:
+        histories = [list(h) for h in history]
+    if len(histories) != len(first):
+        raise ValueError(f"{len(histories)} histories for a batch of {len(first)}")
+    return first, second, histories

@@ -241,6 +241,15 @@ def get_plate_option(wildcards, input):
     return f"--plate {shlex.quote(input.plate)}" if "plate" in input.keys() else ""
 
 
+# A training job of several SLURM tasks (training.tasks) runs its command through
+# `srun -n TASKS`, one process group per task (edn.distributed); the executor
+# plugin submits it with --ntasks, as it does MPI jobs (resource mpi), and runs
+# the command in the job's batch step, not in a one-task step of its own.
+TRAINING_TASKS = config["training"]["tasks"]
+TRAINING_LAUNCHER = f"srun -n {TRAINING_TASKS} " if TRAINING_TASKS > 1 else ""
+TRAINING_TASK_RESOURCES = {"tasks": TRAINING_TASKS, **({"mpi": "srun"} if TRAINING_TASKS > 1 else {})}
+
+
 def _training_options(stage, temporal=True, method=None, downsample=None):
     settings = config["training"]
     if downsample is None:

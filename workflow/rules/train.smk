@@ -20,10 +20,12 @@ rule train_global:
         background=get_background_options,
         run_dir="results/runs/{target}/global",
         options=get_global_training_options,
+        launcher=TRAINING_LAUNCHER,  # every rule below keeps it (use rule ... with: merges params)
     threads: config["training"]["threads"]
     resources:
         mem_mb=config["training"]["mem_mb"],
         gpu=config["training"]["gpus"],
+        **TRAINING_TASK_RESOURCES,
     log:
         "results/logs/train_global/{target}.log",
     benchmark:
@@ -31,7 +33,7 @@ rule train_global:
     conda:
         "../../envs/train.yaml"
     shell:
-        "python -m edn --log {log} train --frames {input.frames:q} --labels {input.labels:q}"
+        "{params.launcher}python -m edn --log {log} train --frames {input.frames:q} --labels {input.labels:q}"
         " --index {input.index:q} --perceptual {input.perceptual:q} {params.init} {params.background}"
         " --output {output.model:q}"
         " --losses-output {output.losses:q} --run-dir {params.run_dir:q} --threads {threads} {params.options}"
