@@ -3,10 +3,12 @@ per session with real MediaPipe, and a real loopback HTTP server."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,11 +44,9 @@ class HttpServer:
     requests: list[str]
 
 
-@pytest.fixture
-def http_server(tmp_path: Path):
-    """A real HTTP server on 127.0.0.1 serving ``tmp_path / "www"``."""
-    directory = tmp_path / "www"
-    directory.mkdir()
+@contextlib.contextmanager
+def serving(directory: Path) -> Iterator[HttpServer]:
+    """A real HTTP server on 127.0.0.1 serving ``directory``, for the ``with`` block."""
     requests: list[str] = []
     handler = functools.partial(type("Handler", (_QuietHandler,), {"requests": requests}),
                                 directory=str(directory))
@@ -58,6 +58,15 @@ def http_server(tmp_path: Path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def http_server(tmp_path: Path):
+    """A real HTTP server on 127.0.0.1 serving ``tmp_path / "www"``."""
+    directory = tmp_path / "www"
+    directory.mkdir()
+    with serving(directory) as server:
+        yield server
 
 
 class _MisbehavingHandler(http.server.BaseHTTPRequestHandler):

@@ -11,6 +11,8 @@ same artifacts as an uninterrupted run.
 
 from __future__ import annotations
 
+import concurrent.futures
+
 import json
 import os
 import random
@@ -37,6 +39,7 @@ from edn.decode import decode_video
 from edn.fetch import cache_folder
 from edn.frames import load_frames, read_meta
 from edn.media import probe_video
+from conftest import serving
 from helpers import (DEMO, ROOT, SNAKEMAKE, Completed, ffmpeg, leftovers, make_test_video, run_edn, run_snakemake,
                      write_config)
 from training_data import background_args, write_subject
@@ -186,12 +189,16 @@ class Inputs:
     perceptual: Path
 
 
-@pytest.fixture
-def inputs(media: Media, http_server, hanging_url: str, misbehaving_server: str, perceptual_weights: Path) -> Inputs:
+def _inputs(media: Media, http_server, hanging_url: str, misbehaving_server: str, perceptual_weights: Path) -> Inputs:
     shutil.copy(media.truncated_moov_at_start, http_server.directory / "cut.mp4")
     return Inputs(media=media, missing_url=f"{http_server.url}/gone.mp4", hanging_url=hanging_url,
                   truncated_url=f"{http_server.url}/cut.mp4", server=misbehaving_server,
                   perceptual=perceptual_weights)
+
+
+@pytest.fixture
+def inputs(media: Media, http_server, hanging_url: str, misbehaving_server: str, perceptual_weights: Path) -> Inputs:
+    return _inputs(media, http_server, hanging_url, misbehaving_server, perceptual_weights)
 
 
 # -- bad input through the CLI ----------------------------------------------------------
@@ -506,13 +513,40 @@ WORKFLOW_CASES: dict[str, Callable[[Inputs, Path], WorkflowCase]] = {
 }
 
 
+@dataclass(frozen=True)
+class WorkflowOutcome:
+    case: WorkflowCase
+    result: Completed
+    elapsed_s: float
+    workdir: Path
+
+
+@pytest.fixture(scope="module")
+def workflow_outcomes(media: Media, hanging_url: str, misbehaving_server: str, perceptual_weights: Path,
+                      tmp_path_factory) -> Iterator[dict[str, WorkflowOutcome]]:
+    """Every case of :data:`WORKFLOW_CASES` through Snakemake, each in its own directory, two
+    at a time: a run is mostly Snakemake's single-threaded start-up, so two share the machine
+    without waiting on each other."""
+    with serving(tmp_path_factory.mktemp("www")) as http_server:
+        given = _inputs(media, http_server, hanging_url, misbehaving_server, perceptual_weights)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+            outcomes = dict(pool.map(lambda name: _run_workflow_case(name, given, tmp_path_factory), WORKFLOW_CASES))
+    yield outcomes
+
+
+def _run_workflow_case(name: str, given: Inputs, tmp_path_factory) -> tuple[str, WorkflowOutcome]:
+    workdir = tmp_path_factory.mktemp("workflow_case")
+    case = WORKFLOW_CASES[name](given, workdir)
+    started = time.monotonic()
+    result = run_snakemake(workdir, case.config, case.target, *(["--dry-run"] if case.dry_run else []))
+    return name, WorkflowOutcome(case, result, time.monotonic() - started, workdir)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(WORKFLOW_CASES))
-def test_bad_input_through_snakemake(name: str, inputs: Inputs, tmp_path: Path) -> None:
-    case = WORKFLOW_CASES[name](inputs, tmp_path)
-    started = time.monotonic()
-    result = run_snakemake(tmp_path, case.config, case.target, *(["--dry-run"] if case.dry_run else []))
-    elapsed = time.monotonic() - started
+def test_bad_input_through_snakemake(name: str, workflow_outcomes: dict[str, WorkflowOutcome]) -> None:
+    outcome = workflow_outcomes[name]
+    case, result, elapsed, tmp_path = outcome.case, outcome.result, outcome.elapsed_s, outcome.workdir
     assert result.returncode != 0, result.output[-3000:]
     for fragment in case.says:
         assert fragment in result.output, result.output[-3000:]
