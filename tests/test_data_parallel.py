@@ -25,6 +25,8 @@ import pytest
 import torch
 
 from edn.checkpoint import load_checkpoint
+from edn.models import build_discriminator, build_generator
+from edn.presets import PRESETS
 from edn.training.data import samples_of_step
 from helpers import ROOT, run_edn
 from training_data import background_args, write_subject
@@ -42,6 +44,21 @@ def test_each_process_has_its_own_share_of_every_step() -> None:
     assert list(samples_of_step(7, batch_size=1)) == [7]  # batch 1, one process: sample number = step
     every = [n for step in range(3) for r in range(2) for n in samples_of_step(step, 2, r, 2)]
     assert every == list(range(12))  # no sample skipped or repeated across steps
+
+
+def test_a_batch_is_drawn_as_its_samples_one_by_one() -> None:
+    # Instance normalisation keeps each sample's own statistics: batching changes nothing per sample.
+    torch.manual_seed(0)
+    preset = PRESETS["tiny"]
+    generator, discriminator = build_generator(preset, "global"), build_discriminator(preset, "global", True)
+    labels, previous = torch.rand(3, 3, 32, 64), torch.rand(3, 3, 32, 64) * 2 - 1
+    together = generator(labels, previous)
+    alone = torch.cat([generator(labels[i:i + 1], previous[i:i + 1]) for i in range(3)])
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-4)
+    pairs = torch.rand(3, 12, 32, 64)
+    judged = discriminator(pairs)[-1][-1]
+    torch.testing.assert_close(judged, torch.cat([discriminator(pairs[i:i + 1])[-1][-1] for i in range(3)]),
+                               atol=1e-5, rtol=1e-4)
 
 
 def _train(data: dict, directory: Path, *extra: str, iterations: int = 2, threads: int = 2) -> list:
