@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import os
 import subprocess
 import sys
 import types
@@ -16,7 +18,7 @@ from edn.errors import EdnError
 from edn.frames import FrameMeta, fit_geometry
 from edn.keypoints import PoseSequence, read_pose_table, write_pose_table
 from edn.pose.detect import detect
-from edn.pose.openpose import import_pyopenpose
+from edn.pose.openpose import MODEL_FILES, OpenPoseDetector, extra_flags, import_pyopenpose
 from edn.skeleton import BODY, FACE, KEYPOINT_COUNT, LEFT_HAND, RIGHT_HAND, Body
 from helpers import ROOT, leftovers, run_edn
 
@@ -261,6 +263,14 @@ def make_stand_in_pyopenpose(results: list[dict], seen: dict) -> types.ModuleTyp
     return module
 
 
+def stand_in_model_folder(folder: Path) -> Path:
+    """A models/ folder with (empty) files where OpenPose looks for BODY_25, face and hand."""
+    for name in MODEL_FILES:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).touch()
+    return folder
+
+
 def test_pyopenpose_adapter_with_a_stand_in_module(tmp_path: Path, monkeypatch) -> None:
     frames = np.zeros((3, 48, 64, 3), np.uint8)
     frames[..., 0] = 250  # pure red in RGB: OpenPose must get it as BGR
@@ -281,12 +291,13 @@ def test_pyopenpose_adapter_with_a_stand_in_module(tmp_path: Path, monkeypatch) 
     ]
     seen: dict = {}
     monkeypatch.setitem(sys.modules, "pyopenpose", make_stand_in_pyopenpose(results, seen))
-    models = tmp_path / "models"
-    models.mkdir()
+    models = stand_in_model_folder(tmp_path / "models")
     poses = detect("openpose", frames_path=tmp_path / "frames.npy", meta_path=tmp_path / "meta.json",
                    model_folder=models, show_progress=False)
 
-    assert seen["params"]["model_folder"] == str(models) and seen["params"]["face"] and seen["params"]["hand"]
+    # OpenPose prefixes the folder to "pose/body_25/..." as it is: it must end with a separator.
+    assert seen["params"]["model_folder"] == str(models.resolve()) + os.sep
+    assert seen["params"]["face"] and seen["params"]["hand"] and seen["params"]["model_pose"] == "BODY_25"
     assert seen["started"] and len(seen["images"]) == 3
     assert (seen["images"][0][..., 2] == 250).all() and (seen["images"][0][..., 0] == 0).all()  # BGR
     assert poses.frame_count == 3 and poses.detector == "openpose"
@@ -333,3 +344,66 @@ def test_openpose_needs_an_existing_model_folder(tmp_path: Path, monkeypatch) ->
     with pytest.raises(EdnError, match=r"OpenPose model folder '.*nope': not found"):
         detect("openpose", frames_path=tmp_path / "frames.npy", meta_path=tmp_path / "meta.json",
                model_folder=tmp_path / "nope", show_progress=False)
+    # A folder without the weights: the first missing file is named, before OpenPose starts.
+    models = stand_in_model_folder(tmp_path / "models")
+    (models / "face" / "pose_iter_116000.caffemodel").unlink()
+    with pytest.raises(EdnError) as error:
+        detect("openpose", frames_path=tmp_path / "frames.npy", meta_path=tmp_path / "meta.json",
+               model_folder=models, show_progress=False)
+    assert "\n" not in str(error.value)
+    assert str(error.value).endswith("face/pose_iter_116000.caffemodel not found; run models/getModels.sh in it "
+                                     "(BODY_25, face and hand)")
+
+
+def test_openpose_versions_the_adapter_refuses_or_adapts_to(tmp_path: Path) -> None:
+    models = stand_in_model_folder(tmp_path / "models")
+    person = np.concatenate([np.full((25, 2), 7.0), np.full((25, 1), 0.9)], axis=1).astype(np.float32)
+    image = np.zeros((8, 8, 3), np.uint8)
+
+    # 1.5 and 1.6: no VectorDatum, emplaceAndPop takes a list.
+    seen: dict = {}
+    old = make_stand_in_pyopenpose([{"pose": person[None]}], seen)
+    del old.VectorDatum
+    taken = []
+    old.WrapperPython.emplaceAndPop = lambda self, batch: (taken.append(type(batch)), setattr(
+        batch[0], "poseKeypoints", person[None]))[-1] is None
+    assert OpenPoseDetector(models, module=old, flags={})(image).shape == (1, KEYPOINT_COUNT, 3)
+    assert taken == [list]
+
+    # 1.4 and older: a class OpenPose and no WrapperPython.
+    ancient = types.ModuleType("pyopenpose")
+    ancient.OpenPose = type("OpenPose", (), {})
+    with pytest.raises(EdnError, match=r"has no WrapperPython \(a class OpenPose: the Python API of OpenPose 1\.4 "
+                                       r"or older\); OpenPose 1\.5 or later is needed"):
+        OpenPoseDetector(models, module=ancient)
+
+    # OpenPose's errors are RuntimeErrors with several lines: one line comes out.
+    failing = make_stand_in_pyopenpose([], {})
+
+    def start(self) -> None:
+        raise RuntimeError("\nError:\nPrototxt file not found: x.\nPossible causes:\n\t1. ...\n\nComing from:\n- a")
+
+    failing.WrapperPython.start = start
+    with pytest.raises(EdnError) as error:
+        OpenPoseDetector(models, module=failing, flags={})
+    assert str(error.value) == f"OpenPose (model folder {str(models)!r}): Prototxt file not found: x."
+
+    # emplaceAndPop returning False (its worker stopped) is an error, not an empty frame.
+    stopped = make_stand_in_pyopenpose([], {})
+    stopped.WrapperPython.emplaceAndPop = lambda self, batch: False
+    with pytest.raises(EdnError, match="emplaceAndPop returned no result"):
+        OpenPoseDetector(models, module=stopped, flags={})(image)
+
+
+def test_extra_openpose_flags_are_checked(monkeypatch) -> None:
+    monkeypatch.setenv("EDN_OPENPOSE_FLAGS", "net_resolution=-1x128, face_net_resolution=96x96,number_people_max=3")
+    assert extra_flags() == {"net_resolution": "-1x128", "face_net_resolution": "96x96", "number_people_max": "3"}
+    assert extra_flags("") == {}
+    # An unknown name would make gflags end the process: refused here instead, in one line.
+    for text, message in [("model_pose=COCO", "'model_pose=COCO' is not name=value with a name among"),
+                          ("net_resolution", "'net_resolution' is not name=value"),
+                          ("net_resolution=big", "net_resolution='big' is not a valid value"),
+                          ("number_people_max=-2", "number_people_max='-2' is not a valid value")]:
+        with pytest.raises(EdnError, match=re.escape(message)) as error:
+            extra_flags(text)
+        assert "\n" not in str(error.value)
