@@ -14,7 +14,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 CORES ?= all
 
-.PHONY: demo test lint bench system-packages clean-results
+.PHONY: demo test lint bench system-packages clean-results test-openpose
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,3 +57,13 @@ bench: $(INSTALLED) $(HED_WHEEL) system-packages
 
 clean-results:
 	rm -rf results/* .snakemake
+
+# The openpose backend against the real pyopenpose (tests/test_openpose_real.py), with random weights
+# made from the official prototxts, plus the stand-in tests. It needs a pyopenpose: by default the one
+# built into .openpose/ (docs/poses.md, "Building OpenPose"); EDN_OPENPOSE_MODELS names the models/
+# folder with the prototxts when it is elsewhere.
+OPENPOSE_PYTHONPATH ?= $(CURDIR)/.openpose/build/openpose/python
+
+test-openpose: $(INSTALLED) system-packages
+	EDN_REQUIRE_PYOPENPOSE=1 PYTHONPATH="$(OPENPOSE_PYTHONPATH)$${PYTHONPATH:+:$$PYTHONPATH}" \
+	  PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest tests/test_openpose_real.py tests/test_openpose.py

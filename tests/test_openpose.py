@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import os
@@ -263,11 +264,15 @@ def make_stand_in_pyopenpose(results: list[dict], seen: dict) -> types.ModuleTyp
     return module
 
 
+# A serialised caffe.NetParameter with one empty layer (field 100, length 0).
+ONE_EMPTY_LAYER = b"\xa2\x06\x00"
+
+
 def stand_in_model_folder(folder: Path) -> Path:
-    """A models/ folder with (empty) files where OpenPose looks for BODY_25, face and hand."""
+    """A models/ folder with stand-in files where OpenPose looks for BODY_25, face and hand."""
     for name in MODEL_FILES:
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).touch()
+        (folder / name).write_bytes(ONE_EMPTY_LAYER if name.endswith(".caffemodel") else b"")
     return folder
 
 
@@ -314,6 +319,7 @@ def test_pyopenpose_adapter_with_a_stand_in_module(tmp_path: Path, monkeypatch) 
 def test_missing_pyopenpose_says_how_to_build_it(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "pyopenpose", None)  # None in sys.modules makes the import fail
     monkeypatch.setitem(sys.modules, "openpose", None)
+    monkeypatch.setitem(sys.modules, "openpose.pyopenpose", None)  # a real one imported by an earlier test
     with pytest.raises(EdnError) as error:
         import_pyopenpose()
     message = str(error.value)
@@ -355,6 +361,24 @@ def test_openpose_needs_an_existing_model_folder(tmp_path: Path, monkeypatch) ->
                                      "(BODY_25, face and hand)")
 
 
+def test_cut_off_weights_are_refused_before_caffe_sees_them(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("make_weights", ROOT / "envs" / "openpose" / "make_weights.py")
+    make_weights = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_weights)
+    whole = make_weights.caffemodel([("conv", "Convolution", [np.ones((4, 3, 3, 3), np.float32), np.zeros(4)]),
+                                     ("prelu", "PReLU", [np.full(4, 0.25, np.float32)])])
+    models = stand_in_model_folder(tmp_path / "models")
+    weights = models / "pose" / "body_25" / "pose_iter_584000.caffemodel"
+    weights.write_bytes(whole)
+    OpenPoseDetector(models, module=make_stand_in_pyopenpose([], {}), flags={})
+    for cut in (len(whole) - 1, len(whole) // 2, 1, 0):  # Caffe would abort the process on each
+        weights.write_bytes(whole[:cut])
+        with pytest.raises(EdnError) as error:
+            OpenPoseDetector(models, module=make_stand_in_pyopenpose([], {}), flags={})
+        assert str(error.value) == (f"OpenPose weights {str(weights)!r}: not a whole .caffemodel ({cut} bytes; a "
+                                    f"cut-off download?); fetch it again with models/getModels.sh")
+
+
 def test_openpose_versions_the_adapter_refuses_or_adapts_to(tmp_path: Path) -> None:
     models = stand_in_model_folder(tmp_path / "models")
     person = np.concatenate([np.full((25, 2), 7.0), np.full((25, 1), 0.9)], axis=1).astype(np.float32)
@@ -365,8 +389,13 @@ def test_openpose_versions_the_adapter_refuses_or_adapts_to(tmp_path: Path) -> N
     old = make_stand_in_pyopenpose([{"pose": person[None]}], seen)
     del old.VectorDatum
     taken = []
-    old.WrapperPython.emplaceAndPop = lambda self, batch: (taken.append(type(batch)), setattr(
-        batch[0], "poseKeypoints", person[None]))[-1] is None
+
+    def emplace_and_pop(self, batch) -> bool:
+        taken.append(type(batch))
+        batch[0].poseKeypoints = person[None]
+        return True
+
+    old.WrapperPython.emplaceAndPop = emplace_and_pop
     assert OpenPoseDetector(models, module=old, flags={})(image).shape == (1, KEYPOINT_COUNT, 3)
     assert taken == [list]
 

@@ -10,22 +10,32 @@ What the real module does, and this adapter follows (checked against OpenPose
 1.7.0, its last release, built on Debian 12):
 
 - ``WrapperPython.configure`` takes a dict of OpenPose's command-line flags,
-  which it turns into ``--name=value`` and parses with gflags: an unknown flag
-  name ends the whole process, so only known flags are passed.
-- ``model_folder`` is prefixed to ``pose/body_25/pose_deploy.prototxt`` as it
-  is: without a trailing slash OpenPose looks for ``.../modelspose/...``.
-- ``Datum.cvInputData`` wraps the numpy buffer without copying (and reads it
-  as C-contiguous BGR): the array must stay alive until ``emplaceAndPop``
-  returns.
+  which it turns into ``--name=value`` and parses with gflags (process-wide:
+  a flag set once stays set for later wrappers).
+- Unknown flag names and bad values (``face: maybe``) make gflags end the
+  whole process with status 1, so only known flags, with checked values, are
+  passed.
+- ``model_folder`` is joined to ``pose/body_25/pose_deploy.prototxt`` by plain
+  concatenation; 1.7's wrapper adds a missing trailing separator, and the
+  adapter passes one anyway.
+- ``Datum.cvInputData`` shares the numpy buffer (no copy; read as C-contiguous
+  BGR): the array must stay alive until ``emplaceAndPop`` returns.
+- A model file missing at start makes OpenPose fail in a worker thread, and
+  the Python process then exits with status 0 in the middle of the run; a
+  cut-off .caffemodel makes Caffe abort it. Both are checked before OpenPose
+  starts.
 - 1.7 takes an ``op.VectorDatum`` in ``emplaceAndPop`` (a plain list is
   refused); 1.5 and 1.6 take a list. Before 1.5 there was no ``WrapperPython``
   (a class ``OpenPose`` instead): refused with a one-line error.
-- A missing model file is found by this adapter before OpenPose starts (a
-  worker thread of OpenPose would fail far from the call); OpenPose's own
-  errors arrive as RuntimeError with a multi-line text and become one line.
+- OpenPose's own errors raised in the calling thread (a net resolution that
+  is not a multiple of 16) arrive as RuntimeError with a multi-line text and
+  become one line; ``emplaceAndPop`` returning False is an error too.
 - ``poseKeypoints`` is None when nobody is found, else [P, 25, 3] in the input
   image's pixels (OpenPose's pixel-index convention); ``faceKeypoints`` is
-  [P, 70, 3]; ``handKeypoints`` is a pair (left, right) of [P, 21, 3].
+  [P, 70, 3]; ``handKeypoints`` is a pair (left, right) of [P, 21, 3]. The
+  confidences are heat-map peaks, which can exceed 1: they are clipped to
+  [0, 1], the keypoint table's range. Points may lie outside the image (a face
+  box reaching past its edge): they are kept, as OpenPose writes them.
 
 :mod:`edn.pose.detect` maps the people to working pixels and keeps the main person.
 """
@@ -43,7 +53,7 @@ import numpy as np
 from edn.errors import EdnError
 from edn.skeleton import BODY, FACE, KEYPOINT_COUNT, LEFT_HAND, RIGHT_HAND
 
-BUILD_HINT = ("build OpenPose with its Python API (cmake -DBUILD_PYTHON=ON, or make openpose: docs/poses.md, "
+BUILD_HINT = ("build OpenPose with its Python API (cmake -DBUILD_PYTHON=ON; docs/poses.md, "
               "Building OpenPose) and put its build/python folder on PYTHONPATH; or use the mediapipe backend, "
               "or run OpenPose elsewhere and use the openpose_json backend")
 
@@ -114,7 +124,55 @@ def check_model_folder(folder: str | os.PathLike) -> Path:
         raise EdnError(f"OpenPose model folder {str(folder)!r}: {missing[0]} not found"
                        f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}; run models/getModels.sh "
                        f"in it (BODY_25, face and hand)")
+    for name in MODEL_FILES:
+        if name.endswith(".caffemodel"):
+            check_caffemodel(folder / name)
     return folder
+
+
+def _read_varint(file) -> int | None:
+    value, shift = 0, 0
+    while True:
+        byte = file.read(1)
+        if not byte:
+            return None
+        value |= (byte[0] & 0x7F) << shift
+        if byte[0] < 0x80:
+            return value
+        shift += 7
+        if shift > 63:
+            return None
+
+
+def check_caffemodel(path: Path) -> None:
+    """EdnError unless ``path`` is a whole serialised protobuf message (a cut-off download is not).
+
+    Caffe aborts the whole process on a weights file it cannot parse; this walks
+    the top-level fields (seeking over their contents) before OpenPose sees it.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as file:
+        fields = 0
+        while file.tell() < size:
+            tag = _read_varint(file)
+            wire = None if tag is None else tag & 7
+            if wire == 2:
+                length = _read_varint(file)
+                if length is None:
+                    break
+                file.seek(length, os.SEEK_CUR)
+            elif wire == 0:
+                if _read_varint(file) is None:
+                    break
+            elif wire in (1, 5):
+                file.seek(8 if wire == 1 else 4, os.SEEK_CUR)
+            else:
+                break
+            fields += 1
+        whole = file.tell() == size and fields > 0
+    if not whole:
+        raise EdnError(f"OpenPose weights {str(path)!r}: not a whole .caffemodel ({size} bytes; a cut-off "
+                       f"download?); fetch it again with models/getModels.sh")
 
 
 def extra_flags(text: str | None = None) -> dict[str, str]:
@@ -163,7 +221,7 @@ class OpenPoseDetector:
         self.op = module or import_pyopenpose()
         check_api(self.op)
         folder = check_model_folder(model_folder)
-        params = {"model_folder": os.path.join(str(folder.resolve()), ""),  # OpenPose appends "pose/..." as is
+        params = {"model_folder": os.path.join(str(folder.resolve()), ""),  # joined to "pose/..." as is
                   "model_pose": "BODY_25", "face": True, "hand": True, "render_pose": 0}
         params.update(extra_flags() if flags is None else flags)
         self.uses_vector = hasattr(self.op, "VectorDatum")  # 1.7; 1.5 and 1.6 take a list
@@ -206,6 +264,8 @@ class OpenPoseDetector:
         if hands is not None and len(hands) == 2:
             out[:, LEFT_HAND] = _people_array(hands[0], LEFT_HAND.stop - LEFT_HAND.start, people)
             out[:, RIGHT_HAND] = _people_array(hands[1], RIGHT_HAND.stop - RIGHT_HAND.start, people)
+        # Heat-map peaks are not bounded by 1 (nor by the image: a face box may reach past its edge).
+        np.clip(out[..., 2], 0.0, 1.0, out=out[..., 2])
         return out
 
     def close(self) -> None:

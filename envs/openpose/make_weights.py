@@ -177,9 +177,15 @@ def caffemodel(layers: list[tuple[str, str, list[np.ndarray]]]) -> bytes:
     return b"".join(parts)
 
 
-def random_weights(shapes: list[tuple[str, str, list[tuple[int, ...]]]], rng: np.random.Generator):
+#: The last layer of the body network's heat maps (25 parts, then the background).
+BODY_HEATMAPS = "Mconv7_stage1_L1"
+
+
+def random_weights(shapes: list[tuple[str, str, list[tuple[int, ...]]]], rng: np.random.Generator, *,
+                   part_bias: float = 0.0):
     """He-normal convolutions (activations keep their scale through the ReLUs), small random biases,
-    PReLU slopes of 0.25 (Caffe's default)."""
+    PReLU slopes of 0.25 (Caffe's default). ``part_bias`` is added to the body parts' heat maps: every
+    part then has candidates all over the image, so the people OpenPose assembles have most parts."""
     layers = []
     for name, kind, blob_shapes in shapes:
         blobs = []
@@ -190,19 +196,22 @@ def random_weights(shapes: list[tuple[str, str, list[tuple[int, ...]]]], rng: np
                 fan_in = shape[1] * shape[2] * shape[3]
                 blobs.append(rng.normal(0, np.sqrt(2 / fan_in), shape).astype(np.float32))
             else:
-                blobs.append(rng.normal(0, 0.05, shape).astype(np.float32))
+                bias = rng.normal(0, 0.05, shape).astype(np.float32)
+                if name == BODY_HEATMAPS:
+                    bias[:-1] += part_bias
+                blobs.append(bias)
         layers.append((name, kind, blobs))
     return layers
 
 
-def write_weights(models: Path, seed: int = 0) -> list[Path]:
+def write_weights(models: Path, seed: int = 0, part_bias: float = 0.0) -> list[Path]:
     written = []
     for index, (prototxt, model) in enumerate(NETWORKS.items()):
         source = models / prototxt
         if not source.is_file():
             raise FileNotFoundError(f"{source}: not found (an OpenPose models/ folder has it)")
         shapes = parameter_shapes(parse_prototxt(source.read_text()))
-        layers = random_weights(shapes, np.random.default_rng(seed + index))
+        layers = random_weights(shapes, np.random.default_rng(seed + index), part_bias=part_bias)
         target = models / model
         partial = target.with_suffix(".caffemodel.partial")
         partial.write_bytes(caffemodel(layers))
@@ -215,9 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", type=Path, help="an OpenPose models/ folder")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--part-bias", type=float, default=0.0,
+                        help="added to the body parts' heat maps (default 0)")
     args = parser.parse_args(argv)
     try:
-        for path in write_weights(args.models, args.seed):
+        for path in write_weights(args.models, args.seed, args.part_bias):
             print(f"wrote {path} ({path.stat().st_size / 1e6:.0f} MB)")
     except (OSError, PrototxtError) as error:
         print(f"make_weights: error: {error}", file=sys.stderr)
