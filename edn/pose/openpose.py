@@ -7,7 +7,8 @@ weights downloaded). It is imported as ``pyopenpose`` or
 ``openpose.pyopenpose``, whichever the build put on the path.
 
 What the real module does, and this adapter follows (checked against OpenPose
-1.7.0, its last release, built on Debian 12):
+1.7.0 at its last commit, 5c5d9652, built on Debian 12; 1.5 and 1.6 from their
+sources):
 
 - ``WrapperPython.configure`` takes a dict of OpenPose's command-line flags,
   which it turns into ``--name=value`` and parses with gflags (process-wide:
