@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import struct
 import sys
 from pathlib import Path
 
@@ -103,7 +102,7 @@ def parameter_shapes(net: dict) -> list[tuple[str, str, list[tuple[int, ...]]]]:
     for i, name in enumerate(inputs):
         if len(dims) >= 4 * (i + 1):
             channels[name] = dims[4 * i + 1]
-    for shape in net.get("input_shape", []):
+    if net.get("input_shape"):
         raise PrototxtError("input_shape is not supported; use input_dim")
     out = []
     for layer in net.get("layer", []):
