@@ -283,6 +283,9 @@ class PoseOptions(Options):
     workers: int = option(2, "MediaPipe processes per subject, one Holistic each", minimum=1)
     min_confidence: MinConfidence = nested(MinConfidence)
     openpose_model_folder: str | None = option(None, "OpenPose's models/ folder (backend openpose)")
+    openpose_flags: str = option("", "backend openpose: extra OpenPose flags, name=value,... (e.g. "
+                                     "net_resolution=-1x256,number_people_max=4 on a CPU); each name and value is "
+                                     "checked, since OpenPose ends the process on an unknown one")
     openpose_json_coordinates: str = option("source", "pixels the OpenPose JSON files are in: the source "
                                                       "video's or the working frames'", choices=("source", "working"))
 

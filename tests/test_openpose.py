@@ -20,6 +20,7 @@ from edn.frames import FrameMeta, fit_geometry
 from edn.keypoints import PoseSequence, read_pose_table, write_pose_table
 from edn.pose.detect import detect
 from edn.pose.openpose import MODEL_FILES, OpenPoseDetector, extra_flags, import_pyopenpose
+from edn.pose.openpose_json import parse_people
 from edn.skeleton import BODY, FACE, KEYPOINT_COUNT, LEFT_HAND, RIGHT_HAND, Body
 from helpers import ROOT, leftovers, run_edn
 
@@ -194,6 +195,14 @@ def _assert_one_line_error(result, *fragments: str) -> None:
         assert fragment in result.error_lines[0], result.error_lines[0]
 
 
+def test_confidences_above_one_are_clipped() -> None:
+    # OpenPose writes heat-map peaks as confidences, and they can exceed 1.
+    person = json.loads(HAND_WRITTEN)
+    person["people"][0]["pose_keypoints_2d"][2] = 1.4
+    people = parse_people(person, "frame 0")
+    assert people[0, 0, 2] == 1.0 and people[0, 1, 2] == pytest.approx(0.8)
+
+
 def test_bad_openpose_json_gives_clear_errors(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -219,6 +228,14 @@ def test_bad_openpose_json_gives_clear_errors(tmp_path: Path) -> None:
     broken.mkdir()
     (broken / "a_000000000000_keypoints.json").write_text('{"people": [')
     _assert_one_line_error(_pose_json(tmp_path, broken, 1), "a_000000000000_keypoints.json", "not valid JSON")
+
+    negative = tmp_path / "negative"
+    negative.mkdir()
+    person = json.loads(HAND_WRITTEN)
+    person["people"][0]["pose_keypoints_2d"][2] = -0.5
+    (negative / "a_000000000000_keypoints.json").write_text(json.dumps(person))
+    _assert_one_line_error(_pose_json(tmp_path, negative, 1), "a_000000000000_keypoints.json",
+                           "a confidence is negative")
 
     _assert_one_line_error(_pose_json(tmp_path, _hand_written_dir(tmp_path / "short"), 5),
                            "2 files, but the video was decoded to 5 frames")
@@ -424,9 +441,9 @@ def test_openpose_versions_the_adapter_refuses_or_adapts_to(tmp_path: Path) -> N
         OpenPoseDetector(models, module=stopped, flags={})(image)
 
 
-def test_extra_openpose_flags_are_checked(monkeypatch) -> None:
-    monkeypatch.setenv("EDN_OPENPOSE_FLAGS", "net_resolution=-1x128, face_net_resolution=96x96,number_people_max=3")
-    assert extra_flags() == {"net_resolution": "-1x128", "face_net_resolution": "96x96", "number_people_max": "3"}
+def test_extra_openpose_flags_are_checked() -> None:
+    assert extra_flags("net_resolution=-1x128, face_net_resolution=96x96,number_people_max=3") == {
+        "net_resolution": "-1x128", "face_net_resolution": "96x96", "number_people_max": "3"}
     assert extra_flags("") == {}
     # An unknown name would make gflags end the process: refused here instead, in one line.
     for text, message in [("model_pose=COCO", "'model_pose=COCO' is not name=value with a name among"),

@@ -108,12 +108,11 @@ def run_real_module(frames: np.ndarray, models: Path) -> list[dict]:
 
 def test_edn_pose_through_the_real_pyopenpose(models: Path, clip: dict, tmp_path: Path) -> None:
     table = tmp_path / "dancer.parquet"
-    env = dict(os.environ, EDN_OPENPOSE_FLAGS=FLAGS_TEXT)
     result = subprocess.run(
         [sys.executable, "-m", "edn", "pose", "--backend", "openpose", "--frames", str(clip["frames"]), "--meta",
          str(clip["meta"]), "--video", str(clip["video"]), "--detection-scale", str(SCALE),
-         "--openpose-model-folder", str(models), "--output", str(table)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+         "--openpose-model-folder", str(models), "--openpose-flags", FLAGS_TEXT, "--output", str(table)],
+        cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
 
     poses = read_pose_table(table)
@@ -188,9 +187,8 @@ def test_real_module_errors_are_one_line(models: Path, clip: dict, tmp_path: Pat
     args = ["pose", "--backend", "openpose", "--frames", str(clip["frames"]), "--meta", str(clip["meta"]),
             "--openpose-model-folder", str(models), "--output", str(tmp_path / "p.parquet")]
     # OpenPose's own check (its error, raised by the real module), as one line.
-    env = dict(os.environ, EDN_OPENPOSE_FLAGS="net_resolution=-1x100")
-    result = subprocess.run([sys.executable, "-m", "edn", *args], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=600)
+    result = subprocess.run([sys.executable, "-m", "edn", *args, "--openpose-flags", "net_resolution=-1x100"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
     errors = [line for line in result.stderr.splitlines() if ": error: " in line]
     assert result.returncode == 1 and len(errors) == 1, result.stderr[-2000:]
     assert errors[0].startswith("edn pose: error: OpenPose") and "16" in errors[0]

@@ -93,7 +93,8 @@ def test_schema_fills_pose_defaults_and_rejects_unknown_backends() -> None:
     validate(config, schema=SCHEMA, set_default=True)
     assert config["pose"] == {"backend": "mediapipe", "detection_scale": 1, "workers": 2,
                               "min_confidence": {"mediapipe": 0.5, "openpose": 0.05},
-                              "openpose_model_folder": None, "openpose_json_coordinates": "source"}
+                              "openpose_model_folder": None, "openpose_flags": "",
+                              "openpose_json_coordinates": "source"}
     assert config["keypoint_filter"] == {"max_gap_frames": 5, "median_window": 5, "sigma_frames": 2.0}
     for bad in ({"pose": {"backend": "alphapose"}},
                 {"subjects": {"a": {"video": "a.mp4", "pose_backend": "openpos"}}},

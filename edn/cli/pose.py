@@ -66,7 +66,8 @@ def _pose(args: argparse.Namespace) -> None:
     poses = detect(options.backend, frames_path=args.frames, meta_path=args.meta, video=args.video,
                    detection_scale=options.detection_scale, workers=options.workers,
                    min_confidence=options.min_confidence.of(options.backend),
-                   model_folder=options.openpose_model_folder, json_dir=args.json_dir,
+                   model_folder=options.openpose_model_folder, openpose_flags=options.openpose_flags,
+                   json_dir=args.json_dir,
                    json_coordinates=options.openpose_json_coordinates, scratch_dir=Path(args.output).parent)
     write_pose_table(args.output, poses)
 

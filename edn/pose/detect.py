@@ -137,6 +137,7 @@ def detect(
     workers: int = 2,
     min_confidence: float | None = None,
     model_folder: str | os.PathLike | None = None,
+    openpose_flags: str = "",
     json_dir: str | os.PathLike | None = None,
     json_coordinates: str = "source",
     scratch_dir: str | os.PathLike | None = None,
@@ -165,7 +166,8 @@ def detect(
     else:
         people = _detect_in_frames(backend, frames_path, meta_path, meta, video=video,
                                    detection_scale=detection_scale, workers=workers, model_folder=model_folder,
-                                   scratch_dir=scratch_dir, show_progress=show_progress)
+                                   openpose_flags=openpose_flags, scratch_dir=scratch_dir,
+                                   show_progress=show_progress)
         source = f"frames {str(frames_path)!r}"
     keypoints = select_main_person([apply_threshold(p, threshold) for p in people])
     with_person = int((keypoints[..., 2].max(axis=1) > 0).sum()) if len(keypoints) else 0
@@ -185,8 +187,8 @@ def detect(
 
 def _detect_in_frames(backend: str, frames_path: str | os.PathLike | None, meta_path: str | os.PathLike,
                       meta: FrameMeta, *, video: str | os.PathLike | None, detection_scale: float, workers: int,
-                      model_folder: str | os.PathLike | None, scratch_dir: str | os.PathLike | None,
-                      show_progress: bool) -> list[np.ndarray]:
+                      model_folder: str | os.PathLike | None, openpose_flags: str,
+                      scratch_dir: str | os.PathLike | None, show_progress: bool) -> list[np.ndarray]:
     """Every frame's people [P_t, K, 3] in working pixels, found by a detector (mediapipe, openpose)."""
     if frames_path is None:
         raise EdnError(f"pose backend {backend!r}: no frames given (--frames)")
@@ -197,12 +199,16 @@ def _detect_in_frames(backend: str, frames_path: str | os.PathLike | None, meta_
                        f"{meta.working_size[0]}x{meta.working_size[1]})")
     if backend == "openpose" and model_folder is None:
         raise EdnError("pose backend 'openpose': no model folder given (--model-folder)")
+    if backend == "openpose":
+        from edn.pose.openpose import extra_flags
+
+        flags = extra_flags(openpose_flags)  # checked before any frame is decoded
     with detection_frames(frames_path, meta, video=video, scale=detection_scale,
                           scratch_dir=scratch_dir or tempfile.gettempdir()) as (store, to_working):
         if backend == "openpose":
             from edn.pose.openpose import detect_openpose
 
-            detected = detect_openpose(load_frames(store), model_folder, show_progress=show_progress)
+            detected = detect_openpose(load_frames(store), model_folder, flags=flags, show_progress=show_progress)
             return [people_to_edn(p, to_working) for p in detected]
         from edn.pose.mediapipe_holistic import detect_mediapipe
 

@@ -65,9 +65,10 @@ MODEL_FILES = (
     "hand/pose_deploy.prototxt", "hand/pose_iter_102000.caffemodel",
 )
 
-#: Extra OpenPose flags a user may set (``EDN_OPENPOSE_FLAGS="net_resolution=-1x256,number_people_max=4"``),
-#: each with the pattern its value must match. All exist from OpenPose 1.5 to 1.7.
-FLAGS_ENV = "EDN_OPENPOSE_FLAGS"
+#: Extra OpenPose flags a user may set (option ``pose.openpose_flags``, e.g.
+#: ``net_resolution=-1x256,number_people_max=4``), each with the pattern its value must match.
+#: All exist from OpenPose 1.5 to 1.7.
+FLAGS_OPTION = "pose.openpose_flags"
 _RESOLUTION = r"(-1|[1-9][0-9]*)x(-1|[1-9][0-9]*)"
 EXTRA_FLAGS = {
     "net_resolution": _RESOLUTION,
@@ -176,18 +177,17 @@ def check_caffemodel(path: Path) -> None:
                        f"download?); fetch it again with models/getModels.sh")
 
 
-def extra_flags(text: str | None = None) -> dict[str, str]:
-    """``name=value,...`` (by default from $EDN_OPENPOSE_FLAGS) as OpenPose flags, each checked."""
-    text = os.environ.get(FLAGS_ENV, "") if text is None else text
+def extra_flags(text: str) -> dict[str, str]:
+    """``name=value,...`` (option ``pose.openpose_flags``) as OpenPose flags, each checked."""
     flags: dict[str, str] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, sep, value = item.partition("=")
         name, value = name.strip(), value.strip()
         if not sep or name not in EXTRA_FLAGS:
-            raise EdnError(f"{FLAGS_ENV} {text!r}: {item!r} is not name=value with a name among "
+            raise EdnError(f"{FLAGS_OPTION} {text!r}: {item!r} is not name=value with a name among "
                            f"{', '.join(EXTRA_FLAGS)}")
         if not re.fullmatch(EXTRA_FLAGS[name], value):
-            raise EdnError(f"{FLAGS_ENV} {text!r}: {name}={value!r} is not a valid value")
+            raise EdnError(f"{FLAGS_OPTION} {text!r}: {name}={value!r} is not a valid value")
         flags[name] = value
     return flags
 
@@ -224,7 +224,7 @@ class OpenPoseDetector:
         folder = check_model_folder(model_folder)
         params = {"model_folder": os.path.join(str(folder.resolve()), ""),  # joined to "pose/..." as is
                   "model_pose": "BODY_25", "face": True, "hand": True, "render_pose": 0}
-        params.update(extra_flags() if flags is None else flags)
+        params.update(flags or {})
         self.uses_vector = hasattr(self.op, "VectorDatum")  # 1.7; 1.5 and 1.6 take a list
         try:
             self.wrapper = self.op.WrapperPython()
@@ -280,8 +280,8 @@ def detect_openpose(frames: np.ndarray, model_folder: str | os.PathLike, *, modu
     """OpenPose on every frame of uint8 [N, H, W, 3]: a list of [P_t, K, 3] (OpenPose's convention).
 
     ``module`` replaces ``import pyopenpose`` (tests pass a stand-in); ``flags``
-    (default: from $EDN_OPENPOSE_FLAGS) are extra OpenPose flags, e.g. a
-    smaller ``net_resolution`` on a CPU.
+    are extra OpenPose flags (:func:`extra_flags`), e.g. a smaller
+    ``net_resolution`` on a CPU.
     """
     from tqdm import tqdm
 

@@ -90,8 +90,10 @@ def parse_people(data: object, where: str) -> np.ndarray:
                                f"finite number")
             people[index, part] = np.asarray(values, dtype=np.float64).reshape(-1, 3)
     confidence = people[..., 2]
-    if (confidence < 0).any() or (confidence > 1).any():
-        raise EdnError(f"OpenPose JSON {where}: a confidence lies outside [0, 1]")
+    if (confidence < 0).any():
+        raise EdnError(f"OpenPose JSON {where}: a confidence is negative")
+    # OpenPose writes heat-map peaks, which can exceed 1 (as its Python API returns them): clipped.
+    np.clip(confidence, 0.0, 1.0, out=confidence)
     return people
 
 
