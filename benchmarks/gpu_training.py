@@ -31,19 +31,14 @@ if str(ROOT) not in sys.path:
 from edn.losses import PerceptualLoss  # noqa: E402
 from edn.perceptual import PerceptualFeatures  # noqa: E402
 from edn.presets import PRESETS  # noqa: E402
-from edn.render import face_box_side  # noqa: E402
 from edn.runtime import Runtime  # noqa: E402
-from edn.training.data import Batch, Sample  # noqa: E402
+from edn.training.data import Batch  # noqa: E402
 from edn.training.main_stage import MainStageTrainer  # noqa: E402
+from benchmarks.train import random_sample  # noqa: E402
 
 
 def random_batch(size: tuple[int, int], batch: int, generator: torch.Generator) -> Batch:
-    width, height = size
-    side = face_box_side(width)
-    box = (width // 2 - side // 2, height // 8, width // 2 + side - side // 2, height // 8 + side)
-    return Batch.of([Sample(label=torch.rand(1, 3, height, width, generator=generator),
-                            image=torch.rand(1, 3, height, width, generator=generator) * 2 - 1,
-                            box=box, has_face=True) for _ in range(batch)])
+    return Batch.of([random_sample(size, generator) for _ in range(batch)])
 
 
 def measure(device: torch.device, bf16: bool, size: tuple[int, int], batch: int, steps: int,

@@ -36,7 +36,8 @@ def runtime(mode: str) -> Runtime:
     return Runtime(device=torch.device("cpu"), **MODES[mode])
 
 
-def _sample(size: tuple[int, int], generator: torch.Generator) -> Sample:
+def random_sample(size: tuple[int, int], generator: torch.Generator) -> Sample:
+    """A frame's random label and image at ``size`` (width, height), with a face box."""
     width, height = size
     box_px = face_box_side(width)
     x0, y0 = width // 2 - box_px // 2, height // 8
@@ -62,7 +63,7 @@ def step_seconds(stage: str, preset: str, size: tuple[int, int], mode: str, iter
     (width, height), batch 1: the fastest of ``iterations`` after ``warmup``."""
     trainer = _trainer(stage, preset, mode)
     generator = torch.Generator().manual_seed(1)
-    first, second = _sample(size, generator), _sample(size, generator)
+    first, second = random_sample(size, generator), random_sample(size, generator)
     return best_seconds(lambda: trainer.step(first, second), iterations, warmup)
 
 
