@@ -27,7 +27,7 @@ from training_data import background_args, write_subject  # noqa: E402  (the tes
 def pairs_per_second(processes: int, batch_size: int, size: tuple[int, int], steps: int, warmup: int = 2,
                      preset: str = "small") -> float:
     """Frame pairs trained per second by ``processes`` x ``batch_size`` on frames of ``size``."""
-    from edn.perceptual import HED_WHEEL, convert_hed_wheel
+    from edn.training.perceptual import HED_WHEEL, convert_hed_wheel
 
     threads = max(1, (os.cpu_count() or 1) // processes) * processes
     with tempfile.TemporaryDirectory() as tmp:

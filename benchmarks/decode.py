@@ -13,9 +13,9 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.timing import DEMO, best_seconds
-from edn.decode import _filter_graph, decode_video
-from edn.frames import fit_geometry
-from edn.media import ffmpeg_binary, probe_video
+from edn.ingest.decode import _filter_graph, decode_video
+from edn.ingest.frames import fit_geometry
+from edn.ingest.media import ffmpeg_binary, probe_video
 
 
 def _videos(names: tuple[str, ...]) -> list[Path]:

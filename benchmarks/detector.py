@@ -19,7 +19,7 @@ from edn.fake_detector.model import DetectorArchitecture, build_detector
 from edn.fake_detector.pairs import split_subject_pairs
 from edn.fake_detector.score import score_pairs
 from edn.fake_detector.train import train_detector
-from edn.options import DetectorOptions
+from edn.core.options import DetectorOptions
 
 
 def _subject(size: tuple[int, int], pairs: int) -> SubjectFrames:

@@ -4,7 +4,7 @@ The frames are a demo video's decoded working frames standing in for
 synthesized ones (the encoder's speed depends on the picture, not on where it
 came from). ``edn encode`` memory-maps them and pipes them to ffmpeg; the
 reference is ffmpeg reading the same frames from a raw file itself, with the
-same codec settings (:func:`edn.media.h264_options`, CRF 18 as ``edn encode``).
+same codec settings (:func:`edn.ingest.media.h264_options`, CRF 18 as ``edn encode``).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.timing import DEMO, best_seconds
-from edn.decode import decode_video
-from edn.encode import encode_transfer
-from edn.frames import FrameMeta
-from edn.media import ffmpeg_binary, h264_options
+from edn.ingest.decode import decode_video
+from edn.transfer.encode import encode_transfer
+from edn.ingest.frames import FrameMeta
+from edn.ingest.media import ffmpeg_binary, h264_options
 
 
 def _decoded(video: str, size: tuple[int, int], scratch: str) -> tuple[Path, FrameMeta]:

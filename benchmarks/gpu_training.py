@@ -28,10 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from edn.losses import PerceptualLoss  # noqa: E402
-from edn.perceptual import PerceptualFeatures  # noqa: E402
-from edn.presets import PRESETS  # noqa: E402
-from edn.runtime import Runtime  # noqa: E402
+from edn.training.losses import PerceptualLoss  # noqa: E402
+from edn.training.perceptual import PerceptualFeatures  # noqa: E402
+from edn.core.presets import PRESETS  # noqa: E402
+from edn.core.runtime import Runtime  # noqa: E402
 from edn.training.data import Batch  # noqa: E402
 from edn.training.main_stage import MainStageTrainer  # noqa: E402
 from benchmarks.train import random_sample  # noqa: E402

@@ -11,7 +11,7 @@ import torch
 
 from benchmarks.timing import best_seconds
 from edn.models import build_generator
-from edn.presets import PRESETS
+from edn.core.presets import PRESETS
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 

@@ -16,9 +16,9 @@ import numpy as np
 
 from benchmarks.render import people
 from benchmarks.timing import DEMO, best_seconds
-from edn.decode import decode_video
+from edn.ingest.decode import decode_video
 from edn.pose.detect import detect
-from edn.keypoint_filter import filter_poses
+from edn.pose.keypoint_filter import filter_poses
 
 
 def detect_frames_per_second(video: str, size: tuple[int, int], detection_scale: float, workers: int) -> float:

@@ -1,7 +1,7 @@
-"""Rendering and normalisation speed, on one core as ``edn render``, ``edn stats`` and ``edn normalize`` run.
+"""Rendering and normalization speed, on one core as ``edn render``, ``edn stats`` and ``edn normalize`` run.
 
 Rendering: stick figures with body, face and hands (137 keypoints) drawn into a
-reused frame. Normalisation: both subjects' statistics and eqs. 7-8 for every
+reused frame. Normalization: both subjects' statistics and eqs. 7-8 for every
 frame. Inputs are synthetic standing people of varied place, depth and height.
 """
 
@@ -12,10 +12,10 @@ import sys
 import numpy as np
 
 from benchmarks.timing import ROOT, best_seconds
-from edn.keypoints import PoseSequence
-from edn.normalize import normalize_poses
-from edn.render import drawing_plan, render_pose
-from edn.subject_stats import compute_stats
+from edn.pose.keypoints import PoseSequence
+from edn.normalize.pose_transform import normalize_poses
+from edn.labels.render import drawing_plan, render_pose
+from edn.normalize.subject_stats import compute_stats
 
 sys.path.insert(0, str(ROOT / "tests"))
 from synthetic_poses import standing_pose  # noqa: E402  (the tests' synthetic people)
@@ -48,7 +48,7 @@ def render_frames_per_second(size: tuple[int, int], frames: int, repeats: int) -
 
 
 def normalize_seconds(frames: int, repeats: int) -> float:
-    """Seconds of both subjects' statistics plus normalising ``frames`` source frames."""
+    """Seconds of both subjects' statistics plus normalizing ``frames`` source frames."""
     source, target = people(frames, (512, 256), seed=1), people(frames, (512, 256), seed=2)
     return best_seconds(lambda: normalize_poses(source, compute_stats(source, "s"), compute_stats(target, "t")),
                         repeats)

@@ -124,7 +124,7 @@ def _jobs() -> list[Job]:
     for size in (DEMO_SIZE, PAPER_SIZE):
         jobs.append(Job(f"render-{size[0]}", "render:render_frames_per_second",
                         dict(size=size, frames=2000, repeats=3), dict(size=size, frames=200, repeats=1)))
-    jobs.append(Job("normalise", "render:normalize_seconds", dict(frames=10_000, repeats=3),
+    jobs.append(Job("normalize", "render:normalize_seconds", dict(frames=10_000, repeats=3),
                     dict(frames=10_000, repeats=1)))
     for mode, key in MODES:
         jobs += [
@@ -194,7 +194,7 @@ ROWS = (
         targets=(Target("figure", at_least=1000),)),
     Row("render", "stick figures, 137 keypoints", "1 core", "frames/s", "render-512",
         targets=(Target("figure", at_least=1000),)),
-    Row("normalise", "stats + eqs. 7-8", "1 core", "s", "normalise", targets=(Target("figure", below=1.0),)),
+    Row("normalize", "stats + eqs. 7-8", "1 core", "s", "normalize", targets=(Target("figure", below=1.0),)),
     *_network_rows(),
     *(Row("parallel", "edn train, global stage, small preset, composite", f"{p} process{'es' * (p > 1)}, batch {b}",
           "pairs/s", f"parallel-{p}x{b}", "parallel-1x1", "1 process, batch 1")

@@ -3,7 +3,7 @@
 Each frame is one main-generator forward pass on (stick figure, previous output)
 and one face-generator pass inside the frame's face box, with the labels read
 ahead in a background thread, exactly as ``edn synthesize`` runs
-(:func:`edn.synthesize.synthesize_sequence`). The weights' values do not change
+(:func:`edn.transfer.synthesize.synthesize_sequence`). The weights' values do not change
 the time, so no trained checkpoint is needed.
 """
 
@@ -14,12 +14,12 @@ import torch
 
 from benchmarks.timing import best_seconds
 from benchmarks.train import runtime
-from edn.labels import LabelIndex
+from edn.labels.label_store import LabelIndex
 from edn.models import build_face_generator, build_generator
-from edn.presets import PRESETS
-from edn.render import face_box_side
-from edn.generation import FrameGenerator
-from edn.synthesize import synthesize_sequence
+from edn.core.presets import PRESETS
+from edn.labels.render import face_box_side
+from edn.models.generation import FrameGenerator
+from edn.transfer.synthesize import synthesize_sequence
 
 
 def _models(preset_name: str, size: tuple[int, int]) -> FrameGenerator:

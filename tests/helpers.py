@@ -11,9 +11,9 @@ from pathlib import Path
 
 import yaml
 
-from edn.decode import decode_video
-from edn.frames import FrameMeta
-from edn.keypoints import PoseSequence
+from edn.ingest.decode import decode_video
+from edn.ingest.frames import FrameMeta
+from edn.pose.keypoints import PoseSequence
 from edn.pose.detect import detect
 
 ROOT = Path(__file__).resolve().parents[1]

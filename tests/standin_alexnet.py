@@ -1,4 +1,4 @@
-"""A torch hub cache that the tests control, for LPIPS-Alex (``edn.metrics.lpips_alex``).
+"""A torch hub cache that the tests control, for LPIPS-Alex (``edn.evaluation.metrics.lpips_alex``).
 
 LPIPS-Alex needs torchvision's ImageNet AlexNet weights
 (``alexnet-owt-7be5be79.pth``) in ``torch.hub.get_dir()/checkpoints/``; this
@@ -10,7 +10,7 @@ then load it through their real path: ``tv.alexnet(pretrained=True)`` calls
 ``load_state_dict_from_url(..., check_hash=True)``, and torch.hub checks the
 hash prefix in the name only while downloading a missing file, never for a file
 already in the cache. edn checks that hash prefix itself
-(:func:`edn.torch_file.hub_file_problem`), and a stand-in cannot have it: the
+(:func:`edn.core.torch_file.hub_file_problem`), and a stand-in cannot have it: the
 check is told to accept this one file, and only it. Distances computed with the
 stand-in test the loading and computing code, not the paper's LPIPS values.
 """
@@ -21,8 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from edn import metrics
-
+from edn.evaluation import metrics
 #: Seed of the stand-in (random) AlexNet weights.
 STANDIN_ALEXNET_SEED = 20180111
 
@@ -53,8 +52,7 @@ class TorchHub:
         check accepts this file (a stand-in cannot carry torchvision's hash) and no other."""
         import torch
 
-        from edn import torch_file
-
+        from edn.core import torch_file
         state = standin_alexnet_state_dict()
         self.alexnet_weights.parent.mkdir(parents=True, exist_ok=True)
         torch.save(state, self.alexnet_weights)

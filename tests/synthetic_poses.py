@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edn.keypoints import PoseSequence, empty_keypoints
-from edn.skeleton import FACE, LEFT_HAND, RIGHT_HAND, Body
+from edn.pose.keypoints import PoseSequence, empty_keypoints
+from edn.pose.skeleton import FACE, LEFT_HAND, RIGHT_HAND, Body
 
 # Joint positions of a standing person facing the camera, as (dx, dy) fractions
 # of the nose-to-ankle height, relative to the ankle midpoint. The person's right

@@ -14,19 +14,19 @@ from helpers import ROOT
 sys.path.insert(0, str(ROOT))
 from benchmarks import detector, machine, run, synthesis, train  # noqa: E402
 from edn.models import build_generator  # noqa: E402
-from edn.presets import PRESETS  # noqa: E402
+from edn.core.presets import PRESETS  # noqa: E402
 
 TINY = (128, 64)  # the face stage needs a face box of 16 px or more (VGG pools it 4 times)
 
 
 def test_quick_run_prints_one_table_row_per_measurement():
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick",
-                             "--only", "render,normalise,filter"], capture_output=True, text=True, timeout=120)
+                             "--only", "render,normalize,filter"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     table = [line for line in result.stdout.splitlines() if line.startswith("| ")]
     assert table[0].startswith("| stage | measurement |")
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[1:]]
-    assert [row[0] for row in rows] == ["filter", "render", "render", "normalise"]
+    assert [row[0] for row in rows] == ["filter", "render", "render", "normalize"]
     for stage, _what, size, _mode, figure, _reference, _ratio, peak, others, target in rows:
         number, unit = figure.split(" ", 1)
         assert float(number.replace(",", "")) > 0 and unit in ("frames/s", "s")
@@ -43,7 +43,7 @@ def test_unknown_stage_is_refused():
 
 
 def test_every_stage_of_the_issue_has_a_row_and_every_job_a_use():
-    assert {"decode", "pose", "render", "normalise", "training", "synthesis", "encode", "forward",
+    assert {"decode", "pose", "render", "normalize", "training", "synthesis", "encode", "forward",
             "matmul"} <= set(run.STAGES)
     used = {name for row in run.ROWS for name in run.row_jobs(row)}
     assert used == set(run.JOBS)

@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from edn.background import make_plate, read_plate_report
-from edn.generation import FrameGenerator, generate_frames, label_tensor, plate_tensor, to_uint8
-from edn.labels import LabelIndex, read_label_index
+from edn.background.plate import make_plate, read_plate_report
+from edn.models.generation import FrameGenerator, generate_frames, label_tensor, plate_tensor, to_uint8
+from edn.labels.label_store import LabelIndex, read_label_index
 from edn.models import build_face_generator, build_generator
 from edn.models.compositing import composite
-from edn.person_window import clamp_boxes_into, person_windows, window_size
-from edn.presets import PRESETS
-from edn.runtime import Runtime
+from edn.labels.person_window import clamp_boxes_into, person_windows, window_size
+from edn.core.presets import PRESETS
+from edn.core.runtime import Runtime
 from edn.training.data import Split, history_for_step
 from helpers import DEMO, ffmpeg, run_edn
-from edn.keypoints import PoseSequence
+from edn.pose.keypoints import PoseSequence
 from synthetic_poses import standing_pose
 
 PLATE_OPTIONS = dict(grow_px=1, min_observations=3, max_frames=200, max_camera_residual=6.0)
@@ -65,7 +65,7 @@ def test_a_moving_camera_is_detected() -> None:
 
 
 def test_a_moving_camera_through_the_cli_says_so_and_the_target_trains_on_the_whole_frame(tmp_path) -> None:
-    from edn.options import TrainingOptions
+    from edn.core.options import TrainingOptions
     from edn.training.loop import Background, uses_compositing
 
     video = tmp_path / "pan.mp4"  # the juggler with the camera panning 3 px a frame (real MediaPipe segments him)
@@ -152,8 +152,8 @@ def test_windows_follow_the_body_inside_the_frame() -> None:
 def test_training_and_transfer_labels_place_the_window_by_one_rule(tmp_path) -> None:
     """The target's labels and a transfer's are rendered by the same command with the target's statistics:
     the same window size, each placed on its own poses by the same rule."""
-    from edn.keypoints import write_pose_table
-    from edn.subject_stats import compute_stats, write_stats
+    from edn.pose.keypoints import write_pose_table
+    from edn.normalize.subject_stats import compute_stats, write_stats
 
     target = _poses_at(np.linspace(60, 200, 12), np.linspace(100, 120, 12), height=80.0)
     source = _poses_at(np.linspace(200, 40, 9), np.full(9, 110.0), height=75.0)
@@ -190,9 +190,9 @@ def test_the_frames_drawn_before_a_pair_are_seeded_bodies_before_it() -> None:
 
 
 def test_a_composite_training_step_starts_the_pair_from_the_frames_drawn_before_it(tmp_path, perceptual_weights):
-    from edn.background import read_plate
-    from edn.losses import PerceptualLoss
-    from edn.perceptual import load_perceptual
+    from edn.background.plate import read_plate
+    from edn.training.losses import PerceptualLoss
+    from edn.training.perceptual import load_perceptual
     from edn.training.data import TrainingFrames
     from edn.training.main_stage import MainStageTrainer
     from training_data import write_subject

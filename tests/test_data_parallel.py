@@ -1,4 +1,4 @@
-"""Batches and data-parallel training (edn.distributed) on the CPU with the gloo backend:
+"""Batches and data-parallel training (edn.training.distributed) on the CPU with the gloo backend:
 the shares of each step, two processes against one at twice the batch, and a
 two-process run stopped by SIGTERM and resumed with two processes or with one.
 
@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from edn.checkpoint import load_checkpoint
+from edn.core.checkpoint import load_checkpoint
 from edn.models import build_discriminator, build_generator
-from edn.presets import PRESETS
+from edn.core.presets import PRESETS
 from edn.training.data import samples_of_step
 from helpers import ROOT, run_edn
 from training_data import background_args, write_subject
@@ -47,7 +47,7 @@ def test_each_process_has_its_own_share_of_every_step() -> None:
 
 
 def test_a_batch_is_drawn_as_its_samples_one_by_one() -> None:
-    # Instance normalisation keeps each sample's own statistics: batching changes nothing per sample.
+    # Instance normalization keeps each sample's own statistics: batching changes nothing per sample.
     torch.manual_seed(0)
     preset = PRESETS["tiny"]
     generator, discriminator = build_generator(preset, "global"), build_discriminator(preset, "global", True)

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edn.decode import decode_video
-from edn.frames import fit_geometry, load_frames, npy_header, read_meta
-from edn.media import count_frames
+from edn.ingest.decode import decode_video
+from edn.ingest.frames import fit_geometry, load_frames, npy_header, read_meta
+from edn.ingest.media import count_frames
 from helpers import ffmpeg, leftovers, run_edn
 
 DEMO_VIDEOS = ["source_dancer", "target_juggler", "source_aerobics", "people_one_by_one"]

@@ -7,14 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from edn.eval_report import markdown_table, read_metrics
-from edn.evaluate import (HeldOutClip, body_boxes, first_heldout_frame, nearest_neighbour_frames, score,
+from edn.evaluation.report import markdown_table, read_metrics
+from edn.evaluation.evaluate import (HeldOutClip, body_boxes, first_heldout_frame, nearest_neighbour_frames, score,
                           write_metrics)
-from edn.html_page import Item, write_page
-from edn.keypoints import PoseSequence
-from edn.labels import LabelIndex
-from edn.render import label_index
-from edn.skeleton import Body
+from edn.core.html_page import Item, write_page
+from edn.pose.keypoints import PoseSequence
+from edn.labels.label_store import LabelIndex
+from edn.labels.render import label_index
+from edn.pose.skeleton import Body
 from edn.training.data import split_pairs
 from helpers import run_edn
 from standin_alexnet import torch_hub  # noqa: F401 (a fixture)
@@ -107,7 +107,7 @@ def test_nearest_neighbour_beats_noise_and_pose_fidelity_of_real_frames(real_pos
 @pytest.fixture(scope="module")
 def real_poses_and_frames(juggler):
     """40 real frames of the juggler with their detected poses."""
-    from edn.frames import load_frames
+    from edn.ingest.frames import load_frames
 
     frames = np.asarray(load_frames(juggler.frames)[:40])
     return juggler.poses.replace(juggler.poses.keypoints[:40]), frames
@@ -146,7 +146,7 @@ def test_page_embeds_videos_and_rejects_bad_items(tmp_path, demo_dir) -> None:
 
 
 def test_pose_fidelity_sees_a_missing_body(real_poses_and_frames) -> None:
-    from edn.evaluate import pose_fidelity
+    from edn.evaluation.evaluate import pose_fidelity
 
     poses, frames = real_poses_and_frames
     empty = np.zeros_like(frames[:6])

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from edn.checkpoint import Checkpoint, save_checkpoint
-from edn.decode import decode_video
-from edn.errors import EdnError
+from edn.core.checkpoint import Checkpoint, save_checkpoint
+from edn.ingest.decode import decode_video
+from edn.core.errors import EdnError
 from edn.fake_detector.checkpoint import DetectorCheckpoint, load_detector, save_detector
 from edn.fake_detector.compression import h264_round_trip
 from edn.fake_detector.data import SubjectFrames, pair_for_sample, pair_tensors, training_batch
@@ -24,11 +24,11 @@ from edn.fake_detector.model import DetectorArchitecture, ResNetPair, build_dete
 from edn.fake_detector.pairs import DEFAULT_CUT_THRESHOLD, frame_changes, scene_cuts, split_subject_pairs
 from edn.fake_detector.score import score_pairs, score_subject, tile_origins, tiles
 from edn.fake_detector.train import train_detector
-from edn.frames import load_frames
-from edn.media import count_frames, encode_video
+from edn.ingest.frames import load_frames
+from edn.ingest.media import count_frames, encode_video
 from edn.models import build_generator
-from edn.options import DetectorOptions
-from edn.presets import PRESETS
+from edn.core.options import DetectorOptions
+from edn.core.presets import PRESETS
 from helpers import DEMO, leftovers, run_edn, run_snakemake
 from training_data import write_subject
 

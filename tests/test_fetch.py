@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edn.media import count_frames, probe_video
+from edn.ingest.media import count_frames, probe_video
 from helpers import DEMO, ffmpeg, leftovers, make_test_video, run_edn
 
 
@@ -168,7 +168,7 @@ def test_a_truncated_download_fails_naming_the_url_and_the_fixed_server_is_fetch
 def test_a_broken_download_an_older_edn_marked_complete_is_downloaded_again(http_server, tmp_path: Path) -> None:
     """The state the issue found: an older edn marked a truncated download complete (its
     marker holds only the file name). The file is checked as a new download would be."""
-    from edn.fetch import cache_folder
+    from edn.ingest.fetch import cache_folder
 
     shutil.copy(DEMO / "source_dancer.mp4", http_server.directory / "dancer.mp4")
     url, cache = f"{http_server.url}/dancer.mp4", tmp_path / "cache"
@@ -184,7 +184,7 @@ def test_a_broken_download_an_older_edn_marked_complete_is_downloaded_again(http
 
 
 def test_a_whole_download_an_older_edn_cached_is_checked_and_kept(http_server, tmp_path: Path) -> None:
-    from edn.fetch import cache_folder
+    from edn.ingest.fetch import cache_folder
 
     url, cache = f"{http_server.url}/dancer.mp4", tmp_path / "cache"  # the server has no such file
     entry = cache_folder(url, cache)
@@ -225,7 +225,7 @@ def test_a_cached_download_that_changed_since_it_was_checked_is_downloaded_again
 
 def test_an_unfinished_download_is_never_reused(http_server, tmp_path: Path) -> None:
     """A download killed before it was checked leaves a folder without a marker."""
-    from edn.fetch import cache_folder
+    from edn.ingest.fetch import cache_folder
 
     shutil.copy(DEMO / "source_dancer.mp4", http_server.directory / "dancer.mp4")
     url, cache = f"{http_server.url}/dancer.mp4", tmp_path / "cache"
@@ -252,8 +252,8 @@ def test_an_error_after_a_download_names_the_url_and_keeps_the_checked_download(
 def test_a_failure_after_the_download_checks_it_again_and_says_what_to_remove(tmp_path: Path) -> None:
     """What a fetch that fails on a cached download adds to its error: a download that no
     longer passes the check is removed; one that does is named, for the user to judge."""
-    from edn.fetch import Download, _cache_advice
-    from edn.media import verify_video
+    from edn.ingest.fetch import Download, _cache_advice
+    from edn.ingest.media import verify_video
 
     whole, broken = tmp_path / "whole", tmp_path / "broken"
     for folder in (whole, broken):

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from edn.labels import LabelIndex
+from edn.labels.label_store import LabelIndex
 from edn.models import build_face_generator, build_generator
-from edn.presets import PRESETS
-from edn.render import face_box_side
-from edn.generation import FrameGenerator
-from edn.runtime import Runtime
-from edn.synthesize import synthesize_sequence
+from edn.core.presets import PRESETS
+from edn.labels.render import face_box_side
+from edn.models.generation import FrameGenerator
+from edn.core.runtime import Runtime
+from edn.transfer.synthesize import synthesize_sequence
 from edn.training.trainer import adam
 
 SIZE = (64, 32)  # the tiny preset's test size (width, height)

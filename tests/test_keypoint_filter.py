@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edn.keypoints import PoseSequence, read_pose_table, write_pose_table
-from edn.skeleton import KEYPOINT_COUNT, Body
-from edn.keypoint_filter import fill_gaps, filter_poses, filter_track
+from edn.pose.keypoints import PoseSequence, read_pose_table, write_pose_table
+from edn.pose.skeleton import KEYPOINT_COUNT, Body
+from edn.pose.keypoint_filter import fill_gaps, filter_poses, filter_track
 from helpers import run_edn
 
 J = Body.L_WRIST

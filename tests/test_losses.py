@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from edn.errors import EdnError
-from edn.losses import (LOSS_WEIGHTS, PerceptualLoss, compose_loss, feature_matching, lsgan_discriminator,
+from edn.core.errors import EdnError
+from edn.training.losses import (LOSS_WEIGHTS, PerceptualLoss, compose_loss, feature_matching, lsgan_discriminator,
                         lsgan_generator)
-from edn.perceptual import (LAYER_WEIGHTS, PerceptualFeatures, convert_hed_wheel, convert_torchvision_vgg19,
+from edn.training.perceptual import (LAYER_WEIGHTS, PerceptualFeatures, convert_hed_wheel, convert_torchvision_vgg19,
                             load_perceptual)
 
 
@@ -90,7 +90,7 @@ def test_offline_vgg16_is_the_trained_network(perceptual_weights) -> None:
 
     import h5py
 
-    from edn.perceptual import HED_WEIGHTS_MEMBER, HED_WHEEL
+    from edn.training.perceptual import HED_WEIGHTS_MEMBER, HED_WHEEL
     from helpers import ROOT
 
     features = load_perceptual(perceptual_weights, "vgg16_hed")
@@ -122,12 +122,12 @@ def test_torchvision_vgg19_layers_are_mapped(tmp_path) -> None:
     convert_torchvision_vgg19(tmp_path / "vgg19.pt", source=source)
     features = load_perceptual(tmp_path / "vgg19.pt", "vgg19_imagenet")
     image = torch.rand(1, 3, 32, 32) * 2 - 1
-    normalised = ((image + 1) / 2 - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor(
+    normalized = ((image + 1) / 2 - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor(
         [0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     with torch.no_grad():
         ours = features(image)
         # torchvision's relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 are features[1], [6], [11], [20], [29]
-        theirs, x = [], normalised
+        theirs, x = [], normalized
         for i, layer in enumerate(reference[:30]):
             x = layer(x)
             if i in (1, 6, 11, 20, 29):
@@ -157,7 +157,7 @@ def test_missing_or_wrong_weights_are_errors_never_random_weights(tmp_path, monk
 
 
 def test_perceptual_weights_command(tmp_path, monkeypatch) -> None:
-    from edn.perceptual import HED_WHEEL
+    from edn.training.perceptual import HED_WHEEL
     from helpers import ROOT, run_edn
 
     output = tmp_path / "vgg16_hed.pt"

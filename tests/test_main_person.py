@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from edn.pose.main_person import select_main_person
-from edn.skeleton import BODY, KEYPOINT_COUNT
+from edn.pose.skeleton import BODY, KEYPOINT_COUNT
 
 
 #: A body's joints as fractions of its height around its centre (a fixed random figure).

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from edn.baseline import nearest_neighbours, pose_distances
-from edn.frames import load_frames
-from edn.decode import decode_video
-from edn.metrics import METRICS, MetricUnavailable, compare_regions, frame_changes, temporal_stability
-from edn.skeleton import BODY, Body, KEYPOINT_COUNT
+from edn.evaluation.baseline import nearest_neighbours, pose_distances
+from edn.ingest.frames import load_frames
+from edn.ingest.decode import decode_video
+from edn.evaluation.metrics import METRICS, MetricUnavailable, compare_regions, frame_changes, temporal_stability
+from edn.pose.skeleton import BODY, Body, KEYPOINT_COUNT
 from helpers import DEMO
 from standin_alexnet import torch_hub  # noqa: F401 (a fixture)
 
@@ -86,8 +86,7 @@ def test_lpips_alex_with_standin_alexnet_weights(torch_hub, real_frames) -> None
     import torch
     import torchvision
 
-    from edn import metrics
-
+    from edn.evaluation import metrics
     # edn checks for the file torchvision loads (it would try to download any other name).
     assert torchvision.models.AlexNet_Weights.IMAGENET1K_V1.url.endswith("/" + metrics.ALEXNET_WEIGHTS)
     standin = torch_hub.install_standin_alexnet()

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from edn.errors import EdnError
+from edn.core.errors import EdnError
 from edn.models import build_discriminator, build_face_discriminator, build_face_generator, build_generator
 from edn.models.blocks import InstanceNorm
-from edn.presets import PRESETS
-from edn.temporal_smoothing import temporal_input, unroll_pair
+from edn.core.presets import PRESETS
+from edn.models.temporal_smoothing import temporal_input, unroll_pair
 
 TINY, SMALL, PAPER = PRESETS["tiny"], PRESETS["small"], PRESETS["paper"]
 

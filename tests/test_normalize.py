@@ -1,4 +1,4 @@
-"""Subject statistics and global pose normalisation (paper eqs. 7-8)."""
+"""Subject statistics and global pose normalization (paper eqs. 7-8)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edn.errors import EdnError
-from edn.keypoints import PoseSequence, read_pose_table, write_pose_table
-from edn.normalize import depth_mapping, normalize_poses
-from edn.skeleton import BODY, FACE, LEFT_HAND, RIGHT_HAND, Body
-from edn.subject_stats import compute_stats, read_stats, write_stats
+from edn.core.errors import EdnError
+from edn.pose.keypoints import PoseSequence, read_pose_table, write_pose_table
+from edn.normalize.pose_transform import depth_mapping, normalize_poses
+from edn.pose.skeleton import BODY, FACE, LEFT_HAND, RIGHT_HAND, Body
+from edn.normalize.subject_stats import compute_stats, read_stats, write_stats
 from helpers import run_edn
 from synthetic_poses import drop_joints, standing_pose, walking_sequence
 
@@ -185,7 +185,7 @@ def test_no_frame_is_dropped_and_gaps_are_interpolated() -> None:
     assert not normalized.keypoints[9].any()  # nobody stays nobody, in place
 
 
-def test_body_25_feet_are_normalised_too() -> None:
+def test_body_25_feet_are_normalized_too() -> None:
     # BODY_23 was hard-coded upstream; here heels and toes are moved with the rest.
     source = compute_stats(walking_sequence(SOURCE_A, SOURCE_H), "s")
     target = compute_stats(walking_sequence(TARGET_A, TARGET_H), "t")
@@ -284,10 +284,10 @@ def test_standing_pose_helper_is_what_the_tests_assume() -> None:
 # -- the shipped pair: the dancer onto the juggler, real MediaPipe poses -------------
 
 def test_shipped_dancer_lands_in_the_jugglers_range_at_his_height(dancer, juggler, tmp_path) -> None:
-    from edn.frames import load_frames
-    from edn.label_preview import write_normalization_figure
-    from edn.keypoint_filter import filter_poses
-    from edn.subject_stats import ankle_measures, head_points
+    from edn.ingest.frames import load_frames
+    from edn.labels.preview import write_normalization_figure
+    from edn.pose.keypoint_filter import filter_poses
+    from edn.normalize.subject_stats import ankle_measures, head_points
 
     source_poses, target_poses = filter_poses(dancer.poses), filter_poses(juggler.poses)
     source, target = compute_stats(source_poses, "dancer"), compute_stats(target_poses, "juggler")
@@ -301,7 +301,7 @@ def test_shipped_dancer_lands_in_the_jugglers_range_at_his_height(dancer, juggle
     assert inside.mean() >= 0.95, f"only {inside.mean():.0%} of the dancer's frames stand in the juggler's range"
 
     # Standing height (90th percentile of nose-to-ankles) at matching depth: the
-    # juggler's frames within a pixel of each depth the normalised dancer stands at.
+    # juggler's frames within a pixel of each depth the normalized dancer stands at.
     head_n, has_head_n = head_points(normalized.keypoints)
     head_t, has_head_t = head_points(target_poses.keypoints)
     h_n = np.linalg.norm(head_n - mid_n, axis=1)[valid_n & has_head_n]

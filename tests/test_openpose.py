@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edn.atomic import write_json
-from edn.errors import EdnError
-from edn.frames import FrameMeta, fit_geometry
-from edn.keypoints import PoseSequence, read_pose_table, write_pose_table
+from edn.core.atomic import write_json
+from edn.core.errors import EdnError
+from edn.ingest.frames import FrameMeta, fit_geometry
+from edn.pose.keypoints import PoseSequence, read_pose_table, write_pose_table
 from edn.pose.detect import detect
 from edn.pose.openpose import MODEL_FILES, OpenPoseDetector, extra_flags, import_pyopenpose
 from edn.pose.openpose_json import parse_people
-from edn.skeleton import BODY, FACE, KEYPOINT_COUNT, LEFT_HAND, RIGHT_HAND, Body
+from edn.pose.skeleton import BODY, FACE, KEYPOINT_COUNT, LEFT_HAND, RIGHT_HAND, Body
 from helpers import ROOT, leftovers, run_edn
 
 

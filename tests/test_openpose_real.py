@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edn.decode import decode_video
-from edn.errors import EdnError
-from edn.keypoints import read_pose_table
+from edn.ingest.decode import decode_video
+from edn.core.errors import EdnError
+from edn.pose.keypoints import read_pose_table
 from edn.pose.openpose import MODEL_FILES, import_pyopenpose
-from edn.skeleton import BODY, FACE, KEYPOINT_COUNT, LEFT_HAND, RIGHT_HAND
+from edn.pose.skeleton import BODY, FACE, KEYPOINT_COUNT, LEFT_HAND, RIGHT_HAND
 from helpers import DEMO, ROOT, run_edn
 
 try:
@@ -148,7 +148,7 @@ def test_edn_pose_through_the_real_pyopenpose(models: Path, clip: dict, tmp_path
     assert present[:, LEFT_HAND].any() or present[:, RIGHT_HAND].any()
     assert poses.keypoints[..., 2].max() <= 1 and (poses.keypoints[..., 2] > 0.5).any()
 
-    # The table goes on: keypoint filtering, then the subject statistics and normalisation.
+    # The table goes on: keypoint filtering, then the subject statistics and normalization.
     filtered = tmp_path / "dancer.filtered.parquet"
     assert run_edn("filter-poses", "--poses", table, "--output", filtered).returncode == 0
     smooth = read_pose_table(filtered)
@@ -161,7 +161,7 @@ def test_edn_pose_through_the_real_pyopenpose(models: Path, clip: dict, tmp_path
                    "--output", normalized)
     assert done.returncode == 0, done.stderr
     mapped = read_pose_table(normalized)
-    # Onto itself, normalisation moves nothing.
+    # Onto itself, normalization moves nothing.
     assert mapped.keypoints.shape == smooth.keypoints.shape
     np.testing.assert_allclose(mapped.keypoints, smooth.keypoints, atol=1e-3)
 

@@ -1,4 +1,4 @@
-"""Every option is defined once (edn/options.py): the schema, the CLI and the rules follow from it."""
+"""Every option is defined once (edn/core/options.py): the schema, the CLI and the rules follow from it."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import torch
 import yaml
 
 from edn.cli import build_parser
-from edn.errors import EdnError
-from edn.options import (BackgroundOptions, DetectorOptions, DownloadOptions, EncodeOptions, FrameOptions,
+from edn.core.errors import EdnError
+from edn.core.options import (BackgroundOptions, DetectorOptions, DownloadOptions, EncodeOptions, FrameOptions,
                          KeypointFilterOptions, MinConfidence, NormalizationOptions, PersonWindowOptions, PoseOptions,
                          RuntimeOptions, SubjectStatsOptions, TrainingOptions, command_line, field_types,
                          from_arguments, is_section)
-from edn.presets import PRESETS
-from edn.runtime import choose_runtime
+from edn.core.presets import PRESETS
+from edn.core.runtime import choose_runtime
 from helpers import ROOT
 
 SCHEMA = yaml.safe_load((ROOT / "config" / "config.schema.yaml").read_text())["properties"]
@@ -188,10 +188,10 @@ def test_one_definition_per_default() -> None:
     """Library functions take their defaults from the options, not a copy."""
     import inspect
 
-    from edn.fetch import fetch_video
-    from edn.keypoint_filter import filter_poses
+    from edn.ingest.fetch import fetch_video
+    from edn.pose.keypoint_filter import filter_poses
     from edn.pose.detect import DEFAULT_MIN_CONFIDENCE
-    from edn.subject_stats import compute_stats
+    from edn.normalize.subject_stats import compute_stats
 
     assert inspect.signature(filter_poses).parameters["sigma_frames"].default == KeypointFilterOptions().sigma_frames
     assert inspect.signature(compute_stats).parameters["alpha"].default == SubjectStatsOptions().alpha

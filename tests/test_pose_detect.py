@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edn.decode import decode_video
-from edn.fetch import fetch_video
-from edn.frames import load_frames
-from edn.keypoints import PoseSequence, read_pose_table, write_pose_table
+from edn.ingest.decode import decode_video
+from edn.ingest.fetch import fetch_video
+from edn.ingest.frames import load_frames
+from edn.pose.keypoints import PoseSequence, read_pose_table, write_pose_table
 from edn.pose.main_person import body_size
-from edn.skeleton import (
+from edn.pose.skeleton import (
     BODY,
     FACE,
     FACE_CHIN,
@@ -63,7 +63,7 @@ def test_body_found_in_every_frame_with_confident_legs(name: str, request) -> No
     for joint in LEGS:
         share = _present(poses, joint).mean()
         assert share >= 0.95, f"{joint.name} confident in {share:.1%} of frames"
-    # Keypoints lie on the picture (working pixels), not in normalised units.
+    # Keypoints lie on the picture (working pixels), not in normalized units.
     xy = poses.xy[:, BODY][poses.confidence[:, BODY] > 0]
     x0, y0, x1, y1 = detected.meta.geometry.content_box
     assert np.median(xy[:, 0]) > x0 + 5 and np.median(xy[:, 0]) < x1 - 5 and xy[:, 1].max() > 64
@@ -226,7 +226,7 @@ def test_a_video_without_anybody_is_an_error(tmp_path: Path) -> None:
 
 
 def test_smoothing_real_poses_keeps_frames_and_reduces_jitter(dancer: Detected) -> None:
-    from edn.keypoint_filter import filter_poses
+    from edn.pose.keypoint_filter import filter_poses
 
     raw = dancer.poses
     smooth = filter_poses(raw)

@@ -11,9 +11,9 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from edn.frames import read_meta
-from edn.keypoints import read_pose_table
-from edn.skeleton import BODY
+from edn.ingest.frames import read_meta
+from edn.pose.keypoints import read_pose_table
+from edn.pose.skeleton import BODY
 from helpers import DEMO, ROOT, run_snakemake
 
 SCHEMA = str(ROOT / "config" / "config.schema.yaml")

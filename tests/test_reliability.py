@@ -33,12 +33,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from edn import atomic
-from edn.atomic import atomic_path, write_json, write_text
-from edn.decode import decode_video
-from edn.fetch import cache_folder
-from edn.frames import load_frames, read_meta
-from edn.media import probe_video
+from edn.core import atomic
+from edn.core.atomic import atomic_path, write_json, write_text
+from edn.ingest.decode import decode_video
+from edn.ingest.fetch import cache_folder
+from edn.ingest.frames import load_frames, read_meta
+from edn.ingest.media import probe_video
 from conftest import serving
 from helpers import (DEMO, ROOT, SNAKEMAKE, Completed, ffmpeg, leftovers, make_test_video, run_edn, run_snakemake,
                      write_config)
@@ -106,9 +106,9 @@ def _first_bytes(source: Path, output: Path, fraction: float) -> Path:
 def media(tmp_path_factory) -> Media:
     import torch
 
-    from edn.checkpoint import Checkpoint, save_checkpoint
+    from edn.core.checkpoint import Checkpoint, save_checkpoint
     from edn.models import build_face_generator, build_generator
-    from edn.presets import PRESETS
+    from edn.core.presets import PRESETS
 
     d = tmp_path_factory.mktemp("media")
     (d / "empty.mp4").touch()
@@ -138,8 +138,8 @@ def media(tmp_path_factory) -> Media:
         models={"face_generator": build_face_generator(small).state_dict()}))
     subject = write_subject(d / "subject", frames=24, size=(128, 64))
 
-    from edn.keypoints import write_pose_table
-    from edn.subject_stats import compute_stats, write_stats
+    from edn.pose.keypoints import write_pose_table
+    from edn.normalize.subject_stats import compute_stats, write_stats
     from synthetic_poses import walking_sequence
 
     poses = walking_sequence(np.linspace(200, 240, 30), np.linspace(120, 150, 30))
@@ -663,7 +663,7 @@ def test_a_slow_server_within_the_timeout_is_waited_for(misbehaving_server: str,
 
 
 def _frames_of(video: Path) -> int:
-    from edn.media import count_frames
+    from edn.ingest.media import count_frames
 
     return count_frames(video)
 
@@ -878,7 +878,7 @@ def test_a_4k_source_is_fetched_and_decoded_in_bounded_memory(http_server, tmp_p
         assert result.returncode == 0, result.stderr[-3000:]
     print("peak memory of a 4K source, MiB:", {name: round(peak) for name, peak in peaks.items()})
     # Measured so on a 2-core machine: about 280, 1090 and 265 MiB. ffmpeg is held to
-    # edn.media.VIDEO_THREADS codec threads, so more cores do not mean more memory.
+    # edn.ingest.media.VIDEO_THREADS codec threads, so more cores do not mean more memory.
     assert peaks["download, check and copy"] < 384
     assert peaks["re-encode a trimmed span"] < 1280  # x264's own buffers at 4K: ~0.7 GiB with one thread
     assert peaks["decode to 256x128"] < 384
@@ -921,9 +921,9 @@ MOSTLY_EMPTY = (DEMO / "people_one_by_one.mp4", ("--end", "9"))
 def _check_trained_on_the_person_only(poses_path: Path, index_path: Path, losses_path: Path) -> None:
     """The person is out of the frame for most of the video; training draws its pairs
     from the frames that show them, never from the empty room."""
-    from edn.keypoints import read_pose_table
-    from edn.labels import read_label_index
-    from edn.skeleton import BODY
+    from edn.pose.keypoints import read_pose_table
+    from edn.labels.label_store import read_label_index
+    from edn.pose.skeleton import BODY
 
     poses, index = read_pose_table(poses_path), read_label_index(index_path)
     body = (poses.confidence[:, BODY] > 0).any(axis=1)
@@ -1020,8 +1020,8 @@ def test_a_truncated_download_then_the_fixed_server_through_snakemake(http_serve
 def _rolling(step: int, *, options: dict | None = None, weight: float = 1.0, optimizers: bool = True):
     import torch
 
-    from edn.checkpoint import Checkpoint
-    from edn.presets import PRESETS
+    from edn.core.checkpoint import Checkpoint
+    from edn.core.presets import PRESETS
 
     return Checkpoint(stage="global", step=step, preset=PRESETS["tiny"], options=options or {"seed": 0},
                       models={"generator": {"weight": torch.full((4,), weight)}},
@@ -1032,7 +1032,7 @@ def _damage(kind: str, path: Path) -> None:
     """Write a newest rolling checkpoint at ``path`` (step 4's name) that must not be resumed from."""
     import torch
 
-    from edn.checkpoint import save_checkpoint
+    from edn.core.checkpoint import save_checkpoint
 
     if kind == "cut short":
         save_checkpoint(path, _rolling(4))
@@ -1057,7 +1057,7 @@ ROLLING_DAMAGE = ["cut short", "another format version", "step not its name", "w
 
 @pytest.mark.parametrize("kind", ROLLING_DAMAGE)
 def test_a_rolling_checkpoint_that_cannot_be_resumed_from_is_removed(kind: str, tmp_path: Path, caplog) -> None:
-    from edn.presets import PRESETS
+    from edn.core.presets import PRESETS
     from edn.training.run_directory import RunDirectory
 
     options = {"seed": 0, "inputs": {"frames.npy": [1, 2]}}
@@ -1090,8 +1090,8 @@ def test_a_rolling_checkpoint_that_does_not_fit_the_network_says_what_to_remove(
     fails, and the error names the files to remove; a final model's error stays as it was."""
     import torch
 
-    from edn.checkpoint import load_state
-    from edn.errors import EdnError
+    from edn.core.checkpoint import load_state
+    from edn.core.errors import EdnError
 
     rolling = tmp_path / "runs" / "juggler" / "global" / "checkpoints" / "step_00000004.pt"
     with pytest.raises(EdnError) as error:
@@ -1105,7 +1105,7 @@ def test_a_rolling_checkpoint_that_does_not_fit_the_network_says_what_to_remove(
 
 
 def test_unreadable_run_files_start_the_run_over_or_lose_their_bad_rows(tmp_path: Path, caplog) -> None:
-    from edn.presets import PRESETS
+    from edn.core.presets import PRESETS
     from edn.training.run_directory import RunDirectory
 
     options = {"seed": 0}
@@ -1129,7 +1129,7 @@ def test_unreadable_run_files_start_the_run_over_or_lose_their_bad_rows(tmp_path
 def test_training_resumes_from_the_newest_whole_checkpoint(tmp_path: Path, perceptual_weights: Path) -> None:
     """Through the CLI: a run's newest rolling checkpoint is damaged; the rerun says so,
     removes it, resumes from the one before and trains the steps after it again."""
-    from edn.checkpoint import load_checkpoint
+    from edn.core.checkpoint import load_checkpoint
 
     data = write_subject(tmp_path / "subject")
     run_dir, output = tmp_path / "run", tmp_path / "global.pt"
@@ -1170,9 +1170,9 @@ def test_a_damaged_vgg19_in_the_torch_hub_cache_is_never_loaded(tmp_path: Path) 
 def test_torchvision_weights_files_are_checked_against_the_hash_in_their_name(tmp_path: Path, monkeypatch) -> None:
     import hashlib
 
-    from edn.errors import EdnError
+    from edn.core.errors import EdnError
     from edn.fake_detector.model import RESNET18_FILE, find_backbone_weights
-    from edn.torch_file import hub_file_problem
+    from edn.core.torch_file import hub_file_problem
 
     data = b"weights"
     whole = tmp_path / f"net-{hashlib.sha256(data).hexdigest()[:8]}.pth"
@@ -1419,8 +1419,8 @@ def test_training_killed_twice_at_random_steps_resumes_each_time(tmp_path: Path,
     """tests/test_training.py checks that a run killed once resumes to the very weights of
     an uninterrupted one; here one run is killed at seeded random steps, by SIGKILL and
     then by SIGTERM, and must resume from the newest checkpoint each time."""
-    from edn.checkpoint import load_checkpoint
-    from edn.presets import PRESETS
+    from edn.core.checkpoint import load_checkpoint
+    from edn.core.presets import PRESETS
 
     data = write_subject(tmp_path / "subject")
     run_dir, output = tmp_path / "run", tmp_path / "global.pt"
@@ -1527,7 +1527,7 @@ def test_a_second_snakemake_run_on_the_same_results_is_refused(tmp_path: Path, h
 def test_two_fetches_of_one_url_at_once_download_it_once(tmp_path: Path, held_server) -> None:
     """Two subjects cut from one video: Snakemake runs their fetch jobs in parallel, and
     both find the URL missing from the cache. The second waits for the first's download."""
-    from edn.media import count_frames
+    from edn.ingest.media import count_frames
 
     url, release, requests = held_server
     cache, outputs = tmp_path / "cache", [tmp_path / "a.mp4", tmp_path / "b.mp4"]

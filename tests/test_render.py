@@ -8,11 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from edn.keypoints import PoseSequence, empty_keypoints, write_pose_table
-from edn.labels import load_labels, read_label_index
-from edn.media import count_frames
-from edn.render import PALETTE, LineWidths, face_box_side, face_boxes, render_pose
-from edn.skeleton import BODY_COLOURS, KEYPOINT_COUNT, Body
+from edn.pose.keypoints import PoseSequence, empty_keypoints, write_pose_table
+from edn.labels.label_store import load_labels, read_label_index
+from edn.ingest.media import count_frames
+from edn.labels.render import PALETTE, LineWidths, face_box_side, face_boxes, render_pose
+from edn.pose.skeleton import BODY_COLOURS, KEYPOINT_COUNT, Body
 from helpers import run_edn
 from synthetic_poses import standing_pose, walking_sequence
 

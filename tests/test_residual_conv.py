@@ -9,7 +9,7 @@ import torch
 from edn.models import residual_conv
 from edn.models.generator import GlobalGenerator
 from edn.models.residual_conv import ResidualConv, conv2d_with_matmul_weight_gradient, weight_casts_reused
-from edn.temporal_smoothing import unroll_pair
+from edn.models.temporal_smoothing import unroll_pair
 
 
 def _gradients(conv: torch.nn.Module, x: torch.Tensor, upstream: torch.Tensor, bf16: bool):

@@ -34,9 +34,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edn.checkpoint import load_checkpoint
-from edn.frames import read_meta
-from edn.media import count_frames
+from edn.core.checkpoint import load_checkpoint
+from edn.ingest.frames import read_meta
+from edn.ingest.media import count_frames
 from helpers import ROOT, SNAKEMAKE, Completed, tiny_pipeline_config, write_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]

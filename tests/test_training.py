@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 import torch
 
-from edn.checkpoint import Checkpoint, load_checkpoint, load_state, save_checkpoint
-from edn.errors import EdnError
-from edn.labels import LabelIndex
+from edn.core.checkpoint import Checkpoint, load_checkpoint, load_state, save_checkpoint
+from edn.core.errors import EdnError
+from edn.labels.label_store import LabelIndex
 from edn.models import build_generator
-from edn.presets import PRESETS
+from edn.core.presets import PRESETS
 from edn.training.data import pair_for_step, split_pairs
-from edn.options import TrainingOptions
+from edn.core.options import TrainingOptions
 from edn.training.loop import learning_rate
 from helpers import DEMO, ROOT, leftovers, run_edn, run_snakemake
 from training_data import background_args, write_subject
@@ -232,10 +232,10 @@ def test_the_three_stages_through_snakemake(tmp_path: Path) -> None:
 
 
 def test_face_stage_trains_only_the_face_networks(tmp_path: Path, perceptual_weights: Path) -> None:
-    from edn.losses import PerceptualLoss
-    from edn.perceptual import load_perceptual
+    from edn.training.losses import PerceptualLoss
+    from edn.training.perceptual import load_perceptual
     from edn.training.data import TrainingFrames
-    from edn.runtime import Runtime
+    from edn.core.runtime import Runtime
     from edn.training.face_stage import FaceStageTrainer
 
     preset = PRESETS["tiny"]
@@ -287,11 +287,11 @@ def _recording_previous_frames(generator: torch.nn.Module) -> list[torch.Tensor]
 @pytest.mark.parametrize("temporal", [True, False], ids=["temporal", "frame-by-frame"])
 def test_frame_by_frame_training_never_feeds_a_previous_frame(tmp_path: Path, perceptual_weights: Path,
                                                               temporal: bool) -> None:
-    from edn.losses import PerceptualLoss
-    from edn.perceptual import load_perceptual
+    from edn.training.losses import PerceptualLoss
+    from edn.training.perceptual import load_perceptual
     from edn.training.data import TrainingFrames
-    from edn.generation import generate_frames
-    from edn.runtime import Runtime
+    from edn.models.generation import generate_frames
+    from edn.core.runtime import Runtime
     from edn.training.main_stage import MainStageTrainer
 
     torch.manual_seed(0)
@@ -316,10 +316,10 @@ def test_frame_by_frame_training_never_feeds_a_previous_frame(tmp_path: Path, pe
 
 
 def test_a_frame_by_frame_generator_synthesizes_each_frame_on_its_own(tmp_path: Path) -> None:
-    from edn.labels import read_label_index
-    from edn.generation import FrameGenerator
-    from edn.runtime import Runtime
-    from edn.synthesize import synthesize_sequence
+    from edn.labels.label_store import read_label_index
+    from edn.models.generation import FrameGenerator
+    from edn.core.runtime import Runtime
+    from edn.transfer.synthesize import synthesize_sequence
 
     paths = write_subject(tmp_path / "subject", frames=6, size=(64, 32))
     labels = np.load(paths["labels"])

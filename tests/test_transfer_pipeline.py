@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from edn.checkpoint import load_checkpoint
-from edn.frames import read_meta
-from edn.media import count_frames, probe_video
+from edn.core.checkpoint import load_checkpoint
+from edn.ingest.frames import read_meta
+from edn.ingest.media import count_frames, probe_video
 from helpers import run_snakemake, tiny_pipeline_config
 
 pytestmark = pytest.mark.slow

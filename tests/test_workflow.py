@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from edn.frames import read_meta
-from edn.media import count_frames
+from edn.ingest.frames import read_meta
+from edn.ingest.media import count_frames
 from helpers import DEMO, ROOT, SNAKEMAKE, run_snakemake
 
 DEMO_CONFIG = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())

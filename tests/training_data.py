@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edn.atomic import write_json
-from edn.background import PlateReport
-from edn.frames import create_image_store
-from edn.label_preview import write_png
-from edn.labels import LabelIndex, write_label_index
+from edn.core.atomic import write_json
+from edn.background.plate import PlateReport
+from edn.ingest.frames import create_image_store
+from edn.labels.preview import write_png
+from edn.labels.label_store import LabelIndex, write_label_index
 
 LAWN = (40, 110, 40)
 

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from edn import __version__
-from edn.errors import EdnError
+from edn.core.errors import EdnError
 
 COMMAND_MODULES = (
     "edn.cli.background",

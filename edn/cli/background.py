@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from edn.options import BackgroundOptions, add_arguments, from_arguments
+from edn.core.options import BackgroundOptions, add_arguments, from_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,10 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _background(args: argparse.Namespace) -> None:
-    from edn.background import make_plate, write_plate
-    from edn.errors import EdnError
-    from edn.frames import load_frames, load_masks
-    from edn.labels import load_labels
+    from edn.background.plate import make_plate, write_plate
+    from edn.core.errors import EdnError
+    from edn.ingest.frames import load_frames, load_masks
+    from edn.labels.label_store import load_labels
     from edn.pose.mediapipe_holistic import segment_mediapipe
 
     options = from_arguments(BackgroundOptions, args)

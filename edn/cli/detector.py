@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from edn.options import (DetectorOptions, RuntimeOptions, TrainingOptions, add_arguments, checked_argument,
+from edn.core.options import (DetectorOptions, RuntimeOptions, TrainingOptions, add_arguments, checked_argument,
                          from_arguments)
 
 log = logging.getLogger("edn.detector")
@@ -70,7 +70,7 @@ def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _device(args: argparse.Namespace):
-    from edn.runtime import choose_device, set_threads
+    from edn.core.runtime import choose_device, set_threads
 
     set_threads(args.threads)
     return choose_device(args.device)
@@ -81,7 +81,7 @@ def _train(args: argparse.Namespace) -> None:
 
     import torch
 
-    from edn.errors import EdnError
+    from edn.core.errors import EdnError
     from edn.fake_detector.checkpoint import DetectorCheckpoint, save_detector
     from edn.fake_detector.data import load_subject, working_geometry
     from edn.fake_detector.model import DetectorArchitecture, build_detector, load_backbone_weights
@@ -132,7 +132,7 @@ def _train(args: argparse.Namespace) -> None:
 def _evaluate(args: argparse.Namespace) -> None:
     import tempfile
 
-    from edn.errors import EdnError
+    from edn.core.errors import EdnError
     from edn.fake_detector.checkpoint import load_detector
     from edn.fake_detector.data import load_subject
     from edn.fake_detector.pairs import require_pairs
@@ -182,11 +182,11 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _detect(args: argparse.Namespace) -> None:
-    from edn.decode import parse_fps
-    from edn.errors import EdnError
+    from edn.ingest.decode import parse_fps
+    from edn.core.errors import EdnError
     from edn.fake_detector.checkpoint import load_detector
     from edn.fake_detector.score import score_video, write_video_plot, write_video_scores
-    from edn.media import probe_video
+    from edn.ingest.media import probe_video
 
     if args.batch_size < 1:
         raise EdnError(f"batch size {args.batch_size}: must be at least 1")

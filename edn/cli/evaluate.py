@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from edn.options import RuntimeOptions, TrainingOptions, add_arguments, checked_argument, from_arguments
+from edn.core.options import RuntimeOptions, TrainingOptions, add_arguments, checked_argument, from_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -70,13 +70,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _evaluate(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from edn.background import read_plate
-    from edn.errors import EdnError
-    from edn.evaluate import HeldOutClip, first_heldout_frame, nearest_neighbour_frames, score, write_metrics
-    from edn.frames import create_image_store, load_frames
-    from edn.keypoints import read_pose_table
-    from edn.labels import load_labels, read_label_index
-    from edn.runtime import set_threads
+    from edn.background.plate import read_plate
+    from edn.core.errors import EdnError
+    from edn.evaluation.evaluate import HeldOutClip, first_heldout_frame, nearest_neighbour_frames, score, write_metrics
+    from edn.ingest.frames import create_image_store, load_frames
+    from edn.pose.keypoints import read_pose_table
+    from edn.labels.label_store import load_labels, read_label_index
+    from edn.core.runtime import set_threads
 
     set_threads(args.threads)
     holdout_fraction = checked_argument(TrainingOptions, args, "holdout_fraction")
@@ -101,9 +101,9 @@ def _evaluate(args: argparse.Namespace) -> None:
         elif args.generator is None:
             generated[...] = nearest_neighbour_frames(poses, frames, first)
         else:
-            from edn.generation import load_frame_generator
-            from edn.runtime import choose_runtime
-            from edn.synthesize import synthesize_sequence
+            from edn.models.generation import load_frame_generator
+            from edn.core.runtime import choose_runtime
+            from edn.transfer.synthesize import synthesize_sequence
 
             runtime = choose_runtime(runtime_options)
             models = load_frame_generator(args.generator, args.face, runtime.device, plate=plate)
@@ -113,8 +113,8 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _table(args: argparse.Namespace) -> None:
-    from edn.errors import EdnError
-    from edn.eval_report import write_eval_table
+    from edn.core.errors import EdnError
+    from edn.evaluation.report import write_eval_table
 
     if len(args.metrics) != len(args.generated):
         raise EdnError(f"eval-table: {len(args.metrics)} metrics files but {len(args.generated)} generated files")
@@ -124,12 +124,12 @@ def _table(args: argparse.Namespace) -> None:
 
 
 def _plot_losses(args: argparse.Namespace) -> None:
-    from edn.plots import plot_losses
+    from edn.core.plots import plot_losses
 
     plot_losses(args.losses, args.output, title=args.title)
 
 
 def _html_page(args: argparse.Namespace) -> None:
-    from edn.html_page import Item, write_page
+    from edn.core.html_page import Item, write_page
 
     write_page(args.output, args.title, [Item.parse(item) for item in args.item], description=args.description)

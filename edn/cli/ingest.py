@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from edn.options import DownloadOptions, FrameOptions, add_arguments, from_arguments
+from edn.core.options import DownloadOptions, FrameOptions, add_arguments, from_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,14 +32,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _fetch(args: argparse.Namespace) -> None:
-    from edn.fetch import fetch_video
+    from edn.ingest.fetch import fetch_video
 
     fetch_video(args.source, args.output, start_s=args.start, end_s=args.end,
                 cache_dir=args.cache_dir, timeout_s=from_arguments(DownloadOptions, args).timeout_s)
 
 
 def _decode(args: argparse.Namespace) -> None:
-    from edn.decode import decode_video, parse_fps
+    from edn.ingest.decode import decode_video, parse_fps
 
     options = from_arguments(FrameOptions, args)
     decode_video(args.video, args.frames, args.meta, working_size=(options.width, options.height),

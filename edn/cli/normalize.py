@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from edn.options import (NormalizationOptions, PersonWindowOptions, SubjectStatsOptions, add_arguments,
+from edn.core.options import (NormalizationOptions, PersonWindowOptions, SubjectStatsOptions, add_arguments,
                          from_arguments)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     stats = subparsers.add_parser(
-        "stats", help="measure a subject's ankle depth range and body heights (normalisation statistics)",
+        "stats", help="measure a subject's ankle depth range and body heights (normalization statistics)",
         description="Compute close/far ankle positions, median and body heights near close and far "
                     "(paper section 3.1) from every valid frame of a subject's keypoint table.")
     stats.add_argument("--poses", required=True, help="keypoint table (.parquet)")
@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     normalize.add_argument("--source-poses", required=True, help="source keypoint table (.parquet)")
     normalize.add_argument("--source-stats", required=True, help="source statistics (.json)")
     normalize.add_argument("--target-stats", required=True, help="target statistics (.json)")
-    normalize.add_argument("--output", required=True, help="normalised keypoint table (.parquet) to write")
+    normalize.add_argument("--output", required=True, help="normalized keypoint table (.parquet) to write")
     add_arguments(normalize, NormalizationOptions)
     normalize.set_defaults(handler=_normalize)
 
@@ -52,10 +52,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     figure = subparsers.add_parser(
         "normalization-figure",
-        help="picture a normalised source pose over a target frame at matching depth",
+        help="picture a normalized source pose over a target frame at matching depth",
         description="Left: a target frame with the target's own stick figure. Right: the same frame with "
-                    "the normalised source pose whose ankle depth matches best.")
-    figure.add_argument("--normalized-poses", required=True, help="normalised source keypoints (.parquet)")
+                    "the normalized source pose whose ankle depth matches best.")
+    figure.add_argument("--normalized-poses", required=True, help="normalized source keypoints (.parquet)")
     figure.add_argument("--target-poses", required=True, help="target keypoints (.parquet)")
     figure.add_argument("--target-frames", required=True, help="target frames.npy")
     figure.add_argument("--output", required=True, help="png to write")
@@ -63,17 +63,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _stats(args: argparse.Namespace) -> None:
-    from edn.keypoints import read_pose_table
-    from edn.subject_stats import compute_stats, write_stats
+    from edn.pose.keypoints import read_pose_table
+    from edn.normalize.subject_stats import compute_stats, write_stats
 
     write_stats(args.output, compute_stats(read_pose_table(args.poses), args.subject,
                                                 alpha=from_arguments(SubjectStatsOptions, args).alpha))
 
 
 def _normalize(args: argparse.Namespace) -> None:
-    from edn.keypoints import read_pose_table, write_pose_table
-    from edn.normalize import normalize_poses
-    from edn.subject_stats import read_stats
+    from edn.pose.keypoints import read_pose_table, write_pose_table
+    from edn.normalize.pose_transform import normalize_poses
+    from edn.normalize.subject_stats import read_stats
 
     normalized, _ = normalize_poses(read_pose_table(args.source_poses), read_stats(args.source_stats),
                                     read_stats(args.target_stats),
@@ -82,10 +82,10 @@ def _normalize(args: argparse.Namespace) -> None:
 
 
 def _render(args: argparse.Namespace) -> None:
-    from edn.keypoints import read_pose_table
-    from edn.person_window import window_size
-    from edn.render import write_labels
-    from edn.subject_stats import read_stats
+    from edn.pose.keypoints import read_pose_table
+    from edn.labels.person_window import window_size
+    from edn.labels.render import write_labels
+    from edn.normalize.subject_stats import read_stats
 
     options = from_arguments(PersonWindowOptions, args)
     poses = read_pose_table(args.poses)
@@ -98,16 +98,16 @@ def _render(args: argparse.Namespace) -> None:
 
 
 def _label_preview(args: argparse.Namespace) -> None:
-    from edn.frames import read_meta
-    from edn.label_preview import write_label_preview
+    from edn.ingest.frames import read_meta
+    from edn.labels.preview import write_label_preview
 
     write_label_preview(args.labels, args.index, args.output, fps=read_meta(args.meta).fps)
 
 
 def _figure(args: argparse.Namespace) -> None:
-    from edn.frames import load_frames
-    from edn.keypoints import read_pose_table
-    from edn.label_preview import write_normalization_figure
+    from edn.ingest.frames import load_frames
+    from edn.pose.keypoints import read_pose_table
+    from edn.labels.preview import write_normalization_figure
 
     write_normalization_figure(read_pose_table(args.normalized_poses), read_pose_table(args.target_poses),
                                load_frames(args.target_frames), args.output)

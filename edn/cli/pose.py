@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from edn.options import KeypointFilterOptions, PoseOptions, add_arguments, from_arguments
+from edn.core.options import KeypointFilterOptions, PoseOptions, add_arguments, from_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _pose(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from edn.keypoints import write_pose_table
+    from edn.pose.keypoints import write_pose_table
     from edn.pose.detect import detect
 
     options = from_arguments(PoseOptions, args)
@@ -73,8 +73,8 @@ def _pose(args: argparse.Namespace) -> None:
 
 
 def _filter(args: argparse.Namespace) -> None:
-    from edn.keypoint_filter import filter_poses
-    from edn.keypoints import read_pose_table, write_pose_table
+    from edn.pose.keypoint_filter import filter_poses
+    from edn.pose.keypoints import read_pose_table, write_pose_table
 
     options = from_arguments(KeypointFilterOptions, args)
     poses = read_pose_table(args.poses)
@@ -82,8 +82,8 @@ def _filter(args: argparse.Namespace) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
-    from edn.frames import read_meta
-    from edn.keypoints import read_pose_table
+    from edn.ingest.frames import read_meta
+    from edn.pose.keypoints import read_pose_table
     from edn.pose.detect import export_openpose
 
     poses = read_pose_table(args.poses)
@@ -92,8 +92,8 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _preview(args: argparse.Namespace) -> None:
-    from edn.frames import load_frames, read_meta
-    from edn.keypoints import read_pose_table
+    from edn.ingest.frames import load_frames, read_meta
+    from edn.pose.keypoints import read_pose_table
     from edn.pose.preview import write_pose_preview
 
     poses = read_pose_table(args.poses)

@@ -12,8 +12,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _results(args: argparse.Namespace) -> None:
-    from edn.errors import EdnError
-    from edn.summary import list_results
+    from edn.core.errors import EdnError
+    from edn.core.summary import list_results
 
     found = list_results(args.results_dir)
     if not found:

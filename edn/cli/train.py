@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from edn.options import PERCEPTUAL_NETWORKS, RuntimeOptions, TrainingOptions, add_arguments, from_arguments
+from edn.core.options import PERCEPTUAL_NETWORKS, RuntimeOptions, TrainingOptions, add_arguments, from_arguments
 
 log = logging.getLogger("edn.train")
 
@@ -53,9 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from edn.distributed import launch_from_environment, run_data_parallel
-    from edn.errors import EdnError
-    from edn.runtime import choose_device
+    from edn.training.distributed import launch_from_environment, run_data_parallel
+    from edn.core.errors import EdnError
+    from edn.core.runtime import choose_device
     from edn.training.loop import Background
 
     options = from_arguments(TrainingOptions, args)
@@ -85,15 +85,15 @@ def _visible_gpus() -> int:
 
 def train_process(*, local: int, launch, options: TrainingOptions, runtime_options: RuntimeOptions, background,
                   threads: int | None, deterministic: bool, progress: bool, paths: dict) -> None:
-    """One training process: process ``local`` of its task (``edn.distributed``), or the only one."""
+    """One training process: process ``local`` of its task (``edn.training.distributed``), or the only one."""
     import dataclasses
     import signal
     import threading
 
     import torch
 
-    from edn.distributed import join_group, leave_group, process_device, stop_started_processes
-    from edn.runtime import choose_runtime, set_threads
+    from edn.training.distributed import join_group, leave_group, process_device, stop_started_processes
+    from edn.core.runtime import choose_runtime, set_threads
     from edn.training.loop import train_stage
 
     set_threads(threads)
@@ -133,8 +133,8 @@ def train_process(*, local: int, launch, options: TrainingOptions, runtime_optio
 
 
 def _perceptual_weights(args: argparse.Namespace) -> None:
-    from edn.errors import EdnError
-    from edn.perceptual import convert_hed_wheel, convert_torchvision_vgg19
+    from edn.core.errors import EdnError
+    from edn.training.perceptual import convert_hed_wheel, convert_torchvision_vgg19
 
     if args.network == "vgg16_hed":
         if args.wheel is None:

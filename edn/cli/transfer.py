@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from edn.options import EncodeOptions, RuntimeOptions, add_arguments, from_arguments
+from edn.core.options import EncodeOptions, RuntimeOptions, add_arguments, from_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     compare = subparsers.add_parser(
         "compare", help="side-by-side video: source, stick figure, result",
-        description="Encode source frames, normalised stick figures and synthesized frames side by side.")
+        description="Encode source frames, normalized stick figures and synthesized frames side by side.")
     compare.add_argument("--source-frames", required=True, help="the source's frames.npy")
     compare.add_argument("--labels", required=True, help="transfer labels .npy")
     compare.add_argument("--frames", required=True, help="synthesized frames .npy")
@@ -47,12 +47,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _synthesize(args: argparse.Namespace) -> None:
-    from edn.background import read_plate
-    from edn.errors import EdnError
-    from edn.generation import load_frame_generator
-    from edn.labels import load_labels, read_label_index
-    from edn.runtime import choose_runtime, set_threads
-    from edn.synthesize import write_synthesis
+    from edn.background.plate import read_plate
+    from edn.core.errors import EdnError
+    from edn.models.generation import load_frame_generator
+    from edn.labels.label_store import load_labels, read_label_index
+    from edn.core.runtime import choose_runtime, set_threads
+    from edn.transfer.synthesize import write_synthesis
 
     set_threads(args.threads)
     runtime = choose_runtime(from_arguments(RuntimeOptions, args))
@@ -67,9 +67,9 @@ def _synthesize(args: argparse.Namespace) -> None:
 
 
 def _encode(args: argparse.Namespace) -> None:
-    from edn.encode import encode_transfer
-    from edn.frames import read_meta
-    from edn.media import probe_video
+    from edn.transfer.encode import encode_transfer
+    from edn.ingest.frames import read_meta
+    from edn.ingest.media import probe_video
 
     audio = args.source_video if probe_video(args.source_video).has_audio else None
     options = from_arguments(EncodeOptions, args)
@@ -78,9 +78,9 @@ def _encode(args: argparse.Namespace) -> None:
 
 
 def _compare(args: argparse.Namespace) -> None:
-    from edn.encode import encode_comparison
-    from edn.frames import read_meta
-    from edn.media import probe_video
+    from edn.transfer.encode import encode_comparison
+    from edn.ingest.frames import read_meta
+    from edn.ingest.media import probe_video
 
     audio = args.source_video if args.source_video and probe_video(args.source_video).has_audio else None
     encode_comparison(args.source_frames, args.labels, args.frames, read_meta(args.source_meta), args.output,

@@ -1,4 +1,4 @@
-"""Detector checkpoints, self-describing like the GAN's (:mod:`edn.checkpoint`).
+"""Detector checkpoints, self-describing like the GAN's (:mod:`edn.core.checkpoint`).
 
 One ``torch.save`` file of plain data, loaded with ``weights_only=True``::
 
@@ -22,9 +22,9 @@ import torch
 from torch import nn
 
 from edn import __version__
-from edn.errors import EdnError
+from edn.core.errors import EdnError
 from edn.fake_detector.model import DetectorArchitecture, build_detector
-from edn.torch_file import load_strict, load_torch_file, save_torch_file
+from edn.core.torch_file import load_strict, load_torch_file, save_torch_file
 
 FORMAT = "edn-fake-detector"
 DETECTOR_CHECKPOINT_VERSION = 1

@@ -17,16 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
-from edn.errors import EdnError
+from edn.core.errors import EdnError
 
 
 def h264_round_trip(frames: np.ndarray, scratch: str | os.PathLike, name: str, *, fps: Fraction | str,
                     crf: int) -> np.ndarray:
     """``frames`` (uint8 [N, H, W, 3]) encoded as H.264 yuv420p at ``crf`` and decoded again,
     memory-mapped from ``scratch`` (which must outlive the returned array)."""
-    from edn.decode import decode_video
-    from edn.frames import load_frames
-    from edn.media import encode_video
+    from edn.ingest.decode import decode_video
+    from edn.ingest.frames import load_frames
+    from edn.ingest.media import encode_video
 
     count, height, width = frames.shape[:3]
     scratch = Path(scratch)

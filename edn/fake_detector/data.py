@@ -16,10 +16,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from edn.errors import EdnError
+from edn.core.errors import EdnError
 from edn.fake_detector.pairs import DEFAULT_CUT_THRESHOLD, SubjectPairs, scene_cuts, split_subject_pairs
-from edn.frames import load_frames, load_image_store, read_meta
-from edn.labels import read_label_index
+from edn.ingest.frames import load_frames, load_image_store, read_meta
+from edn.labels.label_store import read_label_index
 
 REAL, GENERATED = 0.0, 1.0
 
@@ -56,7 +56,7 @@ def load_subject(name: str, frames_path: str | os.PathLike, generated_path: str 
                  cut_threshold: float = DEFAULT_CUT_THRESHOLD) -> SubjectFrames:
     """Open a subject's stores and choose its pairs, the last ``holdout_fraction`` of the
     video held out as in GAN training; EdnError naming the file that does not fit."""
-    from edn.evaluate import first_heldout_frame
+    from edn.evaluation.evaluate import first_heldout_frame
 
     real = load_frames(frames_path)
     generated = load_image_store(generated_path, "generated frames")

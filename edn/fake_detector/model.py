@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from edn.errors import EdnError
-from edn.options import DETECTOR_BACKBONES
-from edn.torch_file import hub_file_problem
+from edn.core.errors import EdnError
+from edn.core.options import DETECTOR_BACKBONES
+from edn.core.torch_file import hub_file_problem
 
 BACKBONES = DETECTOR_BACKBONES
 #: torchvision's file name of the ImageNet ResNet-18 weights (IMAGENET1K_V1), as in the torch hub cache.
@@ -79,7 +79,7 @@ class SmallPairCNN(nn.Module):
 
 
 class ResNetPair(nn.Module):
-    """ResNet-18 on a pair: ImageNet normalisation of each frame, a 6-channel first convolution."""
+    """ResNet-18 on a pair: ImageNet normalization of each frame, a 6-channel first convolution."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -5,7 +5,7 @@ A score is the classifier's probability that a pair (t, t+1) was generated, in
 way it was trained: cut into tiles of the crop size that cover the frame (the
 last row and column aligned with the frame's edge), and the score is the sigmoid
 of the tiles' mean logit. (Scoring the whole frame at once changes what the
-network's borders and normalisation see, and shifted every score of a tiny
+network's borders and normalization see, and shifted every score of a tiny
 test detector below 0.5 while ranking them perfectly.)
 """
 
@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from edn.atomic import atomic_path
-from edn.plots import png_figure
-from edn.errors import EdnError
+from edn.core.atomic import atomic_path
+from edn.core.plots import png_figure
+from edn.core.errors import EdnError
 from edn.fake_detector.data import SubjectFrames, pair_tensors
 from edn.fake_detector.metrics import DECISION_THRESHOLD, accuracy, average_precision, roc_auc, roc_curve
 
@@ -173,8 +173,8 @@ def score_video(model: nn.Module, options: dict, video: str | os.PathLike, devic
     ``fps`` None keeps the video's own frame rate (a pair is two consecutive frames
     of the video as it is).
     """
-    from edn.decode import decode_video
-    from edn.frames import load_frames
+    from edn.ingest.decode import decode_video
+    from edn.ingest.frames import load_frames
 
     width, height = options["working_size"]
     with tempfile.TemporaryDirectory(prefix="edn-detect-") as scratch:

@@ -17,7 +17,7 @@ from torch import nn
 
 from edn.fake_detector.data import SubjectFrames, training_batch
 from edn.fake_detector.pairs import require_pairs
-from edn.options import DetectorOptions
+from edn.core.options import DetectorOptions
 
 log = logging.getLogger(__name__)
 

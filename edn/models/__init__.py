@@ -1,9 +1,9 @@
-"""The networks of Everybody Dance Now, built from a :class:`edn.presets.Preset`.
+"""The networks of Everybody Dance Now, built from a :class:`edn.core.presets.Preset`.
 
 ``generator``: pix2pixHD global generator or local enhancer (6-channel input:
 label + previous frame). ``discriminator``: temporal multi-scale PatchGAN
 (12-channel input), or for the frame-by-frame ablation a per-frame one (6
-channels; see :mod:`edn.temporal_smoothing`). ``face``: the face residual generator and its PatchGAN.
+channels; see :mod:`edn.models.temporal_smoothing`). ``face``: the face residual generator and its PatchGAN.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from edn.models.compositing import CompositingGenerator
 from edn.models.discriminator import MultiscaleDiscriminator, PatchDiscriminator
 from edn.models.face import FaceDiscriminator, FaceGenerator
 from edn.models.generator import GlobalGenerator, LocalEnhancer
-from edn.presets import Preset
-from edn.temporal_smoothing import discriminator_channels
+from edn.core.presets import Preset
+from edn.models.temporal_smoothing import discriminator_channels
 
 GENERATOR_KINDS = ("global", "local")
 

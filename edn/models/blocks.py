@@ -21,7 +21,7 @@ def init_weights(module: nn.Module) -> None:
 
 
 class InstanceNorm(nn.Module):
-    """Instance normalisation without learned scale and shift (pix2pixHD's ``--norm instance``).
+    """Instance normalization without learned scale and shift (pix2pixHD's ``--norm instance``).
 
     ``nn.InstanceNorm2d``'s function, with one fix: in torch 2.14 on the CPU its
     backward pass returns wrong input gradients (unrelated to the true ones)
@@ -51,7 +51,7 @@ def _contiguous_gradient(gradient: torch.Tensor) -> torch.Tensor:
 
 
 def norm(channels: int) -> nn.Module:
-    """The normalisation of every network here: instance norm, no learned parameters."""
+    """The normalization of every network here: instance norm, no learned parameters."""
     return InstanceNorm(channels)
 
 

@@ -6,7 +6,7 @@ crop, and only the pixels inside the face box change. D_f is a single-scale
 PatchGAN on (label crop, face crop).
 
 Face boxes are ``(x0, y0, x1, y1)`` integer pixels, half-open, inside the
-frame (``edn.labels``), one per batch item.
+frame (``edn.labels.label_store``), one per batch item.
 """
 
 from __future__ import annotations

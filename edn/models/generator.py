@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from edn.errors import EdnError
+from edn.core.errors import EdnError
 from edn.models.blocks import ResidualBlock, downsample, init_weights, norm
 
 LABEL_CHANNELS = 3

@@ -1,7 +1,7 @@
 """Pose extraction: detectors, OpenPose JSON, the main person, previews.
 
 - :mod:`edn.pose.detect`: :func:`~edn.pose.detect.detect` picks the backend and
-  returns one :class:`~edn.keypoints.PoseSequence` per subject;
+  returns one :class:`~edn.pose.keypoints.PoseSequence` per subject;
 - :mod:`edn.pose.mediapipe_holistic`: the default backend and its mapping tables;
 - :mod:`edn.pose.openpose`: OpenPose through pyopenpose;
 - :mod:`edn.pose.openpose_json`: OpenPose's JSON files, read and written;

@@ -26,25 +26,25 @@ from pathlib import Path
 
 import numpy as np
 
-from edn.atomic import scratch_directory
-from edn.errors import EdnError
-from edn.frames import FrameMeta, load_frames, read_meta
-from edn.keypoints import PoseSequence
-from edn.options import POSE_BACKENDS, MinConfidence
+from edn.core.atomic import scratch_directory
+from edn.core.errors import EdnError
+from edn.ingest.frames import FrameMeta, load_frames, read_meta
+from edn.pose.keypoints import PoseSequence
+from edn.core.options import POSE_BACKENDS, MinConfidence
 from edn.pose.main_person import select_main_person
 from edn.pose.openpose_json import PointMap, identity, people_to_edn
-from edn.skeleton import Body
+from edn.pose.skeleton import Body
 
 log = logging.getLogger(__name__)
 
 BACKENDS = POSE_BACKENDS
 #: Confidence below which a keypoint is missing, per backend (the option
-#: ``pose.min_confidence``; :class:`edn.options.MinConfidence` says why these values).
+#: ``pose.min_confidence``; :class:`edn.core.options.MinConfidence` says why these values).
 DEFAULT_MIN_CONFIDENCE = {backend: MinConfidence().of(backend) for backend in BACKENDS}
 JSON_COORDINATES = ("source", "working")
 #: Least share of MediaPipe's main person's frames (among those showing its torso)
 #: in which it must be upright. Everybody Dance Now's subject stands and dances
-#: (the pose normalisation works on ankle heights). Holistic in video mode keeps
+#: (the pose normalization works on ankle heights). Holistic in video mode keeps
 #: tracking whatever it once took for a person and reports it at full confidence:
 #: on ffmpeg's testsrc2 pattern it reports a body lying along the top of the
 #: frame, torso horizontal, in 11 of 20 frames. A video filmed on its side
@@ -105,7 +105,7 @@ def detection_frames(frames_path: str | os.PathLike, meta: FrameMeta, *, video: 
         return
     if video is None:
         raise EdnError(f"detection scale {scale}: needs the subject's video (--video) to decode at the larger size")
-    from edn.decode import decode_video
+    from edn.ingest.decode import decode_video
 
     width, height = meta.working_size
     size = (round(width * scale), round(height * scale))

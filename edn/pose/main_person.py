@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edn.skeleton import BODY, KEYPOINT_COUNT
+from edn.pose.skeleton import BODY, KEYPOINT_COUNT
 
 #: How long (frames) a track waits for its person to reappear.
 MAX_GAP_FRAMES = 25

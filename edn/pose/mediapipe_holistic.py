@@ -2,9 +2,9 @@
 
 Holistic finds one person a frame: 33 pose landmarks, a 468-point face mesh
 (478 with the refined irises) and 21 landmarks per hand, as coordinates
-normalised to the image. Normalised coordinates times the image size are
-continuous pixel coordinates (:mod:`edn.frames`), so no half-pixel shift is
-needed. The tables below map them to the OpenPose layout of :mod:`edn.skeleton`:
+normalized to the image. Normalized coordinates times the image size are
+continuous pixel coordinates (:mod:`edn.ingest.frames`), so no half-pixel shift is
+needed. The tables below map them to the OpenPose layout of :mod:`edn.pose.skeleton`:
 
 - body: :data:`BODY_FROM_POSE` (Neck and MidHip are means of two landmarks;
   the small toes have no counterpart and stay missing);
@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edn.skeleton import (
+from edn.pose.skeleton import (
     BODY,
     FACE,
     FACE_LEFT_EYE,
@@ -169,8 +169,8 @@ def holistic_to_keypoints(pose: np.ndarray, face: np.ndarray | None, left_hand: 
                           right_hand: np.ndarray | None, image_size: tuple[int, int]) -> np.ndarray:
     """One Holistic result in the OpenPose layout.
 
-    ``pose``: [33, 3] normalised x, y and visibility; ``face``: [468 or 478, 2+]
-    normalised; hands: [21, 2+] normalised; None where Holistic found nothing.
+    ``pose``: [33, 3] normalized x, y and visibility; ``face``: [468 or 478, 2+]
+    normalized; hands: [21, 2+] normalized; None where Holistic found nothing.
     ``image_size``: (width, height) of the image Holistic saw. Returns float32
     [K, 3]: x, y in that image's continuous pixels, confidence in [0, 1]
     (0 and x = y = 0 for a missing keypoint). No threshold is applied here.
@@ -213,7 +213,7 @@ def open_holistic(segmentation: bool = False):
     with ``segmentation``, also the person's segmentation mask of each frame.
 
     Holistic's smoothing is a causal filter that lags behind the motion; edn
-    smooths afterwards with a zero-phase filter instead (:mod:`edn.keypoint_filter`).
+    smooths afterwards with a zero-phase filter instead (:mod:`edn.pose.keypoint_filter`).
     model_complexity 1 is the only model the 0.10.21 wheel ships (0 and 2 are
     downloaded on first use, which fails offline).
     """
@@ -397,7 +397,7 @@ def segment_mediapipe(frames_path: str | os.PathLike, masks_out: str | os.PathLi
     """Write the person's segmentation mask of every frame of ``frames.npy`` to ``masks_out``
     (uint8 [N, H, W], 0-255), atomically: Holistic with ``enable_segmentation``, the
     same model and tracking as pose detection."""
-    from edn.frames import create_image_store
+    from edn.ingest.frames import create_image_store
 
     frames = np.load(frames_path, mmap_mode="r")
     count, height, width = frames.shape[:3]

@@ -51,8 +51,8 @@ from types import ModuleType
 
 import numpy as np
 
-from edn.errors import EdnError
-from edn.skeleton import BODY, FACE, KEYPOINT_COUNT, LEFT_HAND, RIGHT_HAND
+from edn.core.errors import EdnError
+from edn.pose.skeleton import BODY, FACE, KEYPOINT_COUNT, LEFT_HAND, RIGHT_HAND
 
 BUILD_HINT = ("build OpenPose with its Python API (cmake -DBUILD_PYTHON=ON; docs/poses.md, "
               "Building OpenPose) and put its build/python folder on PYTHONPATH; or use the mediapipe backend, "

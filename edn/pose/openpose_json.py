@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edn.atomic import atomic_path
-from edn.errors import EdnError
-from edn.keypoints import PoseSequence
-from edn.skeleton import KEYPOINT_COUNT, PARTS
+from edn.core.atomic import atomic_path
+from edn.core.errors import EdnError
+from edn.pose.keypoints import PoseSequence
+from edn.pose.skeleton import KEYPOINT_COUNT, PARTS
 
 #: OpenPose's coordinate of a pixel centre is its index; edn's is index + 0.5.
 PIXEL_CENTRE_OFFSET = 0.5

@@ -1,7 +1,7 @@
 """A preview video of a subject's keypoints drawn over its frames, to check detection at a glance.
 
 This is a checking aid, not the stick-figure renderer of the labels
-(:mod:`edn.render`): frames are enlarged ``scale`` times (nearest neighbour) so
+(:mod:`edn.labels.render`): frames are enlarged ``scale`` times (nearest neighbour) so
 that thin lines stay visible, body limbs and joints are drawn in OpenPose's
 colours, hands in their finger colours, face points as small white dots, and a
 frame without the subject says so in its corner.
@@ -15,10 +15,10 @@ from fractions import Fraction
 import cv2
 import numpy as np
 
-from edn.errors import EdnError
-from edn.keypoints import PoseSequence
-from edn.media import encode_video
-from edn.skeleton import (
+from edn.core.errors import EdnError
+from edn.pose.keypoints import PoseSequence
+from edn.ingest.media import encode_video
+from edn.pose.skeleton import (
     BODY,
     BODY_COLOURS,
     BODY_LIMBS,

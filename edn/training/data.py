@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from edn.errors import EdnError
-from edn.frames import load_frames, load_masks
-from edn.generation import downsample_area, scale_box
-from edn.labels import LabelIndex, load_labels, read_label_index
+from edn.core.errors import EdnError
+from edn.ingest.frames import load_frames, load_masks
+from edn.models.generation import downsample_area, scale_box
+from edn.labels.label_store import LabelIndex, load_labels, read_label_index
 
 
 @dataclass(frozen=True)

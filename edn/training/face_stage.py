@@ -16,16 +16,16 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from edn.checkpoint import Checkpoint, load_state
-from edn.errors import EdnError
-from edn.generation import FrameGenerator, draw_in_window
-from edn.losses import PerceptualLoss, compose_loss, lsgan_discriminator, lsgan_generator, temporal_change
+from edn.core.checkpoint import Checkpoint, load_state
+from edn.core.errors import EdnError
+from edn.models.generation import FrameGenerator, draw_in_window
+from edn.training.losses import PerceptualLoss, compose_loss, lsgan_discriminator, lsgan_generator, temporal_change
 from edn.models import build_face_discriminator, build_face_generator, build_generator
 from edn.models.face import crop
-from edn.options import TrainingOptions
-from edn.presets import Preset
-from edn.runtime import Runtime
-from edn.temporal_smoothing import unroll_pair
+from edn.core.options import TrainingOptions
+from edn.core.presets import Preset
+from edn.core.runtime import Runtime
+from edn.models.temporal_smoothing import unroll_pair
 from edn.training.data import Batch, Sample, Split, TrainingFrames
 from edn.training.trainer import Trainer, as_batches
 

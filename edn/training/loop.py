@@ -11,17 +11,17 @@ from pathlib import Path
 
 import torch
 
-from edn.atomic import copy_file
-from edn.background import read_plate, read_plate_report
-from edn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from edn.distributed import SINGLE, Group
-from edn.errors import EdnError
-from edn.generation import generate_frames
-from edn.losses import PerceptualLoss
-from edn.options import TrainingOptions
-from edn.perceptual import load_perceptual
-from edn.presets import Preset, get_preset
-from edn.runtime import Runtime
+from edn.core.atomic import copy_file
+from edn.background.plate import read_plate, read_plate_report
+from edn.core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from edn.training.distributed import SINGLE, Group
+from edn.core.errors import EdnError
+from edn.models.generation import generate_frames
+from edn.training.losses import PerceptualLoss
+from edn.core.options import TrainingOptions
+from edn.training.perceptual import load_perceptual
+from edn.core.presets import Preset, get_preset
+from edn.core.runtime import Runtime
 from edn.training.data import Batch, TrainingFrames, history_for_step, pair_for_step, samples_of_step, split_pairs
 from edn.training.face_stage import FaceStageTrainer
 from edn.training.main_stage import MainStageTrainer
@@ -123,7 +123,7 @@ def train_stage(*, options: TrainingOptions, frames: str | os.PathLike, labels: 
     :class:`TrainingStopped` raised, so a rerun loses nothing.
 
     ``group``: the data-parallel processes this one trains with
-    (:mod:`edn.distributed`): each trains on its own ``batch_size`` pairs of every
+    (:mod:`edn.training.distributed`): each trains on its own ``batch_size`` pairs of every
     step, the gradients averaged over all; rank 0 alone writes the run directory,
     the model and the losses (the others return None). A stop asked of any process
     stops all of them after the same step.

@@ -1,7 +1,7 @@
 """The global and local stages (Chan et al. 2019, section 3.2): the main generator G and its PatchGAN D.
 
 One iteration trains on a pair of consecutive frames with temporal smoothing
-(:func:`edn.temporal_smoothing.unroll_pair`): I0 = G(label_t, previous),
+(:func:`edn.models.temporal_smoothing.unroll_pair`): I0 = G(label_t, previous),
 I1 = G(label_t+1, I0); D judges (label_t, label_t+1, I0, I1) against the real
 pair. G's loss: LSGAN + feature matching + perceptual (mean over the two frames).
 In the paper the previous frame of I0 is the zero image; with ``history``, G
@@ -27,17 +27,17 @@ from collections.abc import Sequence
 
 import torch
 
-from edn.checkpoint import Checkpoint, training_mode
-from edn.errors import EdnError
-from edn.generation import FrameGenerator, crop_each, draw_in_window
-from edn.losses import (PerceptualLoss, compose_loss, feature_matching, lsgan_discriminator, lsgan_generator,
+from edn.core.checkpoint import Checkpoint, training_mode
+from edn.core.errors import EdnError
+from edn.models.generation import FrameGenerator, crop_each, draw_in_window
+from edn.training.losses import (PerceptualLoss, compose_loss, feature_matching, lsgan_discriminator, lsgan_generator,
                         temporal_change)
 from edn.models import build_discriminator, build_generator
 from edn.models.residual_conv import weight_casts_reused
-from edn.options import TrainingOptions
-from edn.presets import Preset
-from edn.runtime import Runtime
-from edn.temporal_smoothing import discriminator_input, unroll_pair
+from edn.core.options import TrainingOptions
+from edn.core.presets import Preset
+from edn.core.runtime import Runtime
+from edn.models.temporal_smoothing import discriminator_input, unroll_pair
 from edn.training.data import Batch, Sample
 from edn.training.trainer import Trainer, as_batches
 

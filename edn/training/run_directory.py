@@ -35,10 +35,10 @@ from pathlib import Path
 
 import torch
 
-from edn.atomic import atomic_path, write_json
-from edn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from edn.errors import EdnError
-from edn.presets import Preset
+from edn.core.atomic import atomic_path, write_json
+from edn.core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from edn.core.errors import EdnError
+from edn.core.presets import Preset
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from edn.atomic import atomic_path
+from edn.core.atomic import atomic_path
 
 
 def to_uint8(image: torch.Tensor, *, signed: bool) -> torch.Tensor:

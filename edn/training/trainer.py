@@ -14,11 +14,11 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
-from edn.checkpoint import Checkpoint, load_state
-from edn.distributed import SINGLE, Group
-from edn.generation import FrameGenerator
-from edn.runtime import Runtime
-from edn.temporal_smoothing import first_previous_frame
+from edn.core.checkpoint import Checkpoint, load_state
+from edn.training.distributed import SINGLE, Group
+from edn.models.generation import FrameGenerator
+from edn.core.runtime import Runtime
+from edn.models.temporal_smoothing import first_previous_frame
 from edn.training.data import Batch, Sample
 
 #: Adam's betas in the paper and pix2pixHD.

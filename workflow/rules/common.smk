@@ -11,10 +11,10 @@ from snakemake.utils import validate
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 PROJECT_ROOT = Path(workflow.basedir)
-# Each stage's options are defined once, in edn/options.py (which imports nothing
+# Each stage's options are defined once, in edn/core/options.py (which imports nothing
 # heavy); the rules turn config sections into their flags with command_line().
 sys.path.insert(0, str(PROJECT_ROOT))
-from edn.options import (  # noqa: E402
+from edn.core.options import (  # noqa: E402
     BackgroundOptions,
     DetectorOptions,
     DownloadOptions,
@@ -168,7 +168,7 @@ def get_pose_options(wildcards):
     return " ".join(options)
 
 
-# -- training (workflow/rules/train.smk, workflow/rules/resources.smk) --
+# -- training (workflow/rules/training.smk, workflow/rules/resources.smk) --
 
 # Files made once per installation (the perceptual network's weights) live in
 # this checkout's resources/, whichever directory the workflow runs in.
@@ -242,7 +242,7 @@ def get_plate_option(wildcards, input):
 
 
 # A training job of several SLURM tasks (training.tasks) runs its command through
-# `srun -n TASKS`, one process group per task (edn.distributed); the executor
+# `srun -n TASKS`, one process group per task (edn.training.distributed); the executor
 # plugin submits it with --ntasks, as it does MPI jobs (resource mpi), and runs
 # the command in the job's batch step, not in a one-task step of its own.
 TRAINING_TASKS = config["training"]["tasks"]
@@ -407,7 +407,7 @@ def get_loss_plot_items(wildcards, input):
     return " ".join(f"--item image={shlex.quote(path)}" for path in input.losses)
 
 
-# -- fake detector (workflow/rules/detector.smk) --
+# -- fake detector (workflow/rules/fake_detector.smk) --
 
 
 def get_detector_generator_models(wildcards):
@@ -443,7 +443,7 @@ def get_detector_heldout_options(wildcards, input):
 
 def get_final_outputs():
     """What `snakemake` with no target builds: every pair's transfer video,
-    comparison video and normalisation figure, and every subject's pose preview."""
+    comparison video and normalization figure, and every subject's pose preview."""
     pairs = get_pair_names()
     return (
         expand("results/transfer/{pair}.mp4", pair=pairs)

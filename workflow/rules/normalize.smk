@@ -1,4 +1,4 @@
-# Global pose normalisation (paper section 3.1): per-subject statistics, then
+# Global pose normalization (paper section 3.1): per-subject statistics, then
 # each pair's source poses mapped onto its target.
 
 
@@ -46,7 +46,7 @@ rule normalization_figure:
         report(
             "results/transfer/{source}_to_{target}/normalization.png",
             caption="../report/normalization.rst",
-            category="Normalisation",
+            category="Normalization",
         ),
     log:
         "results/logs/normalization_figure/{source}_to_{target}.log",

@@ -27,7 +27,7 @@ rule transfer_page:
     shell:
         "python -m edn --log {log} html-page --title '{wildcards.source} onto {wildcards.target}'"
         " --description 'The transfer (with the source soundtrack), then source, stick figure and result side"
-        " by side, then the normalised pose over a target frame.'"
+        " by side, then the normalized pose over a target frame.'"
         " --item video={input.video:q} --item video={input.compare:q} --item image={input.figure:q}"
         " --output {output:q}"
 

@@ -1,5 +1,5 @@
 # Transfer (paper section 3): the trained target model drawn over the source's
-# normalised stick figures, then encoded with the source's soundtrack.
+# normalized stick figures, then encoded with the source's soundtrack.
 
 
 rule synthesize:

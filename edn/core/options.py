@@ -1,0 +1,462 @@
+"""Every option of every stage, defined once.
+
+Each stage's options are a frozen dataclass below; a field is one option: its
+name (the config key, and the command-line flag with ``-`` for ``_``), its type,
+its default and its check, declared with :func:`option`. Everything else
+follows from the field:
+
+- the CLI adds one flag per field (:func:`add_arguments`) and builds the
+  dataclass from the parsed flags (:func:`from_arguments`), so a flag's default
+  is the field's default;
+- the workflow turns a config section into flags (:func:`command_line`), one
+  generic call per rule instead of a flag builder per stage;
+- the config schema repeats each default, range and choice for Snakemake's
+  validation; ``tests/test_options.py`` checks them against the fields key by key.
+
+Adding an option touches its dataclass field, its schema entry and config.yaml's
+comment, nothing else.
+
+A field whose type is another options class is a nested config section
+(``pose.min_confidence.mediapipe``); its flags are prefixed with the field's name
+(``--min-confidence-mediapipe``). ``None`` is written ``none`` on the command line.
+This module imports nothing heavy: ``edn --help`` and the workflow import it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+import shlex
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import MISSING, dataclass, field
+from functools import cache
+from types import NoneType, UnionType
+from typing import Any
+
+from edn.core.errors import EdnError
+
+#: The value that stands for None on the command line.
+NONE = "none"
+
+
+def option(default: Any = MISSING, help: str = "", *, choices: Iterable | None = None,
+           minimum: float | None = None, maximum: float | None = None, above: float | None = None,
+           below: float | None = None, multiple_of: int | None = None, pattern: str | None = None,
+           in_config: bool = True) -> Any:
+    """One option: a dataclass field with its default, help and checks.
+
+    ``minimum``/``maximum`` are inclusive bounds, ``above``/``below`` exclusive
+    ones (the schema's minimum, maximum, exclusiveMinimum, exclusiveMaximum);
+    ``choices`` its enum; ``pattern`` a regular expression a string must match
+    in full. ``in_config=False``: a command-line option only, not in the config
+    schema (the workflow sets it per rule, or it is for tests and hand runs).
+    None always passes the checks (for fields whose type admits None).
+    """
+    checks = {"choices": None if choices is None else tuple(choices), "minimum": minimum, "maximum": maximum,
+              "above": above, "below": below, "multiple_of": multiple_of, "pattern": pattern}
+    metadata = {"help": help, "checks": {k: v for k, v in checks.items() if v is not None}, "in_config": in_config}
+    return field(default=default, metadata=metadata)
+
+
+def nested(cls: type) -> Any:
+    """A nested options section, defaulting to ``cls()``."""
+    return field(default_factory=cls, metadata={"help": "", "checks": {}, "in_config": True})
+
+
+class Options:
+    """Base of every options dataclass: checks each field after construction."""
+
+    def __post_init__(self) -> None:
+        for spec in dataclasses.fields(self):
+            check_value(spec, getattr(self, spec.name), type(self))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any):
+        return dataclasses.replace(self, **changes)
+
+
+def check_value(spec: dataclasses.Field, value: Any, owner: type) -> None:
+    """EdnError naming the option when ``value`` breaks one of its checks."""
+    if value is None:
+        return
+    checks = spec.metadata.get("checks", {})
+    name = spec.name
+    kind = field_types(owner)[name]
+    if kind in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise EdnError(f"option {name} {value!r}: must be a number")
+    if kind is int and not float(value).is_integer():
+        raise EdnError(f"option {name} {value!r}: must be a whole number")
+    if "choices" in checks and value not in checks["choices"]:
+        raise EdnError(f"option {name} {value!r}: must be one of {', '.join(map(str, checks['choices']))}")
+    bounds = (("minimum", lambda v, b: v >= b, "at least"), ("maximum", lambda v, b: v <= b, "at most"),
+              ("above", lambda v, b: v > b, "above"), ("below", lambda v, b: v < b, "below"))
+    for key, holds, words in bounds:
+        if key in checks and not holds(value, checks[key]):
+            raise EdnError(f"option {name} {value!r}: must be {words} {checks[key]}")
+    if "multiple_of" in checks and value % checks["multiple_of"]:
+        raise EdnError(f"option {name} {value!r}: must be a multiple of {checks['multiple_of']}")
+    if "pattern" in checks and not re.fullmatch(checks["pattern"], str(value)):
+        raise EdnError(f"option {name} {value!r}: not of the form {checks['pattern']}")
+
+
+@cache
+def field_types(cls: type) -> dict[str, type]:
+    """Each field's type with None taken out: ``float | None`` -> float."""
+    hints = typing.get_type_hints(cls)
+    return {spec.name: _without_none(hints[spec.name]) for spec in dataclasses.fields(cls)}
+
+
+def _without_none(hint: Any) -> Any:
+    if isinstance(hint, UnionType) or typing.get_origin(hint) is typing.Union:
+        kinds = [k for k in typing.get_args(hint) if k is not NoneType]
+        return kinds[0] if len(kinds) == 1 else str
+    return hint
+
+
+def _admits_none(cls: type, name: str) -> bool:
+    hint = typing.get_type_hints(cls)[name]
+    return NoneType in typing.get_args(hint)
+
+
+def is_section(kind: Any) -> bool:
+    return isinstance(kind, type) and issubclass(kind, Options)
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+# -- the command line ---------------------------------------------------------------------------------
+
+
+def _parser_type(kind: type, admits_none: bool):
+    """argparse's ``type=``: the text as ``kind`` (``none`` as None where the field admits it).
+
+    Ranges and patterns are checked when the options are built (:func:`from_arguments`),
+    so a bad value is a one-line EdnError like any other bad input.
+    """
+    def parse(text: str):
+        if admits_none and text.lower() in (NONE, "null"):
+            return None
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a {kind.__name__}: {text!r}") from None
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type, *, only: Iterable[str] | None = None,
+                  prefix: str = "") -> None:
+    """One flag per field of ``cls`` (or of the fields named in ``only``), defaulting to the field's default."""
+    wanted = None if only is None else set(only)
+    for spec in dataclasses.fields(cls):
+        if wanted is not None and spec.name not in wanted:
+            continue
+        name, kind = prefix + spec.name, field_types(cls)[spec.name]
+        if is_section(kind):
+            add_arguments(parser, kind, prefix=f"{name}_")
+            continue
+        checks = spec.metadata.get("checks", {})
+        required = spec.default is MISSING and spec.default_factory is MISSING
+        default = None if required else spec.default
+        help_text = spec.metadata.get("help", "")
+        if not required:
+            help_text += f" (default: {NONE if default is None else default})"
+        keywords: dict[str, Any] = {"dest": name, "help": help_text}
+        if kind is bool:
+            keywords.update(action=argparse.BooleanOptionalAction, default=default)
+        else:
+            # Choices and ranges are checked when the options are built, as one-line errors.
+            metavar = ("{" + ",".join(map(str, checks["choices"])) + "}" if "choices" in checks
+                       else spec.name.upper().rsplit("_", 1)[-1])
+            keywords.update(type=_parser_type(kind, _admits_none(cls, spec.name)), required=required,
+                            default=default, metavar=metavar)
+        parser.add_argument(flag(name), **keywords)
+
+
+def from_arguments(cls: type, arguments: argparse.Namespace, *, prefix: str = "", **fixed: Any):
+    """Build ``cls`` from flags added by :func:`add_arguments`; ``fixed`` fields are given directly."""
+    values = {}
+    for spec in dataclasses.fields(cls):
+        if spec.name in fixed:
+            values[spec.name] = fixed[spec.name]
+            continue
+        name, kind = prefix + spec.name, field_types(cls)[spec.name]
+        if is_section(kind):
+            values[spec.name] = from_arguments(kind, arguments, prefix=f"{name}_")
+        elif hasattr(arguments, name):
+            values[spec.name] = getattr(arguments, name)
+    return cls(**values)
+
+
+def checked_argument(cls: type, arguments: argparse.Namespace, name: str) -> Any:
+    """One option's value from flags added with ``add_arguments(..., only=...)``, checked."""
+    spec = cls.__dataclass_fields__[name]
+    value = getattr(arguments, name)
+    check_value(spec, value, cls)
+    return value
+
+
+def command_line(cls: type, values: Mapping[str, Any], *, prefix: str = "") -> str:
+    """The flags that give ``cls`` these ``values`` (a config section, or part of it).
+
+    Every key must be a field of ``cls``: a key the stage does not know is a bug
+    in the workflow, never dropped. Values are checked as the dataclass checks
+    them, so a bad value fails before any job starts.
+    """
+    specs = {spec.name: spec for spec in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(specs))
+    if unknown:
+        raise KeyError(f"{cls.__name__} has no option {', '.join(unknown)}")
+    words = []
+    for name, value in values.items():
+        spec, kind = specs[name], field_types(cls)[name]
+        if is_section(kind):
+            words.append(command_line(kind, value, prefix=f"{prefix}{name}_"))
+            continue
+        if kind is str and isinstance(value, bool):  # YAML's true for a choice "true"
+            value = str(value).lower()
+        check_value(spec, value, cls)
+        if kind is bool:
+            words.append(flag(prefix + name) if value else flag("no_" + prefix + name))
+        else:
+            text = NONE if value is None else str(value)
+            words.append(f"{flag(prefix + name)} {shlex.quote(text)}")
+    return " ".join(word for word in words if word)
+
+
+# -- the options of each stage ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DownloadOptions(Options):
+    """``edn fetch`` (config ``download``)."""
+
+    timeout_s: float = option(60.0, "network timeout of a download, in seconds", above=0)
+
+
+@dataclass(frozen=True)
+class FrameOptions(Options):
+    """``edn decode`` (config ``frames``): the working frames every stage sees."""
+
+    width: int = option(256, "working frame width in pixels", minimum=64, multiple_of=32)
+    height: int = option(128, "working frame height in pixels", minimum=64, multiple_of=32)
+    fps: str | None = option(None, "frame rate to decode at (24, 30000/1001); none keeps the video's own",
+                             pattern=r"[0-9]+(\.[0-9]+)?(/[0-9]+)?")
+    fit: str = option("pad", "keep the whole frame and pad (pad), or fill the working frame and crop (crop)",
+                      choices=("pad", "crop"))
+
+
+@dataclass(frozen=True)
+class MinConfidence(Options):
+    """Keypoints below these confidences are missing, per detector family (config ``pose.min_confidence``).
+
+    MediaPipe's visibility and OpenPose's heat-map peaks are different scales:
+    0.5 is MediaPipe's own drawing threshold, 0.05 OpenPose's rendering threshold.
+    """
+
+    mediapipe: float = option(0.5, "threshold on MediaPipe visibility", minimum=0, maximum=1)
+    openpose: float = option(0.05, "threshold on OpenPose confidence (openpose and openpose_json)",
+                             minimum=0, maximum=1)
+
+    def of(self, backend: str) -> float:
+        return self.mediapipe if backend == "mediapipe" else self.openpose
+
+
+POSE_BACKENDS = ("mediapipe", "openpose", "openpose_json")
+
+
+@dataclass(frozen=True)
+class PoseOptions(Options):
+    """``edn pose`` (config ``pose``)."""
+
+    backend: str = option("mediapipe", "detector of every subject without its own pose_backend",
+                          choices=POSE_BACKENDS)
+    detection_scale: float = option(1.0, "detect on the video decoded at this many times the working size "
+                                         "(1: on the working frames)", minimum=1, maximum=8)
+    workers: int = option(2, "MediaPipe processes per subject, one Holistic each", minimum=1)
+    min_confidence: MinConfidence = nested(MinConfidence)
+    openpose_model_folder: str | None = option(None, "OpenPose's models/ folder (backend openpose)")
+    openpose_flags: str = option("", "backend openpose: extra OpenPose flags, name=value,... (e.g. "
+                                     "net_resolution=-1x256,number_people_max=4 on a CPU); each name and value is "
+                                     "checked, since OpenPose ends the process on an unknown one")
+    openpose_json_coordinates: str = option("source", "pixels the OpenPose JSON files are in: the source "
+                                                      "video's or the working frames'", choices=("source", "working"))
+
+
+@dataclass(frozen=True)
+class KeypointFilterOptions(Options):
+    """``edn filter-poses`` (config ``keypoint_filter``): gaps filled and keypoints filtered over time."""
+
+    max_gap_frames: int = option(5, "longest run of missing frames filled by interpolation (0: none)", minimum=0)
+    median_window: int = option(5, "length of the running median that removes single-frame jumps (1: none)",
+                                minimum=1)
+    sigma_frames: float = option(2.0, "standard deviation of the zero-phase local-quadratic Gaussian filter, "
+                                      "in frames (0: none)", minimum=0)
+
+
+@dataclass(frozen=True)
+class BackgroundOptions(Options):
+    """``edn background`` (config ``background``): each target's background plate (:mod:`edn.background.plate`)."""
+
+    grow_px: int = option(6, "pixels the person's mask and stick figure are grown by before the median",
+                          minimum=0)
+    min_observations: int = option(3, "a plate pixel seen without the person in fewer frames is inpainted",
+                                   minimum=1)
+    max_frames: int = option(200, "frames spread over the video that the median is taken over", minimum=1)
+    max_camera_residual: float = option(6.0, "above this mean |frame - plate| outside the person (0-255) the "
+                                             "camera counts as moving: the target is trained on the whole frame, "
+                                             "as in the paper", above=0)
+
+
+@dataclass(frozen=True)
+class PersonWindowOptions(Options):
+    """``edn render`` (config ``person_window``): the window that follows the person (:mod:`edn.labels.person_window`)."""
+
+    height_factor: float = option(1.25, "window height as a multiple of the target's standing height (nose "
+                                        "to ankles)", above=0)
+    aspect: float = option(0.625, "window width as a fraction of its height", above=0)
+
+
+@dataclass(frozen=True)
+class SubjectStatsOptions(Options):
+    """``edn stats`` (config ``normalization.alpha``)."""
+
+    alpha: float = option(0.7, "far-position band as a fraction of close - median (paper 0.7, authors' code 0.5)",
+                          above=0, maximum=1)
+
+
+@dataclass(frozen=True)
+class NormalizationOptions(Options):
+    """``edn normalize`` (config ``normalization``, but for alpha)."""
+
+    recenter_x: bool = option(False, "also move the source's median ankle x onto the target's (off in the paper)")
+
+
+PRESET_NAMES = ("paper", "small", "tiny")
+#: composite: the person drawn in a window over the background plate; paper: the whole frame (Chan et al.).
+TRAINING_METHODS = ("composite", "paper")
+PERCEPTUAL_NETWORKS = ("vgg16_hed", "vgg19_imagenet")
+TRAINING_STAGES = ("global", "local", "face")
+
+
+@dataclass(frozen=True)
+class RuntimeOptions(Options):
+    """Where and how tensors are computed (config ``training``, ``synthesis``, ``detector``)."""
+
+    device: str = option("auto", "auto (CUDA when present, else the CPU), cpu, cuda or cuda:N",
+                         pattern=r"auto|cpu|cuda(:[0-9]+)?")
+    precision: str = option("auto", "bf16 autocast where the device runs it natively (auto), always (bf16), "
+                                    "or never (fp32)", choices=("auto", "bf16", "fp32"))
+    channels_last: str = option("auto", "NHWC memory layout; auto: on CUDA only (on CPUs the contiguous layout "
+                                        "measured faster)", choices=("auto", "true", "false"))
+
+
+@dataclass(frozen=True)
+class TrainingOptions(Options):
+    """``edn train`` (config ``training``): what one stage trains and how.
+
+    Every field but the bookkeeping and scale ones (:attr:`BOOKKEEPING`,
+    :attr:`SCALE`) decides the result, so a killed run resumes only when they
+    match (:meth:`identity`). ``iterations``: training steps, ``batch_size``
+    pairs per process each; the learning rate constant for the first
+    ``1 - decay_fraction`` of them, then linearly decayed to 0 (Adam, betas
+    0.5/0.999, as the paper).
+    """
+
+    stage: str = option(MISSING, "the stage to train", choices=TRAINING_STAGES, in_config=False)
+    iterations: int = option(MISSING, "training steps (batch_size frame pairs per process each)", minimum=1,
+                             in_config=False)
+    preset: str = option("small", "network sizes: paper (GPU), small (2-core CPU demo), tiny (tests)",
+                         choices=PRESET_NAMES)
+    method: str = option("composite", "composite: the person drawn in a window that follows them, over the "
+                                      "target's background plate, temporal smoothing trained on unrolled "
+                                      "sequences; paper: the whole frame, as Chan et al. (a target whose camera "
+                                      "moves is trained so too)", choices=TRAINING_METHODS)
+    temporal_unroll_frames: int = option(2, "composite method: before each training pair the generator draws up "
+                                            "to this many preceding frames (a number drawn per step, 0 included) "
+                                            "from the zero image, without gradients, so that it learns from its "
+                                            "own previous frames as at synthesis time; the paper: 0", minimum=0)
+    mask_weight: float = option(10.0, "composite method: weight of the L1 loss between the drawn mask and the "
+                                      "person's segmentation mask", minimum=0)
+    temporal_change_weight: float = option(20.0, "composite method with temporal smoothing: weight of the L1 loss "
+                                                 "between the generated and the real change from the first frame "
+                                                 "of a pair to the second", minimum=0)
+    holdout_fraction: float = option(0.1, "last fraction of the target's video held out, never trained on",
+                                     minimum=0, below=1)
+    learning_rate: float = option(0.0002, "Adam's learning rate (betas 0.5, 0.999)", above=0)
+    decay_fraction: float = option(0.5, "last fraction of the iterations over which the learning rate decays "
+                                         "linearly to 0", minimum=0, maximum=1)
+    perceptual_network: str = option("vgg16_hed", "VGG of the perceptual loss: vgg16_hed (offline) or "
+                                                  "vgg19_imagenet (torchvision's)", choices=PERCEPTUAL_NETWORKS)
+    seed: int = option(0, "seed of network initialisation and pair order", minimum=0)
+    batch_size: int = option(1, "frame pairs each process trains on at every step (the paper: 1); P processes "
+                                "at batch B train as one at batch P x B", minimum=1)
+    processes: int = option(0, "data-parallel processes this job starts on its machine (torch.distributed): "
+                               "0 = one per visible GPU on CUDA, else 1; on the CPU, gloo processes", minimum=0)
+    downsample: int = option(1, "train at the working size divided by this (2: the global stage before a "
+                                "local stage, or the paper's whole frame at half size)", choices=(1, 2),
+                             in_config=False)
+    temporal: bool = option(True, "global and local stages: temporal smoothing, the generator fed its previous "
+                                  "frame and the discriminator judging frame pairs (the paper); "
+                                  "--no-temporal trains frame by frame (the FBF ablation)", in_config=False)
+    checkpoint_every: int = option(100, "iterations between rolling checkpoints", minimum=1)
+    sample_every: int = option(100, "iterations between sample grids", minimum=1)
+    keep_checkpoints: int = option(2, "rolling checkpoints kept per stage", minimum=1)
+
+    #: Fields that only say how often to save: changing them does not change the result.
+    BOOKKEEPING = ("checkpoint_every", "sample_every", "keep_checkpoints")
+    #: How each step's work is shared out: a run resumes with any number of processes and
+    #: any batch size (the steps after it train on the new total batch).
+    SCALE = ("batch_size", "processes")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.stage == "face" and not self.temporal:
+            raise EdnError("face stage: frame by frame applies to the global and local stages "
+                           "(the face stage follows the generator it starts from)")
+
+    def identity(self) -> dict:
+        """The options that decide the result (a run resumes only if they are unchanged)."""
+        return {key: value for key, value in self.to_dict().items()
+                if key not in self.BOOKKEEPING and key not in self.SCALE}
+
+
+@dataclass(frozen=True)
+class EncodeOptions(Options):
+    """``edn encode`` (config ``synthesis.output_framing``)."""
+
+    output_framing: str = option("working", "encode the whole working frame (working) or only the part showing "
+                                            "the source video (source)", choices=("working", "source"))
+
+
+DETECTOR_BACKBONES = ("small_cnn", "resnet18")
+
+
+@dataclass(frozen=True)
+class DetectorOptions(Options):
+    """``edn train-detector`` (config ``detector``): the fake detector of paper section 5."""
+
+    iterations: int = option(400, "training steps of the classifier", minimum=1)
+    batch_size: int = option(16, "samples per step, half real and half generated (the same pairs both ways)",
+                             minimum=2, multiple_of=2)
+    learning_rate: float = option(0.0005, "Adam's learning rate", above=0)
+    seed: int = option(0, "seed of initialisation, pair order, crops and flips", minimum=0)
+    crop_size: int = option(96, "side of the square random crops trained on, in pixels", minimum=16)
+    flip: bool = option(True, "random horizontal flips of both frames of a pair together")
+    backbone: str = option("small_cnn", "small_cnn (trained from scratch) or resnet18 (ImageNet weights from a "
+                                        "local file)", choices=DETECTOR_BACKBONES)
+    width: int = option(16, "filters of the small CNN's first layer", minimum=1)
+    backbone_weights: str | None = option(None, "resnet18 only: torchvision's ImageNet weights file; none looks "
+                                                "in the torch hub cache (never downloaded)")
+    cut_threshold: float = option(30.0, "a scene cut lies between two frames whose 8x8-block grey images "
+                                        "differ by more than this on average (0-255)", above=0)
+    compression_crf: int | None = option(18, "half of each batch is H.264-compressed at this CRF (both classes "
+                                             "alike; transfers are encoded at 18); none: raw frames only",
+                                         minimum=0, maximum=51)

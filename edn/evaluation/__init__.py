@@ -1,0 +1,7 @@
+"""Stage 9, evaluation (``workflow/rules/evaluation.smk``): the held-out table,
+the baselines and the ablation report.
+
+``evaluate``: the per-frame and per-region scores. ``metrics``: SSIM, LPIPS,
+ST-LPIPS and temporal stability. ``baseline``: nearest neighbour and the bare
+plate. ``report``: tables and figures.
+"""

@@ -1,0 +1,217 @@
+"""Decoded frames on disk: the working-frame geometry and the frame store.
+
+A subject's decoded video is two files:
+
+``frames.npy``
+    uint8 array ``[N, H, W, 3]`` (RGB), read with ``numpy.load(mmap_mode="r")``
+    so that training can pick any frame without decoding anything. It costs
+    ``H * W * 3`` bytes a frame: 96 KiB at 256x128, 1.5 MiB at 1024x512 (about
+    4.4 GiB for 100 s at 30 fps). PNG would be 3 to 5 times smaller but costs
+    milliseconds of decoding per frame on every training step.
+``meta.json``
+    fps, frame count, source size, working size and the transform below.
+
+Coordinates everywhere in edn are continuous image coordinates: the top-left
+corner of the top-left pixel is (0, 0) and pixel (i, j) covers
+[i, i+1) x [j, j+1); x grows to the right, y downwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from edn.core.atomic import atomic_path
+from edn.core.errors import EdnError
+
+
+@dataclass(frozen=True)
+class FrameTransform:
+    """Maps source-video coordinates to working-frame coordinates.
+
+    ``working = scale * source + offset`` on each axis, in continuous pixel
+    coordinates. Padding gives positive offsets, cropping negative ones.
+    """
+
+    scale_x: float
+    scale_y: float
+    offset_x: float
+    offset_y: float
+
+    def to_working(self, x: np.ndarray | float, y: np.ndarray | float) -> tuple:
+        return self.scale_x * x + self.offset_x, self.scale_y * y + self.offset_y
+
+    def to_source(self, x: np.ndarray | float, y: np.ndarray | float) -> tuple:
+        return (x - self.offset_x) / self.scale_x, (y - self.offset_y) / self.scale_y
+
+
+@dataclass(frozen=True)
+class FrameGeometry:
+    """How a source frame becomes a working frame: resize to ``scaled_size``, then
+    pad (offsets >= 0) or crop (offsets <= 0) to ``working_size``."""
+
+    source_size: tuple[int, int]
+    working_size: tuple[int, int]
+    scaled_size: tuple[int, int]
+    offset: tuple[int, int]
+    fit: str
+
+    @property
+    def transform(self) -> FrameTransform:
+        (w, h), (sw, sh), (ox, oy) = self.source_size, self.scaled_size, self.offset
+        return FrameTransform(scale_x=sw / w, scale_y=sh / h, offset_x=float(ox), offset_y=float(oy))
+
+    @property
+    def content_box(self) -> tuple[int, int, int, int]:
+        """Working-frame box (x0, y0, x1, y1) that shows video rather than padding."""
+        (W, H), (sw, sh), (ox, oy) = self.working_size, self.scaled_size, self.offset
+        return max(ox, 0), max(oy, 0), min(ox + sw, W), min(oy + sh, H)
+
+
+FITS = ("pad", "crop")
+
+
+def fit_geometry(source_size: tuple[int, int], working_size: tuple[int, int], fit: str) -> FrameGeometry:
+    """Resize keeping the aspect ratio, then pad (whole frame kept) or crop (frame filled).
+
+    The content is centred; when the leftover is odd, the extra pixel goes to the
+    right or bottom.
+    """
+    if fit not in FITS:
+        raise EdnError(f"fit {fit!r}: must be one of {', '.join(FITS)}")
+    (w, h), (W, H) = source_size, working_size
+    choose = min if fit == "pad" else max
+    scale = choose(W / w, H / h)
+    sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+    if fit == "pad":
+        sw, sh = min(sw, W), min(sh, H)
+    else:
+        sw, sh = max(sw, W), max(sh, H)
+    offset = ((W - sw) // 2, (H - sh) // 2)
+    return FrameGeometry(source_size=(w, h), working_size=(W, H), scaled_size=(sw, sh), offset=offset, fit=fit)
+
+
+@dataclass(frozen=True)
+class FrameMeta:
+    """Contents of ``meta.json`` beside a subject's ``frames.npy``."""
+
+    video: str
+    fps: str  # exact rational, e.g. "24" or "30000/1001"
+    frame_count: int
+    source_size: tuple[int, int]
+    working_size: tuple[int, int]
+    fit: str
+    scaled_size: tuple[int, int]
+    offset: tuple[int, int]
+
+    @property
+    def fps_value(self) -> Fraction:
+        return Fraction(self.fps)
+
+    @property
+    def geometry(self) -> FrameGeometry:
+        return FrameGeometry(source_size=self.source_size, working_size=self.working_size,
+                             scaled_size=self.scaled_size, offset=self.offset, fit=self.fit)
+
+    @property
+    def transform(self) -> FrameTransform:
+        return self.geometry.transform
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["transform"] = asdict(self.transform)
+        data["content_box"] = list(self.geometry.content_box)
+        return data
+
+
+def read_meta(path: str | os.PathLike) -> FrameMeta:
+    """Load ``meta.json``; derived entries (transform, content_box) are recomputed."""
+    try:
+        data = json.loads(Path(path).read_text())
+        return FrameMeta(
+            video=data["video"], fps=str(data["fps"]), frame_count=int(data["frame_count"]),
+            source_size=tuple(data["source_size"]), working_size=tuple(data["working_size"]),
+            fit=data["fit"], scaled_size=tuple(data["scaled_size"]), offset=tuple(data["offset"]),
+        )
+    except FileNotFoundError:
+        raise EdnError(f"frame metadata {str(path)!r}: file not found") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise EdnError(f"frame metadata {str(path)!r}: not valid ({error})") from None
+
+
+def load_image_store(path: str | os.PathLike, kind: str = "frames") -> np.ndarray:
+    """Memory-map a uint8 [N, H, W, 3] store (frames.npy, labels.npy) read-only.
+
+    ``kind`` names the store in error messages.
+    """
+    try:
+        images = np.load(path, mmap_mode="r")
+    except FileNotFoundError:
+        raise EdnError(f"{kind} {str(path)!r}: file not found") from None
+    except ValueError as error:
+        raise EdnError(f"{kind} {str(path)!r}: not an image store ({error})") from None
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise EdnError(f"{kind} {str(path)!r}: expected uint8 [N, H, W, 3], found {images.dtype} {list(images.shape)}")
+    return images
+
+
+@contextlib.contextmanager
+def create_image_store(path: str | os.PathLike, frame_count: int, size: tuple[int, int],
+                       channels: int | None = 3) -> Iterator[np.ndarray]:
+    """Yield a writable uint8 [N, H, W, channels] memmap ([N, H, W] for ``channels`` None)
+    that becomes ``path`` (.npy) on success.
+
+    ``size`` is (width, height). Nothing appears under ``path`` unless the block
+    finishes.
+    """
+    width, height = size
+    shape = (frame_count, height, width) + (() if channels is None else (channels,))
+    with atomic_path(path) as temporary:
+        store = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8, shape=shape)
+        yield store
+        store.flush()
+        del store
+
+
+def load_masks(path: str | os.PathLike, kind: str = "person masks") -> np.ndarray:
+    """Memory-map a uint8 [N, H, W] mask store (0-255) read-only."""
+    try:
+        masks = np.load(path, mmap_mode="r")
+    except FileNotFoundError:
+        raise EdnError(f"{kind} {str(path)!r}: file not found") from None
+    except ValueError as error:
+        raise EdnError(f"{kind} {str(path)!r}: not a mask store ({error})") from None
+    if masks.dtype != np.uint8 or masks.ndim != 3:
+        raise EdnError(f"{kind} {str(path)!r}: expected uint8 [N, H, W], found {masks.dtype} {list(masks.shape)}")
+    return masks
+
+
+def load_frames(path: str | os.PathLike) -> np.ndarray:
+    """Memory-map ``frames.npy`` as a read-only uint8 array [N, H, W, 3]."""
+    return load_image_store(path, "frames")
+
+
+#: Bytes reserved for the .npy header of a frame store whose length is only known
+#: at the end of decoding; 128 holds any [N, H, W, 3] uint8 header.
+NPY_HEADER_BYTES = 128
+
+
+def npy_header(shape: tuple[int, ...], dtype: np.dtype = np.dtype(np.uint8)) -> bytes:
+    """A version 1.0 .npy header (NEP 1) of exactly NPY_HEADER_BYTES bytes."""
+    description = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
+                   "shape": tuple(shape)}
+    text = repr(description).encode("latin1")
+    preamble = b"\x93NUMPY\x01\x00"
+    padding = NPY_HEADER_BYTES - len(preamble) - 2 - len(text) - 1
+    if padding < 0:
+        raise ValueError(f"shape {shape} does not fit a {NPY_HEADER_BYTES}-byte header")
+    text += b" " * padding + b"\n"
+    return preamble + struct.pack("<H", len(text)) + text

@@ -1,0 +1,68 @@
+"""The transfer as videos people can play: the result with the source's music, and
+a side-by-side comparison.
+
+Both videos run at the source's decoded frame rate with one frame per source
+frame, so the source's soundtrack (already cut to the source's span by
+``edn fetch``) stays in sync: frame i is shown at time i / fps, exactly when the
+source showed its frame i.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from edn.core.errors import EdnError
+from edn.ingest.frames import FrameMeta, load_frames, load_image_store
+from edn.labels.label_store import load_labels
+from edn.ingest.media import encode_video
+
+OUTPUT_FRAMINGS = ("working", "source")
+
+
+def output_region(meta: FrameMeta, framing: str) -> tuple[int, int, int, int]:
+    """The working-frame box (x0, y0, x1, y1) to show: the whole working frame, or
+    the part that shows the source video (its aspect ratio, no padding), with
+    even sides for H.264."""
+    if framing not in OUTPUT_FRAMINGS:
+        raise EdnError(f"output framing {framing!r}: must be one of {', '.join(OUTPUT_FRAMINGS)}")
+    width, height = meta.working_size
+    if framing == "working":
+        return 0, 0, width, height
+    x0, y0, x1, y1 = meta.geometry.content_box
+    return x0, y0, x1 - (x1 - x0) % 2, y1 - (y1 - y0) % 2
+
+
+def encode_transfer(synthesized_path: str | os.PathLike, source_meta: FrameMeta, output: str | os.PathLike, *,
+                    audio_from: str | os.PathLike | None, framing: str = "working", crf: int = 18) -> Path:
+    """Encode synthesized frames at the source's fps, with the source's audio if it has any."""
+    frames = load_image_store(synthesized_path, "synthesized frames")
+    if len(frames) != source_meta.frame_count:
+        raise EdnError(f"synthesized frames {str(synthesized_path)!r}: {len(frames)} frames, but the source "
+                       f"has {source_meta.frame_count}")
+    x0, y0, x1, y1 = output_region(source_meta, framing)
+    return encode_video((frame[y0:y1, x0:x1] for frame in frames), output, fps=source_meta.fps,
+                        size=(x1 - x0, y1 - y0), audio_from=audio_from, crf=crf, frame_count=len(frames))
+
+
+def encode_comparison(source_frames_path: str | os.PathLike, labels_path: str | os.PathLike,
+                      synthesized_path: str | os.PathLike, source_meta: FrameMeta, output: str | os.PathLike, *,
+                      audio_from: str | os.PathLike | None = None, crf: int = 20) -> Path:
+    """Source | normalized stick figure | result, side by side at the working size."""
+    panels = [load_frames(source_frames_path), load_labels(labels_path),
+              load_image_store(synthesized_path, "synthesized frames")]
+    counts = {len(p) for p in panels}
+    if counts != {source_meta.frame_count}:
+        raise EdnError(f"comparison {str(output)!r}: source, labels and result have {sorted(counts)} frames, "
+                       f"expected {source_meta.frame_count}")
+    height, width = panels[0].shape[1:3]
+    gap = np.full((height, 4, 3), 255, np.uint8)
+
+    def frames():
+        for source, label, result in zip(*panels):
+            yield np.concatenate([source, gap, label, gap, result], axis=1)
+
+    return encode_video(frames(), output, fps=source_meta.fps, size=(3 * width + 2 * gap.shape[1], height),
+                        audio_from=audio_from, crf=crf, frame_count=source_meta.frame_count)

@@ -1,0 +1,87 @@
+"""Synthesis: the target drawn doing the source's moves, one frame after the other.
+
+Paper section 3.2: the generator sees each frame's stick figure and the frame
+it generated just before, so the sequence is generated in order
+(:func:`edn.models.generation.generate_frames`). With the face GAN (section 3.3) the
+face residual is added inside each frame's face box, and the corrected frame is
+what the next frame sees, as in training.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from edn.core.errors import EdnError
+from edn.ingest.frames import create_image_store
+from edn.models.generation import FrameGenerator, generate_frames, label_tensor, to_uint8
+from edn.labels.label_store import LabelIndex
+from edn.core.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def _prefetch(labels: np.ndarray, depth: int = 4) -> Iterator[np.ndarray]:
+    """Yield copies of ``labels[t]`` in order, read ahead in a background thread
+    so that disk reads overlap the model's work."""
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+
+    def reader() -> None:
+        for label in labels:
+            slots.put(np.array(label))
+        slots.put(done)
+
+    threading.Thread(target=reader, daemon=True).start()
+    while (item := slots.get()) is not done:
+        yield item
+
+
+def face_boxes(index: LabelIndex) -> list[tuple[int, int, int, int] | None]:
+    """Each frame's face box, None where the frame has no face."""
+    return [tuple(int(v) for v in box) if has_face else None
+            for box, has_face in zip(index.face_boxes, index.has_face)]
+
+
+def synthesize_sequence(models: FrameGenerator, labels: np.ndarray, index: LabelIndex, out: np.ndarray,
+                        runtime: Runtime, *, progress: bool = True) -> None:
+    """Generate frame t of ``out`` (uint8 [N, H, W, 3]) from ``labels[t]`` and frame t - 1.
+
+    ``labels``: uint8 [N, H, W, 3] stick figures; ``index``: their face boxes.
+    """
+    from tqdm import tqdm
+
+    count, height, width = labels.shape[:3]
+    if out.shape != labels.shape:
+        raise ValueError(f"output {list(out.shape)} does not match labels {list(labels.shape)}")
+    if index.frame_count != count:
+        raise ValueError(f"{index.frame_count} index rows for {count} labels")
+    if models.size is not None and tuple(models.size) != (width, height):
+        raise EdnError(f"labels are {width}x{height} but the generator was trained at "
+                       f"{models.size[0]}x{models.size[1]}; render and train at one working size")
+    if models.plate is not None and index.windows is None:
+        raise EdnError("labels without person windows: a compositing generator draws in them (render the labels "
+                       "with the target's statistics)")
+    windows = None if models.plate is None else [tuple(int(v) for v in w) for w in index.windows]
+    frames = generate_frames(models, (label_tensor(label) for label in _prefetch(labels)), face_boxes(index),
+                             runtime, windows=windows)
+    for t, frame in enumerate(tqdm(frames, total=count, unit="frame", desc="synthesize", leave=False,
+                                   disable=not progress or None)):
+        out[t] = to_uint8(frame)
+
+
+def write_synthesis(models: FrameGenerator, labels: np.ndarray, index: LabelIndex, output: str | os.PathLike,
+                    runtime: Runtime) -> Path:
+    """Synthesize every frame into ``output`` (frames .npy), atomically."""
+    count, height, width = labels.shape[:3]
+    log.info("synthesizing %d frames at %dx%d with the %s on %s%s", count, width, height, models.description,
+             runtime.device, " (bf16)" if runtime.bf16 else "")
+    with create_image_store(output, count, (width, height)) as store:
+        synthesize_sequence(models, labels, index, store, runtime)
+    return Path(output)
