@@ -98,7 +98,7 @@ def test_generator_flops_are_its_convolutions(preset, size):
 
 
 def test_paper_generator_is_about_220_gflop_at_512x256():
-    # Design notes, section 7: about 220 GFLOP per forward pass at 512x256.
+    # docs/training.md, "Presets": about 220 GFLOP per forward pass at 512x256.
     assert machine.generator_forward_gflop("paper", (512, 256)) == pytest.approx(220, rel=0.01)
 
 

@@ -69,7 +69,7 @@ def test_paper_preset_has_the_paper_sizes() -> None:
         face = build_face_generator(PAPER)
         discriminator = build_discriminator(PAPER, "local")
     count = sum(p.numel() for p in generator.parameters())
-    assert 181e6 < count < 184e6  # design.md: about 182 M parameters
+    assert 181e6 < count < 184e6  # docs/training.md, "Presets": about 182 M parameters
     convs = [m for m in generator.trunk if isinstance(m, torch.nn.Conv2d)]
     assert [c.out_channels for c in convs] == [64, 128, 256, 512, 1024]  # 4 downsamplings
     assert sum(type(m).__name__ == "ResidualBlock" for m in generator.trunk) == 9

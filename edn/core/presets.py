@@ -60,8 +60,8 @@ class Preset:
 
 
 PRESETS = {
-    # The paper and the authors' code (design.md section 7): about 182 M generator
-    # parameters; for a GPU.
+    # The paper's networks (Chan et al. 2019, after pix2pixHD, Wang et al. 2018) and the
+    # authors' code: about 182 M generator parameters (docs/training.md, "Presets"); for a GPU.
     "paper": Preset(name="paper", ngf=64, n_downsampling=4, n_blocks=9, local_ngf=32, local_blocks=3,
                     ndf=64, d_layers=3, d_scales_global=2, d_scales_local=3,
                     face_ngf=64, face_downsampling=3, face_blocks=5, face_ndf=64),

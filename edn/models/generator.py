@@ -62,7 +62,7 @@ class GlobalGenerator(nn.Module):
 
 
 class LocalEnhancer(nn.Module):
-    """pix2pixHD's local enhancer G2 around a global generator G1 (design.md section 7).
+    """pix2pixHD's local enhancer G2 around a global generator G1 (Wang et al. 2018, section 3.2).
 
     The global branch is G1 without its last layers, run on the input
     downsampled by 2; its ``2 * local_ngf`` feature maps are added to the front

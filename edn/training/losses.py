@@ -14,10 +14,11 @@ from torch import nn
 
 from edn.training.perceptual import LAYER_WEIGHTS, PerceptualFeatures
 
-#: Weights of the generators' loss terms (design.md section 7): LSGAN 1, feature
-#: matching 10 (lambda_FM), perceptual 10 (lambda_VGG); the face GAN's terms get
-#: the same weights. The authors' code doubles the perceptual weight in the
-#: local stage ("2x VGG for artifacts"); the paper does not, and neither do we.
+#: Weights of the generators' loss terms (pix2pixHD's, Wang et al. 2018, which Chan et al.
+#: 2019 section 3.2 keeps): LSGAN 1, feature matching 10 (lambda_FM), perceptual 10
+#: (lambda_VGG); the face GAN's terms get the same weights. The authors' code
+#: doubles the perceptual weight in the local stage ("2x VGG for artifacts"); the
+#: paper does not, and neither do we.
 LOSS_WEIGHTS: Mapping[str, float] = {
     "gan": 1.0,
     "feature_matching": 10.0,
