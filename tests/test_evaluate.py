@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from edn.evaluation.report import markdown_table, read_metrics
-from edn.evaluation.evaluate import (HeldOutClip, body_boxes, first_heldout_frame, nearest_neighbour_frames, score,
-                          write_metrics)
+from edn.core.options import first_heldout_frame
+from edn.evaluation.evaluate import HeldOutClip, body_boxes, nearest_neighbour_frames, score, write_metrics
 from edn.core.html_page import Item, write_page
 from edn.pose.keypoints import PoseSequence
 from edn.labels.label_store import LabelIndex

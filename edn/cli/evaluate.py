@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from edn.core.options import RuntimeOptions, TrainingOptions, add_arguments, checked_argument, from_arguments
+from edn.core.options import (RuntimeOptions, TrainingOptions, add_arguments, checked_argument, first_heldout_frame,
+                              from_arguments)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -72,7 +73,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     from edn.background.plate import read_plate
     from edn.core.errors import EdnError
-    from edn.evaluation.evaluate import HeldOutClip, first_heldout_frame, nearest_neighbour_frames, score, write_metrics
+    from edn.evaluation.evaluate import HeldOutClip, nearest_neighbour_frames, score, write_metrics
     from edn.ingest.frames import create_image_store, load_frames
     from edn.pose.keypoints import read_pose_table
     from edn.labels.label_store import load_labels, read_label_index

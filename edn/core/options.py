@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import re
 import shlex
 import typing
@@ -325,6 +326,23 @@ class PersonWindowOptions(Options):
 
 
 @dataclass(frozen=True)
+class ExemplarOptions(Options):
+    """``edn pose-warp`` (config ``exemplars``): the target's own frames warped to a requested pose (:mod:`edn.exemplars`)."""
+
+    switch_margin: float = option(0.2, "an exemplar is kept until another training frame's pose distance (eq. 6) "
+                                       "is below 1 - this times its own (0: the nearest frame every frame)",
+                                  minimum=0, below=1)
+    feather_px: float = option(4.0, "width in pixels of each part's soft edge and of a limb's fade into the part "
+                                    "it hangs from", minimum=0)
+    limb_radius: float = option(0.22, "half-width of a limb's region as a fraction of the torso's length (neck to "
+                                      "mid-hip); the segmentation mask trims it", above=0)
+    min_face_points: int = option(12, "the head moves by the face's points when both poses share at least this "
+                                      "many of its 70, else by the nose, eyes and ears", minimum=2)
+    hands_and_feet: bool = option(True, "each hand and foot moved by its own points where both poses have them "
+                                        "(else the lower arm or leg carries it)")
+
+
+@dataclass(frozen=True)
 class SubjectStatsOptions(Options):
     """``edn stats`` (config ``normalization.alpha``)."""
 
@@ -426,6 +444,18 @@ class TrainingOptions(Options):
         """The options that decide the result (a run resumes only if they are unchanged)."""
         return {key: value for key, value in self.to_dict().items()
                 if key not in self.BOOKKEEPING and key not in self.SCALE}
+
+
+def first_heldout_frame(frame_count: int, holdout_fraction: float) -> int:
+    """The held-out boundary of ``holdout_fraction``: frames from this index on are held out.
+
+    The one split of a target's video that GAN training (:mod:`edn.training.data`),
+    evaluation and the fake detector all use: the last ``ceil(frame_count *
+    holdout_fraction)`` frames.
+    """
+    if not 0.0 <= holdout_fraction < 1.0:
+        raise EdnError(f"holdout fraction {holdout_fraction}: must be in [0, 1)")
+    return frame_count - math.ceil(frame_count * holdout_fraction)
 
 
 @dataclass(frozen=True)

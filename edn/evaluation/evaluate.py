@@ -23,7 +23,6 @@ transfer).
 from __future__ import annotations
 
 import logging
-import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -41,15 +40,9 @@ from edn.normalize.subject_stats import ankle_measures, head_points
 
 log = logging.getLogger(__name__)
 
-REGIONS = ("full", "body", "face")
 METRICS_COLUMNS = ("method", "region", "metric", "value", "frames", "note")
 #: Body boxes grow by this fraction of their width and height on each side.
 BODY_BOX_MARGIN = 0.1
-
-
-def first_heldout_frame(frame_count: int, holdout_fraction: float) -> int:
-    """Frames from this index on are held out (the same split as training)."""
-    return frame_count - math.ceil(frame_count * holdout_fraction)
 
 
 def body_boxes(poses: PoseSequence) -> tuple[np.ndarray, np.ndarray]:

@@ -83,7 +83,7 @@ def samples_image(real: np.ndarray, generated: dict[str, np.ndarray], rows: int 
 def write_eval_table(metrics_paths: list[str], generated_paths: list[str], frames_path: str,
                      holdout_fraction: float, *, csv_out: str, markdown_out: str, samples_out: str) -> None:
     from edn.core.atomic import atomic_path
-    from edn.evaluation.evaluate import first_heldout_frame
+    from edn.core.options import first_heldout_frame
 
     metrics = read_metrics(metrics_paths)
     with atomic_path(csv_out) as temporary:

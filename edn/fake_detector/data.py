@@ -56,7 +56,7 @@ def load_subject(name: str, frames_path: str | os.PathLike, generated_path: str 
                  cut_threshold: float = DEFAULT_CUT_THRESHOLD) -> SubjectFrames:
     """Open a subject's stores and choose its pairs, the last ``holdout_fraction`` of the
     video held out as in GAN training; EdnError naming the file that does not fit."""
-    from edn.evaluation.evaluate import first_heldout_frame
+    from edn.core.options import first_heldout_frame
 
     real = load_frames(frames_path)
     generated = load_image_store(generated_path, "generated frames")

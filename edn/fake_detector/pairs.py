@@ -1,7 +1,7 @@
 """Which consecutive frame pairs (t, t+1) of a subject the detector sees, and in which split.
 
 A subject's video is split by frame range exactly as training splits it
-(:func:`edn.evaluation.evaluate.first_heldout_frame`): frames ``0 .. first_heldout - 1``
+(:func:`edn.core.options.first_heldout_frame`): frames ``0 .. first_heldout - 1``
 are the training part, the rest is held out. A pair belongs to one part only:
 no pair straddles the boundary. A pair is used only when both frames show a
 person (``has_body`` in the labels' index.csv) and no scene cut lies between

@@ -170,9 +170,3 @@ FINGER_COLOURS = ((255, 0, 0), (255, 255, 0), (0, 255, 0), (0, 255, 255), (0, 0,
 
 #: Face lines are drawn in one colour that no limb uses.
 FACE_COLOUR = (255, 255, 255)
-
-
-def hand_edges(hand: slice) -> tuple[tuple[int, int], ...]:
-    """Hand bones of ``hand`` (LEFT_HAND or RIGHT_HAND) as pairs of global indices."""
-    return tuple((hand.start + a, hand.start + b) for a, b in HAND_BONES)
-

@@ -9,7 +9,6 @@ across dropped frames).
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 
 from edn.core.errors import EdnError
+from edn.core.options import first_heldout_frame
 from edn.ingest.frames import load_frames, load_masks
 from edn.models.generation import downsample_area, scale_box
 from edn.labels.label_store import LabelIndex, load_labels, read_label_index
@@ -39,10 +39,8 @@ class Split:
 
 def split_pairs(index: LabelIndex, holdout_fraction: float, *, need_face: bool, source: str) -> Split:
     """Choose the training pairs; EdnError naming ``source`` when there is none."""
-    if not 0.0 <= holdout_fraction < 1.0:
-        raise EdnError(f"holdout fraction {holdout_fraction}: must be in [0, 1)")
     count = index.frame_count
-    first_heldout = count - math.ceil(count * holdout_fraction)
+    first_heldout = first_heldout_frame(count, holdout_fraction)
     usable = index.has_body & index.has_face if need_face else index.has_body.copy()
     usable[first_heldout:] = False
     pairs = np.flatnonzero(usable[:-1] & usable[1:]) if count > 1 else np.zeros(0, dtype=np.int64)
