@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from helpers import DEMO, Detected, decode_and_detect
+from reliability_support import Media, make_clip, make_media
 
 
 @pytest.fixture(scope="session")
@@ -182,3 +184,45 @@ def dancer(tmp_path_factory) -> Detected:
 def juggler(tmp_path_factory) -> Detected:
     """The juggler detected as in the demo config: on the video decoded at 512x256."""
     return decode_and_detect(tmp_path_factory.mktemp("juggler"), DEMO / "target_juggler.mp4", scale=2)
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory) -> Media:
+    """Bad and odd inputs (empty, text, audio-only and cut-short videos, frames without a
+    person or on their side, a tiny checkpoint, labels, keypoints), made once for every
+    tests/test_reliability_*.py module."""
+    return make_media(tmp_path_factory.mktemp("media"))
+
+
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory) -> dict[str, Path]:
+    """4 s of test pattern with a tone, decoded at 512x256: the killed decode and encoding share it."""
+    return make_clip(tmp_path_factory.mktemp("clip"))
+
+
+@pytest.fixture
+def held_server(tmp_path: Path) -> Iterator[tuple[str, threading.Event, list[str]]]:
+    """A loopback HTTP server serving the aerobics demo that answers only once released,
+    so that a Snakemake run fetching from it holds its lock for as long as a test needs."""
+    www = tmp_path / "held-www"
+    www.mkdir()
+    shutil.copy(DEMO / "source_aerobics.mp4", www / "aerobics.mp4")
+    release, requests = threading.Event(), []
+
+    class Held(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            requests.append(self.path)
+            release.wait(timeout=300)
+            super().do_GET()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Held, directory=str(www)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/aerobics.mp4", release, requests
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
