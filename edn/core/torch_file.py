@@ -14,7 +14,6 @@ names the file by its role ("generator checkpoint '...'").
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from pathlib import Path
@@ -24,6 +23,7 @@ from torch import nn
 
 from edn import __version__
 from edn.core.atomic import atomic_path
+from edn.core.checksum import sha256_file
 from edn.core.errors import EdnError
 
 
@@ -76,11 +76,8 @@ def hub_file_problem(path: str | os.PathLike) -> str | None:
     named = re.search(r"-([0-9a-f]{8,})\.", path.name)
     if named is None:
         return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    if not digest.hexdigest().startswith(named[1]):
-        return (f"its SHA-256 begins {digest.hexdigest()[:len(named[1])]}, not the {named[1]} its name says: "
+    digest = sha256_file(path)
+    if not digest.startswith(named[1]):
+        return (f"its SHA-256 begins {digest[:len(named[1])]}, not the {named[1]} its name says: "
                 f"the file is damaged or incomplete")
     return None

