@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from edn.background.plate import make_plate, read_plate_report
-from edn.models.generation import FrameGenerator, generate_frames, label_tensor, plate_tensor, to_uint8
+from edn.models.generation import FrameGenerator, generate_frames, label_tensor, plate_tensor, to_uint8_hwc
 from edn.labels.label_store import LabelIndex, read_label_index
 from edn.models import build_face_generator, build_generator
 from edn.models.compositing import composite
@@ -115,7 +115,7 @@ def test_outside_the_window_every_frame_is_the_plate_exactly() -> None:
     labels = np.random.default_rng(2).integers(0, 256, (count, height, width, 3), dtype=np.uint8)
     windows = [(4 * t, 0, 4 * t + 32, 32) for t in range(count)]
     boxes = [(4 * t + 8, 4, 4 * t + 16, 12) if t % 2 else None for t in range(count)]
-    frames = [to_uint8(f) for f in generate_frames(models, [label_tensor(x) for x in labels], boxes,
+    frames = [to_uint8_hwc(f) for f in generate_frames(models, [label_tensor(x) for x in labels], boxes,
                                                    Runtime(torch.device("cpu")), windows=windows)]
     for frame, (x0, y0, x1, y1) in zip(frames, windows):
         outside = np.ones((height, width), bool)

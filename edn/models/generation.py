@@ -4,7 +4,7 @@ Training samples, synthesis, evaluation and the fake detector's generated
 frames all call :func:`generate_frames`: each frame is drawn from its label and
 the previous output (temporal smoothing, :mod:`edn.models.temporal_smoothing`), the
 face residual is added inside its face box, and the frame is clamped to
-[-1, 1] before it is fed back and returned. :func:`to_uint8` quantises it.
+[-1, 1] before it is fed back and returned. :func:`to_uint8_hwc` quantises it.
 """
 
 from __future__ import annotations
@@ -162,8 +162,8 @@ def generate_frames(models: FrameGenerator, labels: Iterable[torch.Tensor], boxe
             yield frame
 
 
-def to_uint8(frame: torch.Tensor) -> np.ndarray:
-    """A generated frame ``[1, 3, H, W]`` in [-1, 1] as uint8 [H, W, 3]."""
+def to_uint8_hwc(frame: torch.Tensor) -> np.ndarray:
+    """A generated frame ``[1, 3, H, W]`` in [-1, 1] as a numpy uint8 [H, W, 3], a row of a frame store."""
     return ((frame[0].permute(1, 2, 0).float() + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
 
 

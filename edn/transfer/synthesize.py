@@ -20,7 +20,7 @@ import numpy as np
 
 from edn.core.errors import EdnError
 from edn.ingest.frames import create_image_store
-from edn.models.generation import FrameGenerator, generate_frames, label_tensor, to_uint8
+from edn.models.generation import FrameGenerator, generate_frames, label_tensor, to_uint8_hwc
 from edn.labels.label_store import LabelIndex
 from edn.core.runtime import Runtime
 
@@ -73,7 +73,7 @@ def synthesize_sequence(models: FrameGenerator, labels: np.ndarray, index: Label
                              runtime, windows=windows)
     for t, frame in enumerate(tqdm(frames, total=count, unit="frame", desc="synthesize", leave=False,
                                    disable=not progress or None)):
-        out[t] = to_uint8(frame)
+        out[t] = to_uint8_hwc(frame)
 
 
 def write_synthesis(models: FrameGenerator, labels: np.ndarray, index: LabelIndex, output: str | os.PathLike,
