@@ -34,8 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _fetch(args: argparse.Namespace) -> None:
     from edn.ingest.fetch import fetch_video
 
-    fetch_video(args.source, args.output, start_s=args.start, end_s=args.end,
-                cache_dir=args.cache_dir, timeout_s=from_arguments(DownloadOptions, args).timeout_s)
+    options = from_arguments(DownloadOptions, args)
+    fetch_video(args.source, args.output, start_s=args.start, end_s=args.end, cache_dir=args.cache_dir,
+                timeout_s=options.timeout_s, max_download_mb=options.max_download_mb)
 
 
 def _decode(args: argparse.Namespace) -> None:

@@ -240,6 +240,8 @@ class DownloadOptions(Options):
     """``edn fetch`` (config ``download``)."""
 
     timeout_s: float = option(60.0, "network timeout of a download, in seconds", above=0)
+    max_download_mb: int = option(4096, "largest download accepted, in MB (10^6 bytes): a larger one is stopped "
+                                        "while it arrives and nothing is kept", minimum=1, maximum=1_000_000)
 
 
 @dataclass(frozen=True)

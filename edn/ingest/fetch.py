@@ -17,12 +17,23 @@ downloaded ``video.<ext>`` and, once the download has been checked, a
   recorded; a folder without a marker (a killed download), a marker of an older
   edn that recorded neither (its file is checked again, as a new download) and
   a file that changed are downloaded again.
+
+A download comes from a stranger. ffprobe and ffmpeg read it only as a media
+container that holds its own streams and may open no file or address but itself
+(:func:`edn.ingest.media.untrusted_input_options`): a playlist, a concat list or an SDP
+file served under a video's address, which would make ffmpeg read whatever local
+file or address it names, is refused by its format, and the marker's size and
+SHA-256 cover every byte that is decoded. A download larger than
+``download.max_download_mb`` is stopped while it arrives (an announced size over
+the cap before a byte is kept). yt-dlp's and the network's errors are one line
+naming the URL.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import http.client
 import json
 import logging
 import os
@@ -37,8 +48,8 @@ import ffmpeg
 from edn.core.atomic import atomic_path, write_json
 from edn.core.checksum import sha256_file
 from edn.core.errors import EdnError
-from edn.ingest.media import (VIDEO_THREADS, VideoInfo, VideoProblem, probe_video, require_complete, run_ffmpeg,
-                       verify_video)
+from edn.ingest.media import (VIDEO_THREADS, NotAContainer, VideoInfo, VideoProblem, probe_video, require_complete,
+                              run_ffmpeg, untrusted_input, untrusted_input_options, verify_video)
 from edn.core.options import DownloadOptions
 
 log = logging.getLogger(__name__)
@@ -47,6 +58,8 @@ log = logging.getLogger(__name__)
 TRANSCODE_CRF = 17
 #: The name of the marker of a checked download in its cache folder.
 MARKER = "complete"
+#: Bytes in a megabyte of ``download.max_download_mb``.
+MB = 1000 ** 2
 
 
 def is_url(source: str) -> bool:
@@ -69,13 +82,15 @@ def cache_folder(url: str, cache_dir: str | os.PathLike) -> Path:
     return Path(cache_dir) / hashlib.sha256(url.encode()).hexdigest()[:20]
 
 
-def download(url: str, cache_dir: Path, *, timeout_s: float = DownloadOptions.timeout_s) -> Download:
+def download(url: str, cache_dir: Path, *, timeout_s: float = DownloadOptions.timeout_s,
+             max_download_mb: int = DownloadOptions.max_download_mb) -> Download:
     """Download ``url`` with yt-dlp into ``cache_dir`` unless a checked copy is there.
 
     Direct links to video files and pages of sites yt-dlp supports both work. The
     cache key is the URL, so a second call with the same URL returns at once. Two
     subjects cut from one video are fetched by parallel jobs: a call that finds
-    the URL being downloaded waits for that download and reuses it.
+    the URL being downloaded waits for that download and reuses it. A download
+    over ``max_download_mb`` megabytes (10^6 bytes) is stopped and nothing kept.
     """
     entry = cache_folder(url, cache_dir)
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
@@ -85,7 +100,7 @@ def download(url: str, cache_dir: Path, *, timeout_s: float = DownloadOptions.ti
         cached = _reusable(url, entry)
         if cached is not None:
             return cached
-        return _download_into(url, entry, timeout_s=timeout_s)
+        return _download_into(url, entry, timeout_s=timeout_s, max_download_mb=max_download_mb)
 
 
 def _reusable(url: str, entry: Path) -> Download | None:
@@ -107,8 +122,9 @@ def _reusable(url: str, entry: Path) -> Download | None:
         if problem is None:
             file = entry / record["file"]
             try:
-                return Download(url=url, file=file, folder=entry, info=probe_video(file))
-            except VideoProblem as unreadable:  # the same bytes, but this machine's ffprobe disagrees
+                return Download(url=url, file=file, folder=entry, info=probe_video(file, untrusted=True))
+            except VideoProblem as unreadable:  # the same bytes, but this ffprobe disagrees, or a playlist an
+                # older edn took for a video
                 problem = unreadable.reason
     else:  # an older edn's marker: only the file's name, nothing checked
         checked = _recheck_legacy(url, entry, text.strip())
@@ -127,7 +143,7 @@ def _changed(entry: Path, record: dict) -> str | None:
     if not isinstance(name, str) or Path(name).name != name or not name:
         return "its marker names no file"
     file = entry / name
-    if not file.is_file():
+    if file.is_symlink() or not file.is_file():
         return f"{name} is missing"
     size = file.stat().st_size
     if size != record.get("bytes"):
@@ -141,10 +157,10 @@ def _recheck_legacy(url: str, entry: Path, name: str) -> Download | str:
     """Check the file an older edn's marker names as if just downloaded: on success write
     today's marker and return the download, else return the problem."""
     file = entry / name
-    if not name or Path(name).name != name or not file.is_file():
+    if not name or Path(name).name != name or file.is_symlink() or not file.is_file():
         return f"its marker names no file it holds ({name!r})"
     try:
-        info = verify_video(file)
+        info = verify_video(file, untrusted=True)
     except VideoProblem as problem:
         return _describe(file, problem)
     _mark_complete(url, entry, file, info)
@@ -170,12 +186,14 @@ def _describe(file: Path, problem: VideoProblem) -> str:
     return problem.reason
 
 
-def _download_into(url: str, entry: Path, *, timeout_s: float) -> Download:
+def _download_into(url: str, entry: Path, *, timeout_s: float, max_download_mb: int) -> Download:
     """Download ``url`` into the empty directory ``entry``, check it, then mark it complete."""
     import yt_dlp  # heavy import, only when something is downloaded
 
     shutil.rmtree(entry, ignore_errors=True)
     entry.mkdir(parents=True)
+    logger = _YtDlpLogger()
+    limit = max_download_mb * MB
     options = {
         "outtmpl": str(entry / "video.%(ext)s"),
         "format": "bestvideo[ext=mp4]+bestaudio[ext=m4a]/best[ext=mp4]/best",
@@ -187,26 +205,45 @@ def _download_into(url: str, entry: Path, *, timeout_s: float) -> Download:
         "retries": 1,
         "fragment_retries": 1,
         "extractor_retries": 0,
-        "logger": _YtDlpLogger(),
+        "max_filesize": limit,  # yt-dlp refuses an announced size over it; the hook counts what arrives
+        "progress_hooks": [_SizeGuard(limit)],
+        "logger": logger,
     }
     log.info("downloading %s", url)
+    failed = None
     try:
         with yt_dlp.YoutubeDL(options) as downloader:
             downloader.download([url])
-    except yt_dlp.utils.DownloadError as error:
-        shutil.rmtree(entry, ignore_errors=True)
-        raise EdnError(f"video URL {url!r}: download failed ({_download_reason(error, timeout_s)}); "
-                       f"nothing was kept") from None
+    except _TooLarge as error:
+        failed = _too_large(error.bytes, max_download_mb, announced=error.announced)
+    except (yt_dlp.utils.YoutubeDLError, OSError, http.client.HTTPException) as error:
+        # DownloadError, and what yt-dlp lets through unwrapped: RequestError (a redirect to
+        # file:// or ftp://), a connection reset, a disk that is full...
+        failed = f"download failed ({_download_reason(error, timeout_s)})"
     except BaseException:
         shutil.rmtree(entry, ignore_errors=True)
         raise
+    if failed is None and logger.over_size is not None:  # refused by yt-dlp on the announced size
+        failed = _too_large(logger.over_size, max_download_mb, announced=True)
+    if failed is not None:
+        shutil.rmtree(entry, ignore_errors=True)
+        raise EdnError(f"video URL {url!r}: {failed}; nothing was kept")
     files = [p for p in entry.iterdir()
              if p.name.startswith("video.") and p.suffix not in (".part", ".ytdl", ".temp")]
-    if len(files) != 1:
+    # Only a plain file inside the entry: nothing can point out of the cache folder.
+    if len(files) != 1 or files[0].is_symlink() or not files[0].is_file():
         shutil.rmtree(entry, ignore_errors=True)
         raise EdnError(f"video URL {url!r}: download produced no single video file; nothing was kept")
+    if files[0].stat().st_size > limit:  # a merge of separate video and audio downloads can exceed it
+        shutil.rmtree(entry, ignore_errors=True)
+        raise EdnError(f"video URL {url!r}: {_too_large(files[0].stat().st_size, max_download_mb)}; "
+                       f"nothing was kept")
     try:
-        info = verify_video(files[0])
+        info = verify_video(files[0], untrusted=True)
+    except NotAContainer as problem:
+        shutil.rmtree(entry, ignore_errors=True)
+        raise EdnError(f"video URL {url!r}: the server sent no video: {_describe(files[0], problem)}; "
+                       f"nothing was kept") from None
     except VideoProblem as problem:
         reason = _describe(files[0], problem)
         shutil.rmtree(entry, ignore_errors=True)
@@ -214,6 +251,39 @@ def _download_into(url: str, entry: Path, *, timeout_s: float) -> Download:
                        f"so the next run downloads it again") from None
     _mark_complete(url, entry, files[0], info)  # the marker of a checked download: never half-written
     return Download(url=url, file=files[0], folder=entry, info=info)
+
+
+class _TooLarge(Exception):
+    """Raised by :class:`_SizeGuard` inside yt-dlp to stop a download at the cap."""
+
+    def __init__(self, size: int, announced: bool) -> None:
+        super().__init__(size)
+        self.bytes, self.announced = size, announced
+
+
+class _SizeGuard:
+    """yt-dlp progress hook: stop once the bytes received (over all of a download's files, e.g.
+    separate video and audio) or a size the server announces pass ``limit``. A body without a
+    Content-Length is cut off here, not after it has filled the disk."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.received: dict[str, int] = {}
+
+    def __call__(self, status: dict) -> None:
+        self.received[str(status.get("filename"))] = int(status.get("downloaded_bytes") or 0)
+        total = sum(self.received.values())
+        if total > self.limit:
+            raise _TooLarge(total, announced=False)
+        announced = status.get("total_bytes")
+        if announced and int(announced) > self.limit:
+            raise _TooLarge(int(announced), announced=True)
+
+
+def _too_large(size: int, max_download_mb: int, *, announced: bool = False) -> str:
+    amount = f"the server announces {size / MB:,.0f} MB" if announced else f"more than {max_download_mb} MB arrived"
+    return (f"the download is larger than {max_download_mb} MB ({amount}; the cap: config download.max_download_mb, "
+            f"edn fetch --max-download-mb)")
 
 
 def _download_reason(error: Exception, timeout_s: float) -> str:
@@ -227,6 +297,10 @@ def _download_reason(error: Exception, timeout_s: float) -> str:
     if "timed out" in text.lower():
         return (f"timed out: the server sent nothing for {timeout_s:g} s (the network timeout: config "
                 f"download.timeout_s, edn fetch --timeout-s)")
+    elsewhere = re.search(r"(?:No connection adapters were found for|Unsupported url scheme:?)\s*['\"]?([^'\"\s]+)",
+                          text, re.IGNORECASE)
+    if elsewhere:  # a redirect to file://, ftp://...: only http(s) is followed
+        return f"it leads to {elsewhere[1]!r}, and only http and https addresses are followed"
     if text.startswith("Unsupported URL"):
         return "the address serves a web page in which yt-dlp finds no video (Unsupported URL)"
     if re.search(r"bytes read, \d+ more expected", text):
@@ -235,9 +309,16 @@ def _download_reason(error: Exception, timeout_s: float) -> str:
 
 
 class _YtDlpLogger:
-    """Route yt-dlp's chatter to logging; errors come back as DownloadError."""
+    """Route yt-dlp's chatter to logging; errors come back as DownloadError. Notes the size
+    yt-dlp refused a download for (``max_filesize``: it says so, and gives up without an error)."""
+
+    def __init__(self) -> None:
+        self.over_size: int | None = None
 
     def debug(self, message: str) -> None:
+        refused = re.search(r"larger than max-filesize \((\d+) bytes", message)
+        if refused:
+            self.over_size = int(refused[1])
         log.debug(message)
 
     def info(self, message: str) -> None:
@@ -258,15 +339,18 @@ def fetch_video(
     end_s: float | None = None,
     cache_dir: str | os.PathLike = "results/cache/downloads",
     timeout_s: float = DownloadOptions.timeout_s,
+    max_download_mb: int = DownloadOptions.max_download_mb,
 ) -> Path:
     """Materialise ``source`` as ``output`` (an mp4), trimmed to [start_s, end_s).
 
     Without trimming the streams are copied; with trimming, or when the streams
     cannot go into mp4 as they are, the video is re-encoded (H.264, CRF 17, AAC)
-    so that the cut is frame-accurate. The output is written atomically.
+    so that the cut is frame-accurate. The output is written atomically. A
+    download is read only as the container it is (see the module docstring).
     """
     output = Path(output)
-    cached = download(source, Path(cache_dir), timeout_s=timeout_s) if is_url(source) else None
+    cached = (download(source, Path(cache_dir), timeout_s=timeout_s, max_download_mb=max_download_mb)
+              if is_url(source) else None)
     what = f"video URL {source!r}" if cached else f"video {source!r}"
     local = cached.file if cached else Path(source)
     info = cached.info if cached else probe_video(local)
@@ -282,13 +366,14 @@ def fetch_video(
     with atomic_path(output) as temporary:
         try:
             if trimmed:
-                messages = _transcode(local, temporary, start_s=start, end_s=end_s, what=what)
+                messages = _transcode(local, temporary, start_s=start, end_s=end_s, what=what, untrusted=bool(cached))
             else:
                 try:
-                    messages = _copy_streams(local, temporary, what=what)
+                    messages = _copy_streams(local, temporary, what=what, untrusted=bool(cached))
                 except EdnError:
                     log.info("stream copy into mp4 failed; re-encoding %s", local)
-                    messages = _transcode(local, temporary, start_s=0.0, end_s=None, what=what)
+                    messages = _transcode(local, temporary, start_s=0.0, end_s=None, what=what,
+                                          untrusted=bool(cached))
             try:
                 result = probe_video(temporary)
             except VideoProblem as problem:  # named after the input, not the temporary
@@ -313,7 +398,7 @@ def _cache_advice(cached: Download) -> str:
     """What to do about the cached download a failed fetch read: checked again, it is
     removed if it no longer passes; otherwise the user is told which folder to remove."""
     try:
-        verify_video(cached.file)
+        verify_video(cached.file, untrusted=True)
     except VideoProblem as problem:
         shutil.rmtree(cached.folder, ignore_errors=True)
         return (f"; its cached download in {str(cached.folder)!r} was damaged ({problem.reason}) and has been "
@@ -326,19 +411,27 @@ def _first_video_and_audio(video: ffmpeg.nodes.InputNode) -> tuple:
     return video["v:0"], video["a:0?"]
 
 
-def _copy_streams(source: Path, output: Path, *, what: str) -> str:
+def _input(source: Path, untrusted: bool, **options) -> ffmpeg.nodes.InputNode:
+    """ffmpeg's input: a download opens nothing but itself, read only as a container."""
+    if untrusted:
+        return ffmpeg.input(untrusted_input(source), **untrusted_input_options(), **options)
+    return ffmpeg.input(str(source), **options)
+
+
+def _copy_streams(source: Path, output: Path, *, what: str, untrusted: bool = False) -> str:
     """Copy the streams into mp4; returns ffmpeg's complaints (see run_ffmpeg)."""
-    video = ffmpeg.input(str(source))
+    video = _input(source, untrusted)
     stream = ffmpeg.output(*_first_video_and_audio(video), str(output),
                            c="copy", movflags="+faststart", f="mp4")
     return run_ffmpeg(stream, what=what)
 
 
-def _transcode(source: Path, output: Path, *, start_s: float, end_s: float | None, what: str) -> str:
+def _transcode(source: Path, output: Path, *, start_s: float, end_s: float | None, what: str,
+               untrusted: bool = False) -> str:
     """Re-encode [start_s, end_s) as H.264/AAC mp4; returns ffmpeg's complaints (see run_ffmpeg)."""
     input_options = {"threads": VIDEO_THREADS, **({"ss": f"{start_s:.6f}"} if start_s > 0 else {})}
     output_options = {"t": f"{end_s - start_s:.6f}"} if end_s is not None else {}
-    video = ffmpeg.input(str(source), **input_options)
+    video = _input(source, untrusted, **input_options)
     stream = ffmpeg.output(
         *_first_video_and_audio(video), str(output),
         # yuv420p needs even sizes: pad an odd row or column rather than resample.

@@ -30,8 +30,55 @@ from edn.core.errors import EdnError
 #: machine: at 4K an H.264 decoder thread holds some 25 MiB and an x264 thread some
 #: 60 MiB, so a 64-core node would need gigabytes to cut one clip. Four keep a 4K
 #: source within about 0.3 GiB to decode and 1.1 GiB to re-encode
-#: (tests/test_reliability.py measures both), on any machine.
+#: (tests/test_reliability_ingest.py measures both), on any machine.
 VIDEO_THREADS = 4
+
+#: The demuxers (ffprobe's ``format_name``) a file from a stranger, a download, may be read
+#: with: media containers that hold their streams themselves. Formats that name further
+#: files or addresses for ffmpeg to open (HLS and DASH playlists, concat lists, SDP, image
+#: sequences...) are not among them: a server could otherwise make a "download" of any
+#: local file (FFmpeg's own advice: restrict ``protocol_whitelist`` and ``format_whitelist``
+#: for untrusted input). The mov demuxer leaves MP4 data references closed by default.
+CONTAINER_FORMATS = ("mov", "matroska", "avi", "flv", "mpegts", "mpeg", "ogg", "asf", "nut")
+
+#: Reference formats ffmpeg reads, in words, for the error that refuses one.
+_REFERENCE_FORMATS = {"hls": "an HLS playlist", "dash": "a DASH manifest", "webm_dash_manifest": "a DASH manifest",
+                      "concat": "a concat list", "sdp": "an SDP session description", "rtsp": "an RTSP stream",
+                      "image2": "an image sequence", "ffmetadata": "an ffmpeg metadata file"}
+
+
+def untrusted_input_options() -> dict[str, str]:
+    """ffmpeg and ffprobe input options for a file from a stranger: it may open nothing but
+    itself (no other file, no network address) and is read only as a :data:`CONTAINER_FORMATS`
+    container. Give the file as ``file:<path>`` (:func:`untrusted_input`)."""
+    return {"protocol_whitelist": "file", "format_whitelist": ",".join(CONTAINER_FORMATS)}
+
+
+def untrusted_input(path: str | os.PathLike) -> str:
+    """``path`` as ffmpeg's input name for a file from a stranger: ``file:`` first, so that a
+    name with a colon is never taken for another protocol."""
+    return f"file:{Path(path).absolute()}"
+
+
+def _refused_format(path: Path) -> NotAContainer:
+    """The error for a file ffprobe would read with a demuxer off :data:`CONTAINER_FORMATS`,
+    naming the format it found (asked with the same whitelists: no entry is opened)."""
+    command = [ffprobe_binary(), "-hide_banner", "-v", "debug", *_as_flags(untrusted_input_options()),
+               "-i", untrusted_input(path)]
+    result = subprocess.run(command, capture_output=True, check=False)
+    found = re.search(r"Format (\S+) probed with", result.stderr.decode("utf-8", "replace"))
+    return _not_a_container(path, found[1] if found else "")
+
+
+def _not_a_container(path: Path, name: str) -> NotAContainer:
+    what = _REFERENCE_FORMATS.get(name, f"a file in the '{name}' format" if name else "a file of unknown format")
+    return NotAContainer(path, f"it is {what} (ffmpeg format '{name or '?'}'), not a video container: a download "
+                               f"is read only as a container that holds its own streams, never as a file that "
+                               f"names other files")
+
+
+def _as_flags(options: dict[str, str]) -> list[str]:
+    return [item for key, value in options.items() for item in (f"-{key}", value)]
 
 
 def _given_or_on_path(name: str) -> str | None:
@@ -74,6 +121,11 @@ class VideoProblem(EdnError):
         self.reason = reason
 
 
+class NotAContainer(VideoProblem):
+    """A file from a stranger that is no media container (a playlist, a concat list...):
+    refused as it is, so downloading it again would not help."""
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     """What a pipeline stage needs to know about a video file.
@@ -111,11 +163,13 @@ def _rotation_degrees(stream: dict) -> int:
     return int(rotate) % 360 if rotate else 0
 
 
-def probe_video(path: str | os.PathLike) -> VideoInfo:
+def probe_video(path: str | os.PathLike, *, untrusted: bool = False) -> VideoInfo:
     """Read a video's geometry, frame rate and streams with ffprobe.
 
     Raises EdnError naming the file when it is missing, empty, not a media file,
-    or has no video stream.
+    or has no video stream. ``untrusted``: a file from a stranger (a download), read
+    only as a media container that opens nothing but itself
+    (:func:`untrusted_input_options`); anything else is a :class:`NotAContainer`.
     """
     path = Path(path)
     if not path.exists():
@@ -125,10 +179,18 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     if path.stat().st_size == 0:
         raise VideoProblem(path, "file is empty")
     try:
-        probe = ffmpeg.probe(str(path), cmd=ffprobe_binary())
+        if untrusted:
+            probe = ffmpeg.probe(untrusted_input(path), cmd=ffprobe_binary(), **untrusted_input_options())
+        else:
+            probe = ffmpeg.probe(str(path), cmd=ffprobe_binary())
     except ffmpeg.Error as error:
+        if untrusted and b"Format not on whitelist" in (error.stderr or b""):
+            raise _refused_format(path) from None
         reason = _telling_line(error.stderr) or "ffprobe failed"
         raise VideoProblem(path, f"not a readable video ({reason})") from None
+    format_names = probe.get("format", {}).get("format_name", "").split(",")
+    if untrusted and not set(format_names) & set(CONTAINER_FORMATS):  # the whitelist's own check, repeated
+        raise _not_a_container(path, format_names[0])
     streams = probe.get("streams", [])
     video = next((s for s in streams if s.get("codec_type") == "video"
                   and not s.get("disposition", {}).get("attached_pic")), None)
@@ -201,7 +263,7 @@ def _shortfall(*, got_s: float, promised_s: float, frame_s: float,
 TAIL_S = 1.0
 
 
-def verify_video(path: str | os.PathLike) -> VideoInfo:
+def verify_video(path: str | os.PathLike, *, untrusted: bool = False) -> VideoInfo:
     """Check that ``path`` is a whole video before it is trusted (a download, say).
 
     ffprobe must find a video stream with a frame rate and a duration, its first
@@ -209,18 +271,20 @@ def verify_video(path: str | os.PathLike) -> VideoInfo:
     :data:`TAIL_S` before the end must reach the duration the header promises
     (within :func:`require_complete`'s tolerance). Only frame timestamps come
     back from ffprobe, never pixels, so a 4K video costs no more memory than a
-    small one. Raises :class:`VideoProblem`; returns the probe's result.
+    small one. ``untrusted``: see :func:`probe_video`. Raises :class:`VideoProblem`;
+    returns the probe's result.
     """
-    info = probe_video(path)
+    info = probe_video(path, untrusted=untrusted)
     if info.duration_s <= 0:
         raise VideoProblem(path, "ffprobe finds no duration for its video stream")
     frame_s = float(1 / info.fps)
-    first, messages = _decoded_frames(path, "%+#1", frame_s)
+    first, messages = _decoded_frames(path, "%+#1", frame_s, untrusted=untrusted)
     if not first:
         telling = _telling_line(messages)
         raise VideoProblem(path, "its first frame does not decode" + (f" (ffmpeg: {telling})" if telling else ""))
     start = first[0][0]
-    tail, messages = _decoded_frames(path, f"{start + max(0.0, info.duration_s - TAIL_S):.6f}%", frame_s)
+    tail, messages = _decoded_frames(path, f"{start + max(0.0, info.duration_s - TAIL_S):.6f}%", frame_s,
+                                     untrusted=untrusted)
     got = max((t + d for t, d in tail), default=start) - start
     if not tail:
         telling = _telling_line(messages)
@@ -232,16 +296,18 @@ def verify_video(path: str | os.PathLike) -> VideoInfo:
     return info
 
 
-def _decoded_frames(path: str | os.PathLike, interval: str, frame_s: float) -> tuple[list[tuple[float, float]], str]:
+def _decoded_frames(path: str | os.PathLike, interval: str, frame_s: float, *,
+                    untrusted: bool = False) -> tuple[list[tuple[float, float]], str]:
     """(start, duration) in seconds of each frame of the first video stream that
     decodes within ffprobe's read interval ``interval``, and ffprobe's complaints."""
     import json
 
+    source = [*_as_flags(untrusted_input_options()), untrusted_input(path)] if untrusted else [str(path)]
     command = [ffprobe_binary(), "-v", "error", "-threads", str(VIDEO_THREADS), "-select_streams", "v:0",
                "-read_intervals", interval,
                # pkt_duration_time until FFmpeg 6, duration_time after
                "-show_entries", "frame=best_effort_timestamp_time,pkt_duration_time,duration_time",
-               "-of", "json", str(path)]
+               "-of", "json", *source]
     result = subprocess.run(command, capture_output=True, check=False)
     messages = result.stderr.decode("utf-8", "replace").strip()
     try:
