@@ -18,7 +18,7 @@ import torch
 
 from edn.core.checkpoint import Checkpoint, load_state
 from edn.core.errors import EdnError
-from edn.models.generation import FrameGenerator, draw_in_window
+from edn.models.generation import FrameGenerator
 from edn.training.losses import PerceptualLoss, compose_loss, lsgan_discriminator, lsgan_generator, temporal_change
 from edn.models import build_face_discriminator, build_face_generator, build_generator
 from edn.models.face import crop
@@ -85,6 +85,15 @@ class FaceStageTrainer(Trainer):
         return FrameGenerator(generator=self.generator, face_generator=self.face_generator, temporal=self.temporal,
                               plate=self.plate)
 
+    def _draw(self, frames: Batch, label: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+        """The frozen G's frames for the batch ``frames`` (over the plate on the composite path),
+        face-corrected by G_f inside their face boxes."""
+        if self.plate is None:
+            frame = self.generator(label, previous)
+        else:
+            frame, _ = self.draw_over_plate(frames, label, previous)
+        return self.face_generator(frame, label, frames.boxes)
+
     def step(self, first: Sample | Batch, second: Sample | Batch,
              history: Sequence[Sample] | Sequence[Sequence[Sample]] = ()) -> dict[str, float]:
         """Train on the pairs (first, second), a batch of them or one, the networks having drawn
@@ -92,19 +101,12 @@ class FaceStageTrainer(Trainer):
         first, second, histories = as_batches(first, second, history)
         place = self.runtime.place
         label0, label1, real0, real1 = place(first.label), place(second.label), place(first.image), place(second.image)
-        boxes, windows = (list(first.boxes), list(second.boxes)), (first.windows, second.windows)
-        g_f, d_f = self.face_generator, self.face_discriminator
-
-        def draw(label, previous, index):
-            if self.plate is None:
-                frame = self.generator(label, previous)
-            else:
-                frame, _ = draw_in_window(self.generator, label, previous, self.plate, windows[index])
-            return g_f(frame, label, boxes[index])
-
+        boxes, frames = (first.boxes, second.boxes), (first, second)
+        d_f = self.face_discriminator
         with self.runtime.autocast():
             previous = self.draw_histories(histories, label0)
-            fake0, fake1 = unroll_pair(draw, label0, label1, temporal=self.temporal, first_previous=previous)
+            fake0, fake1 = unroll_pair(lambda label, before, index: self._draw(frames[index], label, before),
+                                       label0, label1, temporal=self.temporal, first_previous=previous)
             d_real = d_fake = face_gan = face_perceptual = 0.0
             for label, real, fake, box in ((label0, real0, fake0, boxes[0]), (label1, real1, fake1, boxes[1])):
                 label_crop, real_crop, fake_crop = crop(label, box), crop(real, box), crop(fake, box)

@@ -1,4 +1,11 @@
-"""The training loop of one stage: resume, iterate, checkpoint, sample, finish."""
+"""The training loop of one stage: set up, then train step by step, then finish.
+
+:func:`train_stage` reads as a run goes: :func:`set_up_stage` checks the inputs,
+loads the training set, constructs the networks and finds the resume point, and
+hands back one :class:`StageSetup`; each iteration is :func:`train_step`, then
+rank 0's bookkeeping (:func:`record_step`: the loss log, sample grids, rolling
+checkpoints); :func:`finish_stage` writes the final model.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +15,25 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import torch
 
-from edn.core.atomic import copy_file
 from edn.background.plate import read_plate, read_plate_report
+from edn.core.atomic import copy_file
 from edn.core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from edn.training.distributed import SINGLE, Group
 from edn.core.errors import EdnError
-from edn.models.generation import generate_frames
-from edn.training.losses import PerceptualLoss
 from edn.core.options import TrainingOptions
-from edn.training.perceptual import load_perceptual
 from edn.core.presets import Preset, get_preset
 from edn.core.runtime import Runtime
-from edn.training.data import Batch, TrainingFrames, history_for_step, pair_for_step, samples_of_step, split_pairs
+from edn.training.data import Batch, Split, TrainingFrames, history_for_step, pair_for_step, samples_of_step, split_pairs
+from edn.training.distributed import SINGLE, Group
 from edn.training.face_stage import FaceStageTrainer
+from edn.training.losses import PerceptualLoss
 from edn.training.main_stage import MainStageTrainer
+from edn.training.perceptual import load_perceptual
 from edn.training.run_directory import RunDirectory
-from edn.training.samples import evenly_spaced, to_uint8, write_grid
+from edn.training.samples import write_heldout_grid, write_pair_grid
 from edn.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -40,7 +47,6 @@ class TrainingStopped(EdnError):
 INIT_STAGES = {"global": (), "local": ("global",), "face": ("global", "local")}
 #: The trainer of each stage.
 TRAINERS = {"global": MainStageTrainer, "local": MainStageTrainer, "face": FaceStageTrainer}
-HELDOUT_GRID_ROWS = 6
 
 
 def learning_rate(step: int, options: TrainingOptions) -> float:
@@ -50,11 +56,6 @@ def learning_rate(step: int, options: TrainingOptions) -> float:
     if step < decay_start or decay_steps == 0:
         return options.learning_rate
     return options.learning_rate * (options.iterations - step) / decay_steps
-
-
-def _fingerprint(*paths: str | os.PathLike) -> dict:
-    # Size and modification time: a re-rendered input restarts the run instead of resuming it.
-    return {str(p): [os.stat(p).st_size, os.stat(p).st_mtime_ns] for p in paths}
 
 
 def generator_kind(stage: str, init: Checkpoint | None) -> str:
@@ -103,6 +104,59 @@ def uses_compositing(options: TrainingOptions, init: Checkpoint | None, backgrou
     return report.static
 
 
+@dataclass(frozen=True)
+class StageInputs:
+    """The files one stage trains from: the target's frames, labels and label index, the
+    perceptual network, the previous stage's checkpoint (None for the global stage) and
+    the background files the composite method draws over (None for the paper's method)."""
+
+    frames: str | os.PathLike
+    labels: str | os.PathLike
+    index: str | os.PathLike
+    perceptual_weights: str | os.PathLike
+    init: str | os.PathLike | None = None
+    background: Background | None = None
+
+    def fingerprint(self, compositing: bool) -> dict:
+        """Size and modification time of every input: a re-rendered input restarts the run instead of resuming it."""
+        paths = [self.frames, self.labels, self.index, self.perceptual_weights, *([self.init] if self.init else []),
+                 *(self.background.paths() if compositing else [])]
+        return {str(p): [os.stat(p).st_size, os.stat(p).st_mtime_ns] for p in paths}
+
+
+@dataclass(frozen=True)
+class StageSetup:
+    """One stage ready to train (:func:`set_up_stage`).
+
+    ``options``: as trained (the paper's method draws no history before a pair).
+    ``run_options``: the run's identity, written to options.json and, but for the
+    input fingerprints, into every checkpoint. ``start_step``: the iterations done
+    before this process started (the resume point; 0 for a new run).
+    """
+
+    options: TrainingOptions
+    preset: Preset
+    compositing: bool
+    data: TrainingFrames
+    split: Split
+    trainer: Trainer
+    run: RunDirectory
+    run_options: dict
+    start_step: int
+    runtime: Runtime
+    group: Group
+
+    @property
+    def stage(self) -> str:
+        return self.options.stage
+
+    def checkpoint(self, step: int, *, with_optimizers: bool) -> Checkpoint:
+        return Checkpoint(stage=self.stage, step=step, preset=self.preset,
+                          options={key: value for key, value in self.run_options.items() if key != "inputs"},
+                          models=self.trainer.model_states(),
+                          optimizers=self.trainer.optimizer_states() if with_optimizers else {})
+
+
 def train_stage(*, options: TrainingOptions, frames: str | os.PathLike, labels: str | os.PathLike,
                 index: str | os.PathLike, perceptual_weights: str | os.PathLike, output: str | os.PathLike,
                 run_dir: str | os.PathLike, init: str | os.PathLike | None, runtime: Runtime,
@@ -128,134 +182,171 @@ def train_stage(*, options: TrainingOptions, frames: str | os.PathLike, labels: 
     the model and the losses (the others return None). A stop asked of any process
     stops all of them after the same step.
     """
-    stage = options.stage
-    preset = get_preset(options.preset)
+    # Set up: check the inputs, load the training set, construct the networks, resume.
+    inputs = StageInputs(frames, labels, index, perceptual_weights, init, background)
+    setup = set_up_stage(options, inputs, run_dir, runtime, group)
+    iterations = setup.options.iterations
+
+    # Train.
+    from tqdm import tqdm
+
+    bar = tqdm(total=iterations, initial=setup.start_step, desc=f"train {setup.stage}", unit="it",
+               disable=not (progress and group.is_main), mininterval=1.0, dynamic_ncols=True)
+    started, step, last_grid = time.perf_counter(), setup.start_step, None
+    while step < iterations:
+        losses, row = train_step(setup, step)
+        step += 1
+        stopping = group.any(stop_requested(), runtime.device) and step < iterations
+        if group.is_main:
+            last_grid = record_step(setup, step, losses, row, bar, started) or last_grid
+        if stopping:
+            bar.close()
+            stop(setup, step)
+    bar.close()
+
+    # Finish.
+    if not group.is_main:
+        return None
+    return finish_stage(setup, step, output, losses_output, last_grid)
+
+
+def set_up_stage(options: TrainingOptions, inputs: StageInputs, run_dir: str | os.PathLike, runtime: Runtime,
+                 group: Group = SINGLE) -> StageSetup:
+    """Check the inputs, load the training set, construct the networks (seeded) and resume
+    them from the run in ``run_dir`` where it can be; every EdnError of bad input is raised
+    here, before the first iteration."""
+    # Check the inputs.
+    stage, preset = options.stage, get_preset(options.preset)
     trainer_class = TRAINERS[stage]
-    init_checkpoint = load_init(stage, init, preset)
-    init_path = str(init) if init else None
-    trainer_class.check_init(options, init_checkpoint, init_path)
-    kind = generator_kind(stage, init_checkpoint)
-    compositing = uses_compositing(options, init_checkpoint, background)
+    init = load_init(stage, inputs.init, preset)
+    init_path = str(inputs.init) if inputs.init else None
+    trainer_class.check_init(options, init, init_path)
+    kind = generator_kind(stage, init)
+    compositing = uses_compositing(options, init, inputs.background)
     if not compositing:
         options = options.replace(temporal_unroll_frames=0)  # the paper's pair from the zero image
+
+    # Load training set.
     multiple = preset.size_multiple * (2 if kind == "local" else 1)
-    plate = read_plate(background.plate) if compositing else None
-    data = TrainingFrames(frames, labels, index, downsample=options.downsample, size_multiple=multiple,
-                          plate=plate, masks_path=background.masks if compositing else None)
-    split = split_pairs(data.index, options.holdout_fraction, need_face=trainer_class.needs_face, source=str(frames))
+    data = TrainingFrames(inputs.frames, inputs.labels, inputs.index, downsample=options.downsample,
+                          size_multiple=multiple, plate=read_plate(inputs.background.plate) if compositing else None,
+                          masks_path=inputs.background.masks if compositing else None)
+    split = split_pairs(data.index, options.holdout_fraction, need_face=trainer_class.needs_face,
+                        source=str(inputs.frames))
     if trainer_class.needs_face:
         trainer_class.check_data(data, split)
-    perceptual = PerceptualLoss(load_perceptual(perceptual_weights, options.perceptual_network))
+
+    # Construct networks.
+    perceptual = PerceptualLoss(load_perceptual(inputs.perceptual_weights, options.perceptual_network))
     torch.manual_seed(options.seed)  # network initialisation
-    trainer = trainer_class.for_stage(options, preset, init_checkpoint, init_path, perceptual, runtime,
-                                      data.plate)
+    trainer = trainer_class.for_stage(options, preset, init, init_path, perceptual, runtime, data.plate)
     trainer.group = group
     group.broadcast_modules(trainer.saved.values())
+
+    # Resume.
     window_size = data.window_size
     run_options = {
         **options.identity(), "temporal": trainer.temporal, "preset": preset.to_dict(), "generator_kind": kind,
-        "base_stage": init_checkpoint.stage if init_checkpoint else None, "compositing": compositing,
+        "base_stage": init.stage if init else None, "compositing": compositing,
         "image_size": list(data.size), "window_size": list(window_size) if window_size else None,
-        "inputs": _fingerprint(frames, labels, index, perceptual_weights, *([init] if init else []),
-                               *(background.paths() if compositing else [])),
+        "inputs": inputs.fingerprint(compositing),
     }
     run = RunDirectory(run_dir, keep=options.keep_checkpoints)
-    resume = run.start(run_options, preset, stage) if group.is_main else None
-    resume_file = group.broadcast_object(str(run.checkpoint_files()[-1]) if resume is not None else None)
-    step = 0
-    if resume_file is not None:
-        resume = resume or load_checkpoint(resume_file, stages=(stage,), preset=preset, what="rolling checkpoint")
-        trainer.load(resume, resume_file)
-        step = resume.step
-    drawn = (f"the person in {window_size[0]}x{window_size[1]} windows over the plate" if compositing
-             else "the whole frame")
+    start_step = resume(run, run_options, trainer, preset, stage, group)
+
+    setup = StageSetup(options=options, preset=preset, compositing=compositing, data=data, split=split,
+                       trainer=trainer, run=run, run_options=run_options, start_step=start_step, runtime=runtime,
+                       group=group)
     if group.is_main:
-        shared = f", {group.world_size} processes" if group.active else ""
-        log.info("%s stage: %d pairs (frames 0..%d), %d held out, %dx%d, %s, %s, batch %d%s, "
-                 "%d of %d iterations done",
-                 stage, len(split.pairs), split.first_heldout - 1, len(split.heldout), *data.size, drawn,
-                 runtime.device, options.batch_size, shared, step, options.iterations)
+        log_start(setup)
+    return setup
 
-    def checkpoint(with_optimizers: bool) -> Checkpoint:
-        return Checkpoint(stage=stage, step=step, preset=preset,
-                          options={key: value for key, value in run_options.items() if key != "inputs"},
-                          models=trainer.model_states(),
-                          optimizers=trainer.optimizer_states() if with_optimizers else {})
 
-    from tqdm import tqdm
+def resume(run: RunDirectory, run_options: dict, trainer: Trainer, preset: Preset, stage: str, group: Group) -> int:
+    """The step to start from: that of the newest usable rolling checkpoint of ``run`` when
+    the run was started with ``run_options`` (loaded into ``trainer``), else 0 (a new run).
+    Rank 0 reads the directory; every process loads the checkpoint it chose."""
+    checkpoint = run.start(run_options, preset, stage) if group.is_main else None
+    path = group.broadcast_object(str(run.checkpoint_files()[-1]) if checkpoint is not None else None)
+    if path is None:
+        return 0
+    checkpoint = checkpoint or load_checkpoint(path, stages=(stage,), preset=preset, what="rolling checkpoint")
+    trainer.load(checkpoint, path)
+    return checkpoint.step
 
-    bar = tqdm(total=options.iterations, initial=step, desc=f"train {stage}", unit="it",
-               disable=not (progress and group.is_main), mininterval=1.0, dynamic_ncols=True)
-    started, start_step = time.perf_counter(), step
-    last_grid = None
+
+def log_start(setup: StageSetup) -> None:
+    data, split, options, group = setup.data, setup.split, setup.options, setup.group
+    window = data.window_size
+    drawn = f"the person in {window[0]}x{window[1]} windows over the plate" if setup.compositing else "the whole frame"
+    shared = f", {group.world_size} processes" if group.active else ""
+    log.info("%s stage: %d pairs (frames 0..%d), %d held out, %dx%d, %s, %s, batch %d%s, %d of %d iterations done",
+             setup.stage, len(split.pairs), split.first_heldout - 1, len(split.heldout), *data.size, drawn,
+             setup.runtime.device, options.batch_size, shared, setup.start_step, options.iterations)
+
+
+def train_step(setup: StageSetup, step: int) -> tuple[dict[str, float], dict]:
+    """Iteration ``step`` (0-based): the scheduled learning rate, this process's pairs of
+    the step (each with the frames drawn before it), one update. Returns the losses
+    (each the mean over the processes) and the step's losses.csv row."""
+    options, data, split, trainer, group = setup.options, setup.data, setup.split, setup.trainer, setup.group
+    lr = learning_rate(step, options)
+    trainer.set_learning_rate(lr)
+    numbers = samples_of_step(step, options.batch_size, group.rank, group.world_size)
+    firsts = [pair_for_step(split, n, options.seed) for n in numbers]
     unroll = options.temporal_unroll_frames if trainer.temporal else 0
-    while step < options.iterations:
-        lr = learning_rate(step, options)
-        trainer.set_learning_rate(lr)
-        numbers = samples_of_step(step, options.batch_size, group.rank, group.world_size)
-        firsts = [pair_for_step(split, n, options.seed) for n in numbers]
-        histories = [[data.sample(h) for h in history_for_step(split, data.index, t, n, options.seed, unroll)]
-                     for t, n in zip(firsts, numbers)]
-        tick = time.perf_counter()
-        losses = trainer.step(Batch.of([data.sample(t) for t in firsts]),
-                              Batch.of([data.sample(t + 1) for t in firsts]), histories)
-        losses = group.mean(losses, runtime.device)
-        step += 1
-        stopping = group.any(stop_requested(), runtime.device) and step < options.iterations
-        if not group.is_main:
-            if stopping:
-                raise TrainingStopped(f"{stage} stage: stopped at step {step} of {options.iterations}")
-            continue
-        run.append_losses({"step": step, "frame": firsts[0], "lr": lr,
-                           **{k: round(v, 6) for k, v in losses.items()},
-                           "seconds": round(time.perf_counter() - tick, 4)})
-        bar.update(1)
-        bar.set_postfix(G=f"{losses['g_total']:.3f}", D=f"{losses['d_total']:.3f}", refresh=False)
-        if step % options.sample_every == 0 or step == options.iterations:
-            last_grid = run.samples / f"step_{step:08d}.png"
-            _write_pair_grid(last_grid, trainer.last_pair)
-        if step % options.checkpoint_every == 0 and step < options.iterations:
-            run.save(checkpoint(with_optimizers=True))
-            log.info("step %d: G %.4f D %.4f (%.2f it/s)", step, losses["g_total"], losses["d_total"],
-                     (step - start_step) / max(time.perf_counter() - started, 1e-9))
-        if stopping:
-            bar.close()
-            path = run.save(checkpoint(with_optimizers=True))
-            raise TrainingStopped(f"{stage} stage: stopped at step {step} of {options.iterations}; "
-                                  f"checkpoint {str(path)!r} saved, rerun to resume")
-    bar.close()
-    if not group.is_main:
-        return None
-    run.save(checkpoint(with_optimizers=True))
-    grid = _write_heldout_grid(run.samples / "heldout_final.png", trainer, data, split.heldout)
+    histories = [[data.sample(h) for h in history_for_step(split, data.index, t, n, options.seed, unroll)]
+                 for t, n in zip(firsts, numbers)]
+    tick = time.perf_counter()
+    losses = trainer.step(Batch.of([data.sample(t) for t in firsts]), Batch.of([data.sample(t + 1) for t in firsts]),
+                          histories)
+    losses = group.mean(losses, setup.runtime.device)
+    row = {"step": step + 1, "frame": firsts[0], "lr": lr, **{k: round(v, 6) for k, v in losses.items()},
+           "seconds": round(time.perf_counter() - tick, 4)}
+    return losses, row
+
+
+def record_step(setup: StageSetup, step: int, losses: dict[str, float], row: dict, bar, started: float) -> Path | None:
+    """Rank 0 after ``step`` iterations: the losses.csv row, the progress bar, a sample grid
+    every ``sample_every`` iterations and at the last (its path returned), a rolling
+    checkpoint every ``checkpoint_every`` (the last is saved by :func:`finish_stage`)."""
+    options, run = setup.options, setup.run
+    run.append_losses(row)
+    bar.update(1)
+    bar.set_postfix(G=f"{losses['g_total']:.3f}", D=f"{losses['d_total']:.3f}", refresh=False)
+    grid = None
+    if step % options.sample_every == 0 or step == options.iterations:
+        grid = run.samples / f"step_{step:08d}.png"
+        write_pair_grid(grid, setup.trainer.last_pair)
+    if step % options.checkpoint_every == 0 and step < options.iterations:
+        run.save(setup.checkpoint(step, with_optimizers=True))
+        log.info("step %d: G %.4f D %.4f (%.2f it/s)", step, losses["g_total"], losses["d_total"],
+                 (step - setup.start_step) / max(time.perf_counter() - started, 1e-9))
+    return grid
+
+
+def stop(setup: StageSetup, step: int) -> NoReturn:
+    """A stop was asked: rank 0 saves a rolling checkpoint of the ``step`` iterations done;
+    every process raises :class:`TrainingStopped`."""
+    stopped = f"{setup.stage} stage: stopped at step {step} of {setup.options.iterations}"
+    if not setup.group.is_main:
+        raise TrainingStopped(stopped)
+    path = setup.run.save(setup.checkpoint(step, with_optimizers=True))
+    raise TrainingStopped(f"{stopped}; checkpoint {str(path)!r} saved, rerun to resume")
+
+
+def finish_stage(setup: StageSetup, step: int, output: str | os.PathLike, losses_output: str | os.PathLike | None,
+                 last_grid: Path | None) -> Path | None:
+    """Rank 0 after the last iteration: the last rolling checkpoint, the held-out grid, the
+    losses copy, the final model (without optimisers), then the run marked finished.
+    Returns the held-out grid, or ``last_grid`` when nothing is held out."""
+    run = setup.run
+    run.save(setup.checkpoint(step, with_optimizers=True))
+    grid = write_heldout_grid(run.samples / "heldout_final.png", setup.trainer, setup.data, setup.split.heldout)
     if losses_output is not None:
         copy_file(run.losses_file, losses_output)
-    save_checkpoint(output, checkpoint(with_optimizers=False))
+    save_checkpoint(output, setup.checkpoint(step, with_optimizers=False))
     run.finish(step, output)
     shown = grid or last_grid
-    log.info("%s stage done: model %s; samples %s", stage, output, shown)
+    log.info("%s stage done: model %s; samples %s", setup.stage, output, shown)
     return shown
-
-
-def _write_pair_grid(path: Path, pair: tuple[torch.Tensor, ...] | None) -> None:
-    if pair is None:
-        return
-    label0, label1, fake0, fake1, real0, real1 = (x[0] for x in pair)
-    write_grid(path, [[to_uint8(label0, signed=False), to_uint8(fake0, signed=True), to_uint8(real0, signed=True)],
-                      [to_uint8(label1, signed=False), to_uint8(fake1, signed=True), to_uint8(real1, signed=True)]])
-
-
-def _write_heldout_grid(path: Path, trainer: Trainer, data: TrainingFrames, heldout: range) -> Path | None:
-    """Render the held-out frames in order (each fed the previous output) and show a few:
-    label | generated | real per row. None when nothing is held out."""
-    if not len(heldout):
-        return None
-    samples = [data.sample(t) for t in heldout]
-    frames = generate_frames(trainer.frame_generator(), [s.label for s in samples],
-                             [s.box if s.has_face else None for s in samples], trainer.runtime,
-                             windows=[s.window for s in samples] if data.plate is not None else None)
-    generated = [frame.cpu() for frame in frames]
-    rows = [[to_uint8(samples[i].label[0], signed=False), to_uint8(generated[i][0], signed=True),
-             to_uint8(samples[i].image[0], signed=True)] for i in evenly_spaced(len(samples), HELDOUT_GRID_ROWS)]
-    write_grid(path, rows)
-    return path

@@ -29,7 +29,7 @@ import torch
 
 from edn.core.checkpoint import Checkpoint, training_mode
 from edn.core.errors import EdnError
-from edn.models.generation import FrameGenerator, crop_each, draw_in_window
+from edn.models.generation import FrameGenerator, crop_each
 from edn.training.losses import (PerceptualLoss, compose_loss, feature_matching, lsgan_discriminator, lsgan_generator,
                         temporal_change)
 from edn.models import build_discriminator, build_generator
@@ -40,6 +40,10 @@ from edn.core.runtime import Runtime
 from edn.models.temporal_smoothing import discriminator_input, unroll_pair
 from edn.training.data import Batch, Sample
 from edn.training.trainer import Trainer, as_batches
+
+#: What a step's loss computation hands to :meth:`Trainer.update`: G's total, G's logged
+#: terms, D's real term and D's fake term.
+Losses = tuple[torch.Tensor, dict[str, float], torch.Tensor, torch.Tensor]
 
 
 class MainStageTrainer(Trainer):
@@ -101,49 +105,74 @@ class MainStageTrainer(Trainer):
         """Train on the pairs (first, second), a batch of them or one, G having drawn each pair's
         history before it; return every loss term (each a mean over the batch)."""
         first, second, histories = as_batches(first, second, history)
-        place = self.runtime.place
-        label0, label1, real0, real1 = place(first.label), place(second.label), place(first.image), place(second.image)
-        d = self.discriminator
-        d_input = discriminator_input(self.temporal)
-        terms = {}
         with self.runtime.autocast(), weight_casts_reused(self.generator):
-            previous = self.draw_histories(histories, label0)
             if self.plate is None:
-                fake0, fake1 = unroll_pair(lambda label, before, _: self.generator(label, before), label0, label1,
-                                           temporal=self.temporal, first_previous=previous)
+                g_total, g_logged, d_real, d_fake = self._whole_frame_step(first, second, histories)
             else:
-                windows, masks = (first.windows, second.windows), []
-
-                def draw(label, before, index):
-                    frame, mask = draw_in_window(self.generator, label, before, self.plate, windows[index])
-                    masks.append(mask)
-                    return frame
-
-                fake0, fake1 = unroll_pair(draw, label0, label1, temporal=self.temporal, first_previous=previous)
-                # Every loss on the window of the pair's first frame, where the person is.
-                label0, label1, fake0, fake1, real0, real1 = (crop_each(x, first.windows) for x in
-                                                              (label0, label1, fake0, fake1, real0, real1))
-                terms["mask"] = 0.5 * sum(torch.nn.functional.l1_loss(crop_each(mask, first.windows),
-                                                                      crop_each(place(batch.mask), first.windows))
-                                          for mask, batch in zip(masks, (first, second)))
-                if self.temporal:
-                    terms["temporal_change"] = temporal_change(fake0, fake1, real0, real1)
-            real_input = d_input(label0, label1, real0, real1)
-            fake_input = d_input(label0, label1, fake0, fake1)
-            real_out = d(real_input)
-            fake_out_detached = d(fake_input.detach())
-            d_real, d_fake = lsgan_discriminator([o[-1] for o in real_out], [o[-1] for o in fake_out_detached])
-            d.requires_grad_(False)  # G's terms need gradients through D, not for D
-            fake_out = d(fake_input)
-            d.requires_grad_(True)
-            terms = {
-                "gan": lsgan_generator([o[-1] for o in fake_out]),
-                "feature_matching": feature_matching(fake_out, real_out),
-                "perceptual": 0.5 * (self.perceptual(fake0, real0) + self.perceptual(fake1, real1)),
-                **terms,
-            }
-            weights = None if self.plate is None else {"mask": self.mask_weight,
-                                                       "temporal_change": self.temporal_change_weight}
-            g_total, g_logged = compose_loss(terms, extra_weights=weights)
-        self.last_pair = (label0, label1, fake0.detach(), fake1.detach(), real0, real1)
+                g_total, g_logged, d_real, d_fake = self._composite_step(first, second, histories)
         return self.update(g_total, g_logged, d_real, d_fake)
+
+    def _whole_frame_step(self, first: Batch, second: Batch, histories: list[list[Sample]]) -> Losses:
+        """The paper's: G draws the whole frame, every loss on the whole frame."""
+        label0, label1, real0, real1 = self._placed(first, second)
+        previous = self.draw_histories(histories, label0)
+        fake0, fake1 = unroll_pair(lambda label, before, _: self.generator(label, before), label0, label1,
+                                   temporal=self.temporal, first_previous=previous)
+        return self._losses((label0, label1, fake0, fake1, real0, real1))
+
+    def _composite_step(self, first: Batch, second: Batch, histories: list[list[Sample]]) -> Losses:
+        """G draws the person and a mask in each frame's window over the plate; every loss on
+        the window of the pair's first frame, where the person is, and two more terms: the
+        masks against the segmentation, the generated change against the real one."""
+        label0, label1, real0, real1 = self._placed(first, second)
+        previous = self.draw_histories(histories, label0)
+        frames, masks = (first, second), []
+
+        def draw(label: torch.Tensor, before: torch.Tensor, index: int) -> torch.Tensor:
+            frame, mask = self.draw_over_plate(frames[index], label, before)
+            masks.append(mask)
+            return frame
+
+        fake0, fake1 = unroll_pair(draw, label0, label1, temporal=self.temporal, first_previous=previous)
+        # Every loss on the window of the pair's first frame, where the person is.
+        windows = first.windows
+        label0, label1, fake0, fake1, real0, real1 = (crop_each(x, windows) for x in
+                                                      (label0, label1, fake0, fake1, real0, real1))
+        terms = {"mask": 0.5 * sum(torch.nn.functional.l1_loss(crop_each(mask, windows),
+                                                               crop_each(self.runtime.place(batch.mask), windows))
+                                   for mask, batch in zip(masks, frames))}
+        if self.temporal:
+            terms["temporal_change"] = temporal_change(fake0, fake1, real0, real1)
+        return self._losses((label0, label1, fake0, fake1, real0, real1), terms,
+                            {"mask": self.mask_weight, "temporal_change": self.temporal_change_weight})
+
+    def _placed(self, first: Batch, second: Batch) -> tuple[torch.Tensor, ...]:
+        """(label0, label1, real0, real1) on the device."""
+        place = self.runtime.place
+        return place(first.label), place(second.label), place(first.image), place(second.image)
+
+    def _losses(self, pair: tuple[torch.Tensor, ...], extra_terms: dict[str, torch.Tensor] | None = None,
+                extra_weights: dict[str, float] | None = None) -> Losses:
+        """D's terms and G's total on ``pair`` (label0, label1, fake0, fake1, real0, real1):
+        the LSGAN terms, feature matching and the perceptual loss (the mean over the two
+        frames), then the path's ``extra_terms`` weighted by ``extra_weights``. Keeps ``pair`` as
+        :attr:`last_pair`. Returns (G's total, G's logged terms, D's real term, D's fake term)."""
+        label0, label1, fake0, fake1, real0, real1 = pair
+        d, d_input = self.discriminator, discriminator_input(self.temporal)
+        real_input = d_input(label0, label1, real0, real1)
+        fake_input = d_input(label0, label1, fake0, fake1)
+        real_out = d(real_input)
+        fake_out_detached = d(fake_input.detach())
+        d_real, d_fake = lsgan_discriminator([o[-1] for o in real_out], [o[-1] for o in fake_out_detached])
+        d.requires_grad_(False)  # G's terms need gradients through D, not for D
+        fake_out = d(fake_input)
+        d.requires_grad_(True)
+        terms = {
+            "gan": lsgan_generator([o[-1] for o in fake_out]),
+            "feature_matching": feature_matching(fake_out, real_out),
+            "perceptual": 0.5 * (self.perceptual(fake0, real0) + self.perceptual(fake1, real1)),
+            **(extra_terms or {}),
+        }
+        g_total, g_logged = compose_loss(terms, extra_weights=extra_weights)
+        self.last_pair = (label0, label1, fake0.detach(), fake1.detach(), real0, real1)
+        return g_total, g_logged, d_real, d_fake

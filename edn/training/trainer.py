@@ -16,7 +16,7 @@ from torch import nn
 
 from edn.core.checkpoint import Checkpoint, load_state
 from edn.training.distributed import SINGLE, Group
-from edn.models.generation import FrameGenerator
+from edn.models.generation import FrameGenerator, draw_in_window
 from edn.core.runtime import Runtime
 from edn.models.temporal_smoothing import first_previous_frame
 from edn.training.data import Batch, Sample
@@ -46,6 +46,10 @@ class Trainer:
 
     runtime: Runtime
     temporal: bool
+    #: The main generator (trained, or frozen under the face GAN).
+    generator: nn.Module
+    #: The target's background plate ``[1, 3, H, W]`` in [-1, 1] for a compositing generator, else None.
+    plate: torch.Tensor | None = None
     #: The data-parallel processes training together (one by default): gradients are averaged over them.
     group: Group = SINGLE
     saved: dict[str, nn.Module]
@@ -101,6 +105,19 @@ class Trainer:
                     _, state = models.draw(self.runtime.place(sample.label), state, box, sample.window)
                 frames.append(first_previous_frame(labels[item:item + 1]) if state is None else state.detach())
         return torch.cat(frames)
+
+    def draw_over_plate(self, frames: Batch, label: torch.Tensor,
+                        previous: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The compositing generator's frames and masks ``[B, C, H, W]`` for the batch ``frames``
+        (``label``: its labels on the device), fed ``previous``: each drawn in its frame's
+        person window over the plate.
+
+        Both stages draw a training pair through here, so every input the compositing
+        generator is fed beside the label and the previous frame is read from ``frames`` in
+        this one place; like the frames drawn before a pair and at synthesis
+        (:meth:`FrameGenerator.draw`), it ends in :func:`edn.models.generation.draw_in_window`,
+        which crops the inputs to the window and calls the generator."""
+        return draw_in_window(self.generator, label, previous, self.plate, frames.windows)
 
     # -- one update --------------------------------------------------------------------------------
     def update(self, g_total: torch.Tensor, g_logged: dict[str, float],
