@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edn.pose.main_person import select_main_person
+from edn.pose.main_person import frame_ranges, select_main_person
 from edn.pose.skeleton import BODY, KEYPOINT_COUNT
 
 
@@ -88,3 +88,33 @@ def test_scattered_small_hallucinations_are_never_the_subject() -> None:
     out = select_main_person(frames_of(*listed))
     found = out[..., 2].max(axis=1) > 0
     assert found[:20].all() and not found[20:].any()
+
+
+def test_two_people_of_like_size_throughout_are_a_warning_naming_their_frames(caplog) -> None:
+    """Both seen in every frame, one a little larger: the larger is kept, and the close call is said."""
+    rng = np.random.default_rng(6)
+    dancer = [person(60, 100, rng) for _ in range(30)]
+    other = [person(190, 90, rng) for _ in range(30)]
+    listed = [[other[t], dancer[t]] if t >= 12 else [dancer[t], other[t]] for t in range(30)]
+    listed[20] = [dancer[20]]  # the other one hidden for a frame
+    with caplog.at_level("WARNING", logger="edn.pose.main_person"):
+        out = select_main_person(frames_of(*listed))
+    np.testing.assert_array_equal(out, np.stack(dancer))
+    # The other's score: 29 frames of 0.9 the size, 29 * 0.9 / 30 = 87% of the kept one's.
+    assert [record.getMessage() for record in caplog.records] == [
+        "two people compete to be the subject: the one kept is seen in frames 0-29; another, 87% of its size "
+        "times frames, in frames 0-19, 21-29"]
+
+
+def test_a_passer_by_or_a_small_figure_is_no_competition(caplog) -> None:
+    rng = np.random.default_rng(7)
+    listed = [[person(60, 100, rng)] + ([person(150 + 2 * t, 90, rng)] if t < 12 else [person(220, 30, rng)])
+              for t in range(30)]
+    with caplog.at_level("WARNING", logger="edn.pose.main_person"):
+        select_main_person(frames_of(*listed))
+    assert not caplog.records
+
+
+def test_frame_ranges() -> None:
+    assert frame_ranges([0, 1, 2, 5, 7, 8, 10, 11, 12, 13]) == "0-2, 5, 7-8, 10-13"
+    assert frame_ranges([4]) == "4" and frame_ranges([]) == ""

@@ -1,8 +1,10 @@
 """Pose detection for one subject: any backend in, one keypoint table out.
 
 Every backend ends in the same place: for each decoded frame, the people found
-in working-frame pixels; keypoints below the backend's confidence threshold
-become missing (x = y = confidence = 0); the main person is kept
+in working-frame pixels (every one of them, also from MediaPipe, whose workers
+each see part of the video: :func:`edn.pose.mediapipe_holistic.detect_people_mediapipe`);
+keypoints below the backend's confidence threshold become missing (x = y =
+confidence = 0); the main person is chosen once over the whole video and kept
 (:mod:`edn.pose.main_person`); the result is one :class:`PoseSequence` with
 exactly one pose per decoded frame.
 
@@ -210,12 +212,11 @@ def _detect_in_frames(backend: str, frames_path: str | os.PathLike | None, meta_
 
             detected = detect_openpose(load_frames(store), model_folder, flags=flags, show_progress=show_progress)
             return [people_to_edn(p, to_working) for p in detected]
-        from edn.pose.mediapipe_holistic import detect_mediapipe
+        from edn.pose.mediapipe_holistic import detect_people_mediapipe
 
-        keypoints, found = detect_mediapipe(store, workers=workers, show_progress=show_progress)
-        nobody = np.zeros((0, *keypoints.shape[1:]), np.float32)
-        return [_map_present(keypoints[t : t + 1], to_working) if found[t] else nobody
-                for t in range(len(keypoints))]
+        # Everybody in every frame, whatever the workers' chunks; the subject is chosen afterwards, once.
+        return [_map_present(people, to_working)
+                for people in detect_people_mediapipe(store, workers=workers, show_progress=show_progress)]
 
 
 def _import_json(json_dir: str | os.PathLike | None, coordinates: str, meta: FrameMeta,

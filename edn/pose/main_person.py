@@ -1,7 +1,9 @@
 """One subject per video: follow the people a detector found and keep the main one.
 
-A detector reports, for each frame, any number of people (MediaPipe Holistic at
-most one, OpenPose and OpenPose JSON files any number). The main-person rule:
+A detector reports, for each frame, any number of people (MediaPipe up to
+:data:`edn.pose.mediapipe_holistic.MAX_PEOPLE`, OpenPose and OpenPose JSON
+files any number). The rule runs once over the whole video, after detection, so
+the subject does not depend on how detection was split between workers:
 
 1. **Tracks.** People are linked from frame to frame into tracks. A person in
    frame t continues the track whose last pose (seen at most
@@ -17,7 +19,9 @@ most one, OpenPose and OpenPose JSON files any number). The main-person rule:
    one in a table of the empty room of people_one_by_one in 4 of 40 frames).
    Each such track scores the sum, over its frames, of the body size in pixels:
    a large person seen for long beats a small or brief one. The highest score
-   wins.
+   wins. Another track scoring at least :data:`COMPETING_SCORE_RATIO` of it
+   competes: the choice between them is close, and a warning names the frames
+   of each (a video of two dancers side by side, say).
 3. **Output.** Frame t holds the main track's person; a frame without them
    (nobody, or only other people) keeps its row with every confidence 0.
 
@@ -28,12 +32,15 @@ the camera are different tracks and only the main one is kept.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from edn.pose.skeleton import BODY, KEYPOINT_COUNT
+
+log = logging.getLogger(__name__)
 
 #: How long (frames) a track waits for its person to reappear.
 MAX_GAP_FRAMES = 25
@@ -45,6 +52,20 @@ MAX_SIZE_RATIO = 3.0
 MIN_TRACK_FRAMES = 8
 #: Link cost that is never accepted (the assignment solver needs finite costs).
 UNLINKABLE = 1e9
+#: Least score, as a share of the main track's, of a track that competes with it (a warning).
+COMPETING_SCORE_RATIO = 0.5
+
+
+def frame_ranges(frames: Sequence[int]) -> str:
+    """Sorted frame indices as ranges: [0, 1, 2, 5, 7, 8] -> "0-2, 5, 7-8"."""
+    ranges: list[str] = []
+    for t in frames:
+        if ranges and t == last + 1:
+            ranges[-1] = f"{ranges[-1].split('-')[0]}-{t}"
+        else:
+            ranges.append(str(t))
+        last = t
+    return ", ".join(ranges)
 
 
 def body_size(pose: np.ndarray) -> float:
@@ -133,4 +154,10 @@ def select_main_person(people: Sequence[np.ndarray], *, max_gap_frames: int = MA
         main = max(eligible, key=lambda track: track.score)  # max keeps the first of equal scores
         for t, person in zip(main.frames, main.people):
             out[t] = people[t][person]
+        rivals = [track for track in eligible
+                  if track is not main and track.score >= COMPETING_SCORE_RATIO * main.score]
+        for rival in rivals:
+            log.warning("two people compete to be the subject: the one kept is seen in frames %s; another, "
+                        "%.0f%% of its size times frames, in frames %s", frame_ranges(main.frames),
+                        100 * rival.score / main.score, frame_ranges(rival.frames))
     return out

@@ -21,14 +21,28 @@ face takes the mean visibility of the pose's face landmarks (nose, eyes, ears,
 mouth) and each hand the visibility of its pose wrist: a hand Holistic tracks
 from an occluded wrist is as doubtful as that wrist.
 
+Several people: Holistic follows one person. On its first frame, and whenever
+it loses its person, its pose detector looks at the whole frame and the most
+confident detection is taken; after that it follows that person's landmarks
+from frame to frame. Which person a stream follows therefore depends on the
+frame it starts on, and a worker process starts one on the first frame of its
+chunk. :func:`detect_people_mediapipe` makes the answer independent of where
+streams start: each worker runs up to :data:`MAX_PEOPLE` streams, the k-th on
+the frame with the people found by the streams before it covered
+(:func:`cover_person`), so every frame reports everybody in it (up to that
+many), whichever of them a stream took first. The subject is then chosen once,
+over the whole video (:mod:`edn.pose.main_person`).
+
 Speed: one Holistic stream costs about 50 ms of CPU a frame at 256x128 (some
-20 frames/s) on this project's 2-core machines; :func:`detect_mediapipe` runs
-one stream per worker process over a contiguous chunk of frames, so each
-stream's tracking stays valid and two cores are used.
+20 frames/s) on this project's 2-core machines; a stream that finds nobody runs
+only the pose detector. :func:`detect_mediapipe` runs one worker process per
+contiguous chunk of frames, so each stream's tracking stays valid and two cores
+are used.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue as queue_module
@@ -53,6 +67,20 @@ from edn.pose.skeleton import (
 )
 
 log = logging.getLogger(__name__)
+
+#: Most people looked for in a frame by :func:`detect_people_mediapipe`: one
+#: Holistic stream each (a stream runs on a frame only when the one before it
+#: found somebody there, so a video of one person costs one stream plus a
+#: detector pass per frame).
+MAX_PEOPLE = 3
+#: Margin around a found person's keypoints covered for the next stream, as a
+#: share of the larger side of their box: the keypoints stop at the eyes, ears,
+#: wrists or fingertips and heels, the person does not.
+COVER_MARGIN = 0.2
+#: A later stream's person whose body joints lie this close to an earlier one's
+#: (mean distance in the earlier one's body sizes) is the same person seen again
+#: around the covered box, not a second one.
+SAME_PERSON_DISTANCE = 0.25
 
 
 class MediaPipePose(IntEnum):
@@ -224,39 +252,104 @@ def open_holistic(segmentation: bool = False):
                                           refine_face_landmarks=True, enable_segmentation=segmentation)
 
 
-def detect_chunk(holistic, frames: np.ndarray, start: int, stop: int, progress=None,
-                 masks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Run ``holistic`` over ``frames[start:stop]`` in order.
+def result_keypoints(result, image_size: tuple[int, int]) -> np.ndarray | None:
+    """A Holistic result's person in the OpenPose layout (:func:`holistic_to_keypoints`), None if nobody."""
+    if result.pose_landmarks is None:
+        return None
+    return holistic_to_keypoints(
+        _landmark_array(result.pose_landmarks, True),
+        None if result.face_landmarks is None else _landmark_array(result.face_landmarks, False),
+        None if result.left_hand_landmarks is None else _landmark_array(result.left_hand_landmarks, False),
+        None if result.right_hand_landmarks is None else _landmark_array(result.right_hand_landmarks, False),
+        image_size)
 
-    Returns (keypoints float32 [n, K, 3] in the frames' continuous pixels,
-    found bool [n]). ``progress(count)`` is called as frames are done. With
-    ``masks`` (uint8 [N, H, W], a Holistic opened with segmentation), frame i's
-    person mask goes to ``masks[i]`` (0-255; 0 where nobody was found).
+
+def cover_person(image: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+    """``image`` [H, W, 3] with the box around ``keypoints`` [K, 3] (present ones, pixels), grown by
+    :data:`COVER_MARGIN` on every side, painted in the image's mean colour: what the next stream sees."""
+    height, width = image.shape[:2]
+    points = keypoints[keypoints[:, 2] > 0, :2]
+    if len(points) == 0:
+        return image
+    low, high = points.min(axis=0), points.max(axis=0)
+    margin = COVER_MARGIN * float((high - low).max())
+    left, top = (int(np.clip(np.floor(v - margin), 0, size)) for v, size in zip(low, (width, height)))
+    right, bottom = (int(np.clip(np.ceil(v + margin), 0, size)) for v, size in zip(high, (width, height)))
+    covered = np.array(image, copy=True)
+    covered[top:bottom, left:right] = image.reshape(-1, image.shape[-1]).mean(axis=0).round().astype(image.dtype)
+    return covered
+
+
+def _seen_before(person: np.ndarray, found: list[np.ndarray]) -> bool:
+    from edn.pose.main_person import body_size, pose_distance
+
+    for other in found:
+        size = body_size(other)
+        if size > 0 and pose_distance(other, person) < SAME_PERSON_DISTANCE * size:
+            return True
+    return False
+
+
+def detect_people_chunk(stream, frames: np.ndarray, start: int, stop: int, *, max_people: int = 1,
+                        progress=None, masks: np.ndarray | None = None) -> list[np.ndarray]:
+    """The people in each of ``frames[start:stop]``, by up to ``max_people`` Holistic streams run in order.
+
+    ``stream(k)``: the k-th Holistic (opened by the caller, each used on every
+    frame in order, so it tracks). Stream 0 sees the frame; stream k the frame
+    with the people of streams 0..k-1 covered (:func:`cover_person`); stream k
+    runs only where stream k-1 found somebody. Returns one float32 [P_t, K, 3]
+    per frame (P_t <= ``max_people``, in the frame's continuous pixels, raw
+    confidences). ``progress(count)`` is called as frames are done. With
+    ``masks`` (uint8 [N, H, W], stream 0 opened with segmentation), frame i's
+    segmentation mask of stream 0's person goes to ``masks[i]`` (0-255; 0 where
+    nobody was found).
     """
     height, width = frames.shape[1:3]
-    keypoints = np.zeros((stop - start, KEYPOINT_COUNT, 3), dtype=np.float32)
-    found = np.zeros(stop - start, dtype=bool)
+    nobody = np.zeros((0, KEYPOINT_COUNT, 3), dtype=np.float32)
+    people: list[np.ndarray] = []
     for offset, index in enumerate(range(start, stop)):
-        result = holistic.process(np.ascontiguousarray(frames[index]))
-        if masks is not None:
-            mask = getattr(result, "segmentation_mask", None)
-            masks[index] = 0 if mask is None else np.clip(np.asarray(mask) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        if result.pose_landmarks is not None:
-            found[offset] = True
-            keypoints[offset] = holistic_to_keypoints(
-                _landmark_array(result.pose_landmarks, True),
-                None if result.face_landmarks is None else _landmark_array(result.face_landmarks, False),
-                None if result.left_hand_landmarks is None else _landmark_array(result.left_hand_landmarks, False),
-                None if result.right_hand_landmarks is None else _landmark_array(result.right_hand_landmarks, False),
-                (width, height))
+        image = np.ascontiguousarray(frames[index])
+        found: list[np.ndarray] = []
+        for k in range(max_people):
+            result = stream(k).process(image)
+            if k == 0 and masks is not None:
+                mask = getattr(result, "segmentation_mask", None)
+                masks[index] = 0 if mask is None else np.clip(np.asarray(mask) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            person = result_keypoints(result, (width, height))
+            if person is None:
+                break
+            if not _seen_before(person, found):
+                found.append(person)
+            if k + 1 < max_people:
+                image = cover_person(image, person)
+        people.append(np.stack(found) if found else nobody)
         if progress is not None and (offset % 8 == 7 or index == stop - 1):
             progress(offset % 8 + 1)
+    return people
+
+
+def first_person(people: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(keypoints float32 [N, K, 3], found bool [N]): each frame's first person (stream 0's), zeros if nobody."""
+    keypoints = np.zeros((len(people), KEYPOINT_COUNT, 3), dtype=np.float32)
+    found = np.array([len(p) > 0 for p in people], dtype=bool)
+    for t in np.flatnonzero(found):
+        keypoints[t] = people[t][0]
     return keypoints, found
 
 
-def _worker(frames_path: str, start: int, stop: int, native_log: str, messages, masks_path: str | None) -> None:
-    """Worker process: one Holistic over one contiguous chunk; results go to ``messages``
-    (and, with ``masks_path``, the chunk's person masks into that .npy store).
+def detect_chunk(holistic, frames: np.ndarray, start: int, stop: int, progress=None,
+                 masks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Run one ``holistic`` over ``frames[start:stop]`` in order: (keypoints float32 [n, K, 3] in the
+    frames' continuous pixels, found bool [n]); ``progress`` and ``masks`` as in :func:`detect_people_chunk`."""
+    return first_person(detect_people_chunk(lambda k: holistic, frames, start, stop, progress=progress,
+                                            masks=masks))
+
+
+def _worker(frames_path: str, start: int, stop: int, native_log: str, messages, masks_path: str | None,
+            max_people: int = 1) -> None:
+    """Worker process: up to ``max_people`` Holistic streams over one contiguous chunk
+    (:func:`detect_people_chunk`); results go to ``messages`` (and, with ``masks_path``,
+    the chunk's person masks into that .npy store).
 
     MediaPipe's native code writes warnings straight to file descriptor 2; they
     go to ``native_log`` so that the parent can show them only when asked.
@@ -267,12 +360,20 @@ def _worker(frames_path: str, start: int, stop: int, native_log: str, messages, 
             os.dup2(sink.fileno(), 2)
         frames = np.load(frames_path, mmap_mode="r")
         masks = None if masks_path is None else np.load(masks_path, mmap_mode="r+")
-        with open_holistic(segmentation=masks is not None) as holistic:
-            keypoints, found = detect_chunk(holistic, frames, start, stop,
-                                            progress=lambda n: messages.put(("progress", n)), masks=masks)
+        with contextlib.ExitStack() as opened:
+            streams: list = []
+
+            def stream(k: int):  # opened on first use: most frames never need a second stream
+                while len(streams) <= k:
+                    segmentation = masks is not None and not streams
+                    streams.append(opened.enter_context(open_holistic(segmentation=segmentation)))
+                return streams[k]
+
+            people = detect_people_chunk(stream, frames, start, stop, max_people=max_people,
+                                         progress=lambda n: messages.put(("progress", n)), masks=masks)
         if masks is not None:
             masks.flush()
-        messages.put(("done", start, keypoints, found))
+        messages.put(("done", start, people))
     except BaseException:  # report everything: the parent turns it into its own error
         messages.put(("error", start, traceback.format_exc()))
 
@@ -303,32 +404,53 @@ def chunks(frame_count: int, workers: int, min_chunk: int = 16) -> list[tuple[in
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
-def detect_mediapipe(frames_path: str | os.PathLike, *, workers: int = 2, show_progress: bool = True,
-                     masks_path: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Holistic on every frame of a uint8 [N, H, W, 3] store (``frames.npy``).
-
-    ``workers`` processes each run their own Holistic over a contiguous chunk
-    (one process for one worker too: it keeps MediaPipe's native logging and
-    memory out of the caller). Returns (keypoints float32 [N, K, 3] in the
-    store's continuous pixels, raw confidences; found bool [N]). With
-    ``masks_path``, an existing uint8 [N, H, W] .npy store, the workers also
-    write each frame's person segmentation mask there (0-255).
-    """
+def _detect(frames_path: str | os.PathLike, *, workers: int, max_people: int, show_progress: bool,
+            masks_path: str | os.PathLike | None = None) -> list[np.ndarray]:
+    """Every frame's people (:func:`detect_people_chunk`) from worker processes over contiguous chunks."""
     import tempfile
 
     from tqdm import tqdm
 
     frame_count = len(np.load(frames_path, mmap_mode="r"))
-    keypoints = np.zeros((frame_count, KEYPOINT_COUNT, 3), dtype=np.float32)
-    found = np.zeros(frame_count, dtype=bool)
     if frame_count == 0:
-        return keypoints, found
+        return []
     spans = chunks(frame_count, workers)
+    people: list[np.ndarray] = [np.zeros((0, KEYPOINT_COUNT, 3), np.float32)] * frame_count
     with tempfile.TemporaryDirectory(prefix="edn-mediapipe-") as logs, \
             tqdm(total=frame_count, unit="frame", desc="mediapipe", disable=None if show_progress else True) as bar:
-        _run_workers(str(Path(frames_path)), spans, keypoints, found, bar, Path(logs),
-                     None if masks_path is None else str(masks_path))
-    return keypoints, found
+        _run_workers(str(Path(frames_path)), spans, people, bar, Path(logs),
+                     None if masks_path is None else str(masks_path), max_people)
+    return people
+
+
+def detect_people_mediapipe(frames_path: str | os.PathLike, *, workers: int = 2, max_people: int = MAX_PEOPLE,
+                            show_progress: bool = True) -> list[np.ndarray]:
+    """Everybody Holistic finds in each frame of a uint8 [N, H, W, 3] store (``frames.npy``), up to
+    ``max_people`` a frame: N float32 [P_t, K, 3] in the store's continuous pixels, raw confidences.
+
+    ``workers`` processes each run the streams of
+    :func:`detect_people_chunk` over a contiguous chunk; every frame lists the
+    same people whatever the chunks, so the choice of the subject made
+    afterwards over the whole video does not depend on ``workers``.
+    """
+    return _detect(frames_path, workers=workers, max_people=max_people, show_progress=show_progress)
+
+
+def detect_mediapipe(frames_path: str | os.PathLike, *, workers: int = 2, show_progress: bool = True,
+                     masks_path: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Holistic on every frame of a uint8 [N, H, W, 3] store (``frames.npy``), one person a frame.
+
+    For videos of one person (generated frames, segmentation): which person a
+    stream follows where there are several depends on where the chunks start
+    (use :func:`detect_people_mediapipe` there). ``workers`` processes (one for
+    one worker too: it keeps MediaPipe's native logging and memory out of the
+    caller) each run their own Holistic over a contiguous chunk. Returns (keypoints float32 [N, K, 3] in the
+    store's continuous pixels, raw confidences; found bool [N]). With
+    ``masks_path``, an existing uint8 [N, H, W] .npy store, the workers also
+    write each frame's person segmentation mask there (0-255).
+    """
+    return first_person(_detect(frames_path, workers=workers, max_people=1, show_progress=show_progress,
+                                masks_path=masks_path))
 
 
 def _native_output(path: Path) -> str:
@@ -338,8 +460,8 @@ def _native_output(path: Path) -> str:
         return ""
 
 
-def _run_workers(frames_path: str, spans: list[tuple[int, int]], keypoints: np.ndarray, found: np.ndarray,
-                 bar, logs: Path, masks_path: str | None = None) -> None:
+def _run_workers(frames_path: str, spans: list[tuple[int, int]], people: list[np.ndarray], bar, logs: Path,
+                 masks_path: str | None = None, max_people: int = 1) -> None:
     import multiprocessing
 
     # spawn, not fork: MediaPipe's graph threads do not survive a fork.
@@ -347,7 +469,7 @@ def _run_workers(frames_path: str, spans: list[tuple[int, int]], keypoints: np.n
     messages = context.Queue()
     native = {start: logs / f"worker-{start}.log" for start, _ in spans}
     processes = [context.Process(target=_worker, args=(frames_path, start, stop, str(native[start]), messages,
-                                                       masks_path), daemon=True) for start, stop in spans]
+                                                       masks_path, max_people), daemon=True) for start, stop in spans]
     log.info("mediapipe: %d worker process(es) over frames %s", len(processes),
              ", ".join(f"{a}-{b - 1}" for a, b in spans))
     for process in processes:
@@ -368,9 +490,8 @@ def _run_workers(frames_path: str, spans: list[tuple[int, int]], keypoints: np.n
             if message[0] == "progress":
                 bar.update(message[1])
             elif message[0] == "done":
-                _, start, chunk_keypoints, chunk_found = message
-                keypoints[start:stops[start]] = chunk_keypoints
-                found[start:stops[start]] = chunk_found
+                _, start, chunk_people = message
+                people[start:stops[start]] = chunk_people
                 pending.discard(start)
             else:
                 raise RuntimeError(f"the mediapipe worker for frames from {message[1]} failed:\n{message[2]}")
