@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import shlex
+from typing import Any
 
 import pytest
 import torch
@@ -13,8 +15,8 @@ from edn.cli import build_parser
 from edn.core.errors import EdnError
 from edn.core.options import (BackgroundOptions, DetectorOptions, DownloadOptions, EncodeOptions, FrameOptions,
                          KeypointFilterOptions, MinConfidence, NormalizationOptions, PersonWindowOptions, PoseOptions,
-                         RuntimeOptions, SubjectStatsOptions, TrainingOptions, command_line, field_types,
-                         from_arguments, is_section)
+                         RuntimeOptions, SubjectStatsOptions, ThreadOptions, TrainingOptions, command_line,
+                         field_types, from_arguments, is_section)
 from edn.core.presets import PRESETS
 from edn.core.runtime import choose_runtime
 from helpers import ROOT
@@ -124,6 +126,212 @@ def test_the_comparison_catches_a_changed_default() -> None:
     assert "learning_rate (TrainingOptions): schema default 0.001, option default 0.0002" in problems
     assert "seed (TrainingOptions): schema minimum 1, option minimum 0" in problems
     assert "training.typo_key: in the schema but no option" in problems
+
+
+# -- config/README.md's tables and config/config.yaml against the one home of each default -------------
+
+README = (ROOT / "config" / "README.md").read_text()
+#: Keys of config/config.yaml that the demo sets away from their defaults, on purpose. Every
+#: other key there must be its default, so that a changed default cannot leave the demo behind.
+DEMO_CHOICES = {
+    "frames.width", "frames.height",  # 512x256: the demo's frames
+    "person_window.aspect",  # 0.5: a narrower window is 20% cheaper (the comment says what it loses)
+    "training.iterations.global", "training.iterations.local", "training.iterations.face",  # minutes on a CPU
+    "training.threads", "training.mem_mb", "training.gpus",  # a laptop's job, not a GPU node's
+}
+#: A schema key with no default: the README says "required", "none", or the key it falls back to.
+NO_DEFAULT = object()
+
+
+def _schema_entry(section: str, key: str) -> dict:
+    entry = SCHEMA[section]
+    if section == "subjects":
+        entry = entry["additionalProperties"]
+    for name in key.split("."):
+        entry = entry["properties"][name]
+    return entry
+
+
+def _home(section: str, key: str) -> tuple[str, Any]:
+    """Where the default of config key ``section.key`` is defined, and that default.
+
+    An option's default is its field's in edn/core/options.py; the workflow's own keys
+    (threads, which stages to train...) have theirs in the schema only. A nested section
+    (``pose.min_confidence``, ``training.iterations``) has its keys' defaults as a dict.
+    """
+    classes, workflow_keys = SECTIONS.get(section, ((), set()))
+    first, *rest = key.split(".")
+    owner = next((cls for cls in classes if first not in workflow_keys
+                  and first in cls.__dataclass_fields__ and cls.__dataclass_fields__[first].metadata["in_config"]),
+                 None)
+    if owner is not None:
+        spec = owner.__dataclass_fields__[first]
+        for name in rest:
+            owner = field_types(owner)[spec.name]
+            spec = owner.__dataclass_fields__[name]
+        if is_section(field_types(owner)[spec.name]):
+            return f"options.py {field_types(owner)[spec.name].__name__}", field_types(owner)[spec.name]().to_dict()
+        return f"options.py {owner.__name__}.{spec.name}", spec.default
+    entry = _schema_entry(section, key)
+    if "properties" in entry:
+        return (f"config.schema.yaml {section}.{key}",
+                {name: _home(section, f"{key}.{name}")[1] for name in entry["properties"]})
+    return f"config.schema.yaml {section}.{key}", entry.get("default", NO_DEFAULT)
+
+
+def _same(ours: Any, theirs: Any) -> bool:
+    """Equal as config values: 60 is 60.0, but false is not 0."""
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        return ours.keys() == theirs.keys() and all(_same(ours[k], theirs[k]) for k in ours)
+    if isinstance(ours, bool) or isinstance(theirs, bool):
+        return ours is theirs
+    return ours == theirs
+
+
+def _readme_defaults(text: str) -> dict[str, dict[str, str]]:
+    """Section -> key -> the text of the default column, from each ``## `section``` table."""
+    tables: dict[str, dict[str, str]] = {}
+    section = None
+    for line in text.splitlines():
+        if heading := re.fullmatch(r"## `(\w+)`", line):
+            section = tables.setdefault(heading[1], {})
+        elif (row := re.match(r"\| `([\w.]+)` \|([^|]*)\|", line)) and section is not None:
+            section[row[1]] = row[2].strip()
+    return tables
+
+
+def _readme_value(cell: str) -> Any:
+    """The value a default cell states: `0.0002`, `null`, `""`, or `global: 700`, `local: 700`, ..."""
+    literals = re.findall(r"`([^`]*)`", cell)
+    if not literals or cell != ", ".join(f"`{literal}`" for literal in literals):
+        return cell  # words: "required", "none", or empty for a nested section's heading row
+    values = [yaml.safe_load(literal) for literal in literals]
+    if len(values) > 1 or isinstance(values[0], dict):
+        return {name: value for mapping in values for name, value in mapping.items()}
+    return values[0]
+
+
+def _readme_cell(value: Any) -> str:
+    return "`" + (yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...").strip()) + "`"
+
+
+def _compare_readme(text: str) -> list[str]:
+    """Every README table row whose default is not its home's, and every schema key without a row."""
+    problems = []
+    tables = _readme_defaults(text)
+    for section in sorted(set(SCHEMA) - {"pairs"}):
+        rows = tables.get(section, {})
+        entry = SCHEMA[section]["additionalProperties"] if section == "subjects" else SCHEMA[section]
+        keys = [name for name in entry["properties"]]
+        keys += [f"{name}.{sub}" for name in keys if name not in SECTIONS.get(section, ((), set()))[1]
+                 for sub in entry["properties"][name].get("properties", {})]
+        for key in keys:
+            where, default = _home(section, key)
+            if key not in rows:
+                cell = "none" if default is NO_DEFAULT else _readme_cell(default)
+                problems.append(f"config/README.md has no row for {section}.{key}, default {cell} ({where}): "
+                                f"add | `{key}` | {cell} | (meaning) |")
+                continue
+            cell, stated = rows[key], _readme_value(rows[key])
+            if default is NO_DEFAULT:
+                required = key in entry.get("required", [])
+                reference = isinstance(stated, str) and "." in stated and stated in {
+                    f"{s}.{k}" for s in SCHEMA if "properties" in SCHEMA[s] for k in SCHEMA[s]["properties"]}
+                if (cell != "required") if required else not (cell == "none" or reference):
+                    problems.append(f"config/README.md {section}.{key}: default {cell!r}, but {where} has none "
+                                    f"(write {'required' if required else 'none, or the key it falls back to'})")
+            elif isinstance(default, dict) and cell == "" and "." not in key and key in rows:
+                continue  # a nested section's heading row; its keys have rows of their own
+            elif not _same(stated, default):
+                problems.append(f"config/README.md {section}.{key}: default {cell or 'empty'}, but {where} is "
+                                f"{default!r} (write {_readme_cell(default)})")
+        for key in sorted(set(rows) - set(keys)):
+            problems.append(f"config/README.md {section}.{key}: a row for a key the schema does not have")
+    return problems
+
+
+def test_readme_tables_state_each_default_as_its_home() -> None:
+    problems = _compare_readme(README)
+    assert not problems, "\n".join(problems)
+
+
+def test_the_readme_comparison_catches_a_changed_default() -> None:
+    text = README.replace("| `learning_rate` | `0.0002` |", "| `learning_rate` | `0.001` |")
+    text = text.replace("| `threads` | `4` |", "| `threads` | `8` |")
+    text = text.replace("| `iterations` | `global: 700`,", "| `iterations` | `global: 70`,")
+    text = re.sub(r"\| `sample_every` \|.*\n", "", text)
+    text = text.replace("| `video` | required |", "| `video` | `\"\"` |")
+    assert text.count("\n") == README.count("\n") - 1
+    problems = _compare_readme(text)
+    assert sorted(problems) == sorted([
+        "config/README.md has no row for training.sample_every, default `100` (options.py "
+        "TrainingOptions.sample_every): add | `sample_every` | `100` | (meaning) |",
+        "config/README.md training.iterations: default `global: 70`, `local: 700`, `face: 400`, but config.schema.yaml "
+        "training.iterations is {'global': 700, 'local': 700, 'face': 400} (write `{face: 400, global: 700, local: 700}`)",
+        "config/README.md training.learning_rate: default `0.001`, but options.py TrainingOptions.learning_rate is "
+        "0.0002 (write `0.0002`)",
+        "config/README.md training.threads: default `8`, but config.schema.yaml training.threads is 4 (write `4`)",
+        "config/README.md subjects.video: default '`\"\"`', but config.schema.yaml subjects.video has none "
+        "(write required)",
+    ])
+
+
+def _leaves(values: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for name, value in values.items():
+        out.update(_leaves(value, f"{prefix}{name}.") if isinstance(value, dict) else {prefix + name: value})
+    return out
+
+
+def _compare_demo(config: dict) -> list[str]:
+    """Keys of the demo config that are not their default without being a DEMO_CHOICE, and stale DEMO_CHOICES."""
+    problems = []
+    for key, value in sorted(_leaves({s: v for s, v in config.items() if s not in ("subjects", "pairs")}).items()):
+        section, rest = key.split(".", 1)
+        where, default = _home(section, rest)
+        if key in DEMO_CHOICES and _same(value, default):
+            problems.append(f"config/config.yaml {key}: {value!r} is the default now ({where}); "
+                            f"take it out of DEMO_CHOICES")
+        elif key not in DEMO_CHOICES and not _same(value, default):
+            problems.append(f"config/config.yaml {key}: {value!r}, but the default is {default!r} ({where}): write "
+                            f"the default, or add {key} to DEMO_CHOICES if the demo means to differ")
+    return problems
+
+
+def test_the_demo_config_is_the_defaults_but_for_its_choices() -> None:
+    problems = _compare_demo(DEMO_CONFIG)
+    assert not problems, "\n".join(problems)
+    assert DEMO_CHOICES <= set(_leaves(DEMO_CONFIG)), "a DEMO_CHOICE that config/config.yaml does not set"
+
+
+def test_the_demo_comparison_catches_a_changed_default() -> None:
+    config = yaml.safe_load(yaml.safe_dump(DEMO_CONFIG))
+    config["training"]["learning_rate"] = 0.001
+    config["frames"]["width"] = FrameOptions().width
+    problems = _compare_demo(config)
+    assert problems == [
+        "config/config.yaml frames.width: 256 is the default now (options.py FrameOptions.width); take it out of "
+        "DEMO_CHOICES",
+        "config/config.yaml training.learning_rate: 0.001, but the default is 0.0002 (options.py "
+        "TrainingOptions.learning_rate): write the default, or add training.learning_rate to DEMO_CHOICES if the "
+        "demo means to differ",
+    ]
+
+
+def test_threads_is_declared_once_for_every_torch_command() -> None:
+    """``--threads``: one flag from ThreadOptions, the same default and help in every command that runs torch."""
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    declared = {name: next(action for action in command._actions if "--threads" in action.option_strings)
+                for name, command in commands.items()
+                if any("--threads" in action.option_strings for action in command._actions)}
+    assert set(declared) == {"train", "synthesize", "evaluate", "train-detector", "evaluate-detector", "detect"}
+    spec = ThreadOptions.__dataclass_fields__["threads"]
+    for name, action in declared.items():
+        assert (action.default, action.help) == (spec.default, f"{spec.metadata['help']} (default: none)"), name
+    assert from_arguments(ThreadOptions, _parse("detect", "v.mp4 --detector d --output o --threads 3")).threads == 3
+    with pytest.raises(EdnError, match="option threads 0: must be at least 1"):
+        from_arguments(ThreadOptions, _parse("synthesize", "--labels l --index i --generator g --output o --threads 0"))
 
 
 def test_preset_choices_are_the_presets() -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from edn.core.options import (DetectorOptions, RuntimeOptions, TrainingOptions, add_arguments, checked_argument,
-                         from_arguments)
+from edn.core.options import (DetectorOptions, RuntimeOptions, ThreadOptions, TrainingOptions, add_arguments,
+                              checked_argument, from_arguments)
 
 log = logging.getLogger("edn.detector")
 
@@ -66,13 +66,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     add_arguments(parser, RuntimeOptions, only=("device",))
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    add_arguments(parser, ThreadOptions)
 
 
 def _device(args: argparse.Namespace):
     from edn.core.runtime import choose_device, set_threads
 
-    set_threads(args.threads)
+    set_threads(from_arguments(ThreadOptions, args).threads)
     return choose_device(args.device)
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from edn.core.options import (RuntimeOptions, TrainingOptions, add_arguments, checked_argument, first_heldout_frame,
-                              from_arguments)
+from edn.core.options import (RuntimeOptions, ThreadOptions, TrainingOptions, add_arguments, checked_argument,
+                              first_heldout_frame, from_arguments)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help="without --generator: the training frame of the nearest pose (the paper's baseline), "
                                "or the background plate with nobody drawn (needs --plate)")
     add_arguments(evaluate, RuntimeOptions)
-    evaluate.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    add_arguments(evaluate, ThreadOptions)
     evaluate.add_argument("--no-pose-fidelity", dest="pose_fidelity", action="store_false",
                           help="skip detecting poses on the generated frames")
     evaluate.add_argument("--generated", required=True, help="held-out frames the method made (.npy) to write")
@@ -79,7 +79,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     from edn.labels.label_store import load_labels, read_label_index
     from edn.core.runtime import set_threads
 
-    set_threads(args.threads)
+    set_threads(from_arguments(ThreadOptions, args).threads)
     holdout_fraction = checked_argument(TrainingOptions, args, "holdout_fraction")
     runtime_options = from_arguments(RuntimeOptions, args)
     frames = load_frames(args.frames)

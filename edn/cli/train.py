@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from edn.core.options import PERCEPTUAL_NETWORKS, RuntimeOptions, TrainingOptions, add_arguments, from_arguments
+from edn.core.options import (PERCEPTUAL_NETWORKS, RuntimeOptions, ThreadOptions, TrainingOptions, add_arguments,
+                              from_arguments)
 
 log = logging.getLogger("edn.train")
 
@@ -32,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--masks", default=None, help="composite method: the person's segmentation masks (.npy)")
     add_arguments(train, TrainingOptions)
     add_arguments(train, RuntimeOptions)
-    train.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+    add_arguments(train, ThreadOptions)
     train.add_argument("--deterministic", action="store_true",
                        help="fp32 and deterministic algorithms: the same numbers on every run (tests)")
     train.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
@@ -68,7 +69,8 @@ def _train(args: argparse.Namespace) -> None:
     if processes == 0:  # one per visible GPU
         processes = _visible_gpus() if choose_device(runtime_options.device).type == "cuda" else 1
     launch = launch_from_environment(processes)
-    threads = None if args.threads is None else max(1, args.threads // processes)
+    threads = from_arguments(ThreadOptions, args).threads
+    threads = None if threads is None else max(1, threads // processes)
     arguments = dict(launch=launch, options=options, runtime_options=runtime_options, background=background,
                      threads=threads, deterministic=args.deterministic, progress=args.progress,
                      paths=dict(frames=args.frames, labels=args.labels, index=args.index,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from edn.core.options import EncodeOptions, RuntimeOptions, add_arguments, from_arguments
+from edn.core.options import EncodeOptions, RuntimeOptions, ThreadOptions, add_arguments, from_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             help="the target's background plate (.png), which a compositing generator draws over")
     synthesize.add_argument("--output", required=True, help="synthesized frames .npy to write")
     add_arguments(synthesize, RuntimeOptions)
-    synthesize.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all)")
+    add_arguments(synthesize, ThreadOptions)
     synthesize.set_defaults(handler=_synthesize)
 
     encode = subparsers.add_parser(
@@ -54,7 +54,7 @@ def _synthesize(args: argparse.Namespace) -> None:
     from edn.core.runtime import choose_runtime, set_threads
     from edn.transfer.synthesize import write_synthesis
 
-    set_threads(args.threads)
+    set_threads(from_arguments(ThreadOptions, args).threads)
     runtime = choose_runtime(from_arguments(RuntimeOptions, args))
     labels = load_labels(args.labels)
     index = read_label_index(args.index)

@@ -379,6 +379,19 @@ class RuntimeOptions(Options):
 
 
 @dataclass(frozen=True)
+class ThreadOptions(Options):
+    """``--threads`` of every command that runs torch (train, synthesize, evaluate and the detector's).
+
+    A command-line option only: each rule passes its job's Snakemake threads, whose
+    defaults are the workflow's own keys ``training.threads``, ``synthesis.threads``
+    and ``detector.threads`` (config/config.schema.yaml).
+    """
+
+    threads: int | None = option(None, "CPU threads for torch; none: torch's own choice (by default one per physical core)", minimum=1,
+                                 maximum=1024, in_config=False)
+
+
+@dataclass(frozen=True)
 class TrainingOptions(Options):
     """``edn train`` (config ``training``): what one stage trains and how.
 
