@@ -11,10 +11,15 @@ follows from the field:
 - the workflow turns a config section into flags (:func:`command_line`), one
   generic call per rule instead of a flag builder per stage;
 - the config schema repeats each default, range and choice for Snakemake's
-  validation; ``tests/test_options.py`` checks them against the fields key by key.
+  validation, config/README.md's tables each default for readers, and the demo's
+  config/config.yaml each value; ``tests/test_options.py`` checks all three
+  against the fields key by key and names the key that differs.
 
-Adding an option touches its dataclass field, its schema entry and config.yaml's
-comment, nothing else.
+Adding an option touches its dataclass field, its schema entry, its row in
+config/README.md and config.yaml (value and comment), nothing else. The workflow's
+own keys (a job's threads, memory and GPUs, which stages to train) are not
+options: their defaults live in the schema alone, and the README is checked
+against it.
 
 A field whose type is another options class is a nested config section
 (``pose.min_confidence.mediapipe``); its flags are prefixed with the field's name
