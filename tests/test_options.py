@@ -267,7 +267,8 @@ def test_the_readme_comparison_catches_a_changed_default() -> None:
         "config/README.md has no row for training.sample_every, default `100` (options.py "
         "TrainingOptions.sample_every): add | `sample_every` | `100` | (meaning) |",
         "config/README.md training.iterations: default `global: 70`, `local: 700`, `face: 400`, but config.schema.yaml "
-        "training.iterations is {'global': 700, 'local': 700, 'face': 400} (write `{face: 400, global: 700, local: 700}`)",
+        "training.iterations is {'global': 700, 'local': 700, 'face': 400} "
+        "(write `{face: 400, global: 700, local: 700}`)",
         "config/README.md training.learning_rate: default `0.001`, but options.py TrainingOptions.learning_rate is "
         "0.0002 (write `0.0002`)",
         "config/README.md training.threads: default `8`, but config.schema.yaml training.threads is 4 (write `4`)",

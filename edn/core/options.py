@@ -392,8 +392,8 @@ class ThreadOptions(Options):
     and ``detector.threads`` (config/config.schema.yaml).
     """
 
-    threads: int | None = option(None, "CPU threads for torch; none: torch's own choice (by default one per physical core)", minimum=1,
-                                 maximum=1024, in_config=False)
+    threads: int | None = option(None, "CPU threads for torch; none: torch's own choice (by default one per "
+                                       "physical core)", minimum=1, maximum=1024, in_config=False)
 
 
 @dataclass(frozen=True)
