@@ -14,12 +14,15 @@ A checkpoint is one ``torch.save`` file holding plain data only (loaded with
 
 Loading is strict: a file that is not a checkpoint, of another format version,
 another stage or another preset is an EdnError naming the file, and so is a
-state dict that does not fit its network exactly (:func:`load_state`).
+state dict that does not fit its network exactly (:func:`load_state`) and a
+file whose contents fail the checksum written with them
+(:mod:`edn.core.torch_file`), whose error says how to make it again.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,7 +83,8 @@ def load_checkpoint(path: str | os.PathLike, *, stages: tuple[str, ...] = STAGES
     ``what`` names the file's role in error messages ("previous-stage checkpoint").
     """
     label = f"{what} {str(path)!r}"
-    data = load_torch_file(path, FORMAT, CHECKPOINT_VERSION, what=what, kind="an edn checkpoint")
+    data = load_torch_file(path, FORMAT, CHECKPOINT_VERSION, what=what, kind="an edn checkpoint",
+                           remake="" if _is_rolling(path) else remake_hint(path))
     if data["stage"] not in stages:
         raise EdnError(f"{label}: a {data['stage']} stage checkpoint, expected {' or '.join(stages)}")
     try:
@@ -95,6 +99,18 @@ def load_checkpoint(path: str | os.PathLike, *, stages: tuple[str, ...] = STAGES
                       models=data["models"], optimizers=data.get("optimizers", {}), edn_version=data["edn"])
 
 
+def remake_hint(path: str | os.PathLike) -> str:
+    """How to make a damaged model file again, for its error: Snakemake reruns the job that
+    wrote it when asked for the file (``--forcerun`` takes output files as well as rules)."""
+    return (f"; make it again with `snakemake --forcerun {shlex.quote(str(path))}` (reruns the rule that wrote "
+            f"it; by hand, rerun the edn command that wrote it)")
+
+
+def _is_rolling(path: str | os.PathLike) -> bool:
+    """A run's rolling checkpoint (``.../checkpoints/step_*.pt``): removed when damaged, never remade."""
+    return Path(path).parent.name == "checkpoints" and Path(path).name.startswith("step_")
+
+
 def load_state(module: nn.Module, checkpoint: Checkpoint, name: str, path: str | os.PathLike) -> None:
     """Load ``checkpoint.models[name]`` into ``module`` strictly; EdnError if it does not fit.
 
@@ -107,8 +123,7 @@ def load_state(module: nn.Module, checkpoint: Checkpoint, name: str, path: str |
                            f"(it holds {', '.join(sorted(checkpoint.models))})")
         load_strict(module, checkpoint.models[name], f"checkpoint {str(path)!r}: {name}")
     except EdnError as error:
-        rolling = Path(path)
-        if rolling.parent.name != "checkpoints" or not rolling.name.startswith("step_"):
+        if not _is_rolling(path):
             raise
         raise EdnError(f"{error}; remove it to resume from an older checkpoint, or remove "
-                       f"{str(rolling.parent.parent)!r} to train from the start") from None
+                       f"{str(Path(path).parent.parent)!r} to train from the start") from None

@@ -10,8 +10,9 @@ One ``torch.save`` file of plain data, loaded with ``weights_only=True``::
                   subjects, pair counts, held-out split)
     model         the classifier's state dict
 
-Loading is strict: another format, another version, or a state dict that does
-not fit the architecture exactly is an EdnError naming the file.
+Loading is strict: another format, another version, contents that fail their
+checksum (:mod:`edn.core.torch_file`) or a state dict that does not fit the
+architecture exactly is an EdnError naming the file.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from torch import nn
 from edn import __version__
 from edn.core.errors import EdnError
 from edn.fake_detector.model import DetectorArchitecture, build_detector
+from edn.core.checkpoint import remake_hint
 from edn.core.torch_file import load_strict, load_torch_file, save_torch_file
 
 FORMAT = "edn-fake-detector"
@@ -51,7 +53,7 @@ def save_detector(path: str | os.PathLike, checkpoint: DetectorCheckpoint) -> No
 def load_detector_checkpoint(path: str | os.PathLike) -> DetectorCheckpoint:
     """Read and check a detector checkpoint (see the module docstring)."""
     data = load_torch_file(path, FORMAT, DETECTOR_CHECKPOINT_VERSION, what="detector",
-                           kind="an edn fake-detector checkpoint")
+                           kind="an edn fake-detector checkpoint", remake=remake_hint(path))
     try:
         architecture = DetectorArchitecture(**data["architecture"])
     except TypeError as error:
