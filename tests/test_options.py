@@ -212,7 +212,10 @@ def _readme_value(cell: str) -> Any:
 
 
 def _readme_cell(value: Any) -> str:
-    return "`" + (yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...").strip()) + "`"
+    """A default as the README writes it: `0.0002`, `null`; a nested section's as `global: 700`, `local: 700`."""
+    if isinstance(value, dict):
+        return ", ".join(f"`{name}: {_readme_cell(item)[1:-1]}`" for name, item in value.items())
+    return "`" + yaml.safe_dump(value).strip().removesuffix("\n...").strip() + "`"
 
 
 def _compare_readme(text: str) -> list[str]:
@@ -268,7 +271,7 @@ def test_the_readme_comparison_catches_a_changed_default() -> None:
         "TrainingOptions.sample_every): add | `sample_every` | `100` | (meaning) |",
         "config/README.md training.iterations: default `global: 70`, `local: 700`, `face: 400`, but config.schema.yaml "
         "training.iterations is {'global': 700, 'local': 700, 'face': 400} "
-        "(write `{face: 400, global: 700, local: 700}`)",
+        "(write `global: 700`, `local: 700`, `face: 400`)",
         "config/README.md training.learning_rate: default `0.001`, but options.py TrainingOptions.learning_rate is "
         "0.0002 (write `0.0002`)",
         "config/README.md training.threads: default `8`, but config.schema.yaml training.threads is 4 (write `4`)",
