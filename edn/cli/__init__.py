@@ -10,8 +10,11 @@ library code.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import importlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -46,13 +49,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _LogFile(logging.FileHandler):
+    """The ``--log`` file: a write that fails (a full disk) stops the copy, never the stage.
+
+    logging's own handler prints a traceback for every record it cannot write; the
+    messages still reach stderr, and the stage's error says what went wrong.
+    """
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self.failed = True
+        with contextlib.suppress(OSError, ValueError):
+            self.close()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not getattr(self, "failed", False):
+            super().emit(record)
+
+
 def _configure_logging(log_file: str | None, verbose: bool) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
         from pathlib import Path
 
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_file, mode="w"))
+        handlers.append(_LogFile(log_file, mode="w"))
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=handlers,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s", force=True)
     # Libraries that log at INFO (or chatter at DEBUG) stay quiet unless asked.
@@ -69,19 +89,48 @@ def _terminate(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _configure_logging(args.log, args.verbose)
+    try:
+        _configure_logging(args.log, args.verbose)
+    except OSError as error:
+        print(f"edn {args.command}: error: log file {args.log!r}: cannot be written "
+              f"({error.strerror or error})", file=sys.stderr)
+        return 1
     signal.signal(signal.SIGTERM, _terminate)
     try:
         args.handler(args)
     except EdnError as error:
-        message = f"edn {args.command}: error: {error}"
-        logging.getLogger("edn").debug("failed", exc_info=True)
-        print(message, file=sys.stderr)
-        if args.log:
-            with open(args.log, "a") as log:
-                log.write(message + "\n")
-        return 1
+        return _report(args, error)
+    except OSError as error:
+        problem = _environment_error(error)
+        if problem is None:
+            raise
+        return _report(args, problem)
     except KeyboardInterrupt:
         print(f"edn {args.command}: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _report(args: argparse.Namespace, error: EdnError) -> int:
+    """Print the one error line (and add it to the log file, when it can still be written)."""
+    message = f"edn {args.command}: error: {error}"
+    logging.getLogger("edn").debug("failed", exc_info=True)
+    print(message, file=sys.stderr)
+    if args.log:
+        with contextlib.suppress(OSError), open(args.log, "a") as log:
+            log.write(message + "\n")
+    return 1
+
+
+#: OSErrors that are the machine's state, not a bug: no room, a read-only or foreign folder.
+_ENVIRONMENT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def _environment_error(error: OSError) -> EdnError | None:
+    """A one-line EdnError for a write or open the machine refused (one edn.core.atomic did not catch)."""
+    if error.errno not in _ENVIRONMENT_ERRNOS:
+        return None
+    where = f"file {os.fsdecode(error.filename)!r}" if error.filename is not None else "a file"
+    advice = ("free some space and rerun" if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+              else "check its permissions and its file system")
+    return EdnError(f"{where}: {error.strerror or error}; {advice}")

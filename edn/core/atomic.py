@@ -27,6 +27,8 @@ from edn.core.errors import EdnError
 
 #: Write errors that mean there is no room: a full disk, a quota, a file size limit.
 _NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+#: Write errors that mean the folder cannot be written to: mounted read-only, or not ours.
+_NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 def _host_tag() -> str:
@@ -64,6 +66,17 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
 
 
 def _temporary_sibling(path: Path, *, directory: bool) -> Path:
+    """A fresh temporary beside ``path``; EdnError naming ``path`` when its folder cannot take one."""
+    try:
+        return _make_temporary_sibling(path, directory=directory)
+    except OSError as error:
+        reason = _no_room(error) or _not_writable(error, path, None)
+        if reason:
+            raise EdnError(_cannot_write(path, reason, error)) from None
+        raise
+
+
+def _make_temporary_sibling(path: Path, *, directory: bool) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
     prefix = f".{path.name}.{_host_tag()}-{os.getpid()}-"
@@ -93,7 +106,8 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator
     The temporary keeps ``path``'s suffix so tools that pick a format from the
     file name (ffmpeg, numpy) behave as they would on the real name. With
     ``directory=True`` a fresh empty directory is yielded and replaces ``path``.
-    A full disk (or quota, or file size limit) becomes an EdnError naming ``path``.
+    A full disk (or quota, or file size limit), a read-only folder or one that is not
+    ours becomes an EdnError naming ``path``, with nothing left behind.
     """
     final = Path(path)
     temporary = _temporary_sibling(final, directory=directory)
@@ -103,12 +117,54 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator
             shutil.rmtree(final)
         os.replace(temporary, final)
     except BaseException as error:
+        # Asked before the temporary is removed, which frees the space it took.
+        reason = _no_room(error) or _not_writable(error, final, temporary) or _full_after(error, final)
         _remove(temporary)
-        reason = _no_room(error)
         if reason:
-            raise EdnError(f"output {str(final)!r}: cannot be written ({reason}); nothing was left behind, "
-                           f"free some space and rerun") from None
+            raise EdnError(_cannot_write(final, reason, error)) from None
         raise
+
+
+def _cannot_write(final: Path, reason: str, error: BaseException) -> str:
+    """The one-line message of a write to ``final`` that failed for ``reason``."""
+    advice = ("make its folder writable and rerun" if getattr(error, "errno", None) in _NOT_WRITABLE
+              else "free some space and rerun")
+    return f"output {str(final)!r}: cannot be written ({reason}); nothing was left behind, {advice}"
+
+
+def _not_writable(error: BaseException, final: Path, temporary: Path | None) -> str | None:
+    """The reason when ``error`` says ``final`` cannot be written there (a read-only or foreign folder), else None.
+
+    Only an error about the output counts: its folder or one above it, the output
+    itself, one of its temporaries, or a file inside its temporary directory. A
+    permission error on an input is that input's problem and keeps its own message.
+    """
+    if not isinstance(error, OSError) or error.errno not in _NOT_WRITABLE:
+        return None
+    if error.filename is not None:
+        about, final = Path(os.fsdecode(error.filename)).absolute(), final.absolute()
+        folder = final.parent
+        about_output = (about == folder or about in folder.parents or about == final
+                        or (about.parent == folder and about.name.startswith(f".{final.name}."))
+                        or (temporary is not None and temporary.absolute() in about.parents))
+        if not about_output:
+            return None
+    return os.strerror(error.errno)
+
+
+#: A file system with less room than this left after a failed write counts as full.
+_FULL_BYTES = 64 * 1024
+
+
+def _full_after(error: BaseException, final: Path) -> str | None:
+    """No room, when a library that does not say why (torch.save's RuntimeError) failed on a full disk."""
+    if not isinstance(error, Exception) or isinstance(error, EdnError):
+        return None
+    try:
+        stats = os.statvfs(final.parent)
+    except OSError:
+        return None
+    return os.strerror(errno.ENOSPC) if stats.f_bavail * stats.f_frsize < _FULL_BYTES else None
 
 
 def _no_room(error: BaseException) -> str | None:
