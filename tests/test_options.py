@@ -82,7 +82,7 @@ def _compare(section: str, properties: dict, classes, workflow_keys: set) -> lis
         for ours, theirs in SCHEMA_CHECKS.items():
             if checks.get(ours) != entry.get(theirs):
                 problems.append(f"{where}: schema {theirs} {entry.get(theirs)}, option {ours} {checks.get(ours)}")
-        if "pattern" in checks and entry.get("pattern") != f"^({checks['pattern']})$":
+        if "pattern" in checks and entry.get("pattern") != f"^({checks['pattern']})$(?!\\n)":
             problems.append(f"{where}: schema pattern {entry.get('pattern')}, option pattern {checks['pattern']}")
         types = entry.get("type", [])
         admits_null = "null" in (types if isinstance(types, list) else [types]) or None in entry.get("enum", [])

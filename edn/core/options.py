@@ -37,6 +37,7 @@ import shlex
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, dataclass, field
+from fractions import Fraction
 from functools import cache
 from types import NoneType, UnionType
 from typing import Any
@@ -45,6 +46,11 @@ from edn.core.errors import EdnError
 
 #: The value that stands for None on the command line.
 NONE = "none"
+
+#: Upper bounds shared by several options (the schema repeats them): a seed numpy and torch
+#: both take, and counts of steps far beyond any run, checked before they reach a library.
+MAX_SEED = 2**32 - 1
+MAX_STEPS = 100_000_000
 
 
 def option(default: Any = MISSING, help: str = "", *, choices: Iterable | None = None,
@@ -90,23 +96,45 @@ def check_value(spec: dataclasses.Field, value: Any, owner: type) -> None:
     if value is None:
         return
     checks = spec.metadata.get("checks", {})
-    name = spec.name
+    name, shown = spec.name, _shown(value)
     kind = field_types(owner)[name]
     if kind in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
-        raise EdnError(f"option {name} {value!r}: must be a number")
-    if kind is int and not float(value).is_integer():
-        raise EdnError(f"option {name} {value!r}: must be a whole number")
+        raise EdnError(f"option {name} {shown}: must be a number")
+    if isinstance(value, float) and not float("-inf") < value < float("inf"):  # inf or nan
+        raise EdnError(f"option {name} {shown}: must be a finite number")
+    if kind is int and isinstance(value, float) and not value.is_integer():
+        raise EdnError(f"option {name} {shown}: must be a whole number")
     if "choices" in checks and value not in checks["choices"]:
-        raise EdnError(f"option {name} {value!r}: must be one of {', '.join(map(str, checks['choices']))}")
+        raise EdnError(f"option {name} {shown}: must be one of {', '.join(map(str, checks['choices']))}")
+    if "pattern" in checks and not re.fullmatch(checks["pattern"], str(value)):
+        raise EdnError(f"option {name} {shown}: not of the form {checks['pattern']}")
+    # Bounds on a text option hold its value as a number (a frame rate such as 30000/1001).
+    number = _ratio(str(value)) if kind is str else value
     bounds = (("minimum", lambda v, b: v >= b, "at least"), ("maximum", lambda v, b: v <= b, "at most"),
               ("above", lambda v, b: v > b, "above"), ("below", lambda v, b: v < b, "below"))
     for key, holds, words in bounds:
-        if key in checks and not holds(value, checks[key]):
-            raise EdnError(f"option {name} {value!r}: must be {words} {checks[key]}")
+        if key in checks and number is not None and not holds(number, checks[key]):
+            raise EdnError(f"option {name} {shown}: must be {words} {checks[key]}")
     if "multiple_of" in checks and value % checks["multiple_of"]:
-        raise EdnError(f"option {name} {value!r}: must be a multiple of {checks['multiple_of']}")
-    if "pattern" in checks and not re.fullmatch(checks["pattern"], str(value)):
-        raise EdnError(f"option {name} {value!r}: not of the form {checks['pattern']}")
+        raise EdnError(f"option {name} {shown}: must be a multiple of {checks['multiple_of']}")
+
+
+def _shown(value: Any) -> str:
+    """``value`` as an error message quotes it: an enormous number cut to its first digits."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's 4300-digit limit on conversion to text
+        return "(a number of more than 4300 digits)"
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
+
+
+def _ratio(text: str) -> Fraction | None:
+    """``24``, ``29.97`` or ``30000/1001`` as a number; None when it is not one (or divides by 0)."""
+    try:
+        numerator, _, denominator = text.partition("/")
+        return Fraction(numerator) / Fraction(denominator or 1)
+    except (ValueError, ZeroDivisionError):
+        return None
 
 
 @cache
@@ -244,7 +272,7 @@ def command_line(cls: type, values: Mapping[str, Any], *, prefix: str = "") -> s
 class DownloadOptions(Options):
     """``edn fetch`` (config ``download``)."""
 
-    timeout_s: float = option(60.0, "network timeout of a download, in seconds", above=0)
+    timeout_s: float = option(60.0, "network timeout of a download, in seconds", above=0, maximum=3600)
     max_download_mb: int = option(4096, "largest download accepted, in MB (10^6 bytes): a larger one is stopped "
                                         "while it arrives and nothing is kept", minimum=1, maximum=1_000_000)
 
@@ -253,10 +281,10 @@ class DownloadOptions(Options):
 class FrameOptions(Options):
     """``edn decode`` (config ``frames``): the working frames every stage sees."""
 
-    width: int = option(256, "working frame width in pixels", minimum=64, multiple_of=32)
-    height: int = option(128, "working frame height in pixels", minimum=64, multiple_of=32)
+    width: int = option(256, "working frame width in pixels", minimum=64, maximum=8192, multiple_of=32)
+    height: int = option(128, "working frame height in pixels", minimum=64, maximum=8192, multiple_of=32)
     fps: str | None = option(None, "frame rate to decode at (24, 30000/1001); none keeps the video's own",
-                             pattern=r"[0-9]+(\.[0-9]+)?(/[0-9]+)?")
+                             pattern=r"[0-9]+(\.[0-9]+)?(/[0-9]+)?", maximum=1000)
     fit: str = option("pad", "keep the whole frame and pad (pad), or fill the working frame and crop (crop)",
                       choices=("pad", "crop"))
 
@@ -288,7 +316,7 @@ class PoseOptions(Options):
                           choices=POSE_BACKENDS)
     detection_scale: float = option(1.0, "detect on the video decoded at this many times the working size "
                                          "(1: on the working frames)", minimum=1, maximum=8)
-    workers: int = option(2, "MediaPipe processes per subject, one Holistic each", minimum=1)
+    workers: int = option(2, "MediaPipe processes per subject, one Holistic each", minimum=1, maximum=256)
     min_confidence: MinConfidence = nested(MinConfidence)
     openpose_model_folder: str | None = option(None, "OpenPose's models/ folder (backend openpose)")
     openpose_flags: str = option("", "backend openpose: extra OpenPose flags, name=value,... (e.g. "
@@ -306,7 +334,7 @@ class KeypointFilterOptions(Options):
     median_window: int = option(5, "length of the running median that removes single-frame jumps (1: none)",
                                 minimum=1)
     sigma_frames: float = option(2.0, "standard deviation of the zero-phase local-quadratic Gaussian filter, "
-                                      "in frames (0: none)", minimum=0)
+                                      "in frames (0: none)", minimum=0, maximum=1000)
 
 
 @dataclass(frozen=True)
@@ -314,13 +342,13 @@ class BackgroundOptions(Options):
     """``edn background`` (config ``background``): each target's background plate (:mod:`edn.background.plate`)."""
 
     grow_px: int = option(6, "pixels the person's mask and stick figure are grown by before the median",
-                          minimum=0)
+                          minimum=0, maximum=256)
     min_observations: int = option(3, "a plate pixel seen without the person in fewer frames is inpainted",
                                    minimum=1)
     max_frames: int = option(200, "frames spread over the video that the median is taken over", minimum=1)
     max_camera_residual: float = option(6.0, "above this mean |frame - plate| outside the person (0-255) the "
                                              "camera counts as moving: the target is trained on the whole frame, "
-                                             "as in the paper", above=0)
+                                             "as in the paper", above=0, maximum=255)
 
 
 @dataclass(frozen=True)
@@ -328,8 +356,8 @@ class PersonWindowOptions(Options):
     """``edn render`` (config ``person_window``): the window that follows the person (:mod:`edn.labels.person_window`)."""
 
     height_factor: float = option(1.25, "window height as a multiple of the target's standing height (nose "
-                                        "to ankles)", above=0)
-    aspect: float = option(0.625, "window width as a fraction of its height", above=0)
+                                        "to ankles)", above=0, maximum=10)
+    aspect: float = option(0.625, "window width as a fraction of its height", above=0, maximum=10)
 
 
 @dataclass(frozen=True)
@@ -376,7 +404,7 @@ class RuntimeOptions(Options):
     """Where and how tensors are computed (config ``training``, ``synthesis``, ``detector``)."""
 
     device: str = option("auto", "auto (CUDA when present, else the CPU), cpu, cuda or cuda:N",
-                         pattern=r"auto|cpu|cuda(:[0-9]+)?")
+                         pattern=r"auto|cpu|cuda(:(0|[1-9][0-9]?))?")
     precision: str = option("auto", "bf16 autocast where the device runs it natively (auto), always (bf16), "
                                     "or never (fp32)", choices=("auto", "bf16", "fp32"))
     channels_last: str = option("auto", "NHWC memory layout; auto: on CUDA only (on CPUs the contiguous layout "
@@ -410,7 +438,7 @@ class TrainingOptions(Options):
 
     stage: str = option(MISSING, "the stage to train", choices=TRAINING_STAGES, in_config=False)
     iterations: int = option(MISSING, "training steps (batch_size frame pairs per process each)", minimum=1,
-                             in_config=False)
+                             maximum=MAX_STEPS, in_config=False)
     preset: str = option("small", "network sizes: paper (GPU), small (2-core CPU demo), tiny (tests)",
                          choices=PRESET_NAMES)
     method: str = option("composite", "composite: the person drawn in a window that follows them, over the "
@@ -420,33 +448,35 @@ class TrainingOptions(Options):
     temporal_unroll_frames: int = option(2, "composite method: before each training pair the generator draws up "
                                             "to this many preceding frames (a number drawn per step, 0 included) "
                                             "from the zero image, without gradients, so that it learns from its "
-                                            "own previous frames as at synthesis time; the paper: 0", minimum=0)
+                                            "own previous frames as at synthesis time; the paper: 0", minimum=0,
+                                         maximum=64)
     mask_weight: float = option(10.0, "composite method: weight of the L1 loss between the drawn mask and the "
-                                      "person's segmentation mask", minimum=0)
+                                      "person's segmentation mask", minimum=0, maximum=1e6)
     temporal_change_weight: float = option(20.0, "composite method with temporal smoothing: weight of the L1 loss "
                                                  "between the generated and the real change from the first frame "
-                                                 "of a pair to the second", minimum=0)
+                                                 "of a pair to the second", minimum=0, maximum=1e6)
     holdout_fraction: float = option(0.1, "last fraction of the target's video held out, never trained on",
                                      minimum=0, below=1)
-    learning_rate: float = option(0.0002, "Adam's learning rate (betas 0.5, 0.999)", above=0)
+    learning_rate: float = option(0.0002, "Adam's learning rate (betas 0.5, 0.999)", above=0, maximum=1)
     decay_fraction: float = option(0.5, "last fraction of the iterations over which the learning rate decays "
                                          "linearly to 0", minimum=0, maximum=1)
     perceptual_network: str = option("vgg16_hed", "VGG of the perceptual loss: vgg16_hed (offline) or "
                                                   "vgg19_imagenet (torchvision's)", choices=PERCEPTUAL_NETWORKS)
-    seed: int = option(0, "seed of network initialisation and pair order", minimum=0)
+    seed: int = option(0, "seed of network initialisation and pair order", minimum=0, maximum=MAX_SEED)
     batch_size: int = option(1, "frame pairs each process trains on at every step (the paper: 1); P processes "
-                                "at batch B train as one at batch P x B", minimum=1)
+                                "at batch B train as one at batch P x B", minimum=1, maximum=4096)
     processes: int = option(0, "data-parallel processes this job starts on its machine (torch.distributed): "
-                               "0 = one per visible GPU on CUDA, else 1; on the CPU, gloo processes", minimum=0)
+                               "0 = one per visible GPU on CUDA, else 1; on the CPU, gloo processes", minimum=0,
+                            maximum=1024)
     downsample: int = option(1, "train at the working size divided by this (2: the global stage before a "
                                 "local stage, or the paper's whole frame at half size)", choices=(1, 2),
                              in_config=False)
     temporal: bool = option(True, "global and local stages: temporal smoothing, the generator fed its previous "
                                   "frame and the discriminator judging frame pairs (the paper); "
                                   "--no-temporal trains frame by frame (the FBF ablation)", in_config=False)
-    checkpoint_every: int = option(100, "iterations between rolling checkpoints", minimum=1)
-    sample_every: int = option(100, "iterations between sample grids", minimum=1)
-    keep_checkpoints: int = option(2, "rolling checkpoints kept per stage", minimum=1)
+    checkpoint_every: int = option(100, "iterations between rolling checkpoints", minimum=1, maximum=MAX_STEPS)
+    sample_every: int = option(100, "iterations between sample grids", minimum=1, maximum=MAX_STEPS)
+    keep_checkpoints: int = option(2, "rolling checkpoints kept per stage", minimum=1, maximum=10_000)
 
     #: Fields that only say how often to save: changing them does not change the result.
     BOOKKEEPING = ("checkpoint_every", "sample_every", "keep_checkpoints")
@@ -493,20 +523,20 @@ DETECTOR_BACKBONES = ("small_cnn", "resnet18")
 class DetectorOptions(Options):
     """``edn train-detector`` (config ``detector``): the fake detector of paper section 5."""
 
-    iterations: int = option(400, "training steps of the classifier", minimum=1)
+    iterations: int = option(400, "training steps of the classifier", minimum=1, maximum=MAX_STEPS)
     batch_size: int = option(16, "samples per step, half real and half generated (the same pairs both ways)",
-                             minimum=2, multiple_of=2)
-    learning_rate: float = option(0.0005, "Adam's learning rate", above=0)
-    seed: int = option(0, "seed of initialisation, pair order, crops and flips", minimum=0)
-    crop_size: int = option(96, "side of the square random crops trained on, in pixels", minimum=16)
+                             minimum=2, maximum=4096, multiple_of=2)
+    learning_rate: float = option(0.0005, "Adam's learning rate", above=0, maximum=1)
+    seed: int = option(0, "seed of initialisation, pair order, crops and flips", minimum=0, maximum=MAX_SEED)
+    crop_size: int = option(96, "side of the square random crops trained on, in pixels", minimum=16, maximum=8192)
     flip: bool = option(True, "random horizontal flips of both frames of a pair together")
     backbone: str = option("small_cnn", "small_cnn (trained from scratch) or resnet18 (ImageNet weights from a "
                                         "local file)", choices=DETECTOR_BACKBONES)
-    width: int = option(16, "filters of the small CNN's first layer", minimum=1)
+    width: int = option(16, "filters of the small CNN's first layer", minimum=1, maximum=1024)
     backbone_weights: str | None = option(None, "resnet18 only: torchvision's ImageNet weights file; none looks "
                                                 "in the torch hub cache (never downloaded)")
     cut_threshold: float = option(30.0, "a scene cut lies between two frames whose 8x8-block grey images "
-                                        "differ by more than this on average (0-255)", above=0)
+                                        "differ by more than this on average (0-255)", above=0, maximum=255)
     compression_crf: int | None = option(18, "half of each batch is H.264-compressed at this CRF (both classes "
                                              "alike; transfers are encoded at 18); none: raw frames only",
                                          minimum=0, maximum=51)

@@ -88,15 +88,57 @@ def read_label_index(path: str | os.PathLike) -> LabelIndex:
     missing = [c for c in INDEX_COLUMNS if c not in table.columns]
     if missing:
         raise EdnError(f"label index {str(path)!r}: missing column(s) {', '.join(missing)}")
+    has_windows = all(c in table.columns for c in WINDOW_COLUMNS)
+    _check_cells(path, table, INDEX_COLUMNS + (WINDOW_COLUMNS if has_windows else ()))
     if not np.array_equal(table["frame"].to_numpy(), np.arange(len(table))):
         raise EdnError(f"label index {str(path)!r}: frames are not 0..{len(table) - 1} in order")
-    has_windows = all(c in table.columns for c in WINDOW_COLUMNS)
     return LabelIndex(
         has_body=table["has_body"].to_numpy().astype(bool),
         face_boxes=table[list(INDEX_COLUMNS[2:6])].to_numpy().astype(np.int32),
         has_face=table["has_face"].to_numpy().astype(bool),
         windows=table[list(WINDOW_COLUMNS)].to_numpy().astype(np.int32) if has_windows else None,
     )
+
+
+#: What to do about an index that is damaged: it is an artifact of these rules.
+_REMAKE = ("remake it (snakemake --forcerun render_subject_labels, or render_transfer_labels for a pair's "
+           "labels)")
+
+
+def _check_cells(path: Path, table, columns: tuple[str, ...]) -> None:
+    """EdnError naming ``path`` unless every cell of ``columns`` is a whole number and the file is whole.
+
+    A file cut mid-row (a disk fault, a copy stopped halfway) reads as a last row with
+    empty cells, which would become garbage coordinates and fail much later, deep in
+    training, as a tensor of the wrong shape.
+    """
+    import pandas as pd
+
+    values = table[list(columns)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values) | (values != np.round(values))
+    if bad.any():
+        row = int(np.flatnonzero(bad.any(axis=1))[0])
+        cells = ", ".join(column for column, wrong in zip(columns, bad[row]) if wrong)
+        cut = " (the file ends mid-row: it was cut short)" if row == len(table) - 1 and _ends_mid_row(path) else ""
+        raise EdnError(f"label index {str(path)!r}: line {row + 2} (frame {row}) has no whole number in "
+                       f"{cells}{cut}; {_REMAKE}")
+    if _ends_mid_row(path):
+        raise EdnError(f"label index {str(path)!r}: the file ends mid-row (it was cut short); {_REMAKE}")
+    flags = values[:, [columns.index("has_body"), columns.index("has_face")]]
+    if not np.isin(flags, (0, 1)).all():
+        row = int(np.flatnonzero(~np.isin(flags, (0, 1)).all(axis=1))[0])
+        raise EdnError(f"label index {str(path)!r}: line {row + 2} (frame {row}): has_body and has_face must be "
+                       f"0 or 1; {_REMAKE}")
+
+
+def _ends_mid_row(path: Path) -> bool:
+    """Whether the file's last byte is not a line end (every row this module writes ends with one)."""
+    with open(path, "rb") as file:
+        file.seek(0, os.SEEK_END)
+        if file.tell() == 0:
+            return False
+        file.seek(-1, os.SEEK_END)
+        return file.read(1) not in (b"\n", b"\r")
 
 
 def load_labels(path: str | os.PathLike) -> np.ndarray:
