@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "edn.cli.background",
     "edn.cli.detector",
     "edn.cli.evaluate",
+    "edn.cli.exemplars",
     "edn.cli.ingest",
     "edn.cli.normalize",
     "edn.cli.pose",
