@@ -8,11 +8,11 @@ rule background_plate:
         frames="results/frames/{target}/frames.npy",
         labels="results/labels/{target}/labels.npy",
     output:
-        plate=report("results/background/{target}.png", caption="../report/background.rst",
+        plate=report(background_files("{target}")["plate"], caption="../report/background.rst",
                      category="Background"),
         coverage="results/background/{target}.coverage.png",
-        report="results/background/{target}.json",
-        masks="results/background/{target}.masks.npy",
+        report=background_files("{target}")["plate_report"],
+        masks=background_files("{target}")["masks"],
     params:
         options=section_options(BackgroundOptions, "background"),
     threads: config["pose"]["workers"]
@@ -23,6 +23,6 @@ rule background_plate:
     conda:
         "../../envs/pose.yaml"
     shell:
-        "python -m edn --log {log} background --subject {wildcards.target} --frames {input.frames:q}"
+        "python -m edn --log {log:q} background --subject {wildcards.target:q} --frames {input.frames:q}"
         " --labels {input.labels:q} --plate {output.plate:q} --coverage {output.coverage:q}"
         " --report {output.report:q} --masks {output.masks:q} --workers {threads} {params.options}"

@@ -215,6 +215,7 @@ def get_window_options(wildcards, input):
 
 
 def background_files(target):
+    """The files of a target's background plate that other rules read (``target``: a name, or "{target}")."""
     return {
         "plate": f"results/background/{target}.png",
         "plate_report": f"results/background/{target}.json",
@@ -222,24 +223,39 @@ def background_files(target):
     }
 
 
-def get_background(wildcards):
-    """The target's background files for the composite method's training (nothing for the paper's)."""
-    return background_files(wildcards.target) if COMPOSITE else {}
-
-
 def get_background_options(wildcards, input):
     keys = [key for key in ("plate", "plate_report", "masks") if key in input.keys()]
     return " ".join(f"--{key.replace('_', '-')} {shlex.quote(input[key])}" for key in keys)
 
 
-def get_plate(wildcards):
-    """The target's plate for synthesis and evaluation of a compositing generator."""
-    return {"plate": f"results/background/{wildcards.target}.png"} if COMPOSITE else {}
+# -- training variants (workflow/rules/training.smk) --
+
+from dataclasses import dataclass  # noqa: E402
 
 
-def get_plate_option(wildcards, input):
-    return f"--plate {shlex.quote(input.plate)}" if "plate" in input.keys() else ""
+@dataclass(frozen=True)
+class TrainingVariant:
+    """One way to train a target's models. Its rules are train_{stage}[_{folder}], its models
+    results/models/{target}/[{folder}/]{stage}.pt, one rule per stage it lists (training.smk)."""
 
+    folder: str  # "" for the configured training
+    method: str | None  # "composite" or "paper"; None: training.method
+    temporal: bool  # temporal smoothing; False: frame by frame (the paper's FBF)
+    downsample: int | None  # of every stage; None: 2 for the global stage under use_local, else 1
+    stages: tuple  # the face GAN starts from the last main stage, local from global
+
+
+TRAINING_VARIANTS = {
+    "temporal": TrainingVariant("", None, True, None, ("global", "local", "face")),
+    "frame_by_frame": TrainingVariant("fbf", None, False, None, ("global",)),
+    # The paper's whole-frame method at half the working size: about the cost per iteration
+    # of the composite method's person window, so that both have the same budget.
+    "paper": TrainingVariant("paper", "paper", True, 2, ("global", "face")),
+}
+
+#: Every training rule: (name, variant, stage), such as ("train_global_fbf", "frame_by_frame", "global").
+TRAINING_RULES = [("_".join(filter(None, ["train", stage, variant.folder])), name, stage)
+                  for name, variant in TRAINING_VARIANTS.items() for stage in variant.stages]
 
 # A training job of several SLURM tasks (training.tasks) runs its command through
 # `srun -n TASKS`, one process group per task (edn.training.distributed); the executor
@@ -250,59 +266,117 @@ TRAINING_LAUNCHER = f"srun -n {TRAINING_TASKS} " if TRAINING_TASKS > 1 else ""
 TRAINING_TASK_RESOURCES = {"tasks": TRAINING_TASKS, **({"mpi": "srun"} if TRAINING_TASKS > 1 else {})}
 
 
-def _training_options(stage, temporal=True, method=None, downsample=None):
-    settings = config["training"]
-    if downsample is None:
-        downsample = 2 if stage == "global" and settings["use_local"] else 1
+def stage_path(variant, stage):
+    """``stage`` of ``variant`` below results/models/{target}/ (with .pt) and results/runs/{target}/."""
+    folder = TRAINING_VARIANTS[variant].folder
+    return f"{folder}/{stage}" if folder else stage
+
+
+def model_file(target, variant, stage):
+    return f"results/models/{target}/{stage_path(variant, stage)}.pt"
+
+
+def last_main_stage(variant):
+    """The stage the face GAN starts from: local where the variant has it and use_local is on, else global."""
+    return "local" if "local" in TRAINING_VARIANTS[variant].stages and config["training"]["use_local"] else "global"
+
+
+def training_inputs(variant, stage):
+    """Named inputs of a training rule: the background files (when the variant composites), the
+    target's frames, labels and index, the perceptual network, and the model the stage starts from."""
+    composites = (TRAINING_VARIANTS[variant].method or config["training"]["method"]) == "composite"
+    inputs = {
+        **(background_files("{target}") if composites else {}),
+        "frames": "results/frames/{target}/frames.npy",
+        "labels": "results/labels/{target}/labels.npy",
+        "index": "results/labels/{target}/index.csv",
+        "perceptual": get_perceptual_weights,
+    }
+    init = {"local": "global", "face": last_main_stage(variant)}.get(stage)
+    return {**inputs, "init": model_file("{target}", variant, init)} if init else inputs
+
+
+def training_options(variant, stage):
+    settings, chosen = config["training"], TRAINING_VARIANTS[variant]
+    downsample = chosen.downsample or (2 if stage == "global" and settings["use_local"] else 1)
     return " ".join([
         section_options(TrainingOptions, "training", stage=stage, iterations=settings["iterations"][stage],
-                        downsample=downsample, temporal=temporal, method=method or settings["method"]),
+                        downsample=downsample, temporal=chosen.temporal, method=chosen.method or settings["method"]),
         section_options(RuntimeOptions, "training"),
     ])
 
 
-def get_global_training_options(wildcards):
-    return _training_options("global")
-
-
-def get_frame_by_frame_training_options(wildcards):
-    return _training_options("global", temporal=False)
-
-
-def get_paper_training_options(wildcards):
-    """The paper's whole-frame global stage for the ablation, at half the working size: about the cost
-    per iteration of the composite method's person window, so both rows have the same budget."""
-    return _training_options("global", method="paper", downsample=2)
-
-
-def get_paper_face_training_options(wildcards):
-    return _training_options("face", method="paper", downsample=2)
-
-
-def get_local_training_options(wildcards):
-    return _training_options("local")
-
-
-def get_face_training_options(wildcards):
-    return _training_options("face")
-
-
 def get_init_option(wildcards, input):
-    return f"--init {shlex.quote(input.init)}"
+    return f"--init {shlex.quote(input.init)}" if "init" in input.keys() else ""
 
 
-def get_face_init(wildcards):
-    """The face GAN trains on the last main stage: local when used, else global."""
-    stage = "local" if config["training"]["use_local"] else "global"
-    return f"results/models/{wildcards.target}/{stage}.pt"
+# -- methods: what synthesis, evaluation and the fake detector draw with --
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str  # the {method} of results/eval/{target}/{method}/ and its row in the tables
+    generator: str | None  # the stage whose model draws; None: a baseline (edn evaluate --baseline)
+    plate: bool  # drawn over the target's background plate
+    face: bool  # the face GAN of the same variant redraws the face
+    variant: str  # the training variant of the generator and the face GAN
+    tables: tuple  # rows of results/eval/{target}/metrics.csv ("metrics") and/or ablation.csv ("ablation")
+    label: str  # for the ablation page
+
+
+MAIN_STAGE = last_main_stage("temporal")
+USE_FACE_GAN = config["training"]["use_face_gan"]
+BOTH, ABLATION = ("metrics", "ablation"), ("ablation",)
+
+# To add a method to the ablation, add one row below: its generator's stage (None for
+# a baseline that edn evaluate draws itself), plate and face, the training variant its
+# models come from (a new one is a row of TRAINING_VARIANTS, which makes its rules), the
+# tables it is a row of, and a label. Evaluation's inputs and options, the ablation
+# table and its page follow; a new baseline also needs its --baseline in edn evaluate.
+METHODS = {method.name: method for method in [
+    Method("nearest_neighbour", None, False, False, "temporal", BOTH, "the nearest-neighbour baseline"),
+    Method("background", None, True, False, "temporal", BOTH, "the background plate alone"),
+    # The configured model: synthesis, the fake detector and the evaluation table use it.
+    Method("edn", MAIN_STAGE, COMPOSITE, USE_FACE_GAN, "temporal", ("metrics",), "the configured model"),
+    # The paper's Table 1 at one global-stage budget (needs use_local: false, method: composite).
+    Method("fbf", "global", True, False, "frame_by_frame", ABLATION, "frame by frame"),
+    Method("ts", "global", True, False, "temporal", ABLATION, "with temporal smoothing"),
+    Method("fg", "global", True, True, "temporal", ABLATION, "with the face GAN"),
+    Method("paper_ts", "global", False, False, "paper", ABLATION, "the whole-frame method of the paper"),
+    Method("paper_fg", "global", False, True, "paper", ABLATION, "the same with its face GAN"),
+]}
+
+
+def methods_in(table):
+    return [name for name, method in METHODS.items() if table in method.tables]
+
+
+ABLATION_DESCRIPTION = (
+    "Table 1 of the paper on held-out frames, every trained row with the same global-stage budget: "
+    + "; ".join(f"{name}: {METHODS[name].label}" for name in methods_in("ablation")) + "."
+)
+
+
+wildcard_constraints:
+    method="|".join(METHODS),
+
+
+def model_files(target, method):
+    """The files ``method`` draws with for ``target``: its generator, the background plate, the face GAN."""
+    method = METHODS[method]
+    files = {"generator": model_file(target, method.variant, method.generator)} if method.generator else {}
+    if method.plate:
+        files["plate"] = background_files(target)["plate"]
+    if method.face:
+        files["face"] = model_file(target, method.variant, "face")
+    return files
 
 
 def _require_trained(models, target, purpose):
     """With training disabled, models must already exist: say which are missing before anything runs."""
     if config["training"]["enabled"]:
         return models
-    missing = [path for path in models.values() if not Path(path).exists()]
-    missing = [path for path in missing if "/background/" not in path]  # made without training
+    missing = [models[key] for key in ("generator", "face") if key in models and not Path(models[key]).exists()]
     if missing:
         raise WorkflowError(
             f"{purpose}: target {target!r} has no trained model {', '.join(missing)} "
@@ -311,74 +385,39 @@ def _require_trained(models, target, purpose):
     return models
 
 
-def get_trained_models(wildcards):
-    """The models synthesis needs for a target: the last main stage's and, with use_face_gan, the face GAN's.
+def configured_models(purpose):
+    """Input function: the configured model's files ("edn") for a rule's target.
 
-    With training disabled they must exist already: a missing one stops the
-    workflow before anything runs, instead of starting a training.
+    With training disabled they must exist already: a missing one stops the workflow
+    before anything runs (``purpose``, with the rule's wildcards, says who needs it),
+    instead of starting a training.
     """
-    models = {"generator": get_face_init(wildcards), **get_plate(wildcards)}
-    if config["training"]["use_face_gan"]:
-        models["face"] = f"results/models/{wildcards.target}/face.pt"
-    return _require_trained(models, wildcards.target, f"pair {wildcards.source}_to_{wildcards.target}")
 
+    def get_configured_models(wildcards):
+        return _require_trained(model_files(wildcards.target, "edn"), wildcards.target,
+                                purpose.format(**dict(wildcards.items())))
 
-# Evaluation methods: the configured model against the nearest-neighbour
-# baseline and the background plate alone (nobody drawn), and the ablation of the
-# global stage at one budget: the composite method frame by frame (fbf), with
-# temporal smoothing (ts) and with the face GAN (fg), and the paper's whole-frame
-# method with temporal smoothing (paper_ts) and the face GAN (paper_fg).
-BASELINES = ["nearest_neighbour", "background"]
-MAIN_METHODS = BASELINES + ["edn"]
-ABLATION_METHODS = BASELINES + ["fbf", "ts", "fg", "paper_ts", "paper_fg"]
-
-
-wildcard_constraints:
-    method="|".join(dict.fromkeys(MAIN_METHODS + ABLATION_METHODS)),
+    return get_configured_models
 
 
 def get_evaluation_models(wildcards):
-    """The checkpoints a method is evaluated with (none for a baseline), and the plate it needs."""
-    target, method = wildcards.target, wildcards.method
-    models_dir = f"results/models/{target}"
-    if method == "nearest_neighbour":
-        return {}
-    if method == "background":
-        return {"plate": f"results/background/{target}.png"}
-    if method == "edn":
-        models = {"generator": get_face_init(wildcards), **get_plate(wildcards)}
-        if config["training"]["use_face_gan"]:
-            models["face"] = f"{models_dir}/face.pt"
-    else:
-        if config["training"]["use_local"] or not COMPOSITE:
-            raise WorkflowError(
-                "evaluation: the ablation compares the composite and the paper's global stages and needs "
-                "training.use_local: false and training.method: composite"
-            )
-        plate = {"plate": f"results/background/{target}.png"}
-        models = {
-            "fbf": {"generator": f"{models_dir}/fbf/global.pt", **plate},
-            "ts": {"generator": f"{models_dir}/global.pt", **plate},
-            "fg": {"generator": f"{models_dir}/global.pt", "face": f"{models_dir}/face.pt", **plate},
-            "paper_ts": {"generator": f"{models_dir}/paper/global.pt"},
-            "paper_fg": {"generator": f"{models_dir}/paper/global.pt", "face": f"{models_dir}/paper/face.pt"},
-        }[method]
-    return _require_trained(models, target, f"evaluation of {method}")
+    """The files a method is evaluated with (nothing for the nearest-neighbour baseline)."""
+    method = METHODS[wildcards.method]
+    if method.generator and "ablation" in method.tables and (config["training"]["use_local"] or not COMPOSITE):
+        raise WorkflowError(
+            "evaluation: the ablation compares the composite and the paper's global stages and needs "
+            "training.use_local: false and training.method: composite"
+        )
+    return _require_trained(model_files(wildcards.target, method.name), wildcards.target,
+                            f"evaluation of {method.name}")
 
 
-def get_evaluation_model_options(wildcards, input):
-    options = []
-    for key in ("generator", "face", "plate"):
-        if key in input.keys():
-            options.append(f"--{key} {shlex.quote(input[key])}")
-    if wildcards.method in BASELINES:
-        options.append(f"--baseline {wildcards.method}")
+def get_model_options(wildcards, input):
+    """--generator, --face and --plate for the model files among the inputs, and --baseline for a baseline."""
+    options = [f"--{key} {shlex.quote(input[key])}" for key in ("generator", "face", "plate") if key in input.keys()]
+    if "method" in wildcards.keys() and not METHODS[wildcards.method].generator:
+        options.append(f"--baseline {shlex.quote(wildcards.method)}")
     return " ".join(options)
-
-
-def get_synthesis_model_options(wildcards, input):
-    """--face and --plate of synthesis, for the inputs the configuration gives it."""
-    return " ".join(f"--{key} {shlex.quote(input[key])}" for key in ("face", "plate") if key in input.keys())
 
 
 def get_pair_names():
@@ -394,13 +433,10 @@ def get_pair_subjects():
     return sorted({pair[role] for pair in PAIRS for role in ("source", "target")})
 
 
-def _trained_stages():
-    return ["global"] + ["local"] * config["training"]["use_local"] + ["face"] * config["training"]["use_face_gan"]
-
-
 def get_target_loss_plots(wildcards):
     """Loss curves of every stage the config trains for one target."""
-    return expand("results/models/{target}/{stage}.losses.png", target=wildcards.target, stage=_trained_stages())
+    stages = ["global"] + ["local"] * config["training"]["use_local"] + ["face"] * USE_FACE_GAN
+    return expand("results/models/{target}/{stage}.losses.png", target=wildcards.target, stage=stages)
 
 
 def get_loss_plot_items(wildcards, input):
@@ -408,14 +444,6 @@ def get_loss_plot_items(wildcards, input):
 
 
 # -- fake detector (workflow/rules/fake_detector.smk) --
-
-
-def get_detector_generator_models(wildcards):
-    """The models that regenerate a target's own video for the detector: the same as synthesis uses."""
-    models = {"generator": get_face_init(wildcards), **get_plate(wildcards)}
-    if config["training"]["use_face_gan"]:
-        models["face"] = f"results/models/{wildcards.target}/face.pt"
-    return _require_trained(models, wildcards.target, f"fake detector of {wildcards.target}")
 
 
 def _detector_heldout_targets(target):
@@ -436,7 +464,7 @@ def get_detector_heldout_subjects(wildcards):
 def get_detector_heldout_options(wildcards, input):
     others = _detector_heldout_targets(wildcards.target)
     return " ".join(
-        f"--other {name} {shlex.quote(frames)} {shlex.quote(generated)} {shlex.quote(index)}"
+        f"--other {shlex.quote(name)} {shlex.quote(frames)} {shlex.quote(generated)} {shlex.quote(index)}"
         for name, frames, generated, index in zip(others, input.other_frames, input.other_generated, input.other_index)
     )
 

@@ -1,8 +1,10 @@
 # Evaluation (paper section 4): the target's held-out frames reconstructed from
 # their own poses by each method, scored against the real frames.
 #
-#   results/eval/{target}/metrics.csv     the configured model vs the nearest-neighbour baseline
-#   results/eval/{target}/ablation.md     FBF, FBF+TS, FBF+TS+FG and the baseline (one table)
+#   results/eval/{target}/metrics.csv     the configured model against the baselines
+#   results/eval/{target}/ablation.md     the paper's Table 1: FBF, FBF+TS, FBF+TS+FG, the paper's
+#                                         method and the baselines, at one budget
+# The methods and the rows of each table are METHODS in workflow/rules/common.smk.
 
 
 rule evaluate_method:
@@ -17,7 +19,7 @@ rule evaluate_method:
         metrics="results/eval/{target}/{method}/metrics.csv",
     params:
         holdout=HOLDOUT_OPTION,
-        models=get_evaluation_model_options,
+        models=get_model_options,
         runtime=section_options(RuntimeOptions, "synthesis"),
     threads: config["synthesis"]["threads"]
     resources:
@@ -30,7 +32,7 @@ rule evaluate_method:
     conda:
         "../../envs/evaluate.yaml"
     shell:
-        "python -m edn --log {log} evaluate --method {wildcards.method} --frames {input.frames:q}"
+        "python -m edn --log {log:q} evaluate --method {wildcards.method:q} --frames {input.frames:q}"
         " --poses {input.poses:q} --labels {input.labels:q} --index {input.index:q}"
         " {params.holdout} {params.models} {params.runtime} --threads {threads}"
         " --generated {output.generated:q} --output {output.metrics:q}"
@@ -38,8 +40,8 @@ rule evaluate_method:
 
 rule evaluation_table:
     input:
-        metrics=expand("results/eval/{{target}}/{method}/metrics.csv", method=MAIN_METHODS),
-        generated=expand("results/eval/{{target}}/{method}/generated.npy", method=MAIN_METHODS),
+        metrics=expand("results/eval/{{target}}/{method}/metrics.csv", method=methods_in("metrics")),
+        generated=expand("results/eval/{{target}}/{method}/generated.npy", method=methods_in("metrics")),
         frames="results/frames/{target}/frames.npy",
     output:
         csv="results/eval/{target}/metrics.csv",
@@ -53,15 +55,15 @@ rule evaluation_table:
     conda:
         "../../envs/evaluate.yaml"
     shell:
-        "python -m edn --log {log} eval-table --metrics {input.metrics:q} --generated {input.generated:q}"
+        "python -m edn --log {log:q} eval-table --metrics {input.metrics:q} --generated {input.generated:q}"
         " --frames {input.frames:q} {params.holdout} --output-csv {output.csv:q}"
         " --output-markdown {output.markdown:q} --output-samples {output.samples:q}"
 
 
 use rule evaluation_table as ablation_table with:
     input:
-        metrics=expand("results/eval/{{target}}/{method}/metrics.csv", method=ABLATION_METHODS),
-        generated=expand("results/eval/{{target}}/{method}/generated.npy", method=ABLATION_METHODS),
+        metrics=expand("results/eval/{{target}}/{method}/metrics.csv", method=methods_in("ablation")),
+        generated=expand("results/eval/{{target}}/{method}/generated.npy", method=methods_in("ablation")),
         frames="results/frames/{target}/frames.npy",
     output:
         csv="results/eval/{target}/ablation.csv",
@@ -84,10 +86,12 @@ rule plot_losses:
         ),
     wildcard_constraints:
         stage="global|local|face",
+    params:
+        title="{target}: {stage} stage",
     log:
         "results/logs/plot_losses/{target}/{stage}.log",
     conda:
         "../../envs/evaluate.yaml"
     shell:
-        "python -m edn --log {log} plot-losses --losses {input.losses:q}"
-        " --title '{wildcards.target}: {wildcards.stage} stage' --output {output:q}"
+        "python -m edn --log {log:q} plot-losses --losses {input.losses:q}"
+        " --title {params.title:q} --output {output:q}"

@@ -15,7 +15,7 @@ rule fetch_video:
     conda:
         "../../envs/ingest.yaml"
     shell:
-        "python -m edn --log {log} fetch --source {params.source:q} --output {output:q}"
+        "python -m edn --log {log:q} fetch --source {params.source:q} --output {output:q}"
         " {params.trim} --cache-dir results/cache/downloads {params.options}"
 
 
@@ -34,5 +34,5 @@ rule decode_frames:
     conda:
         "../../envs/ingest.yaml"
     shell:
-        "python -m edn --log {log} decode --video {input.video:q} --frames {output.frames:q}"
+        "python -m edn --log {log:q} decode --video {input.video:q} --frames {output.frames:q}"
         " --meta {output.meta:q} {params.options}"

@@ -18,7 +18,7 @@ rule render_subject_labels:
     conda:
         "../../envs/normalize.yaml"
     shell:
-        "python -m edn --log {log} render --poses {input.poses:q} --labels {output.labels:q}"
+        "python -m edn --log {log:q} render --poses {input.poses:q} --labels {output.labels:q}"
         " --index {output.index:q} {params.window}"
 
 
@@ -47,7 +47,7 @@ rule preview_subject_labels:
     conda:
         "../../envs/normalize.yaml"
     shell:
-        "python -m edn --log {log} label-preview --labels {input.labels:q} --index {input.index:q}"
+        "python -m edn --log {log:q} label-preview --labels {input.labels:q} --index {input.index:q}"
         " --meta {input.meta:q} --output {output:q}"
 
 

@@ -14,7 +14,7 @@ rule subject_stats:
     conda:
         "../../envs/normalize.yaml"
     shell:
-        "python -m edn --log {log} stats --poses {input.poses:q} --subject {wildcards.subject}"
+        "python -m edn --log {log:q} stats --poses {input.poses:q} --subject {wildcards.subject:q}"
         " {params.options} --output {output:q}"
 
 
@@ -32,7 +32,7 @@ rule normalize_transfer:
     conda:
         "../../envs/normalize.yaml"
     shell:
-        "python -m edn --log {log} normalize --source-poses {input.source_poses:q}"
+        "python -m edn --log {log:q} normalize --source-poses {input.source_poses:q}"
         " --source-stats {input.source_stats:q} --target-stats {input.target_stats:q}"
         " --output {output:q} {params.options}"
 
@@ -53,6 +53,6 @@ rule normalization_figure:
     conda:
         "../../envs/normalize.yaml"
     shell:
-        "python -m edn --log {log} normalization-figure --normalized-poses {input.normalized:q}"
+        "python -m edn --log {log:q} normalization-figure --normalized-poses {input.normalized:q}"
         " --target-poses {input.target_poses:q} --target-frames {input.target_frames:q}"
         " --output {output:q}"

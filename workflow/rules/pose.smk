@@ -17,7 +17,7 @@ rule detect_poses:
     conda:
         "../../envs/pose.yaml"
     shell:
-        "python -m edn --log {log} pose --frames {input.frames:q} --meta {input.meta:q} --output {output:q}"
+        "python -m edn --log {log:q} pose --frames {input.frames:q} --meta {input.meta:q} --output {output:q}"
         " {params.options}"
 
 
@@ -35,7 +35,7 @@ rule filter_poses:
     conda:
         "../../envs/pose.yaml"
     shell:
-        "python -m edn --log {log} filter-poses --poses {input.poses:q} --output {output:q} {params.options}"
+        "python -m edn --log {log:q} filter-poses --poses {input.poses:q} --output {output:q} {params.options}"
 
 
 rule preview_poses:
@@ -52,5 +52,5 @@ rule preview_poses:
     conda:
         "../../envs/pose.yaml"
     shell:
-        "python -m edn --log {log} pose-preview --poses {input.poses:q} --frames {input.frames:q}"
+        "python -m edn --log {log:q} pose-preview --poses {input.poses:q} --frames {input.frames:q}"
         " --meta {input.meta:q} --output {output:q}"

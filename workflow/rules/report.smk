@@ -20,12 +20,14 @@ rule transfer_page:
             caption="../report/transfer.rst",
             category="Transfer",
         ),
+    params:
+        title="{source} onto {target}",
     log:
         "results/logs/transfer_page/{source}_to_{target}.log",
     conda:
         "../../envs/evaluate.yaml"
     shell:
-        "python -m edn --log {log} html-page --title '{wildcards.source} onto {wildcards.target}'"
+        "python -m edn --log {log:q} html-page --title {params.title:q}"
         " --description 'The transfer (with the source soundtrack), then source, stick figure and result side"
         " by side, then the normalized pose over a target frame.'"
         " --item video={input.video:q} --item video={input.compare:q} --item image={input.figure:q}"
@@ -45,13 +47,14 @@ rule evaluation_page:
             category="Evaluation",
         ),
     params:
+        title="{target}: held-out evaluation",
         losses=get_loss_plot_items,
     log:
         "results/logs/evaluation_page/{target}.log",
     conda:
         "../../envs/evaluate.yaml"
     shell:
-        "python -m edn --log {log} html-page --title '{wildcards.target}: held-out evaluation'"
+        "python -m edn --log {log:q} html-page --title {params.title:q}"
         " --description 'Held-out frames reconstructed from their own poses: the configured model against the"
         " nearest-neighbour baseline; every value in the details table; sample frames; training losses.'"
         " --item table={input.table:q} --item image={input.samples:q} {params.losses}"
@@ -69,14 +72,14 @@ rule ablation_page:
             caption="../report/ablation.rst",
             category="Evaluation",
         ),
+    params:
+        title="{target}: ablation",
+        description=ABLATION_DESCRIPTION,
     log:
         "results/logs/ablation_page/{target}.log",
     conda:
         "../../envs/evaluate.yaml"
     shell:
-        "python -m edn --log {log} html-page --title '{wildcards.target}: ablation'"
-        " --description 'Table 1 of the paper on held-out frames, every row with the same global-stage budget:"
-        " frame by frame (fbf), with temporal smoothing (ts), with the face GAN (fg), and the nearest-neighbour"
-        " baseline.'"
+        "python -m edn --log {log:q} html-page --title {params.title:q} --description {params.description:q}"
         " --item table={input.table:q} --item image={input.samples:q} --item table={input.details:q}"
         " --output {output:q}"

