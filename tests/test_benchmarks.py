@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from decimal import Decimal
 
 import pytest
 import torch
@@ -19,21 +20,56 @@ from edn.core.presets import PRESETS  # noqa: E402
 TINY = (128, 64)  # the face stage needs a face box of 16 px or more (VGG pools it 4 times)
 
 
+#: run.py's table: its columns, and how each is aligned (numbers to the right).
+COLUMNS = ["stage", "measurement", "size", "mode", "figure", "reference (same run)", "ratio", "peak RSS",
+           "others' CPU", "target"]
+ALIGNMENT = ["---", "---", "---", "---", "---:", "---", "---:", "---", "---:", "---"]
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def _shown(text: str) -> tuple[float, float]:
+    """A number as the table prints it ("1,234", "97.4"): its value and half its last digit."""
+    number = Decimal(text.replace(",", ""))
+    return float(number), 0.5 * 10.0 ** number.as_tuple().exponent
+
+
 def test_quick_run_prints_one_table_row_per_measurement():
+    """A real quick run: every row of the stages asked for, in the table's ten columns, each
+    measured in this run (the progress lines name every job), and the decode row's ratio is its
+    figure over its reference as this run measured and printed them, ffmpeg alone beside edn."""
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick",
-                             "--only", "render,normalize,filter"], capture_output=True, text=True, timeout=120)
+                             "--only", "decode,render,normalize,filter"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    table = [line for line in result.stdout.splitlines() if line.startswith("| ")]
-    assert table[0].startswith("| stage | measurement |")
-    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table[1:]]
-    assert [row[0] for row in rows] == ["filter", "render", "render", "normalize"]
-    for stage, _what, size, _mode, figure, _reference, _ratio, peak, others, target in rows:
-        number, unit = figure.split(" ", 1)
-        assert float(number.replace(",", "")) > 0 and unit in ("frames/s", "s")
-        assert peak.endswith("MiB") or peak.endswith("GiB")
-        assert float(others) >= 0
-        assert stage == "filter" or target.endswith("not judged (quick run)")
-    assert [row[2] for row in rows[1:3]] == ["256x128", "512x256"]
+    table = [line for line in result.stdout.splitlines() if line.startswith("|")]
+    assert _cells(table[0]) == COLUMNS and _cells(table[1]) == ALIGNMENT
+    rows = [dict(zip(COLUMNS, _cells(line), strict=True)) for line in table[2:]]
+    assert [row["stage"] for row in rows] == ["decode", "filter", "render", "render", "normalize"]
+    assert [row["size"] for row in rows] == ["256x128", "1,000 frames", "256x128", "512x256", "10,000 frames"]
+    assert [row["mode"] for row in rows] == ["", "", "1 core", "1 core", "1 core"]
+    judged = ">= 1000 frames/s: not judged (quick run)"  # a quick run's figures are not comparable
+    assert [row["target"] for row in rows] == ["", "", judged, judged, "< 1 s: not judged (quick run)"]
+    jobs = [line.split()[1] for line in result.stderr.splitlines() if line.startswith("[")]
+    assert jobs == ["decode-edn", "decode-ffmpeg", "filter", "render-256", "render-512", "normalize"]
+    assert "FAILED" not in result.stderr and "Quick smoke run" in result.stdout
+    for row in rows:
+        number, unit = row["figure"].split(" ", 1)
+        assert _shown(number)[0] > 0 and unit == ("s" if row["stage"] == "normalize" else "frames/s")
+        assert row["peak RSS"].endswith(("MiB", "GiB")) and float(row["others' CPU"]) >= 0
+        if row["stage"] != "decode":  # no reference: no ratio
+            assert row["reference (same run)"] == row["ratio"] == ""
+    decode = rows[0]
+    assert decode["measurement"] == "edn decode, demo videos (1 video)"
+    figure, figure_step = _shown(decode["figure"].removesuffix(" frames/s"))
+    label, reference = decode["reference (same run)"].split(": ")
+    assert label == "ffmpeg alone" and reference.endswith(" frames/s")
+    reference, reference_step = _shown(reference.removesuffix(" frames/s"))
+    ratio, ratio_step = _shown(decode["ratio"].removesuffix("x"))
+    lowest = (figure - figure_step) / (reference + reference_step)  # a rate: figure / reference
+    highest = (figure + figure_step) / (reference - reference_step)
+    assert lowest - ratio_step <= ratio <= highest + ratio_step, (figure, reference, ratio)
 
 
 def test_unknown_stage_is_refused():
@@ -47,6 +83,25 @@ def test_every_stage_of_the_issue_has_a_row_and_every_job_a_use():
             "matmul"} <= set(run.STAGES)
     used = {name for row in run.ROWS for name in run.row_jobs(row)}
     assert used == set(run.JOBS)
+
+
+def test_a_figure_is_the_fastest_timed_call_after_the_untimed_warm_up(monkeypatch):
+    """benchmarks.timing.best_seconds on a clock the test drives: warm-up calls are not
+    timed, and the figure is the fastest of the timed calls, not their first or mean."""
+    from benchmarks import timing
+
+    clock, calls, durations = [0.0], [], iter([3.0, 1.0, 2.0])
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock[0])
+
+    def action():
+        calls.append(clock[0])
+        if len(calls) > 2:  # the two warm-up calls take no time on this clock
+            clock[0] += next(durations)
+
+    assert timing.best_seconds(action, repeats=3, warmup=2) == 1.0
+    assert len(calls) == 5
+    with pytest.raises(ValueError, match="at least 1"):
+        timing.best_seconds(action, repeats=0)
 
 
 @pytest.mark.parametrize("mode", ["fp32 eager", "bf16 + channels_last"])
