@@ -1,7 +1,9 @@
 # The two set-up commands of the README, and a few helpers.
 #
-#   make demo    the whole pipeline on the shipped demo videos (small preset)
-#   make test    the whole test suite
+#   make demo       the whole pipeline on the shipped demo videos (small preset)
+#   make test       the whole test suite (what CI runs)
+#   make test-fast  the inner loop: the tests not marked slow or slurm (no Snakemake
+#                   runs of training, no SLURM, no MediaPipe over whole videos)
 #
 # Both create .venv and install the pinned packages on first use, and install
 # Debian's ffmpeg (for ffprobe) when it is missing and apt-get is available.
@@ -14,7 +16,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 CORES ?= all
 
-.PHONY: demo test lint bench system-packages clean-results test-openpose
+.PHONY: demo test test-fast lint bench system-packages clean-results test-openpose
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +50,12 @@ demo: $(INSTALLED) $(HED_WHEEL) system-packages
 
 test: $(INSTALLED) $(HED_WHEEL) system-packages
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+
+# Markers: pyproject.toml; which tests are slow: docs/architecture.md, "Tests in lanes".
+FAST_LANE := not slow and not slurm
+
+test-fast: $(INSTALLED) $(HED_WHEEL) system-packages
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "$(FAST_LANE)" --durations=10
 
 lint: $(INSTALLED)
 	$(BIN)/snakemake --lint

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import os
 import shutil
 import threading
 import time
@@ -14,9 +15,37 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from helpers import DEMO, Detected, decode_and_detect
 from reliability_support import Media, make_clip, make_media
+
+# Property tests draw the same examples on every run, so that no landing depends on luck: Hypothesis's
+# "ci" profile (derandomized, no example database) is the default, whether or not CI is set.
+# HYPOTHESIS_PROFILE=dev draws new random examples, 2000 for each property that does not fix its own
+# count, and replays the failures it found from tests/.hypothesis (docs/running.md).
+settings.register_profile("dev", deadline=None, max_examples=2000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+#: Fixtures that run MediaPipe over a whole demo video, a Snakemake pipeline or a training
+#: run. A test that requests one (directly or through another fixture) is marked ``slow``,
+#: so it stays out of ``make test-fast`` without a marker of its own; every other test that
+#: runs Snakemake beyond a dry run, trains or runs MediaPipe over a video needs
+#: ``@pytest.mark.slow`` (docs/architecture.md, "Tests in lanes").
+SLOW_FIXTURES = frozenset({
+    "dancer", "juggler",  # below: MediaPipe over the demo dancer and juggler
+    "people_one_by_one",  # tests/test_pose_detect.py: MediaPipe over 26 s of video
+    "workflow_outcomes",  # tests/test_reliability_bad_input.py: 20 Snakemake runs
+    "pipeline",  # tests/test_transfer_pipeline.py and tests/test_slurm.py: the whole pipeline
+    "straight_run",  # tests/test_training.py: a training run resumed against
+    "detector_run",  # tests/test_fake_detector.py: `snakemake detectors`
+})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

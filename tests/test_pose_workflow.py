@@ -20,6 +20,7 @@ SCHEMA = str(ROOT / "config" / "config.schema.yaml")
 DEMO_CONFIG = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
 
 
+@pytest.mark.slow
 def test_pose_rules_build_the_smoothed_table_and_the_preview(tmp_path: Path) -> None:
     config = {"subjects": {"aerobics": {"video": str(DEMO / "source_aerobics.mp4"), "start": 0, "end": 1}},
               "pose": {"detection_scale": 2}}

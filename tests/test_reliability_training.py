@@ -44,6 +44,7 @@ def _check_trained_on_the_person_only(poses_path: Path, index_path: Path, losses
     assert trained and all(body[t] and body[t + 1] for t in trained), trained
 
 
+@pytest.mark.slow
 def test_a_target_out_of_the_frame_most_of_the_time_trains_on_the_frames_that_show_them(
         tmp_path: Path, perceptual_weights: Path) -> None:
     target = pose_chain(MOSTLY_EMPTY[0], tmp_path / "target", *MOSTLY_EMPTY[1])

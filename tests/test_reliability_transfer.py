@@ -19,6 +19,7 @@ from reliability_support import (KILLS, Media, frames_of, pose_chain, same_bytes
 from training_data import write_subject
 
 
+@pytest.mark.slow
 def test_a_source_and_a_target_decoded_at_different_frame_rates(tmp_path: Path, perceptual_weights: Path) -> None:
     """The dancer (20 fps, with a soundtrack) onto the juggler (24 fps): the transfer has
     one frame per source frame, at the source's rate, as long as the source's span and its
