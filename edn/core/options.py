@@ -369,7 +369,7 @@ class ExemplarOptions(Options):
                                   minimum=0, below=1)
     feather_px: float = option(4.0, "width in pixels of each part's soft edge and of a limb's fade into the part "
                                     "it hangs from", minimum=0)
-    limb_radius: float = option(0.22, "half-width of a limb's region as a fraction of the torso's length (neck to "
+    limb_radius: float = option(0.14, "half-width of a limb's region as a fraction of the torso's length (neck to "
                                       "mid-hip); the segmentation mask trims it", above=0)
     min_face_points: int = option(12, "the head moves by the face's points when both poses share at least this "
                                       "many of its 70, else by the nose, eyes and ears", minimum=2)
