@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from edn.core.errors import EdnError
 from edn.pose.keypoints import PoseSequence, read_pose_table, write_pose_table
-from edn.normalize.pose_transform import depth_mapping, normalize_poses
+from edn.normalize.pose_transform import DEGENERATE_RANGE_PX, depth_mapping, normalize_poses
 from edn.pose.skeleton import BODY, FACE, LEFT_HAND, RIGHT_HAND, Body
 from edn.normalize.subject_stats import compute_stats, read_stats, write_stats
 from helpers import run_edn
@@ -79,7 +79,7 @@ def subjects(draw):
     return walking_sequence(ankle_ys, base + growth * (ankle_ys - 100))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(deadline=None)
 @given(subjects())
 def test_identical_statistics_give_the_identity(poses: PoseSequence) -> None:
     stats = compute_stats(poses, "same")
@@ -87,8 +87,17 @@ def test_identical_statistics_give_the_identity(poses: PoseSequence) -> None:
     np.testing.assert_allclose(normalized.keypoints, poses.keypoints, atol=1e-3)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(deadline=None)
 @given(subjects(), subjects())
+# Hypothesis's shrunk counterexample to the property as first written (a CI run drew it): a source
+# standing at one depth, so its far and close probe frames are one frame, which the property wanted
+# mapped to the target's far height (40) and to its close height (41) at once; it lands at 40.5 in both.
+@example(walking_sequence(np.full(5, 100.0), np.full(5, 40.0)),
+         walking_sequence(np.array([100.0, 100, 100, 100, 102]), np.array([40.0, 40, 40, 40, 41])))
+# A source that moves but stands at its nearest depth in most frames: the median is the close depth,
+# so the paper's far band (median - alpha (close - median), median] holds the close depth alone.
+@example(walking_sequence(np.array([150.0, 200, 200, 200, 200]), np.array([70.0, 90, 90, 90, 90])),
+         walking_sequence(np.array([100.0, 100, 100, 120, 120]), np.array([40.0, 40, 40, 41, 41])))
 def test_close_and_far_map_onto_the_target(source_poses: PoseSequence, target_poses: PoseSequence) -> None:
     source = compute_stats(source_poses, "s")
     target = compute_stats(target_poses, "t")
@@ -99,14 +108,20 @@ def test_close_and_far_map_onto_the_target(source_poses: PoseSequence, target_po
     # Far goes to far (of the possibly shrunk target range), close to close,
     # heights scaled by c_far and c_close.
     assert ankles == pytest.approx([mapping.far_t, mapping.close_t], abs=1e-2)
-    assert heights == pytest.approx([source.h_far * mapping.scale_far, source.h_close * mapping.scale_close],
-                                    rel=1e-4, abs=1e-2)
+    if source.depth_range > DEGENERATE_RANGE_PX:
+        scales = [mapping.scale_far, mapping.scale_close]
+    else:
+        # No depth range (close == far): the two probe frames are one depth, so no map can send one to the
+        # far scale and the other to the close scale. Both go to the middle of the target's range (the
+        # ankle check above), with the mean of the two scales.
+        scales = [(mapping.scale_far + mapping.scale_close) / 2] * 2
+    assert heights == pytest.approx([source.h_far * scales[0], source.h_close * scales[1]], rel=1e-4, abs=1e-2)
     if source.depth_range >= target.depth_range:
         assert (mapping.far_t, mapping.close_t) == (target.far, target.close)
         assert heights == pytest.approx([target.h_far, target.h_close], rel=1e-4, abs=1e-2)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(deadline=None)
 @given(subjects(), subjects())
 def test_monotone_between_far_and_close(source_poses: PoseSequence, target_poses: PoseSequence) -> None:
     source, target = compute_stats(source_poses, "s"), compute_stats(target_poses, "t")
@@ -118,7 +133,7 @@ def test_monotone_between_far_and_close(source_poses: PoseSequence, target_poses
     assert np.all((transforms.scale >= low * (1 - 1e-6)) & (transforms.scale <= high * (1 + 1e-6)))
 
 
-@settings(max_examples=30, deadline=None)
+@settings(deadline=None)
 @given(subjects(), subjects())
 def test_face_and_hands_move_with_the_body(source_poses: PoseSequence, target_poses: PoseSequence) -> None:
     source, target = compute_stats(source_poses, "s"), compute_stats(target_poses, "t")
