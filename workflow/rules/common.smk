@@ -30,10 +30,116 @@ from edn.core.options import (  # noqa: E402
     command_line,
 )
 
+# -- the config, checked before anything is planned: each problem is one line naming the key --
+
+import json
+import math
+import subprocess
+from urllib.parse import urlparse
+
+import yaml
+from snakemake_interface_executor_plugins.settings import ExecMode
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key, first_line, line):
+        super().__init__(key)
+        self.key, self.first_line, self.line = key, first_line, line
+
+
+class _StrictYamlLoader(yaml.SafeLoader):
+    """YAML's safe loader that refuses a key given twice in one mapping (Snakemake's load keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key, line = self.construct_object(key_node, deep=True), key_node.start_mark.line + 1
+                try:
+                    if key in seen:
+                        raise _DuplicateKey(key, seen[key], line)
+                    seen[key] = line
+                except TypeError:  # an unhashable key: YAML's own error follows
+                    continue
+        return super().construct_mapping(node, deep=deep)
+
+
+# Every config file Snakemake read (config/config.yaml, each --configfile), read again
+# strictly: a key given twice would otherwise silently take its last value.
+for _file in workflow.configfiles:
+    try:
+        yaml.load(Path(_file).read_text(encoding="utf-8"), Loader=_StrictYamlLoader)
+    except _DuplicateKey as _duplicate:
+        raise ValueError(
+            f"config file {str(_file)!r}: key {_duplicate.key!r} is given twice in one section (lines "
+            f"{_duplicate.first_line} and {_duplicate.line}); Snakemake would silently use the last: keep one"
+        ) from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        pass  # not YAML (JSON with tabs) or not readable: Snakemake's own load has judged it
+
 validate(config, schema=str(PROJECT_ROOT / "config" / "config.schema.yaml"), set_default=True)
 
 SUBJECTS = config["subjects"]
 PAIRS = config["pairs"]
+
+
+def _not_finite(value, where=""):
+    """The keys under ``value`` holding .inf or .nan (YAML's), which pass a schema's minimum."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield where
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _not_finite(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for number, item in enumerate(value):
+            yield from _not_finite(item, f"{where}[{number}]")
+
+
+for _key in _not_finite(config):
+    raise ValueError(f"config {_key}: must be a finite number")
+
+
+def is_url(reference):
+    """Whether a subject's video is fetched over http(s): the scheme in any case, as edn fetch decides."""
+    return urlparse(reference).scheme in ("http", "https")
+
+
+# Each pair's files are named {source}_to_{target}: with "_to_" only ever between the
+# two names, no two pairs can share a name, nor a pair a target's report page.
+for _name in SUBJECTS:
+    if "_to_" in _name or _name.startswith("to_") or _name.endswith("_to"):
+        raise ValueError(
+            f"config subjects.{_name}: a subject name must not contain '_to_', start with 'to_' or end with "
+            "'_to' (a pair's files are named source_to_target, and two pairs could get one name): rename it"
+        )
+_names_by_case = {}
+for _name in SUBJECTS:
+    _other = _names_by_case.setdefault(_name.lower(), _name)
+    if _other != _name:
+        raise ValueError(
+            f"config subjects: {_other!r} and {_name!r} differ only in case, so they would share files on a "
+            "case-insensitive file system (macOS, Windows): rename one"
+        )
+
+
+def _path_problem(path):
+    """Why a configured path cannot reach a rule intact, or None."""
+    if "{" in path or "}" in path:
+        return "braces cannot be in a path (Snakemake reads them as a wildcard): rename the file or folder"
+    if path.startswith("-"):
+        return f"a path starting with '-' would be read as an option: write it as './{path}'"
+    return None
+
+
+_paths = {f"subjects.{name}.{key}": subject.get(key) for name, subject in SUBJECTS.items()
+          for key in ("video", "openpose_json") if not (key == "video" and is_url(subject[key]))}
+_paths.update({"pose.openpose_model_folder": config["pose"]["openpose_model_folder"],
+               "detector.backbone_weights": config["detector"]["backbone_weights"]})
+for _key, _path in _paths.items():
+    if _path is not None and _path_problem(_path):
+        raise ValueError(f"config {_key} {_path!r}: {_path_problem(_path)}")
 
 # A span the schema cannot check: said before anything is downloaded or run.
 for _name, _subject in SUBJECTS.items():
@@ -49,6 +155,47 @@ for _pair in PAIRS:
                 f"config pairs: {_role} {_pair[_role]!r} is not a subject "
                 f"(subjects: {', '.join(sorted(SUBJECTS))})"
             )
+
+
+def _cuda_problems(devices):
+    """{config key: why its CUDA device is not on this machine}, asked of torch in a subprocess.
+
+    edn.core.runtime.choose_device decides, as the jobs will. Nothing is known (an
+    empty answer) when torch cannot be imported here.
+    """
+    script = (
+        "import json, sys\n"
+        "from edn.core.errors import EdnError\n"
+        "from edn.core.runtime import choose_device\n"
+        "for key, device in json.loads(sys.argv[1]).items():\n"
+        "    try:\n"
+        "        choose_device(device)\n"
+        "    except EdnError as error:\n"
+        "        print(key, error, sep='\\t')\n"
+    )
+    try:
+        answer = subprocess.run([sys.executable, "-c", script, json.dumps(devices)], cwd=PROJECT_ROOT,
+                                capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    if answer.returncode != 0:
+        return {}
+    return dict(line.split("\t", 1) for line in answer.stdout.splitlines() if "\t" in line)
+
+
+# A CUDA device that is not there is said now, not when training starts. Only where the
+# jobs run on this machine: a run that submits them to a cluster (--executor with --jobs;
+# a login node often has no GPU) and the jobs' own Snakemake on a cluster node are not
+# checked, nor a conda run (its jobs' torch is not this interpreter's).
+_cuda_devices = {f"{section}.device": config[section]["device"] for section in ("training", "synthesis", "detector")
+                 if config[section]["device"].startswith("cuda")}
+if (_cuda_devices and workflow.exec_mode == ExecMode.DEFAULT and workflow.resource_settings.nodes is None
+        and DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method):
+    for _key, _problem in _cuda_problems(_cuda_devices).items():
+        raise ValueError(
+            f"config {_key}: {_problem}, and the jobs run on this machine: use auto or cpu here "
+            "(with --executor and --jobs the jobs go to a cluster and this check is left to them)"
+        )
 
 # Rules run `python -m edn`. Without conda that is the interpreter running
 # Snakemake (the virtual environment edn is installed in); with
@@ -67,15 +214,12 @@ def _alternatives(names):
     return "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
 
 
-# Only configured subjects match, so "{source}_to_{target}" is never ambiguous.
+# Only configured subjects match, and no name holds "_to_" (checked above), so
+# "{source}_to_{target}" splits one way only.
 wildcard_constraints:
     subject=_alternatives(SUBJECTS),
     source=_alternatives(SUBJECTS),
     target=_alternatives(SUBJECTS),
-
-
-def is_url(reference):
-    return reference.split("://", 1)[0] in ("http", "https")
 
 
 def get_video_file(wildcards):
