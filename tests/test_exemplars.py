@@ -158,6 +158,21 @@ def test_a_whole_arm_turned_about_its_shoulder_moves_both_segments() -> None:
             assert np.abs(colour_at(drawn, xy) - COLOURS[name]).max() <= 12, (name, xy)
 
 
+def test_the_torso_behind_a_forearm_that_moves_away_is_filled_and_marked() -> None:
+    pose = figure_pose()
+    across = turned(pose, Body.R_ELBOW, RIGHT_FOREARM_AND_HAND, -100.0)  # the forearm across the belly
+    image, mask = draw_figure(across)
+    warped = warp_person(image, mask, across, pose)  # requested: hanging by the body again
+    elbow, wrist = across[Body.R_ELBOW, :2], across[Body.R_WRIST, :2]
+    for xy in segment_points(elbow, wrist, np.linspace(0.55, 0.8, 4)):  # inside the torso's joints' hull
+        assert np.abs(colour_at(image, xy) - COLOURS["right_lower_arm"]).max() <= 12  # the forearm was there
+        assert np.abs(colour_at(warped.image, xy) - COLOURS["torso"]).max() <= 30, xy  # now the torso ...
+        x, y = np.floor(xy).astype(int)
+        assert warped.validity[y, x] < 0.5  # ... filled in, and marked so
+    hanging = segment_points(pose[Body.R_ELBOW, :2], pose[Body.R_WRIST, :2], [0.5])[0]
+    assert np.abs(colour_at(warped.image, hanging) - COLOURS["right_lower_arm"]).max() <= 12
+
+
 MISSING_ENCODINGS = {
     "zero confidence": lambda k: np.concatenate([k[:2], [0.0]]),
     "NaN position": lambda k: np.array([np.nan, np.nan, k[2]]),

@@ -23,10 +23,13 @@ Here the same is done on the pixels of one of the target's own frames (its
   a band along a limb segment (half-width ``limb_radius`` times the body scale,
   the torso's length neck to mid-hip; the lower arm and leg go on past the
   wrist and ankle to carry the hand and foot when those do not move on their
-  own), the torso's joints' convex hull grown by a margin, less what the drawn
-  limbs hold (an arm by the body moves with the arm; where an arm crossed the
-  torso, the torso behind it is filled by inpainting and marked), a disc around
-  the head, the hull of a hand's or foot's points from the wrist or ankle on.
+  own), the head (:func:`face_region`: the face points' hull reaching up for the
+  hair and stopping at the chin; a disc around the nose, eyes and ears without
+  a face), the hull of a hand's or foot's points from the wrist or ankle on, and
+  the torso: its joints' convex hull grown by a margin, less what the drawn
+  limbs, hands, feet and head hold (an arm by the body moves with the arm, a
+  chin on the collar with the head; where they covered the torso, the torso
+  behind is filled by inpainting and marked).
 - **Compositing.** Layers are drawn back to front (:data:`DEPTH_ORDER`: torso,
   legs, feet, head, arms, hands) with premultiplied alpha. Every edge is
   feathered over ``feather_px`` pixels. A limb fades in over ``feather_px``
@@ -55,7 +58,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edn.pose.skeleton import BODY, FACE, LEFT_HAND, RIGHT_HAND, Body
+from edn.pose.skeleton import BODY, FACE, FACE_CHIN, FACE_LEFT_BROW, FACE_RIGHT_BROW, LEFT_HAND, RIGHT_HAND, Body
 
 #: Defaults of the warp's options (:class:`edn.core.options.ExemplarOptions` repeats them for the CLI).
 FEATHER_PX = 4.0
@@ -127,7 +130,13 @@ LIMB_TO_TORSO = {"upper_arm": 0.65, "lower_arm": 0.6, "upper_leg": 0.9, "lower_l
 #: Region sizes as fractions of the body scale.
 TORSO_MARGIN = 0.12
 HEAD_RADIUS_BODY = 0.42  # from the centre of the nose, eyes and ears
-HEAD_RADIUS_FACE = 0.6  # times the face points' bounding-box diagonal
+#: The head from the face's points: their hull and the hull moved up by HAIR_REACH times the face's
+#: height (chin to brows, for the hair), grown by HEAD_MARGIN times it (ears, the chin's edge).
+HAIR_REACH = 0.75
+HEAD_MARGIN = 0.25
+MIN_FACE_HEIGHT = 0.3
+#: Torso pixels a part in front covered at least this much are filled by inpainting.
+FILL_FROM = 0.05
 HAND_MARGIN = 0.1
 FOOT_MARGIN = 0.1
 #: Shortest segment, in pixels, whose direction is trusted.
@@ -503,12 +512,17 @@ def _exemplar_limb(limb: Limb, poses: _Poses, limb_radius: float, feather: float
     return band_region(start, end, radius, poses.size, feather=feather, beyond_end=carry)
 
 
-def _torso_plan(poses: _Poses, image: np.ndarray, coverage: np.ndarray, limbs_drawn: list[Limb], *,
-                limb_radius: float, feather: float) -> PartPlan | None:
-    """The torso: its joints' hull grown by a margin, less what the exemplar's ``limbs_drawn`` hold there
-    (an arm by the body moves with the arm, not with the torso; a limb that is not drawn leaves its
-    pixels to the torso). Where a limb crossed the torso inside its joints' hull, the torso behind it
-    is filled from around (OpenCV's Telea inpainting) and marked as filled."""
+def _torso_plan(poses: _Poses, image: np.ndarray, coverage: np.ndarray, limbs: list[Region | None],
+                in_front: list[PartPlan], *, feather: float) -> PartPlan | None:
+    """The torso: its joints' hull grown by a margin.
+
+    Outside the hull, the torso gives up what the exemplar's drawn ``limbs`` hold (their regions, soft
+    edges included): an arm by the body moves with the arm, not with the torso; a limb that is not
+    drawn leaves its pixels to the torso. Where a part drawn in front of it (``in_front``: limbs,
+    hands, feet, head) took the exemplar's pixels whole, inside the hull (anywhere for the head: a
+    chin on the collar), the torso behind is filled from its own pixels around (OpenCV's Telea
+    inpainting) and marked as filled.
+    """
     shared = poses.shared(TORSO_JOINTS)
     if poses.source_scale is None or len(shared) < 2:
         return None
@@ -521,25 +535,54 @@ def _torso_plan(poses: _Poses, image: np.ndarray, coverage: np.ndarray, limbs_dr
     if region is None:
         return None
     box = region.box
-    limbs = np.zeros_like(region.alpha)
-    for limb in limbs_drawn:
-        np.maximum(limbs, _on_box(_exemplar_limb(limb, poses, limb_radius, feather), box), out=limbs)
-    if not limbs.any():
-        return PartPlan("torso", matrix, region)
     x0, y0, x1, y1 = box
-    core = _on_box(hull_region(joints, 0.0, poses.size, feather=feather), box) if len(joints) >= 3 else \
-        np.zeros_like(limbs)
-    # A limb in front of the torso's core leaves a hole there: fill it; elsewhere the limb keeps its pixels.
-    hole = core * limbs * coverage[y0:y1, x0:x1]
-    alpha = region.alpha * np.maximum(1.0 - limbs, hole > 0.5)
-    if not (hole > 0.5).any():
-        return PartPlan("torso", matrix, Region(alpha.astype(np.float32), x0, y0))
-    # Filled from the torso's own pixels only: everything else on the box is unknown to the inpainting.
-    unknown = (hole > 0.5) | (coverage[y0:y1, x0:x1] < 0.5)
-    filled_image = cv2.inpaint(np.ascontiguousarray(image[y0:y1, x0:x1]), unknown.astype(np.uint8), 3,
-                               cv2.INPAINT_TELEA)
-    return PartPlan("torso", matrix, Region(alpha.astype(np.float32), x0, y0), image=filled_image,
-                    filled=np.clip(hole * 2 - 0.5, 0, 1).astype(np.float32))
+    held = np.zeros_like(region.alpha)
+    for limb in limbs:
+        np.maximum(held, _on_box(limb, box), out=held)
+    # Whole inside the joints' hull (its soft edge outside it).
+    core = _on_box(hull_region(joints, feather / 2, poses.size, feather=feather), box) if len(joints) >= 3 else \
+        np.zeros_like(held)
+    alpha = (region.alpha * (1.0 - held * (1.0 - core))).astype(np.float32)
+    taken = np.zeros_like(held)
+    for part in in_front:
+        whole = (_on_box(part.region, box) >= 0.999).astype(np.float32)  # where the part draws all of a pixel
+        np.maximum(taken, whole if part.name == "head" else whole * core, out=taken)
+    filled = taken * coverage[y0:y1, x0:x1]
+    if not (filled > FILL_FROM).any():
+        return PartPlan("torso", matrix, Region(alpha, x0, y0))
+    # Filled from the torso's own pixels only: the box's other pixels, and what the parts in front hold
+    # at all, are unknown to the inpainting.
+    refill = filled > FILL_FROM
+    unknown = refill | (coverage[y0:y1, x0:x1] < 0.5) | (held > FILL_FROM)
+    pixels = np.ascontiguousarray(image[y0:y1, x0:x1])
+    painted = cv2.inpaint(pixels, unknown.astype(np.uint8), 3, cv2.INPAINT_TELEA)
+    return PartPlan("torso", matrix, Region(alpha, x0, y0), image=np.where(refill[..., None], painted, pixels),
+                    filled=filled.astype(np.float32))
+
+
+def face_region(keypoints: np.ndarray, present: np.ndarray, size: tuple[int, int], *, feather: float,
+                body_scale_px: float) -> Region | None:
+    """The head around the face's present points (``keypoints`` [K, >=2], ``present`` [K]): their hull
+    and the hull moved up the face (chin to brows) by :data:`HAIR_REACH` of its height for the hair,
+    grown by :data:`HEAD_MARGIN` of it. Down the face it stops at the chin, leaving the neck and
+    shoulders to the torso. The height counts as at least :data:`MIN_FACE_HEIGHT` of the body's scale
+    (a face found small or squashed still gets its head)."""
+    face = np.arange(FACE.start, FACE.stop)
+    points = keypoints[face[present[face]], :2].astype(np.float64)
+    if len(points) < 3:
+        return None
+    chin, brows = FACE.start + FACE_CHIN, FACE.start + np.array(FACE_RIGHT_BROW + FACE_LEFT_BROW)
+    if present[chin] and present[brows].any():
+        up = keypoints[brows[present[brows]], :2].mean(axis=0) - keypoints[chin, :2]
+    else:
+        up = np.array([0.0, -np.ptp(points[:, 1])])
+    height = float(np.linalg.norm(up))
+    if height < MIN_SEGMENT_PX:
+        return None
+    if height < MIN_FACE_HEIGHT * body_scale_px:
+        up, height = up * (MIN_FACE_HEIGHT * body_scale_px / height), MIN_FACE_HEIGHT * body_scale_px
+    return hull_region(np.concatenate([points, points + HAIR_REACH * up]), HEAD_MARGIN * height, size,
+                       feather=feather)
 
 
 def _head_plan(poses: _Poses, *, feather: float, min_face_points: int) -> PartPlan | None:
@@ -548,11 +591,11 @@ def _head_plan(poses: _Poses, *, feather: float, min_face_points: int) -> PartPl
     face = poses.shared(np.arange(FACE.start, FACE.stop))
     if len(face) >= min_face_points:
         source, target = poses.source[face, :2], poses.target[face, :2]
-        all_face = poses.source_points(np.arange(FACE.start, FACE.stop))
-        centre = all_face.mean(axis=0)
-        radius = max(HEAD_RADIUS_FACE * float(np.hypot(*np.ptp(all_face, axis=0))),
-                     0.5 * HEAD_RADIUS_BODY * poses.source_scale)
+        region = face_region(poses.source, poses.source_present, poses.size, feather=feather,
+                             body_scale_px=poses.source_scale)
     else:
+        region = None
+    if region is None:
         head = poses.shared(HEAD_JOINTS)
         if len(head) == 1 and len(poses.shared([Body.NECK])):
             head = np.append(head, int(Body.NECK))
@@ -560,12 +603,11 @@ def _head_plan(poses: _Poses, *, feather: float, min_face_points: int) -> PartPl
             return None
         source, target = poses.source[head, :2], poses.target[head, :2]
         centre = poses.source_points(HEAD_JOINTS).mean(axis=0)
-        radius = HEAD_RADIUS_BODY * poses.source_scale
-    if np.ptp(source, axis=0).max() < MIN_SEGMENT_PX / 2:
+        region = disc_region(centre, HEAD_RADIUS_BODY * poses.source_scale, poses.size, feather=feather)
+    if region is None or np.ptp(source, axis=0).max() < MIN_SEGMENT_PX / 2:
         return None
     matrix = _limit_scale(fit_similarity(source, target), source, target, poses.ratio)
-    region = disc_region(centre, radius, poses.size, feather=feather)
-    return None if region is None else PartPlan("head", matrix, region)
+    return PartPlan("head", matrix, region)
 
 
 def _end_plan(name: str, indices, limb: Limb, minimum: int, margin: float, poses: _Poses, *,
@@ -632,10 +674,9 @@ def _requested_region(name: str, poses: _Poses, *, limb_radius: float, feather: 
         points = poses.target_points(TORSO_JOINTS)
         return hull_region(points, TORSO_MARGIN * scale, size, feather=feather) if len(points) else None
     if name == "head":
-        face = poses.target_points(np.arange(FACE.start, FACE.stop))
-        if len(face) >= 3:
-            return disc_region(face.mean(axis=0), max(HEAD_RADIUS_FACE * float(np.hypot(*np.ptp(face, axis=0))),
-                                                      0.5 * HEAD_RADIUS_BODY * scale), size, feather=feather)
+        region = face_region(poses.target, poses.target_present, size, feather=feather, body_scale_px=scale)
+        if region is not None:
+            return region
         head = poses.target_points(HEAD_JOINTS)
         return disc_region(head.mean(axis=0), HEAD_RADIUS_BODY * scale, size, feather=feather) if len(head) else None
     if name in HANDS:
@@ -678,9 +719,10 @@ def plan_parts(image: np.ndarray, coverage: np.ndarray, exemplar_keypoints: np.n
         if plans[upper] is not None and plans[lower] is None:  # nothing drawn below the upper limb's end
             plans[upper] = _limb_plan(LIMB_BY_NAME[upper], poses, limb_radius=limb_radius, feather=feather_px,
                                       carried_on_own=False, whole_at_end=False)
-    drawn_limbs = [limb for limb in LIMBS if plans[limb.name] is not None]
-    plans["torso"] = _torso_plan(poses, image, coverage, drawn_limbs, limb_radius=limb_radius, feather=feather_px)
     plans["head"] = _head_plan(poses, feather=feather_px, min_face_points=min_face_points)
+    limbs = [_exemplar_limb(limb, poses, limb_radius, feather_px) for limb in LIMBS if plans[limb.name] is not None]
+    in_front = [plans[name] for name in ("head", *LIMB_BY_NAME, *HANDS, *FEET) if plans.get(name) is not None]
+    plans["torso"] = _torso_plan(poses, image, coverage, limbs, in_front, feather=feather_px)
     for name, joint, parent, child in JOINTS:
         if plans.get(parent) is not None and plans.get(child) is not None:
             radius = JOINT_RADIUS * _limb_radius_px(LIMB_BY_NAME[child], limb_radius, poses.source_scale)
