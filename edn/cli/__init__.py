@@ -20,6 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from edn import __version__
+from edn.cli import guard
 from edn.core.errors import EdnError
 
 COMMAND_MODULES = (
@@ -90,6 +91,12 @@ def _terminate(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    guard.exit_with_snakemake()
+    try:  # before the log file is opened (and emptied): it may be the other copy's
+        guard.hold_outputs(parser, args)
+    except EdnError as error:
+        print(f"edn {args.command}: error: {error}", file=sys.stderr)
+        return 1
     try:
         _configure_logging(args.log, args.verbose)
     except OSError as error:
