@@ -297,14 +297,18 @@ def get_pose_inputs(wildcards):
 
 
 def get_pose_threads(wildcards):
+    """The threads the subject's detection asks for: pose.workers MediaPipe processes (one for OpenPose)."""
     return config["pose"]["workers"] if pose_backend(wildcards.subject) == "mediapipe" else 1
 
 
-def get_pose_options(wildcards):
-    """The edn pose options of the subject: its backend, the pose section, its files."""
+def get_pose_options(wildcards, threads):
+    """The edn pose options of the subject: its backend, the pose section, its files.
+
+    ``--workers`` is the job's ``threads``: pose.workers as Snakemake bounds it
+    by ``--cores`` (and ``--max-threads``), not pose.workers itself.
+    """
     subject = wildcards.subject
-    options = [section_options(PoseOptions, "pose", backend=pose_backend(subject),
-                               workers=get_pose_threads(wildcards))]
+    options = [section_options(PoseOptions, "pose", backend=pose_backend(subject), workers=threads)]
     if _detects_on_video(subject):
         options.append(f"--video {shlex.quote(f'results/videos/{subject}.mp4')}")
     if pose_backend(subject) == "openpose_json":
