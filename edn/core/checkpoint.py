@@ -8,7 +8,7 @@ A checkpoint is one ``torch.save`` file holding plain data only (loaded with
     stage      "global" | "local" | "face"
     step       training iterations done
     preset     the Preset's fields (architecture)
-    options    the training options (stage options, image size, generator kind...)
+    options    the training options (stage options, image size, generator kind, upsampling...)
     models     {name: state dict}  e.g. generator, discriminator, face_generator
     optimizers {name: state dict}  (rolling checkpoints only; empty in final models)
 
@@ -60,6 +60,13 @@ class Checkpoint:
         """Whether the main generator draws the person over the background plate (the composite method)
         or the whole frame (the paper's); checkpoints from before the option draw the whole frame."""
         return self.options.get("compositing", False)
+
+    @property
+    def upsampling(self) -> str:
+        """How the checkpoint's generators double their resolution: "transposed" (pix2pixHD's
+        transposed convolutions) or "resize" (upsample, then convolve); checkpoints from
+        before the option used transposed convolutions."""
+        return self.options.get("upsampling", "transposed")
 
     def payload(self) -> dict:
         return {"stage": self.stage, "step": self.step, "preset": self.preset.to_dict(), "options": self.options,

@@ -346,9 +346,15 @@ class BackgroundOptions(Options):
     min_observations: int = option(3, "a plate pixel seen without the person in fewer frames is inpainted",
                                    minimum=1)
     max_frames: int = option(200, "frames spread over the video that the median is taken over", minimum=1)
-    max_camera_residual: float = option(6.0, "above this mean |frame - plate| outside the person (0-255) the "
-                                             "camera counts as moving: the target is trained on the whole frame, "
-                                             "as in the paper", above=0, maximum=255)
+    max_camera_residual: float = option(6.0, "above this mean |frame - plate| outside the person (0-255), the "
+                                             "frames registered to the reference view, the background counts as "
+                                             "moving: the target is trained on the whole frame, as in the paper",
+                                        above=0, maximum=255)
+    reference: str = option("middle", "the frame whose view the plate is in: the middle one, or the one where the "
+                                      "person covers least", choices=("middle", "most_background"))
+    motion_model: str = option("auto", "the camera's motion from frame to reference view: auto (a similarity, "
+                                       "going up to an affine or a homography only when that clearly fits better) "
+                                       "or that model", choices=("auto", "similarity", "affine", "homography"))
 
 
 @dataclass(frozen=True)
@@ -395,6 +401,8 @@ class NormalizationOptions(Options):
 PRESET_NAMES = ("paper", "small", "tiny")
 #: composite: the person drawn in a window over the background plate; paper: the whole frame (Chan et al.).
 TRAINING_METHODS = ("composite", "paper")
+#: How the generators double their resolution (edn.models.generator): auto is resolved per method.
+UPSAMPLINGS = ("auto", "transposed", "resize")
 PERCEPTUAL_NETWORKS = ("vgg16_hed", "vgg19_imagenet")
 TRAINING_STAGES = ("global", "local", "face")
 
@@ -445,6 +453,12 @@ class TrainingOptions(Options):
                                       "target's background plate, temporal smoothing trained on unrolled "
                                       "sequences; paper: the whole frame, as Chan et al. (a target whose camera "
                                       "moves is trained so too)", choices=TRAINING_METHODS)
+    upsampling: str = option("auto", "how the generators double their resolution: resize (nearest-neighbour "
+                                     "upsampling by 2, then a 3x3 convolution: no checkerboard), transposed (3x3 "
+                                     "stride-2 transposed convolutions, pix2pixHD's); auto: resize for the "
+                                     "composite method, transposed for the paper's, which refuses resize; the "
+                                     "local and face stages follow the stage they start from",
+                             choices=UPSAMPLINGS)
     temporal_unroll_frames: int = option(2, "composite method: before each training pair the generator draws up "
                                             "to this many preceding frames (a number drawn per step, 0 included) "
                                             "from the zero image, without gradients, so that it learns from its "
@@ -489,6 +503,24 @@ class TrainingOptions(Options):
         if self.stage == "face" and not self.temporal:
             raise EdnError("face stage: frame by frame applies to the global and local stages "
                            "(the face stage follows the generator it starts from)")
+        if self.method == "paper" and self.upsampling == "resize":
+            raise EdnError("option upsampling resize: the paper's method keeps pix2pixHD's transposed "
+                           "convolutions (use auto or transposed)")
+
+    def generator_upsampling(self, started_from: str | None = None) -> str:
+        """The upsampling the stage's generators use, ``upsampling`` with auto resolved: that of
+        the checkpoint the stage starts from (``started_from``, the local and face stages),
+        else resize for the composite method and transposed for the paper's. An explicit
+        value that differs from the started-from checkpoint's is an EdnError."""
+        if started_from is not None:
+            if self.upsampling not in ("auto", started_from):
+                raise EdnError(f"option upsampling {self.upsampling}: the previous stage's generator upsamples "
+                               f"by {started_from} convolutions, and the {self.stage} stage follows it "
+                               "(use auto)")
+            return started_from
+        if self.upsampling == "auto":
+            return "resize" if self.method == "composite" else "transposed"
+        return self.upsampling
 
     def identity(self) -> dict:
         """The options that decide the result (a run resumes only if they are unchanged)."""

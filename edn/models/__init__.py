@@ -1,7 +1,8 @@
 """The networks of Everybody Dance Now, built from a :class:`edn.core.presets.Preset`.
 
 ``generator``: pix2pixHD global generator or local enhancer (6-channel input:
-label + previous frame). ``discriminator``: temporal multi-scale PatchGAN
+label + previous frame), upsampling by transposed or resize convolutions
+(:data:`UPSAMPLINGS`). ``discriminator``: temporal multi-scale PatchGAN
 (12-channel input), or for the frame-by-frame ablation a per-frame one (6
 channels; see :mod:`edn.models.temporal_smoothing`). ``face``: the face residual generator and its PatchGAN.
 """
@@ -15,7 +16,7 @@ from edn.models.compositing import OUTPUT_CHANNELS as COMPOSITING_OUTPUTS
 from edn.models.compositing import CompositingGenerator
 from edn.models.discriminator import MultiscaleDiscriminator, PatchDiscriminator
 from edn.models.face import FaceDiscriminator, FaceGenerator
-from edn.models.generator import GlobalGenerator, LocalEnhancer
+from edn.models.generator import UPSAMPLINGS, GlobalGenerator, LocalEnhancer
 from edn.core.presets import Preset
 from edn.models.temporal_smoothing import discriminator_channels
 
@@ -23,21 +24,23 @@ GENERATOR_KINDS = ("global", "local")
 
 __all__ = ["CompositingGenerator", "FaceDiscriminator", "FaceGenerator", "GlobalGenerator", "LocalEnhancer", "MultiscaleDiscriminator",
            "PatchDiscriminator", "build_discriminator", "build_face_discriminator", "build_face_generator",
-           "build_generator"]
+           "build_generator", "UPSAMPLINGS"]
 
 
-def build_generator(preset: Preset, kind: str, compositing: bool = False) -> nn.Module:
+def build_generator(preset: Preset, kind: str, compositing: bool = False, upsampling: str = "transposed") -> nn.Module:
     """The main generator: ``kind`` "global" (G1) or "local" (G2 around G1).
 
     ``compositing``: a :class:`CompositingGenerator` around it, which draws the
     person and a mask over the background plate (9 input, 4 output channels).
+    ``upsampling``: "transposed" (pix2pixHD's and the paper's transposed
+    convolutions) or "resize" (upsample, then convolve; :mod:`edn.models.generator`).
     """
     channels = {"input_channels": COMPOSITING_INPUTS, "output_channels": COMPOSITING_OUTPUTS} if compositing else {}
     if kind == "global":
-        body = GlobalGenerator(preset.ngf, preset.n_downsampling, preset.n_blocks, **channels)
+        body = GlobalGenerator(preset.ngf, preset.n_downsampling, preset.n_blocks, **channels, upsampling=upsampling)
     elif kind == "local":
         body = LocalEnhancer(preset.local_ngf, preset.local_blocks, preset.n_downsampling, preset.n_blocks,
-                             **channels)
+                             **channels, upsampling=upsampling)
     else:
         raise ValueError(f"generator kind {kind!r}: must be one of {GENERATOR_KINDS}")
     return CompositingGenerator(body) if compositing else body
@@ -50,8 +53,9 @@ def build_discriminator(preset: Preset, kind: str, temporal: bool = True) -> Mul
     return MultiscaleDiscriminator(discriminator_channels(temporal), preset.ndf, preset.d_layers, scales)
 
 
-def build_face_generator(preset: Preset) -> FaceGenerator:
-    return FaceGenerator(preset.face_ngf, preset.face_downsampling, preset.face_blocks)
+def build_face_generator(preset: Preset, upsampling: str = "transposed") -> FaceGenerator:
+    """G_f, upsampling as the main generator it corrects does."""
+    return FaceGenerator(preset.face_ngf, preset.face_downsampling, preset.face_blocks, upsampling)
 
 
 def build_face_discriminator(preset: Preset) -> FaceDiscriminator:

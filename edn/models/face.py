@@ -1,7 +1,7 @@
 """The face GAN (Chan et al. 2019, section 3.3): a residual for the face box.
 
-G_f is a global generator (fewer downsamplings and blocks) on the 6-channel
-(label crop, generated crop) input; its tanh output is added to the generated
+G_f is a global generator (fewer downsamplings and blocks, and the main
+generator's upsampling layers) on the 6-channel (label crop, generated crop) input; its tanh output is added to the generated
 crop, and only the pixels inside the face box change. D_f is a single-scale
 PatchGAN on (label crop, face crop).
 
@@ -41,9 +41,9 @@ class FaceGenerator(nn.Module):
     residual added inside each face box, clamped to [-1, 1] there; every pixel
     outside the boxes is returned unchanged (bit for bit)."""
 
-    def __init__(self, ngf: int, n_downsampling: int, n_blocks: int) -> None:
+    def __init__(self, ngf: int, n_downsampling: int, n_blocks: int, upsampling: str = "transposed") -> None:
         super().__init__()
-        self.body = GlobalGenerator(ngf, n_downsampling, n_blocks)
+        self.body = GlobalGenerator(ngf, n_downsampling, n_blocks, upsampling=upsampling)
 
     def residual(self, label_crops: torch.Tensor, image_crops: torch.Tensor) -> torch.Tensor:
         """The residual ``[B, 3, h, w]`` in [-1, 1] for crops of any size (padded internally)."""

@@ -20,7 +20,7 @@ from torch import nn
 
 from edn.core.checkpoint import load_checkpoint, load_state, training_mode
 from edn.core.errors import EdnError
-from edn.models import build_face_generator, build_generator
+from edn.models import UPSAMPLINGS, build_face_generator, build_generator
 from edn.core.runtime import Runtime
 from edn.models.temporal_smoothing import previous_frame
 
@@ -187,22 +187,26 @@ def load_frame_generator(generator_path: str | os.PathLike, face_path: str | os.
     needs its target's background ``plate`` (uint8 [H, W, 3]).
     """
     main = load_checkpoint(generator_path, stages=("global", "local"), what="generator checkpoint")
-    generator = build_generator(main.preset, main.stage, compositing=main.compositing)
+    if main.upsampling not in UPSAMPLINGS:
+        raise EdnError(f"generator checkpoint {str(generator_path)!r}: upsampling {main.upsampling!r} not understood "
+                       f"(this edn builds {' or '.join(UPSAMPLINGS)})")
+    generator = build_generator(main.preset, main.stage, compositing=main.compositing, upsampling=main.upsampling)
     load_state(generator, main, "generator", generator_path)
     face_generator = None
     description = (f"{main.stage} generator ({main.preset.name}, {'compositing' if main.compositing else 'whole frame'}"
-                   f", {training_mode(main.temporal)}, step {main.step})")
+                   f", {training_mode(main.temporal)}, {main.upsampling} upsampling, step {main.step})")
     if face_path is not None:
         face = load_checkpoint(face_path, stages=("face",), preset=main.preset, what="face checkpoint")
         base_stage = face.options.get("base_stage")
         if base_stage is not None and base_stage != main.stage:
             raise EdnError(f"face checkpoint {str(face_path)!r}: trained on the {base_stage} generator, "
                            f"but synthesis uses the {main.stage} generator {str(generator_path)!r}")
-        if face.temporal != main.temporal or face.compositing != main.compositing:
+        if (face.temporal, face.compositing, face.upsampling) != (main.temporal, main.compositing, main.upsampling):
             raise EdnError(f"face checkpoint {str(face_path)!r}: trained on another generator than "
                            f"{str(generator_path)!r} ({training_mode(face.temporal)}, "
-                           f"{'compositing' if face.compositing else 'whole frame'})")
-        face_generator = build_face_generator(main.preset)
+                           f"{'compositing' if face.compositing else 'whole frame'}, "
+                           f"{face.upsampling} upsampling)")
+        face_generator = build_face_generator(main.preset, main.upsampling)
         load_state(face_generator, face, "face_generator", face_path)
         face_generator = face_generator.to(device).eval()
         description += f" + face GAN (step {face.step})"

@@ -46,10 +46,11 @@ class FaceStageTrainer(Trainer):
         self.temporal = init.temporal  # the face stage follows the generator it starts from
         self.perceptual = runtime.place_module(perceptual)
         self.plate = None if plate is None else runtime.place(plate)
-        self.generator = build_generator(preset, init.options["generator_kind"], compositing=init.compositing)
+        self.generator = build_generator(preset, init.options["generator_kind"], compositing=init.compositing,
+                                         upsampling=init.upsampling)
         load_state(self.generator, init, "generator", init_path)
         self.generator.requires_grad_(False)  # frozen for the whole face stage
-        self.face_generator = build_face_generator(preset)
+        self.face_generator = build_face_generator(preset, init.upsampling)
         self.face_discriminator = build_face_discriminator(preset)
         self.saved = {"generator": self.generator, "face_generator": self.face_generator,
                       "face_discriminator": self.face_discriminator}

@@ -223,6 +223,8 @@ def set_up_stage(options: TrainingOptions, inputs: StageInputs, run_dir: str | o
     trainer_class.check_init(options, init, init_path)
     kind = generator_kind(stage, init)
     compositing = uses_compositing(options, init, inputs.background)
+    # auto resolved, so that options.json and every checkpoint record the network built.
+    options = options.replace(upsampling=options.generator_upsampling(init.upsampling if init else None))
     if not compositing:
         options = options.replace(temporal_unroll_frames=0)  # the paper's pair from the zero image
 

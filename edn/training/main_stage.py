@@ -58,7 +58,7 @@ class MainStageTrainer(Trainer):
     def __init__(self, kind: str, preset: Preset, perceptual: PerceptualLoss, runtime: Runtime,
                  learning_rate: float, *, temporal: bool = True, init: Checkpoint | None = None,
                  init_path: str | None = None, plate: torch.Tensor | None = None, mask_weight: float = 0.0,
-                 temporal_change_weight: float = 0.0) -> None:
+                 temporal_change_weight: float = 0.0, upsampling: str = "transposed") -> None:
         self.kind = kind
         self.runtime = runtime
         self.temporal = temporal
@@ -66,7 +66,7 @@ class MainStageTrainer(Trainer):
         self.temporal_change_weight = temporal_change_weight
         self.plate = None if plate is None else runtime.place(plate)
         self.perceptual = runtime.place_module(perceptual)
-        self.generator = build_generator(preset, kind, compositing=plate is not None)
+        self.generator = build_generator(preset, kind, compositing=plate is not None, upsampling=upsampling)
         if kind == "local":
             # Stage-1 weights go into the enhancer's global branch (pix2pixHD's load_pretrain).
             body = self.generator.body if plate is not None else self.generator
@@ -95,7 +95,8 @@ class MainStageTrainer(Trainer):
                            f"{'over the plate' if init.compositing else 'the whole frame'}, the local stage would not")
         return cls(options.stage, preset, perceptual, runtime, options.learning_rate, temporal=options.temporal,
                    init=init, init_path=init_path, plate=plate, mask_weight=options.mask_weight,
-                   temporal_change_weight=options.temporal_change_weight)
+                   temporal_change_weight=options.temporal_change_weight,
+                   upsampling=options.generator_upsampling(init.upsampling if init else None))
 
     def frame_generator(self) -> FrameGenerator:
         return FrameGenerator(generator=self.generator, temporal=self.temporal, plate=self.plate)
