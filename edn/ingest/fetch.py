@@ -63,7 +63,12 @@ MB = 1000 ** 2
 
 
 def is_url(source: str) -> bool:
-    """True for http(s) links and anything else yt-dlp would be asked to fetch."""
+    """True for http(s) links and anything else yt-dlp would be asked to fetch.
+
+    The scheme in any case (``HTTP://`` too: urlparse lowers it); the workflow's
+    ``is_url`` (workflow/rules/common.smk) asks the same, so that a subject fetched
+    here is never looked for as a local file there.
+    """
     return urlparse(source).scheme in ("http", "https")
 
 
