@@ -50,6 +50,11 @@ RANGE_CASES: dict[str, tuple[Callable, tuple[str, ...]]] = {
     # At 1001 fps the 5 s demo would decode to 5100 frames: a disk filled by a typo.
     "frame rate past 1000": (lambda out, s, p, w, url: _decode(out, "--fps", "1001", "--width", 64, "--height", 64),
                              ("option fps '1001'", "must be at most 1000")),
+    # nan passes every comparison: the fetch used to go on and blame the video ("only 5.10 s of the nan s").
+    "span starting at nan": (
+        lambda out, s, p, w, url: ("fetch", "--source", DEMO / "source_dancer.mp4", "--output", out / "video.mp4",
+                                   "--start", "nan"),
+        ("option start nan", "must be from 0 to 1000000 seconds")),
     "enormous download timeout": (
         lambda out, s, p, w, url: ("fetch", "--source", url, "--output", out / "video.mp4", "--cache-dir",
                                    out / "cache", "--timeout-s", "1e300"),

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from edn.core.errors import EdnError
 from edn.core.options import DownloadOptions, FrameOptions, add_arguments, from_arguments
+
+#: Latest span start or end, in seconds (the config schema's maximum for subjects' start and end).
+MAX_SPAN_S = 1_000_000
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,6 +39,10 @@ def _fetch(args: argparse.Namespace) -> None:
     from edn.ingest.fetch import fetch_video
 
     options = from_arguments(DownloadOptions, args)
+    for name in ("start", "end"):  # nan passes every comparison ffmpeg's caller makes
+        value = getattr(args, name)
+        if value is not None and not 0 <= value <= MAX_SPAN_S:
+            raise EdnError(f"option {name} {value!r}: must be from 0 to {MAX_SPAN_S} seconds")
     fetch_video(args.source, args.output, start_s=args.start, end_s=args.end, cache_dir=args.cache_dir,
                 timeout_s=options.timeout_s, max_download_mb=options.max_download_mb)
 
