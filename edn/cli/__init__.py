@@ -58,13 +58,15 @@ class _LogFile(logging.FileHandler):
     messages still reach stderr, and the stage's error says what went wrong.
     """
 
+    failed = False
+
     def handleError(self, record: logging.LogRecord) -> None:
         self.failed = True
         with contextlib.suppress(OSError, ValueError):
             self.close()
 
     def emit(self, record: logging.LogRecord) -> None:
-        if not getattr(self, "failed", False):
+        if not self.failed:
             super().emit(record)
 
 
