@@ -29,7 +29,7 @@ Here the same is done on the pixels of one of the target's own frames (its
   the torso: its joints' convex hull grown by a margin, less what the drawn
   limbs, hands, feet and head hold (an arm by the body moves with the arm, a
   chin on the collar with the head; where they covered the torso, the torso
-  behind is filled by inpainting and marked).
+  behind is filled from its own pixels around and marked).
 - **Compositing.** Layers are drawn back to front (:data:`DEPTH_ORDER`: torso,
   legs, feet, head, arms, hands) with premultiplied alpha. Every edge is
   feathered over ``feather_px`` pixels. A limb fades in over ``feather_px``
@@ -42,7 +42,7 @@ Here the same is done on the pixels of one of the target's own frames (its
   background). A part the requested pose places that cannot be moved (its
   joints missing in the exemplar; for a limb with one end in the requested
   pose, a disc of a limb's length around that end) is not drawn and its region
-  is 0, as is the inpainted torso where it shows. Nothing is drawn from a guess.
+  is 0, as is the filled-in torso where it shows. Nothing is drawn from a guess.
 
 Keypoints are ``[K, 3]`` (x, y, confidence) in the layout of
 :mod:`edn.pose.skeleton`, in working-frame pixels (continuous coordinates,
@@ -135,7 +135,7 @@ HEAD_RADIUS_BODY = 0.42  # from the centre of the nose, eyes and ears
 HAIR_REACH = 0.75
 HEAD_MARGIN = 0.25
 MIN_FACE_HEIGHT = 0.3
-#: Torso pixels a part in front covered at least this much are filled by inpainting.
+#: Torso pixels a part in front covered at least this much are filled in from around.
 FILL_FROM = 0.05
 HAND_MARGIN = 0.1
 FOOT_MARGIN = 0.1
@@ -520,8 +520,8 @@ def _torso_plan(poses: _Poses, image: np.ndarray, coverage: np.ndarray, limbs: l
     edges included): an arm by the body moves with the arm, not with the torso; a limb that is not
     drawn leaves its pixels to the torso. Where a part drawn in front of it (``in_front``: limbs,
     hands, feet, head) took the exemplar's pixels whole, inside the hull (anywhere for the head: a
-    chin on the collar), the torso behind is filled from its own pixels around (OpenCV's Telea
-    inpainting) and marked as filled.
+    chin on the collar), the torso behind is filled from its own pixels around
+    (:func:`fill_from_around`) and marked as filled.
     """
     shared = poses.shared(TORSO_JOINTS)
     if poses.source_scale is None or len(shared) < 2:
@@ -550,14 +550,34 @@ def _torso_plan(poses: _Poses, image: np.ndarray, coverage: np.ndarray, limbs: l
     filled = taken * coverage[y0:y1, x0:x1]
     if not (filled > FILL_FROM).any():
         return PartPlan("torso", matrix, Region(alpha, x0, y0))
-    # Filled from the torso's own pixels only: the box's other pixels, and what the parts in front hold
-    # at all, are unknown to the inpainting.
+    # Filled from the torso's own pixels only: not from the background, nor from what the limbs hold.
     refill = filled > FILL_FROM
-    unknown = refill | (coverage[y0:y1, x0:x1] < 0.5) | (held > FILL_FROM)
-    pixels = np.ascontiguousarray(image[y0:y1, x0:x1])
-    painted = cv2.inpaint(pixels, unknown.astype(np.uint8), 3, cv2.INPAINT_TELEA)
-    return PartPlan("torso", matrix, Region(alpha, x0, y0), image=np.where(refill[..., None], painted, pixels),
-                    filled=filled.astype(np.float32))
+    known = ~refill & (coverage[y0:y1, x0:x1] >= 0.5) & (held <= FILL_FROM)
+    pixels = np.array(image[y0:y1, x0:x1])
+    pixels[refill] = fill_from_around(pixels, known, feather)[refill]
+    return PartPlan("torso", matrix, Region(alpha, x0, y0), image=pixels, filled=filled.astype(np.float32))
+
+
+def fill_from_around(pixels: np.ndarray, known: np.ndarray, sigma_px: float) -> np.ndarray:
+    """float32 [h, w, 3]: every pixel as the Gaussian-weighted mean of the ``known`` pixels around it
+    (normalized convolution), the Gaussian widened three times over where too few are near; the
+    mean of all known pixels where none is."""
+    weight = known.astype(np.float32)
+    values = pixels.astype(np.float32) * weight[..., None]
+    out = np.zeros(pixels.shape, np.float32)
+    done = np.zeros(known.shape, bool)
+    sigma = max(sigma_px, 1.0)
+    for _ in range(4):
+        density = cv2.GaussianBlur(weight, (0, 0), sigma)
+        enough = ~done & (density > 1e-3)
+        if enough.any():
+            out[enough] = cv2.GaussianBlur(values, (0, 0), sigma)[enough] / density[enough, None]
+            done |= enough
+        if done.all():
+            return out
+        sigma *= 3.0
+    out[~done] = pixels[known].mean(axis=0) if known.any() else 0.0
+    return out
 
 
 def face_region(keypoints: np.ndarray, present: np.ndarray, size: tuple[int, int], *, feather: float,
@@ -781,8 +801,9 @@ def warp_person(image: np.ndarray, mask: np.ndarray, exemplar_keypoints: np.ndar
     moved, missing = plan_parts(image, coverage, exemplar_keypoints, requested_keypoints, feather_px=feather_px,
                                 limb_radius=limb_radius, min_face_points=min_face_points,
                                 hands_and_feet=hands_and_feet)
-    # Channels: colour times alpha (3), alpha, filled times alpha; composited back to front.
-    canvas = np.zeros((height, width, 5), np.float32)
+    # Channels: colour times alpha (3), alpha, filled times alpha; composited back to front on the box
+    # that the warped layers cover.
+    layers = []
     for plan in moved:
         x0, y0, x1, y1 = plan.region.box
         part_alpha = plan.region.alpha * coverage[y0:y1, x0:x1]
@@ -792,16 +813,23 @@ def warp_person(image: np.ndarray, mask: np.ndarray, exemplar_keypoints: np.ndar
         layer[..., 3] = part_alpha
         layer[..., 4] = 0.0 if plan.filled is None else plan.filled * part_alpha
         warped = _warp_layer(layer, plan.region.box, plan.matrix, size)
-        if warped is None:
-            continue
-        values, (u0, v0, u1, v1) = warped
-        below = canvas[v0:v1, u0:u1]
-        below *= 1.0 - values[..., 3:4]
-        below += values
-    alpha = np.clip(canvas[..., 3], 0.0, 1.0)
-    validity = 1.0 - np.clip(canvas[..., 4], 0.0, 1.0)
+        if warped is not None:
+            layers.append(warped)
+    canvas = np.zeros((height, width, 5), np.float32)
+    if layers:
+        boxes = np.array([box for _, box in layers])
+        bx0, by0 = boxes[:, :2].min(axis=0)
+        bx1, by1 = boxes[:, 2:].max(axis=0)
+        drawn = canvas[by0:by1, bx0:bx1]
+        for values, (u0, v0, u1, v1) in layers:
+            below = drawn[v0 - by0:v1 - by0, u0 - bx0:u1 - bx0]
+            below *= 1.0 - values[..., 3:4]
+            below += values
+        np.clip(drawn[..., 3:], 0.0, 1.0, out=drawn[..., 3:])
+    alpha = canvas[..., 3]
+    validity = 1.0 - canvas[..., 4]
     for _, region in missing:
         x0, y0, x1, y1 = region.box
         validity[y0:y1, x0:x1] = np.minimum(validity[y0:y1, x0:x1], 1.0 - region.alpha)
-    return WarpedPerson(premultiplied=np.ascontiguousarray(canvas[..., :3]), alpha=alpha, validity=validity,
+    return WarpedPerson(premultiplied=canvas[..., :3], alpha=alpha, validity=validity,
                         drawn=tuple(plan.name for plan in moved), missing=tuple(name for name, _ in missing))
