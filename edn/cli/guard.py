@@ -209,8 +209,11 @@ def _lock(output: Path, command: str) -> None:
             if os.stat(lock_path).st_ino == os.fstat(handle).st_ino:
                 break
         os.close(handle)
-    os.ftruncate(handle, 0)
-    os.pwrite(handle, f"pid {os.getpid()} on {socket.gethostname()}: edn {command}\n".encode(), 0)
+    # Who holds the lock is a courtesy to the next copy: a full disk must not stop the stage,
+    # whose own write then names the output that has no room.
+    with contextlib.suppress(OSError):
+        os.ftruncate(handle, 0)
+        os.pwrite(handle, f"pid {os.getpid()} on {socket.gethostname()}: edn {command}\n".encode(), 0)
 
     def release() -> None:
         with contextlib.suppress(OSError):
