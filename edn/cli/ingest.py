@@ -52,4 +52,5 @@ def _decode(args: argparse.Namespace) -> None:
 
     options = from_arguments(FrameOptions, args)
     decode_video(args.video, args.frames, args.meta, working_size=(options.width, options.height),
-                 fps=parse_fps(options.fps), fit=options.fit)
+                 fps=parse_fps(options.fps), fit=options.fit,
+                 orientation=options.orientation)

@@ -287,6 +287,9 @@ class FrameOptions(Options):
                              pattern=r"[0-9]+(\.[0-9]+)?(/[0-9]+)?", maximum=1000)
     fit: str = option("pad", "keep the whole frame and pad (pad), or fill the working frame and crop (crop)",
                       choices=("pad", "crop"))
+    orientation: str = option("auto", "auto: a video displayed taller than wide is decoded at height x width "
+                                      "(the same pixels, portrait); landscape or portrait: every video at that "
+                                      "orientation of width x height", choices=("auto", "landscape", "portrait"))
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from tqdm import tqdm
 
 from edn.core.atomic import atomic_path, write_json
 from edn.core.errors import EdnError
-from edn.ingest.frames import NPY_HEADER_BYTES, FrameGeometry, FrameMeta, fit_geometry, npy_header
+from edn.ingest.frames import (NPY_HEADER_BYTES, FrameGeometry, FrameMeta, fit_geometry, npy_header,
+                               oriented_size)
 from edn.ingest.media import VIDEO_THREADS, ffmpeg_binary, probe_video, require_complete
 from edn.core.options import FrameOptions
 
@@ -61,11 +62,15 @@ def decode_video(
     working_size: tuple[int, int],
     fps: Fraction | None = None,
     fit: str = FrameOptions.fit,
+    orientation: str | None = None,
 ) -> FrameMeta:
     """Decode ``video`` into ``frames_out`` (.npy) and ``meta_out`` (meta.json).
 
-    ``working_size`` is (width, height) in pixels; ``fps`` None keeps the video's
-    average frame rate. Both outputs are written atomically. A video that yields
+    ``working_size`` is (width, height) in pixels, turned by ``orientation``
+    (:func:`~edn.ingest.frames.oriented_size`; ``auto``: the video's own, so a
+    phone video held upright is decoded portrait at the same pixel count; None,
+    the default: exactly as given). The meta records the size used. ``fps`` None
+    keeps the video's average frame rate. Both outputs are written atomically. A video that yields
     clearly fewer frames than its duration promises (a truncated file) is an
     EdnError, not a shorter frame store.
     """
@@ -73,6 +78,8 @@ def decode_video(
     width, height = working_size
     if width <= 0 or height <= 0:
         raise EdnError(f"working size {width}x{height}: must be positive")
+    if orientation is not None:
+        width, height = oriented_size((width, height), info.size, orientation)
     rate = fps or info.fps
     geometry = fit_geometry(info.size, (width, height), fit)
     frame_bytes = width * height * 3

@@ -9,7 +9,9 @@ A subject's decoded video is two files:
     4.4 GiB for 100 s at 30 fps). PNG would be 3 to 5 times smaller but costs
     milliseconds of decoding per frame on every training step.
 ``meta.json``
-    fps, frame count, source size, working size and the transform below.
+    fps, frame count, source size, working size and the transform below. The
+    working size is the configured one turned to the video's orientation
+    (:func:`oriented_size`): a portrait video is worked on portrait.
 
 Coordinates everywhere in edn are continuous image coordinates: the top-left
 corner of the top-left pixel is (0, 0) and pixel (i, j) covers
@@ -77,6 +79,27 @@ class FrameGeometry:
 
 
 FITS = ("pad", "crop")
+ORIENTATIONS = ("auto", "landscape", "portrait")
+
+
+def oriented_size(size: tuple[int, int], source_size: tuple[int, int], orientation: str) -> tuple[int, int]:
+    """The working size (width, height) for a video displayed at ``source_size``.
+
+    ``size`` is the configured (width, height); only its orientation changes, never
+    its pixel count. ``landscape`` puts the longer side across, ``portrait`` upright;
+    ``auto`` follows the video: a video displayed taller than wide (a phone held
+    upright, its rotation metadata applied) gets the longer side upright, one wider
+    than tall across, and a square video the configured size as it is.
+    """
+    if orientation not in ORIENTATIONS:
+        raise EdnError(f"orientation {orientation!r}: must be one of {', '.join(ORIENTATIONS)}")
+    long_side, short_side = max(size), min(size)
+    if orientation == "auto":
+        width, height = source_size
+        if width == height:
+            return tuple(size)
+        orientation = "portrait" if height > width else "landscape"
+    return (short_side, long_side) if orientation == "portrait" else (long_side, short_side)
 
 
 def fit_geometry(source_size: tuple[int, int], working_size: tuple[int, int], fit: str) -> FrameGeometry:
