@@ -27,7 +27,12 @@ purpose (see tests/test_normalize.py):
 - ``p`` is clamped to [0, 1] for the scale only, so a jump above ``far`` is
   translated faithfully but never scaled beyond the measured range;
 - horizontal re-centring (the source's median ankle x moved onto the target's)
-  is available and off by default, as in the paper.
+  is available and off by default, as in the paper;
+- a source decoded at another working size than the target (a landscape source
+  for a portrait target, docs/configuration.md) keeps its horizontal place
+  relative to the frame's centre: x moves by half the difference of the widths,
+  and the result is in the target's frame. Heights and ankle rows are already in
+  each subject's own pixels, so eqs. 7 and 8 need nothing else.
 """
 
 from __future__ import annotations
@@ -81,9 +86,6 @@ class DepthMapping:
 
 def depth_mapping(source: SubjectStats, target: SubjectStats, *, recenter_x: bool = False) -> DepthMapping:
     """The constants of eqs. 7 and 8 for a source and target pair."""
-    if tuple(source.frame_size) != tuple(target.frame_size):
-        raise EdnError(f"normalization: source {source.subject!r} was measured at {source.frame_size} and "
-                       f"target {target.subject!r} at {target.frame_size}; both must use one working size")
     far_t, close_t = target.far, target.close
     if source.depth_range < target.depth_range:
         middle = (target.far + target.close) / 2
@@ -91,7 +93,8 @@ def depth_mapping(source: SubjectStats, target: SubjectStats, *, recenter_x: boo
     return DepthMapping(
         far_s=source.far, close_s=source.close, far_t=far_t, close_t=close_t,
         scale_far=target.h_far / source.h_far, scale_close=target.h_close / source.h_close,
-        shift_x=(target.median_ankle_x - source.median_ankle_x) if recenter_x else 0.0,
+        shift_x=((target.median_ankle_x - source.median_ankle_x) if recenter_x
+                 else (target.frame_size[0] - source.frame_size[0]) / 2),
     )
 
 
@@ -139,6 +142,6 @@ def normalize_poses(source_poses: PoseSequence, source: SubjectStats, target: Su
     """The source's poses mapped into the target's frame; same frame count."""
     transforms = frame_transforms(source_poses, depth_mapping(source, target, recenter_x=recenter_x))
     normalized = apply_transforms(source_poses, transforms)
-    normalized = normalized.replace(normalized.keypoints, extra={
+    normalized = normalized.replace(normalized.keypoints, frame_size=tuple(target.frame_size), extra={
         **source_poses.extra, "normalized_from": source.subject, "normalized_to": target.subject})
     return normalized, transforms

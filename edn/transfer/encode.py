@@ -9,6 +9,7 @@ source showed its frame i.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from edn.core.errors import EdnError
 from edn.ingest.frames import FrameMeta, load_frames, load_image_store
 from edn.labels.label_store import load_labels
 from edn.ingest.media import encode_video
+
+log = logging.getLogger(__name__)
 
 OUTPUT_FRAMINGS = ("working", "source")
 
@@ -42,7 +45,14 @@ def encode_transfer(synthesized_path: str | os.PathLike, source_meta: FrameMeta,
     if len(frames) != source_meta.frame_count:
         raise EdnError(f"synthesized frames {str(synthesized_path)!r}: {len(frames)} frames, but the source "
                        f"has {source_meta.frame_count}")
+    if framing == "source" and tuple(frames.shape[2:0:-1]) != tuple(source_meta.working_size):
+        # A pair works in its target's frame (frames.orientation): the source's padding is not there to cut.
+        log.info("output framing 'source': the result is in the target's %dx%d frame, not the source's %dx%d; "
+                 "the whole frame is encoded", *frames.shape[2:0:-1], *source_meta.working_size)
+        framing = "working"
     x0, y0, x1, y1 = output_region(source_meta, framing)
+    if framing == "working":
+        x1, y1 = frames.shape[2], frames.shape[1]
     return encode_video((frame[y0:y1, x0:x1] for frame in frames), output, fps=source_meta.fps,
                         size=(x1 - x0, y1 - y0), audio_from=audio_from, crf=crf, frame_count=len(frames))
 
@@ -57,12 +67,19 @@ def encode_comparison(source_frames_path: str | os.PathLike, labels_path: str | 
     if counts != {source_meta.frame_count}:
         raise EdnError(f"comparison {str(output)!r}: source, labels and result have {sorted(counts)} frames, "
                        f"expected {source_meta.frame_count}")
-    height, width = panels[0].shape[1:3]
+    # The source may be landscape and the pair's labels and result portrait (frames.orientation):
+    # each panel is centred on a black column of the tallest panel's height.
+    height = max(p.shape[1] for p in panels)
+    widths = [p.shape[2] for p in panels]
     gap = np.full((height, 4, 3), 255, np.uint8)
+
+    def column(image: np.ndarray) -> np.ndarray:
+        top = (height - image.shape[0]) // 2
+        return np.pad(image, ((top, height - image.shape[0] - top), (0, 0), (0, 0)))
 
     def frames():
         for source, label, result in zip(*panels):
-            yield np.concatenate([source, gap, label, gap, result], axis=1)
+            yield np.concatenate([column(source), gap, column(label), gap, column(result)], axis=1)
 
-    return encode_video(frames(), output, fps=source_meta.fps, size=(3 * width + 2 * gap.shape[1], height),
+    return encode_video(frames(), output, fps=source_meta.fps, size=(sum(widths) + 2 * gap.shape[1], height),
                         audio_from=audio_from, crf=crf, frame_count=source_meta.frame_count)
