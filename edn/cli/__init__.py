@@ -25,6 +25,7 @@ from edn.core.errors import EdnError
 
 COMMAND_MODULES = (
     "edn.cli.background",
+    "edn.cli.conditioning",
     "edn.cli.detector",
     "edn.cli.evaluate",
     "edn.cli.exemplars",

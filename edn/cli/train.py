@@ -31,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--plate", default=None, help="composite method: the target's background plate (.png)")
     train.add_argument("--plate-report", default=None, help="composite method: the plate's report (.json)")
     train.add_argument("--masks", default=None, help="composite method: the person's segmentation masks (.npy)")
+    train.add_argument("--exemplars", default=None,
+                       help="exemplar option: the target's warped exemplars, one per frame (edn training-exemplars)")
+    train.add_argument("--exemplar-validity", default=None, help="exemplar option: their validity masks (.npy)")
     add_arguments(train, TrainingOptions)
     add_arguments(train, RuntimeOptions)
     add_arguments(train, ThreadOptions)
@@ -57,7 +60,7 @@ def _train(args: argparse.Namespace) -> None:
     from edn.training.distributed import launch_from_environment, run_data_parallel
     from edn.core.errors import EdnError
     from edn.core.runtime import choose_device
-    from edn.training.loop import Background
+    from edn.training.loop import Background, Exemplars
 
     options = from_arguments(TrainingOptions, args)
     runtime_options = from_arguments(RuntimeOptions, args)
@@ -65,6 +68,9 @@ def _train(args: argparse.Namespace) -> None:
     if any(given) and not all(given):
         raise EdnError("--plate, --plate-report and --masks go together (the outputs of edn background)")
     background = Background(args.plate, args.plate_report, args.masks) if all(given) else None
+    if (args.exemplars is None) != (args.exemplar_validity is None):
+        raise EdnError("--exemplars and --exemplar-validity go together (the outputs of edn training-exemplars)")
+    exemplars = Exemplars(args.exemplars, args.exemplar_validity) if args.exemplars else None
     processes = options.processes
     if processes == 0:  # one per visible GPU
         processes = _visible_gpus() if choose_device(runtime_options.device).type == "cuda" else 1
@@ -72,6 +78,7 @@ def _train(args: argparse.Namespace) -> None:
     threads = from_arguments(ThreadOptions, args).threads
     threads = None if threads is None else max(1, threads // processes)
     arguments = dict(launch=launch, options=options, runtime_options=runtime_options, background=background,
+                     exemplars=exemplars,
                      threads=threads, deterministic=args.deterministic, progress=args.progress,
                      paths=dict(frames=args.frames, labels=args.labels, index=args.index,
                                 perceptual_weights=args.perceptual, output=args.output, run_dir=args.run_dir,
@@ -86,6 +93,7 @@ def _visible_gpus() -> int:
 
 
 def train_process(*, local: int, launch, options: TrainingOptions, runtime_options: RuntimeOptions, background,
+                  exemplars=None,
                   threads: int | None, deterministic: bool, progress: bool, paths: dict) -> None:
     """One training process: process ``local`` of its task (``edn.training.distributed``), or the only one."""
     import dataclasses
@@ -127,7 +135,8 @@ def train_process(*, local: int, launch, options: TrainingOptions, runtime_optio
 
     previous = signal.signal(signal.SIGTERM, request_stop)
     try:
-        train_stage(options=options, **paths, runtime=runtime, background=background, progress=progress,
+        train_stage(options=options, **paths, runtime=runtime, background=background, exemplars=exemplars,
+                    progress=progress,
                     stop_requested=stop.is_set, group=group)
     finally:
         signal.signal(signal.SIGTERM, previous)

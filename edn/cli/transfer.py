@@ -18,6 +18,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synthesize.add_argument("--face", default=None, help="final checkpoint of the face stage (optional)")
     synthesize.add_argument("--plate", default=None,
                             help="the target's background plate (.png), which a compositing generator draws over")
+    synthesize.add_argument("--exemplars", default=None,
+                            help="a generator trained with the exemplar option: the target's own frames warped to "
+                                 "these labels' poses, one per label (edn pose-warp's --output)")
+    synthesize.add_argument("--exemplar-validity", default=None,
+                            help="their validity masks (edn pose-warp's --validity)")
     synthesize.add_argument("--output", required=True, help="synthesized frames .npy to write")
     add_arguments(synthesize, RuntimeOptions)
     add_arguments(synthesize, ThreadOptions)
@@ -63,7 +68,12 @@ def _synthesize(args: argparse.Namespace) -> None:
                        f"in {args.labels!r}")
     models = load_frame_generator(args.generator, args.face, runtime.device,
                                   plate=read_plate(args.plate) if args.plate else None)
-    write_synthesis(models, labels, index, args.output, runtime)
+    exemplars = None
+    if models.exemplar:
+        from edn.transfer.synthesize import load_exemplars
+
+        exemplars = load_exemplars(args.exemplars, args.exemplar_validity, labels, args.generator)
+    write_synthesis(models, labels, index, args.output, runtime, exemplars=exemplars)
 
 
 def _encode(args: argparse.Namespace) -> None:

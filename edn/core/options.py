@@ -462,6 +462,13 @@ class TrainingOptions(Options):
                                             "own previous frames as at synthesis time; the paper: 0", minimum=0,
                                          maximum=64)
     mask_weight: float = option(10.0, "composite method: weight of the L1 loss between the drawn mask and the "
+    exemplar: bool = option(False, "composite method: the generator is also fed the target's own training frame "
+                                   "warped to the pose (edn.exemplars) and its validity mask, in the person's "
+                                   "window, and corrects it instead of drawing the person from the stick figure "
+                                   "alone; the local and face stages follow the stage they start from")
+    exemplar_gap: int = option(5, "exemplar: a training frame's exemplar is never itself nor one of this many "
+                                  "frames on either side of it (so that the generator cannot copy its answer)",
+                               minimum=0, maximum=10_000)
                                       "person's segmentation mask", minimum=0, maximum=1e6)
     temporal_change_weight: float = option(20.0, "composite method with temporal smoothing: weight of the L1 loss "
                                                  "between the generated and the real change from the first frame "

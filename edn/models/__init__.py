@@ -14,6 +14,7 @@ from torch import nn
 from edn.models.compositing import INPUT_CHANNELS as COMPOSITING_INPUTS
 from edn.models.compositing import OUTPUT_CHANNELS as COMPOSITING_OUTPUTS
 from edn.models.compositing import CompositingGenerator
+from edn.models.compositing import input_channels as compositing_input_channels
 from edn.models.discriminator import MultiscaleDiscriminator, PatchDiscriminator
 from edn.models.face import FaceDiscriminator, FaceGenerator
 from edn.models.generator import UPSAMPLINGS, GlobalGenerator, LocalEnhancer
@@ -27,15 +28,21 @@ __all__ = ["CompositingGenerator", "FaceDiscriminator", "FaceGenerator", "Global
            "build_generator", "UPSAMPLINGS"]
 
 
-def build_generator(preset: Preset, kind: str, compositing: bool = False, upsampling: str = "transposed") -> nn.Module:
+def build_generator(preset: Preset, kind: str, compositing: bool = False, upsampling: str = "transposed",
+                    exemplar: bool = False) -> nn.Module:
     """The main generator: ``kind`` "global" (G1) or "local" (G2 around G1).
 
     ``compositing``: a :class:`CompositingGenerator` around it, which draws the
     person and a mask over the background plate (9 input, 4 output channels).
     ``upsampling``: "transposed" (pix2pixHD's and the paper's transposed
     convolutions) or "resize" (upsample, then convolve; :mod:`edn.models.generator`).
+    ``exemplar``: the compositing generator also takes the warped exemplar and its
+    validity (4 more input channels; :mod:`edn.models.compositing`).
     """
-    channels = {"input_channels": COMPOSITING_INPUTS, "output_channels": COMPOSITING_OUTPUTS} if compositing else {}
+    if exemplar and not compositing:
+        raise ValueError("a generator conditioned on the warped exemplar is a compositing one")
+    channels = ({"input_channels": compositing_input_channels(exemplar), "output_channels": COMPOSITING_OUTPUTS}
+                if compositing else {})
     if kind == "global":
         body = GlobalGenerator(preset.ngf, preset.n_downsampling, preset.n_blocks, **channels, upsampling=upsampling)
     elif kind == "local":
@@ -43,7 +50,7 @@ def build_generator(preset: Preset, kind: str, compositing: bool = False, upsamp
                              **channels, upsampling=upsampling)
     else:
         raise ValueError(f"generator kind {kind!r}: must be one of {GENERATOR_KINDS}")
-    return CompositingGenerator(body) if compositing else body
+    return CompositingGenerator(body, exemplar) if compositing else body
 
 
 def build_discriminator(preset: Preset, kind: str, temporal: bool = True) -> MultiscaleDiscriminator:

@@ -9,6 +9,14 @@ channels: the person's RGB and a soft mask. The frame is the matting composite
 
 so where the mask is 0 the frame is the plate exactly. The mask is the fourth
 tanh output mapped to [0, 1].
+
+Conditioned on an exemplar (``exemplar=True``, option ``training.exemplar``): 4 more
+input channels, the target's own training frame warped to the requested pose
+(:mod:`edn.exemplars`, RGB in [-1, 1]) and its validity mask (in [0, 1]: 1 where
+the warp drew a part or left the plate, 0 where a requested part could not be
+drawn), in the same window. The network then corrects a real image of the
+person instead of drawing every pixel from the stick figure (PoseWarp,
+Balakrishnan et al. 2018, refines its warped parts the same way).
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ from torch import nn
 INPUT_CHANNELS = 9
 #: person RGB and mask
 OUTPUT_CHANNELS = 4
+#: the warped exemplar's RGB and its validity mask
+EXEMPLAR_CHANNELS = 4
 
 
 def composite(person: torch.Tensor, mask: torch.Tensor, plate: torch.Tensor) -> torch.Tensor:
@@ -27,16 +37,29 @@ def composite(person: torch.Tensor, mask: torch.Tensor, plate: torch.Tensor) -> 
     return mask * person + (1.0 - mask) * plate
 
 
-class CompositingGenerator(nn.Module):
-    """``forward(label, previous, plate) -> (frame, mask)``: ``body`` draws person and mask."""
+def input_channels(exemplar: bool) -> int:
+    """The body's input channels: label, previous frame, plate, and with ``exemplar`` the warped exemplar."""
+    return INPUT_CHANNELS + (EXEMPLAR_CHANNELS if exemplar else 0)
 
-    def __init__(self, body: nn.Module) -> None:
+
+class CompositingGenerator(nn.Module):
+    """``forward(label, previous, plate, exemplar=None) -> (frame, mask)``: ``body`` draws person and mask.
+
+    ``exemplar``: whether the body takes the warped exemplar ``[B, 4, h, w]`` (RGB in
+    [-1, 1], validity in [0, 1]); it must then be given at every call."""
+
+    def __init__(self, body: nn.Module, exemplar: bool = False) -> None:
         super().__init__()
         self.body = body
+        self.exemplar = exemplar
         self.size_multiple = body.size_multiple
 
-    def forward(self, labels: torch.Tensor, previous: torch.Tensor, plate: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.body(labels, torch.cat([previous, plate], dim=1))
+    def forward(self, labels: torch.Tensor, previous: torch.Tensor, plate: torch.Tensor,
+                exemplar: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.exemplar != (exemplar is not None):
+            raise ValueError("this compositing generator " + ("needs the warped exemplar" if self.exemplar
+                                                              else "takes no exemplar"))
+        extra = [previous, plate] + ([exemplar.to(plate.dtype)] if exemplar is not None else [])
+        out = self.body(labels, torch.cat(extra, dim=1))
         person, mask = out[:, :3], (out[:, 3:] + 1.0) * 0.5
         return composite(person.float(), mask.float(), plate.float()), mask.float()

@@ -62,12 +62,17 @@ def paste_each(background: torch.Tensor, windows: Sequence[Window], inside: torc
 
 
 def draw_in_window(generator: nn.Module, label: torch.Tensor, previous: torch.Tensor, plate: torch.Tensor,
-                   windows: Sequence[Window]) -> tuple[torch.Tensor, torch.Tensor]:
+                   windows: Sequence[Window], exemplar: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """The compositing generator's frames and masks at the working size ``[B, C, H, W]``:
-    item i drawn in ``windows[i]`` from the crops of ``label``, ``previous`` and ``plate``,
-    and pasted into the plate (the frame) and into zeros (the mask). Outside its window
-    each frame is the plate exactly."""
-    frame, mask = generator(crop_each(label, windows), crop_each(previous, windows), crop_each(plate, windows))
+    item i drawn in ``windows[i]`` from the crops of ``label``, ``previous``, ``plate`` and,
+    for a generator conditioned on it, the warped ``exemplar`` ``[B, 4, H, W]`` (RGB and
+    validity), and pasted into the plate (the frame) and into zeros (the mask). Outside
+    its window each frame is the plate exactly."""
+    crops = [crop_each(x, windows) for x in (label, previous, plate)]
+    if exemplar is not None:
+        crops.append(crop_each(exemplar, windows))
+    frame, mask = generator(*crops)
     return paste_each(plate, windows, frame), paste_each(torch.zeros_like(plate[:, :1]), windows, mask)
 
 
@@ -105,16 +110,22 @@ class FrameGenerator:
     description: str = ""
     plate: torch.Tensor | None = None
     downsample: int = 1
+    exemplar: bool = False
 
     def draw(self, label: torch.Tensor, previous: torch.Tensor | None, box: Box | None,
-             window: Window | None) -> tuple[torch.Tensor, torch.Tensor]:
+             window: Window | None, exemplar: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """One frame at the working size ``[1, 3, H, W]`` (clamped to [-1, 1]) from ``label``
-        [1, 3, H, W] in [0, 1] and what the previous step returned as the state to feed
-        back (None for the first frame), face-corrected inside ``box`` when there is a face
-        GAN and a box. Returns (frame, state for the next frame)."""
+        [1, 3, H, W] in [0, 1] (and, for a generator conditioned on it, the warped
+        ``exemplar`` [1, 4, H, W], :func:`exemplar_tensor`) and what the previous step
+        returned as the state to feed back (None for the first frame), face-corrected
+        inside ``box`` when there is a face GAN and a box. Returns (frame, state for the
+        next frame)."""
         if self.plate is not None:
+            if self.exemplar and exemplar is None:
+                raise ValueError("this generator is conditioned on the warped exemplar: pass it")
             previous = previous_frame(previous, label, self.temporal)
-            frame, _ = draw_in_window(self.generator, label, previous, self.plate, [window])
+            frame, _ = draw_in_window(self.generator, label, previous, self.plate, [window],
+                                      exemplar if self.exemplar else None)
             if self.face_generator is not None and box is not None:
                 frame = self.face_generator(frame, label, [box]).float()
             frame = frame.clamp(-1.0, 1.0)
@@ -132,12 +143,14 @@ class FrameGenerator:
 
 @torch.no_grad()
 def generate_frames(models: FrameGenerator, labels: Iterable[torch.Tensor], boxes: Iterable[Box | None],
-                    runtime: Runtime, windows: Iterable[Window] | None = None) -> Iterator[torch.Tensor]:
+                    runtime: Runtime, windows: Iterable[Window] | None = None,
+                    exemplars: Iterable[torch.Tensor] | None = None) -> Iterator[torch.Tensor]:
     """Frames ``[1, 3, H, W]`` in [-1, 1] on ``runtime``'s device, one per label, in order.
 
     ``labels``: [1, 3, H, W] in [0, 1] (any device); ``boxes``: each frame's face
     box, None where the frame has no face; ``windows``: each frame's person
-    window (a compositing generator needs them). Frame t is drawn from label t
+    window (a compositing generator needs them); ``exemplars``: each frame's warped
+    exemplar [1, 4, H, W] (a generator conditioned on it needs them). Frame t is drawn from label t
     and frame t - 1 (the zero image first, and always for a generator trained
     frame by frame).
 
@@ -149,15 +162,19 @@ def generate_frames(models: FrameGenerator, labels: Iterable[torch.Tensor], boxe
     """
     if models.plate is not None and windows is None:
         raise ValueError("a compositing generator draws in the person's windows: pass them")
+    if models.exemplar and exemplars is None:
+        raise ValueError("a generator conditioned on the warped exemplar needs one per frame: pass them")
     if runtime.channels_last:
         models.generator.to(memory_format=torch.channels_last)
     if models.plate is not None:
         models.plate = runtime.place(models.plate)
     state = None
     with runtime.autocast():
-        for (label, box), window in zip(zip(labels, boxes, strict=True),
-                                        itertools.repeat(None) if windows is None else windows):
-            frame, state = models.draw(runtime.place(label), state, box, window)
+        for (label, box), window, exemplar in zip(zip(labels, boxes, strict=True),
+                                                  itertools.repeat(None) if windows is None else windows,
+                                                  itertools.repeat(None) if exemplars is None else exemplars):
+            frame, state = models.draw(runtime.place(label), state, box, window,
+                                       None if exemplar is None else runtime.place(exemplar))
             state = runtime.place(state)
             yield frame
 
@@ -177,6 +194,14 @@ def plate_tensor(plate: np.ndarray) -> torch.Tensor:
     return label_tensor(plate) * 2.0 - 1.0
 
 
+def exemplar_tensor(image: np.ndarray, validity: np.ndarray) -> torch.Tensor:
+    """A warped exemplar uint8 [H, W, 3] (over the plate, as ``edn pose-warp`` writes it) and its
+    validity uint8 [H, W] (0-255) as a conditioned generator's input ``[1, 4, H, W]``: RGB in
+    [-1, 1], validity in [0, 1]."""
+    valid = torch.from_numpy(np.ascontiguousarray(validity))[None, None].float().div_(255.0)
+    return torch.cat([plate_tensor(image), valid], dim=1)
+
+
 def load_frame_generator(generator_path: str | os.PathLike, face_path: str | os.PathLike | None,
                          device: torch.device, plate: np.ndarray | None = None) -> FrameGenerator:
     """The main generator of the last trained stage (global or local) and, optionally, the face GAN,
@@ -190,10 +215,13 @@ def load_frame_generator(generator_path: str | os.PathLike, face_path: str | os.
     if main.upsampling not in UPSAMPLINGS:
         raise EdnError(f"generator checkpoint {str(generator_path)!r}: upsampling {main.upsampling!r} not understood "
                        f"(this edn builds {' or '.join(UPSAMPLINGS)})")
-    generator = build_generator(main.preset, main.stage, compositing=main.compositing, upsampling=main.upsampling)
+    exemplar = bool(main.options.get("exemplar", False))  # an older checkpoint: not conditioned
+    generator = build_generator(main.preset, main.stage, compositing=main.compositing, upsampling=main.upsampling,
+                                exemplar=exemplar)
     load_state(generator, main, "generator", generator_path)
     face_generator = None
     description = (f"{main.stage} generator ({main.preset.name}, {'compositing' if main.compositing else 'whole frame'}"
+                   f"{', conditioned on the warped exemplar' if exemplar else ''}"
                    f", {training_mode(main.temporal)}, {main.upsampling} upsampling, step {main.step})")
     if face_path is not None:
         face = load_checkpoint(face_path, stages=("face",), preset=main.preset, what="face checkpoint")
@@ -228,4 +256,4 @@ def load_frame_generator(generator_path: str | os.PathLike, face_path: str | os.
         size = (size[0] * downsample, size[1] * downsample)  # trained at a fraction of these working frames
     return FrameGenerator(generator=generator.to(device).eval(), face_generator=face_generator,
                           temporal=main.temporal, size=size, description=description, plate=plate_input,
-                          downsample=1 if main.compositing else downsample)
+                          downsample=1 if main.compositing else downsample, exemplar=exemplar)

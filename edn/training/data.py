@@ -18,7 +18,7 @@ import torch
 
 from edn.core.errors import EdnError
 from edn.core.options import first_heldout_frame
-from edn.ingest.frames import load_frames, load_masks
+from edn.ingest.frames import load_frames, load_image_store, load_masks
 from edn.models.generation import downsample_area, scale_box
 from edn.labels.label_store import LabelIndex, load_labels, read_label_index
 
@@ -100,7 +100,9 @@ class Sample:
     frame the generator must draw (on a compositing path, the real frame's person
     on the background plate); ``box``: (x0, y0, x1, y1) face box at the training
     size; ``has_face``. Compositing only: ``window``, the person's window, and
-    ``mask`` [1, 1, H, W] in [0, 1], the person's segmentation mask.
+    ``mask`` [1, 1, H, W] in [0, 1], the person's segmentation mask. Conditioned on
+    exemplars: ``exemplar`` [1, 4, H, W], the frame's warped exemplar (RGB in [-1, 1])
+    and its validity (in [0, 1]).
     """
 
     label: torch.Tensor
@@ -109,6 +111,7 @@ class Sample:
     has_face: bool
     window: tuple[int, int, int, int] | None = None
     mask: torch.Tensor | None = None
+    exemplar: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -122,14 +125,16 @@ class Batch:
     boxes: tuple[tuple[int, int, int, int], ...]
     windows: tuple[tuple[int, int, int, int], ...] | None = None
     mask: torch.Tensor | None = None
+    exemplar: torch.Tensor | None = None
 
     @staticmethod
     def of(samples: Sample | Sequence[Sample]) -> Batch:
         samples = [samples] if isinstance(samples, Sample) else list(samples)
         windows = None if samples[0].window is None else tuple(s.window for s in samples)
         mask = None if samples[0].mask is None else torch.cat([s.mask for s in samples])
+        exemplar = None if samples[0].exemplar is None else torch.cat([s.exemplar for s in samples])
         return Batch(label=torch.cat([s.label for s in samples]), image=torch.cat([s.image for s in samples]),
-                     boxes=tuple(s.box for s in samples), windows=windows, mask=mask)
+                     boxes=tuple(s.box for s in samples), windows=windows, mask=mask, exemplar=exemplar)
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -147,11 +152,17 @@ class TrainingFrames:
     segmentation masks): samples come with the frame's person window from the
     label index (at the training size, its sides multiples of ``size_multiple``),
     and the image is the real frame's person over the plate.
+
+    Conditioned on exemplars (``exemplars_path`` and ``validity_path``, one warped
+    exemplar and validity mask per frame, ``edn training-exemplars``): samples come
+    with theirs.
     """
 
     def __init__(self, frames_path: str | os.PathLike, labels_path: str | os.PathLike,
                  index_path: str | os.PathLike, *, downsample: int, size_multiple: int,
-                 plate: np.ndarray | None = None, masks_path: str | os.PathLike | None = None) -> None:
+                 plate: np.ndarray | None = None, masks_path: str | os.PathLike | None = None,
+                 exemplars_path: str | os.PathLike | None = None,
+                 validity_path: str | os.PathLike | None = None) -> None:
         self.frames = load_frames(frames_path)
         self.labels = load_labels(labels_path)
         self.index = read_label_index(index_path)
@@ -168,9 +179,11 @@ class TrainingFrames:
             raise EdnError(f"frames {self.source!r}: {width}x{height} cannot be downsampled by {downsample}")
         self.downsample = downsample
         self.size = (width // downsample, height // downsample)  # (W, H) at the training size
-        self.plate = self.masks = None
+        self.plate = self.masks = self.exemplars = self.validity = None
         if plate is not None:
             self._check_compositing(plate, masks_path, size_multiple)
+            if exemplars_path is not None:
+                self._load_exemplars(exemplars_path, validity_path)
             return
         if self.size[0] % size_multiple or self.size[1] % size_multiple:
             raise EdnError(f"frames {self.source!r}: training size {self.size[0]}x{self.size[1]} is not a multiple "
@@ -196,6 +209,18 @@ class TrainingFrames:
             raise EdnError(f"person masks {str(masks_path)!r}: {list(self.masks.shape)} for frames "
                            f"{list(self.frames.shape)}")
         self.plate = self._to_tensor(plate) * 2.0 - 1.0
+
+    def _load_exemplars(self, exemplars_path: str | os.PathLike, validity_path: str | os.PathLike | None) -> None:
+        if validity_path is None:
+            raise EdnError("the warped exemplars go with their validity masks")
+        self.exemplars = load_image_store(exemplars_path, "warped exemplars")
+        self.validity = load_masks(validity_path, "exemplar validity masks")
+        if self.exemplars.shape != self.frames.shape:
+            raise EdnError(f"warped exemplars {str(exemplars_path)!r}: {list(self.exemplars.shape)} for frames "
+                           f"{self.source!r} {list(self.frames.shape)} (one per frame: edn training-exemplars)")
+        if self.validity.shape != self.frames.shape[:3]:
+            raise EdnError(f"exemplar validity {str(validity_path)!r}: {list(self.validity.shape)} for frames "
+                           f"{self.source!r} {list(self.frames.shape)}")
 
     @property
     def window_size(self) -> tuple[int, int] | None:
@@ -226,5 +251,10 @@ class TrainingFrames:
                                self.downsample)
         on_plate = mask * image + (1.0 - mask) * self.plate
         window = scale_box(tuple(int(v) for v in self.index.windows[t]), self.downsample)
+        exemplar = None
+        if self.exemplars is not None:
+            valid = torch.from_numpy(np.array(self.validity[t]))[None, None].float().div_(255.0)
+            exemplar = torch.cat([self._to_tensor(self.exemplars[t]) * 2.0 - 1.0,
+                                  downsample_area(valid, self.downsample)], dim=1).to(device)
         return Sample(label=label, image=on_plate.to(device), box=box, has_face=has_face, window=window,
-                      mask=mask.to(device))
+                      mask=mask.to(device), exemplar=exemplar)

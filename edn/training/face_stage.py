@@ -47,7 +47,7 @@ class FaceStageTrainer(Trainer):
         self.perceptual = runtime.place_module(perceptual)
         self.plate = None if plate is None else runtime.place(plate)
         self.generator = build_generator(preset, init.options["generator_kind"], compositing=init.compositing,
-                                         upsampling=init.upsampling)
+                                         upsampling=init.upsampling, exemplar=bool(init.options.get("exemplar")))
         load_state(self.generator, init, "generator", init_path)
         self.generator.requires_grad_(False)  # frozen for the whole face stage
         self.face_generator = build_face_generator(preset, init.upsampling)
@@ -84,7 +84,7 @@ class FaceStageTrainer(Trainer):
 
     def frame_generator(self) -> FrameGenerator:
         return FrameGenerator(generator=self.generator, face_generator=self.face_generator, temporal=self.temporal,
-                              plate=self.plate)
+                              plate=self.plate, exemplar=getattr(self.generator, "exemplar", False))
 
     def _draw(self, frames: Batch, label: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
         """The frozen G's frames for the batch ``frames`` (over the plate on the composite path),

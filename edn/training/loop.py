@@ -87,6 +87,34 @@ class Background:
         return [self.plate, self.report, self.masks]
 
 
+@dataclass(frozen=True)
+class Exemplars:
+    """A target's warped exemplars, one per frame (``edn training-exemplars``): the images over the plate
+    and their validity masks, which a generator conditioned on them (``training.exemplar``) is fed."""
+
+    images: str | os.PathLike
+    validity: str | os.PathLike
+
+    def paths(self) -> list[str | os.PathLike]:
+        return [self.images, self.validity]
+
+
+def uses_exemplar(options: TrainingOptions, init: Checkpoint | None, compositing: bool,
+                  exemplars: Exemplars | None) -> bool:
+    """Whether this stage's generator is conditioned on the warped exemplar: ``options.exemplar`` for
+    the composite method (the local and face stages follow their init; an init without the
+    option was not conditioned); the files must then be given."""
+    wanted = bool(init.options.get("exemplar", False)) if init is not None else options.exemplar
+    if wanted and not compositing:
+        if init is None:
+            log.warning("exemplar: the generator draws the whole frame here, it is not conditioned on exemplars")
+        return False
+    if wanted and exemplars is None:
+        raise EdnError(f"{options.stage} stage: the generator is conditioned on the warped exemplars; give them "
+                       "(--exemplars and --exemplar-validity, from edn training-exemplars)")
+    return wanted
+
+
 def uses_compositing(options: TrainingOptions, init: Checkpoint | None, background: Background | None) -> bool:
     """Whether this stage draws the person over the plate: the composite method on a target whose camera
     is static (a moving camera falls back to the paper's whole frame); later stages follow their init."""
@@ -116,11 +144,12 @@ class StageInputs:
     perceptual_weights: str | os.PathLike
     init: str | os.PathLike | None = None
     background: Background | None = None
+    exemplars: Exemplars | None = None
 
-    def fingerprint(self, compositing: bool) -> dict:
+    def fingerprint(self, compositing: bool, exemplar: bool = False) -> dict:
         """Size and modification time of every input: a re-rendered input restarts the run instead of resuming it."""
         paths = [self.frames, self.labels, self.index, self.perceptual_weights, *([self.init] if self.init else []),
-                 *(self.background.paths() if compositing else [])]
+                 *(self.background.paths() if compositing else []), *(self.exemplars.paths() if exemplar else [])]
         return {str(p): [os.stat(p).st_size, os.stat(p).st_mtime_ns] for p in paths}
 
 
@@ -160,13 +189,15 @@ class StageSetup:
 def train_stage(*, options: TrainingOptions, frames: str | os.PathLike, labels: str | os.PathLike,
                 index: str | os.PathLike, perceptual_weights: str | os.PathLike, output: str | os.PathLike,
                 run_dir: str | os.PathLike, init: str | os.PathLike | None, runtime: Runtime,
-                background: Background | None = None, losses_output: str | os.PathLike | None = None,
+                background: Background | None = None, exemplars: Exemplars | None = None,
+                losses_output: str | os.PathLike | None = None,
                 progress: bool = True, stop_requested: Callable[[], bool] = lambda: False,
                 group: Group = SINGLE) -> Path | None:
     """Train one stage to ``options.iterations`` and write the final model to ``output``
     (and, when given, a copy of the run's losses.csv to ``losses_output``).
 
-    ``background``: the target's plate files, which the composite method draws over.
+    ``background``: the target's plate files, which the composite method draws over;
+    ``exemplars``: the target's warped exemplars, which a conditioned generator corrects.
 
     Resumes from the newest rolling checkpoint in ``run_dir`` when the run there
     was started with the same options, inputs and previous-stage checkpoint.
@@ -183,7 +214,7 @@ def train_stage(*, options: TrainingOptions, frames: str | os.PathLike, labels: 
     stops all of them after the same step.
     """
     # Set up: check the inputs, load the training set, construct the networks, resume.
-    inputs = StageInputs(frames, labels, index, perceptual_weights, init, background)
+    inputs = StageInputs(frames, labels, index, perceptual_weights, init, background, exemplars)
     setup = set_up_stage(options, inputs, run_dir, runtime, group)
     iterations = setup.options.iterations
 
@@ -225,6 +256,7 @@ def set_up_stage(options: TrainingOptions, inputs: StageInputs, run_dir: str | o
     compositing = uses_compositing(options, init, inputs.background)
     # auto resolved, so that options.json and every checkpoint record the network built.
     options = options.replace(upsampling=options.generator_upsampling(init.upsampling if init else None))
+    options = options.replace(exemplar=uses_exemplar(options, init, compositing, inputs.exemplars))
     if not compositing:
         options = options.replace(temporal_unroll_frames=0)  # the paper's pair from the zero image
 
@@ -232,7 +264,9 @@ def set_up_stage(options: TrainingOptions, inputs: StageInputs, run_dir: str | o
     multiple = preset.size_multiple * (2 if kind == "local" else 1)
     data = TrainingFrames(inputs.frames, inputs.labels, inputs.index, downsample=options.downsample,
                           size_multiple=multiple, plate=read_plate(inputs.background.plate) if compositing else None,
-                          masks_path=inputs.background.masks if compositing else None)
+                          masks_path=inputs.background.masks if compositing else None,
+                          exemplars_path=inputs.exemplars.images if options.exemplar else None,
+                          validity_path=inputs.exemplars.validity if options.exemplar else None)
     split = split_pairs(data.index, options.holdout_fraction, need_face=trainer_class.needs_face,
                         source=str(inputs.frames))
     if trainer_class.needs_face:
@@ -251,7 +285,7 @@ def set_up_stage(options: TrainingOptions, inputs: StageInputs, run_dir: str | o
         **options.identity(), "temporal": trainer.temporal, "preset": preset.to_dict(), "generator_kind": kind,
         "base_stage": init.stage if init else None, "compositing": compositing,
         "image_size": list(data.size), "window_size": list(window_size) if window_size else None,
-        "inputs": inputs.fingerprint(compositing),
+        "inputs": inputs.fingerprint(compositing, options.exemplar),
     }
     run = RunDirectory(run_dir, keep=options.keep_checkpoints)
     start_step = resume(run, run_options, trainer, preset, stage, group)
@@ -281,6 +315,8 @@ def log_start(setup: StageSetup) -> None:
     data, split, options, group = setup.data, setup.split, setup.options, setup.group
     window = data.window_size
     drawn = f"the person in {window[0]}x{window[1]} windows over the plate" if setup.compositing else "the whole frame"
+    if options.exemplar:
+        drawn += ", correcting warped exemplars"
     shared = f", {group.world_size} processes" if group.active else ""
     log.info("%s stage: %d pairs (frames 0..%d), %d held out, %dx%d, %s, %s, batch %d%s, %d of %d iterations done",
              setup.stage, len(split.pairs), split.first_heldout - 1, len(split.heldout), *data.size, drawn,

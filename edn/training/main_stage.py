@@ -58,7 +58,8 @@ class MainStageTrainer(Trainer):
     def __init__(self, kind: str, preset: Preset, perceptual: PerceptualLoss, runtime: Runtime,
                  learning_rate: float, *, temporal: bool = True, init: Checkpoint | None = None,
                  init_path: str | None = None, plate: torch.Tensor | None = None, mask_weight: float = 0.0,
-                 temporal_change_weight: float = 0.0, upsampling: str = "transposed") -> None:
+                 temporal_change_weight: float = 0.0, upsampling: str = "transposed",
+                 exemplar: bool = False) -> None:
         self.kind = kind
         self.runtime = runtime
         self.temporal = temporal
@@ -66,7 +67,8 @@ class MainStageTrainer(Trainer):
         self.temporal_change_weight = temporal_change_weight
         self.plate = None if plate is None else runtime.place(plate)
         self.perceptual = runtime.place_module(perceptual)
-        self.generator = build_generator(preset, kind, compositing=plate is not None, upsampling=upsampling)
+        self.generator = build_generator(preset, kind, compositing=plate is not None, upsampling=upsampling,
+                                         exemplar=exemplar)
         if kind == "local":
             # Stage-1 weights go into the enhancer's global branch (pix2pixHD's load_pretrain).
             body = self.generator.body if plate is not None else self.generator
@@ -96,10 +98,12 @@ class MainStageTrainer(Trainer):
         return cls(options.stage, preset, perceptual, runtime, options.learning_rate, temporal=options.temporal,
                    init=init, init_path=init_path, plate=plate, mask_weight=options.mask_weight,
                    temporal_change_weight=options.temporal_change_weight,
-                   upsampling=options.generator_upsampling(init.upsampling if init else None))
+                   upsampling=options.generator_upsampling(init.upsampling if init else None),
+                   exemplar=options.exemplar and plate is not None)
 
     def frame_generator(self) -> FrameGenerator:
-        return FrameGenerator(generator=self.generator, temporal=self.temporal, plate=self.plate)
+        return FrameGenerator(generator=self.generator, temporal=self.temporal, plate=self.plate,
+                              exemplar=getattr(self.generator, "exemplar", False))
 
     def step(self, first: Sample | Batch, second: Sample | Batch,
              history: Sequence[Sample] | Sequence[Sequence[Sample]] = ()) -> dict[str, float]:

@@ -102,7 +102,8 @@ class Trainer:
                 state = None
                 for sample in history:
                     box = sample.box if sample.has_face else None
-                    _, state = models.draw(self.runtime.place(sample.label), state, box, sample.window)
+                    exemplar = None if sample.exemplar is None else self.runtime.place(sample.exemplar)
+                    _, state = models.draw(self.runtime.place(sample.label), state, box, sample.window, exemplar)
                 frames.append(first_previous_frame(labels[item:item + 1]) if state is None else state.detach())
         return torch.cat(frames)
 
@@ -110,14 +111,20 @@ class Trainer:
                         previous: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The compositing generator's frames and masks ``[B, C, H, W]`` for the batch ``frames``
         (``label``: its labels on the device), fed ``previous``: each drawn in its frame's
-        person window over the plate.
+        person window over the plate (and, for a generator conditioned on it, from its
+        frame's warped exemplar).
 
         Both stages draw a training pair through here, so every input the compositing
         generator is fed beside the label and the previous frame is read from ``frames`` in
         this one place; like the frames drawn before a pair and at synthesis
         (:meth:`FrameGenerator.draw`), it ends in :func:`edn.models.generation.draw_in_window`,
         which crops the inputs to the window and calls the generator."""
-        return draw_in_window(self.generator, label, previous, self.plate, frames.windows)
+        exemplar = None
+        if getattr(self.generator, "exemplar", False):
+            if frames.exemplar is None:
+                raise ValueError("this generator is conditioned on the warped exemplar: the batch has none")
+            exemplar = self.runtime.place(frames.exemplar)
+        return draw_in_window(self.generator, label, previous, self.plate, frames.windows, exemplar)
 
     # -- one update --------------------------------------------------------------------------------
     def update(self, g_total: torch.Tensor, g_logged: dict[str, float],

@@ -20,7 +20,7 @@ import numpy as np
 
 from edn.core.errors import EdnError
 from edn.ingest.frames import create_image_store
-from edn.models.generation import FrameGenerator, generate_frames, label_tensor, to_uint8_hwc
+from edn.models.generation import FrameGenerator, exemplar_tensor, generate_frames, label_tensor, to_uint8_hwc
 from edn.labels.label_store import LabelIndex
 from edn.core.runtime import Runtime
 
@@ -49,11 +49,34 @@ def face_boxes(index: LabelIndex) -> list[tuple[int, int, int, int] | None]:
             for box, has_face in zip(index.face_boxes, index.has_face)]
 
 
+def load_exemplars(images: str | None, validity: str | None, labels: np.ndarray,
+                   generator: str) -> tuple[np.ndarray, np.ndarray]:
+    """The warped exemplars (uint8 [N, H, W, 3]) and validity masks (uint8 [N, H, W]) that a
+    generator conditioned on them (``generator``, a checkpoint path, named in errors) needs,
+    one per label of ``labels``; EdnError when they are missing or do not match."""
+    from edn.ingest.frames import load_image_store, load_masks
+
+    if images is None or validity is None:
+        raise EdnError(f"generator checkpoint {generator!r}: trained with the exemplar option, it corrects the "
+                       "target's own frames warped to each pose; give them (--exemplars and --exemplar-validity, "
+                       "from edn pose-warp on these poses)")
+    frames, masks = load_image_store(images, "warped exemplars"), load_masks(validity, "exemplar validity masks")
+    if frames.shape != labels.shape:
+        raise EdnError(f"warped exemplars {images!r}: {list(frames.shape)} for labels {list(labels.shape)} "
+                       "(one per label, at their size)")
+    if masks.shape != labels.shape[:3]:
+        raise EdnError(f"exemplar validity {validity!r}: {list(masks.shape)} for labels {list(labels.shape)}")
+    return frames, masks
+
+
 def synthesize_sequence(models: FrameGenerator, labels: np.ndarray, index: LabelIndex, out: np.ndarray,
-                        runtime: Runtime, *, progress: bool = True) -> None:
+                        runtime: Runtime, *, progress: bool = True,
+                        exemplars: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """Generate frame t of ``out`` (uint8 [N, H, W, 3]) from ``labels[t]`` and frame t - 1.
 
-    ``labels``: uint8 [N, H, W, 3] stick figures; ``index``: their face boxes.
+    ``labels``: uint8 [N, H, W, 3] stick figures; ``index``: their face boxes;
+    ``exemplars``: (images, validity), label t's warped exemplar, for a generator
+    conditioned on them (:func:`load_exemplars`).
     """
     from tqdm import tqdm
 
@@ -69,19 +92,24 @@ def synthesize_sequence(models: FrameGenerator, labels: np.ndarray, index: Label
         raise EdnError("labels without person windows: a compositing generator draws in them (render the labels "
                        "with the target's statistics)")
     windows = None if models.plate is None else [tuple(int(v) for v in w) for w in index.windows]
+    exemplar_inputs = None
+    if models.exemplar:
+        if exemplars is None:
+            raise ValueError("a generator conditioned on the warped exemplar: pass the exemplars")
+        exemplar_inputs = (exemplar_tensor(image, valid) for image, valid in zip(*exemplars, strict=True))
     frames = generate_frames(models, (label_tensor(label) for label in _prefetch(labels)), face_boxes(index),
-                             runtime, windows=windows)
+                             runtime, windows=windows, exemplars=exemplar_inputs)
     for t, frame in enumerate(tqdm(frames, total=count, unit="frame", desc="synthesize", leave=False,
                                    disable=not progress or None)):
         out[t] = to_uint8_hwc(frame)
 
 
 def write_synthesis(models: FrameGenerator, labels: np.ndarray, index: LabelIndex, output: str | os.PathLike,
-                    runtime: Runtime) -> Path:
+                    runtime: Runtime, *, exemplars: tuple[np.ndarray, np.ndarray] | None = None) -> Path:
     """Synthesize every frame into ``output`` (frames .npy), atomically."""
     count, height, width = labels.shape[:3]
     log.info("synthesizing %d frames at %dx%d with the %s on %s%s", count, width, height, models.description,
              runtime.device, " (bf16)" if runtime.bf16 else "")
     with create_image_store(output, count, (width, height)) as store:
-        synthesize_sequence(models, labels, index, store, runtime)
+        synthesize_sequence(models, labels, index, store, runtime, exemplars=exemplars)
     return Path(output)
