@@ -19,6 +19,9 @@ rule fetch_video:
         " {params.trim} --cache-dir results/cache/downloads {params.options}"
 
 
+# The only rule told a frame size: frames.width/height turned to each video's orientation
+# (frames.orientation). Every later stage reads its size from the decoded frames, and a pair's
+# from its target's (docs/configuration.md, "The working frame").
 rule decode_frames:
     input:
         video="results/videos/{subject}.mp4",
