@@ -9,32 +9,49 @@ made once per target:
    or the frame's stick figure, grown by ``grow_px``, covers it. Growing the
    stick figure catches what the mask misses (a hand in motion blur, a frame
    where segmentation found nobody).
-2. **A per-pixel temporal median** of what is left, over at most
-   ``max_frames`` frames spread evenly over the video.
-3. **Pixels the person always covers** (seen in fewer than ``min_observations``
+2. **The camera, registered.** Every frame is mapped onto one reference view
+   from its background alone (:mod:`edn.background.registration`). A still
+   camera's transforms are all the identity and its frames are used as they are.
+3. **A per-pixel temporal median** of what is left, over at most
+   ``max_frames`` frames spread evenly over the video, each warped into the
+   reference view (and brought to its exposure). A moving camera's median is a
+   **mosaic**: the reference view grown to hold what the camera saw over the
+   video; the plate is the mosaic's reference view, the working frame's size.
+4. **Pixels the person always covers** (seen in fewer than ``min_observations``
    frames) are filled by OpenCV's inpainting (Telea). ``coverage`` records how
-   many frames saw each pixel; the filled ones are 0 in the coverage image.
-4. **Is the camera static?** The mean absolute difference between each frame and
-   the plate, outside the excluded pixels, in 0-255 units; its median over the
-   frames is the camera residual. A residual above ``max_camera_residual``
-   means the camera moves (or the light changes): such a target is trained on
-   the whole frame, as in the paper.
+   many frames saw each pixel of the mosaic; the filled ones are 0, and so are
+   the mosaic's pixels no frame saw (black).
+5. **Does the background hold still?** The mean absolute difference between
+   each frame and the plate, outside the excluded pixels, in 0-255 units: before
+   registration (the frame as filmed against the plate) and after (the
+   registered frame against the mosaic). Its median over the frames after
+   registration above ``max_camera_residual`` means the background itself
+   moves (water, a crowd, wind in every leaf) or the frames cannot be
+   registered: such a target is trained on the whole frame, as in the paper.
+   So is, for now, a target whose camera moves so much that the plate in the
+   reference view differs from the frames as filmed by more than
+   ``max_camera_residual``: drawing over a moving camera's plate needs the plate
+   warped into each frame's camera, which the composite method does not do yet.
 
 Arrays: frames uint8 [T, H, W, 3]; masks uint8 [T, H, W] (0-255, 255: person).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from edn.core.atomic import write_json
+from edn.background.registration import Registration, register_frames, translated, valid_in_view, warp_into
+from edn.core.atomic import write_json, write_text
 from edn.core.errors import EdnError
 from edn.labels.preview import write_png
 
@@ -51,7 +68,17 @@ class PlateReport:
     """What the plate stage measured (``results/background/{target}.json``).
 
     ``camera_residual``: median over frames of the mean |frame - plate| outside
-    the person, 0-255 units. ``static``: at most ``max_camera_residual``.
+    the person, the frames as filmed, 0-255 units. ``registered_residual``: the
+    same for the registered frames against the mosaic (None in a report made
+    before registration). ``background_moves``: the registered residual is above
+    ``max_camera_residual``, or fewer than half the frames could be registered.
+    ``static``: the composite method draws over the plate as it is (the
+    background holds still, and the camera is still or moves less than the
+    limit); :attr:`method` follows from it. ``camera_motion``: the largest mean
+    distance a frame's registration moves its corners (pixels); ``motion_model``:
+    the model fitted (``identity``: a still camera). ``reference_frame`` is the
+    reference view's frame, whose pixel (0, 0) is the mosaic's ``reference_origin``;
+    ``mosaic_size`` (width, height) equals ``frame_size`` for a still camera.
     ``filled_fraction``: share of the plate's pixels never seen without the person.
     """
 
@@ -63,13 +90,31 @@ class PlateReport:
     static: bool
     filled_fraction: float
     person_fraction: float
+    registered_residual: float | None = None
+    background_moves: bool = False
+    camera_motion: float = 0.0
+    motion_model: str = "identity"
+    reference_frame: int = 0
+    registered_frames: int | None = None
+    mosaic_size: tuple[int, int] | None = None
+    reference_origin: tuple[int, int] = (0, 0)
+
+    @property
+    def method(self) -> str:
+        """The training method the plate allows: ``composite`` (over the plate) or ``paper`` (the whole frame)."""
+        return "composite" if self.static else "paper"
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "method": self.method}
 
     @classmethod
     def from_json(cls, data: dict) -> PlateReport:
-        return cls(**{**data, "frame_size": tuple(data["frame_size"])})
+        names = {spec.name for spec in fields(cls)}
+        values = {key: value for key, value in data.items() if key in names}
+        for key in ("frame_size", "mosaic_size", "reference_origin"):
+            if values.get(key) is not None:
+                values[key] = tuple(values[key])
+        return cls(**values)
 
 
 def read_plate_report(path: str | os.PathLike) -> PlateReport:
@@ -132,44 +177,185 @@ def fill_unseen(plate: np.ndarray, unseen: np.ndarray) -> np.ndarray:
     return cv2.inpaint(known, unseen.astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
 
 
-def camera_residual(frames: np.ndarray, excluded: np.ndarray, plate: np.ndarray) -> float:
-    """Median over frames of the mean |frame - plate| where the person is not (0-255 units)."""
-    reference = plate.astype(np.float32)
-    residuals = []
-    for frame, person in zip(frames, excluded):
-        outside = ~person
-        if outside.sum() < 0.05 * outside.size:
-            continue  # nothing to compare: the person fills the frame
-        difference = np.abs(np.asarray(frame, np.float32) - reference).mean(axis=-1)
-        residuals.append(float(difference[outside].mean()))
-    return float(np.median(residuals)) if residuals else float("inf")
+def padding_pixels(frames: np.ndarray, samples: int = 16) -> np.ndarray:
+    """bool [H, W]: the bars of black padding around the picture (where decoding fit the video into the
+    working frame): the rows and columns at the frame's edges that are exactly black in every one of up to
+    ``samples`` frames spread over the video. They are not background: they do not move with the camera."""
+    chosen = frames_for_median(len(frames), samples)
+    lit = np.zeros(frames.shape[1:3], bool)
+    for t in chosen:
+        lit |= np.asarray(frames[t]).any(axis=-1)
+    rows, columns = np.flatnonzero(lit.any(axis=1)), np.flatnonzero(lit.any(axis=0))
+    padding = np.ones(lit.shape, bool)
+    if rows.size:
+        padding[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1] = False
+    return padding
 
 
-def make_plate(frames: np.ndarray, masks: np.ndarray, labels: np.ndarray | None, *, subject: str,
-               grow_px: int, min_observations: int, max_frames: int,
-               max_camera_residual: float) -> tuple[np.ndarray, np.ndarray, PlateReport]:
-    """The plate uint8 [H, W, 3], the coverage (frames that saw each pixel, int32 [H, W]) and the report."""
+class PersonPixels:
+    """What is not background, one frame at a time: ``person[t]`` is bool [H, W], :func:`excluded_pixels`
+    and the ``padding`` bars (a long video's masks are never all in memory)."""
+
+    def __init__(self, masks: np.ndarray, labels: np.ndarray | None, grow_px: int,
+                 padding: np.ndarray | None = None) -> None:
+        self.masks, self.labels, self.grow_px, self.padding = masks, labels, grow_px, padding
+
+    def __len__(self) -> int:
+        return len(self.masks)
+
+    def person(self, t: int) -> np.ndarray:
+        """bool [H, W]: :func:`excluded_pixels` of frame t alone."""
+        labels = None if self.labels is None else np.asarray(self.labels[t])[None]
+        return excluded_pixels(np.asarray(self.masks[t])[None], labels, self.grow_px)[0]
+
+    def __getitem__(self, t: int) -> np.ndarray:
+        person = self.person(t)
+        return person if self.padding is None else person | self.padding
+
+
+@dataclass(frozen=True)
+class Plate:
+    """What :func:`build_plate` makes: the plate uint8 [H, W, 3] (the reference view), the mosaic uint8
+    [Hm, Wm, 3] and its coverage (frames that saw each pixel, int32 [Hm, Wm]), the report, the
+    registration, and each frame's residual before and after registration (float64 [T], NaN: not measured)."""
+
+    plate: np.ndarray
+    mosaic: np.ndarray
+    coverage: np.ndarray
+    report: PlateReport
+    registration: Registration
+    residual_before: np.ndarray
+    residual_after: np.ndarray
+
+
+def _with_gain(frame: np.ndarray, gain: float) -> np.ndarray:
+    if gain == 1.0:
+        return frame
+    return np.clip(frame.astype(np.float32) * gain, 0, 255).round().astype(np.uint8)
+
+
+def _mean_difference(frame: np.ndarray, reference: np.ndarray, valid: np.ndarray) -> float:
+    """Mean |frame - reference| over ``valid`` (NaN when it is under 5% of the frame's pixels)."""
+    if valid.sum() < 0.05 * frame.shape[0] * frame.shape[1] or valid.size == 0:
+        return float("nan")
+    difference = np.abs(frame[valid].astype(np.float32) - reference[valid].astype(np.float32))
+    return float(difference.mean())
+
+
+def build_plate(frames: np.ndarray, masks: np.ndarray, labels: np.ndarray | None, *, subject: str,
+                grow_px: int, min_observations: int, max_frames: int, max_camera_residual: float,
+                reference: str = "middle", motion_model: str = "auto") -> Plate:
+    """The plate of a target's video, its camera registered (see the module)."""
     if len(frames) == 0:
         raise EdnError(f"background plate of {subject!r}: the video has no frames")
     if masks.shape != frames.shape[:3]:
         raise EdnError(f"background plate of {subject!r}: masks {list(masks.shape)} do not match frames "
                        f"{list(frames.shape)}")
-    chosen = frames_for_median(len(frames), max_frames)
-    sample_frames = np.asarray(frames[chosen])
-    sample_labels = None if labels is None else np.asarray(labels[chosen])
-    excluded = excluded_pixels(np.asarray(masks[chosen]), sample_labels, grow_px)
+    count, height, width = masks.shape
+    person = PersonPixels(masks, labels, grow_px, padding_pixels(frames))
+    registration = register_frames(frames, person, reference=reference, motion_model=motion_model)
+    (mosaic_width, mosaic_height), (ox, oy) = registration.canvas()
+    # The median holds its frames in memory: a mosaic larger than the frame takes fewer of them.
+    scale = mosaic_width * mosaic_height / (width * height)
+    chosen = [int(t) for t in frames_for_median(count, max(1, int(max_frames / scale)))
+              if registration.registered[t]]
+    as_filmed = registration.still and bool((registration.gains[chosen] == 1.0).all())
+    if as_filmed:  # a still camera at one exposure: the frames as they are
+        sample_frames = np.asarray(frames[chosen])
+        excluded = excluded_pixels(np.asarray(masks[chosen]), None if labels is None else np.asarray(labels[chosen]),
+                                   grow_px)
+        person_fraction = float(excluded.mean())
+        seen_area = np.ones((height, width), bool)
+    else:
+        canvas = (mosaic_width, mosaic_height)
+        sample_frames = np.empty((len(chosen), mosaic_height, mosaic_width, 3), np.uint8)
+        excluded = np.empty((len(chosen), mosaic_height, mosaic_width), bool)
+        shares = []
+        for i, t in enumerate(chosen):
+            into = translated(registration.transforms[t], (ox, oy))
+            sample_frames[i] = warp_into(_with_gain(np.asarray(frames[t]), registration.gains[t]), into, canvas)
+            excluded[i] = ~valid_in_view(~person[t], into, canvas)
+            shares.append(float(person.person(t).mean()))
+        person_fraction = float(np.mean(shares))
+        # Every pixel some registered frame saw (the reference view always), filled if the median has none.
+        seen_area = np.zeros((mosaic_height, mosaic_width), bool)
+        seen_area[oy:oy + height, ox:ox + width] = True
+        for t in np.flatnonzero(registration.registered):
+            seen_area |= valid_in_view(np.ones((height, width), bool), translated(registration.transforms[t], (ox, oy)),
+                                       canvas)
     median, observed = median_plate(sample_frames, excluded)
-    unseen = observed < min(min_observations, len(chosen))
-    median[unseen] = np.nan
-    plate = fill_unseen(median, unseen)
-    residual = camera_residual(sample_frames, excluded, plate)
-    height, width = plate.shape[:2]
-    report = PlateReport(subject=subject, frame_size=(width, height), frames_used=len(chosen),
-                         camera_residual=round(residual, 3), max_camera_residual=max_camera_residual,
-                         static=residual <= max_camera_residual, filled_fraction=round(float(unseen.mean()), 5),
-                         person_fraction=round(float(excluded.mean()), 5))
-    coverage = np.where(unseen, 0, observed).astype(np.int32)
-    return plate, coverage, report
+    del sample_frames, excluded
+    unseen = seen_area & (observed < min(min_observations, len(chosen)))
+    outside = ~seen_area
+    median[unseen | outside] = np.nan
+    mosaic = fill_unseen(median, unseen | outside)
+    mosaic[outside] = 0
+    plate = np.ascontiguousarray(mosaic[oy:oy + height, ox:ox + width])
+    coverage = np.where(unseen | outside, 0, observed).astype(np.int32)
+    before, after = frame_residuals(frames, person, plate, mosaic, registration, (ox, oy))
+    report = _report(subject, registration, before, after, frames_used=len(chosen),
+                     max_camera_residual=max_camera_residual,
+                     filled_fraction=float(unseen[oy:oy + height, ox:ox + width].mean()),
+                     person_fraction=person_fraction, mosaic_size=(mosaic_width, mosaic_height), origin=(ox, oy))
+    return Plate(plate=plate, mosaic=mosaic, coverage=coverage, report=report, registration=registration,
+                 residual_before=before, residual_after=after)
+
+
+def frame_residuals(frames: np.ndarray, person: Sequence, plate: np.ndarray, mosaic: np.ndarray,
+                    registration: Registration, origin: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Each frame's mean |frame - plate| outside the person (0-255): as filmed against the plate, and
+    registered (warped into the mosaic, at the reference's exposure) against the mosaic. NaN where the
+    frame was not registered or shows too little background (under 5% of its pixels)."""
+    count = len(frames)
+    before, after = np.full(count, np.nan), np.full(count, np.nan)
+    canvas = mosaic.shape[1::-1]
+    for t in range(count):
+        frame, background = np.asarray(frames[t]), ~person[t]
+        before[t] = _mean_difference(frame, plate, background)
+        if not registration.registered[t]:
+            continue
+        gain = registration.gains[t]
+        if registration.still and gain == 1.0:
+            after[t] = before[t]
+            continue
+        into = translated(registration.transforms[t], origin)
+        valid = valid_in_view(background, into, canvas)
+        after[t] = _mean_difference(warp_into(_with_gain(frame, gain), into, canvas), mosaic, valid)
+    return before, after
+
+
+def _median(values: np.ndarray) -> float:
+    values = values[np.isfinite(values)]
+    return round(float(np.median(values)), 3) if values.size else float("inf")
+
+
+def _report(subject: str, registration: Registration, before: np.ndarray, after: np.ndarray, *, frames_used: int,
+            max_camera_residual: float, filled_fraction: float, person_fraction: float,
+            mosaic_size: tuple[int, int], origin: tuple[int, int]) -> PlateReport:
+    camera, registered = _median(before), _median(after)
+    registered_frames = int(registration.registered.sum())
+    moves = not registered <= max_camera_residual or registered_frames < len(before) / 2
+    static = not moves and (registration.still or camera <= max_camera_residual)
+    motion = registration.camera_motion
+    return PlateReport(subject=subject, frame_size=registration.frame_size, frames_used=frames_used,
+                       camera_residual=camera, max_camera_residual=max_camera_residual, static=static,
+                       filled_fraction=round(filled_fraction, 5), person_fraction=round(person_fraction, 5),
+                       registered_residual=registered, background_moves=moves,
+                       camera_motion=round(motion, 3) if np.isfinite(motion) else 0.0,
+                       motion_model=registration.model, reference_frame=registration.reference,
+                       registered_frames=registered_frames, mosaic_size=mosaic_size, reference_origin=origin)
+
+
+def make_plate(frames: np.ndarray, masks: np.ndarray, labels: np.ndarray | None, *, subject: str,
+               grow_px: int, min_observations: int, max_frames: int, max_camera_residual: float,
+               reference: str = "middle", motion_model: str = "auto",
+               ) -> tuple[np.ndarray, np.ndarray, PlateReport]:
+    """The plate uint8 [H, W, 3], the coverage (frames that saw each pixel of the mosaic, int32) and the
+    report: :func:`build_plate` without the mosaic, registration and residuals."""
+    made = build_plate(frames, masks, labels, subject=subject, grow_px=grow_px, min_observations=min_observations,
+                       max_frames=max_frames, max_camera_residual=max_camera_residual, reference=reference,
+                       motion_model=motion_model)
+    return made.plate, made.coverage, made.report
 
 
 def coverage_image(coverage: np.ndarray, frames_used: int) -> np.ndarray:
@@ -177,20 +363,104 @@ def coverage_image(coverage: np.ndarray, frames_used: int) -> np.ndarray:
     return (coverage.astype(np.float64) / max(1, frames_used) * 255).round().astype(np.uint8)
 
 
-def write_plate(plate: np.ndarray, coverage: np.ndarray, report: PlateReport, *, plate_out: str | os.PathLike,
-                coverage_out: str | os.PathLike, report_out: str | os.PathLike) -> None:
-    """The plate and coverage as PNG images and the report as JSON, each atomically."""
-    write_png(plate_out, plate)
-    gray = coverage_image(coverage, report.frames_used)
-    write_png(coverage_out, np.repeat(gray[..., None], 3, axis=-1))
-    write_json(report_out, report.to_json())
-    if report.static:
-        log.info("background plate of %s: camera residual %.2f (static), %.2f%% of the plate filled",
-                 report.subject, report.camera_residual, 100 * report.filled_fraction)
+#: The camera table's columns: the frame, whether it was registered, its transform to the reference view
+#: (row by row), its brightness gain, how far the measured transform moves its corners, its residuals.
+CAMERA_COLUMNS = ("frame", "registered", *(f"h{r}{c}" for r in range(3) for c in range(3)), "gain",
+                  "displacement_px", "residual_before", "residual_after")
+
+
+def camera_table(made: Plate) -> str:
+    """The camera table as CSV text (``results/background/{target}.camera.csv``), one row per frame."""
+    registration = made.registration
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CAMERA_COLUMNS)
+    for t in range(len(registration.transforms)):
+        matrix = [f"{value:.10g}" for value in registration.transforms[t].ravel()]
+        writer.writerow([t, int(registration.registered[t]), *matrix, f"{registration.gains[t]:.5g}",
+                         f"{registration.displacement[t]:.4f}", f"{made.residual_before[t]:.4f}",
+                         f"{made.residual_after[t]:.4f}"])
+    return out.getvalue()
+
+
+@dataclass(frozen=True)
+class CameraTable:
+    """A camera table read back: ``transforms`` float64 [T, 3, 3] (frame pixel to reference pixel; add the
+    report's ``reference_origin`` for the mosaic's), ``registered`` bool [T], ``gains``, ``displacement``,
+    ``residual_before``, ``residual_after`` float64 [T]."""
+
+    transforms: np.ndarray
+    registered: np.ndarray
+    gains: np.ndarray
+    displacement: np.ndarray
+    residual_before: np.ndarray
+    residual_after: np.ndarray
+
+
+def read_camera_table(path: str | os.PathLike) -> CameraTable:
+    path = Path(path)
+    if not path.is_file():
+        raise EdnError(f"camera table {str(path)!r}: file not found (make the plate first)")
+    try:
+        rows = list(csv.DictReader(io.StringIO(path.read_text())))
+        if not rows or tuple(rows[0]) != CAMERA_COLUMNS:
+            raise ValueError(f"columns are not {', '.join(CAMERA_COLUMNS)}")
+        column = {name: np.array([float(row[name]) for row in rows]) for name in CAMERA_COLUMNS}
+    except (ValueError, TypeError, KeyError) as error:
+        raise EdnError(f"camera table {str(path)!r}: not a camera table ({error})") from None
+    matrices = np.stack([column[f"h{r}{c}"] for r in range(3) for c in range(3)], axis=1).reshape(-1, 3, 3)
+    return CameraTable(transforms=matrices, registered=column["registered"] > 0, gains=column["gain"],
+                       displacement=column["displacement_px"], residual_before=column["residual_before"],
+                       residual_after=column["residual_after"])
+
+
+def plate_message(report: PlateReport) -> tuple[int, str]:
+    """The plate stage's one log line about its target: (logging level, message)."""
+    if report.registered_residual is None:  # a report made before registration
+        registration, after = "", report.camera_residual
+    elif report.motion_model == "identity":
+        registration, after = "with the camera still", report.registered_residual
     else:
-        log.warning("target %s: the camera moves (residual %.1f above %.1f between its frames and the plate "
-                    "outside the person); it is trained on the whole frame, as in the paper",
-                    report.subject, report.camera_residual, report.max_camera_residual)
+        registration = (f"after registering {report.registered_frames} frames to frame {report.reference_frame} "
+                        f"by a {report.motion_model}")
+        after = report.registered_residual
+    filled = f"{100 * report.filled_fraction:.2f}% of the plate filled"
+    if report.background_moves:
+        return logging.WARNING, (
+            f"target {report.subject}: the background moves (residual {after:.1f} above "
+            f"{report.max_camera_residual:.1f} {registration}, {report.camera_residual:.1f} before); it is "
+            "trained on the whole frame, as in the paper: film against a background that holds still (no water, "
+            "crowd or wind-blown leaves behind the person), or raise background.max_camera_residual to draw over "
+            "the plate anyway")
+    if not report.static:
+        return logging.WARNING, (
+            f"target {report.subject}: the camera moves (residual {report.camera_residual:.1f} above "
+            f"{report.max_camera_residual:.1f} before registration, {after:.2f} {registration}); the composite "
+            "method does not yet draw over a moving camera's plate, so it is trained on the whole frame, as in "
+            "the paper: put the camera on a stand to draw over the plate")
+    if report.motion_model == "identity" or report.registered_residual is None:
+        return logging.INFO, (f"background plate of {report.subject}: camera residual {report.camera_residual:.2f} "
+                              f"(static), {filled}")
+    return logging.INFO, (f"background plate of {report.subject}: the camera moves up to {report.camera_motion:.1f} "
+                          f"px, residual {report.camera_residual:.2f} before and {after:.2f} {registration}; "
+                          f"{filled}")
+
+
+def write_plate(made: Plate, *, plate_out: str | os.PathLike, coverage_out: str | os.PathLike,
+                report_out: str | os.PathLike, mosaic_out: str | os.PathLike | None = None,
+                camera_out: str | os.PathLike | None = None) -> None:
+    """The plate, the mosaic and its coverage as PNG images, the camera table as CSV and the report as
+    JSON, each atomically; then the stage's one line about the target."""
+    report = made.report
+    write_png(plate_out, made.plate)
+    if mosaic_out is not None:
+        write_png(mosaic_out, made.mosaic)
+    gray = coverage_image(made.coverage, report.frames_used)
+    write_png(coverage_out, np.repeat(gray[..., None], 3, axis=-1))
+    if camera_out is not None:
+        write_text(camera_out, camera_table(made))
+    write_json(report_out, report.to_json())
+    log.log(*plate_message(report))
 
 
 def read_plate(path: str | os.PathLike) -> np.ndarray:

@@ -349,9 +349,15 @@ class BackgroundOptions(Options):
     min_observations: int = option(3, "a plate pixel seen without the person in fewer frames is inpainted",
                                    minimum=1)
     max_frames: int = option(200, "frames spread over the video that the median is taken over", minimum=1)
-    max_camera_residual: float = option(6.0, "above this mean |frame - plate| outside the person (0-255) the "
-                                             "camera counts as moving: the target is trained on the whole frame, "
-                                             "as in the paper", above=0, maximum=255)
+    max_camera_residual: float = option(6.0, "above this mean |frame - plate| outside the person (0-255), the "
+                                             "frames registered to the reference view, the background counts as "
+                                             "moving: the target is trained on the whole frame, as in the paper",
+                                        above=0, maximum=255)
+    reference: str = option("middle", "the frame whose view the plate is in: the middle one, or the one where the "
+                                      "person covers least", choices=("middle", "most_background"))
+    motion_model: str = option("auto", "the camera's motion from frame to reference view: auto (a similarity, "
+                                       "going up to an affine or a homography only when that clearly fits better) "
+                                       "or that model", choices=("auto", "similarity", "affine", "homography"))
 
 
 @dataclass(frozen=True)

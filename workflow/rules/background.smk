@@ -1,6 +1,8 @@
 # The target's background plate (the composite method draws the person over it):
-# its frames with the person left out, a per-pixel temporal median, and the
-# person's segmentation masks the composite method trains with.
+# its frames with the person left out, registered to one reference view, a
+# per-pixel temporal median (the mosaic of what the camera saw, the plate its
+# reference view), the camera table (each frame's transform, gain, residuals),
+# and the person's segmentation masks the composite method trains with.
 
 
 rule background_plate:
@@ -11,6 +13,8 @@ rule background_plate:
         plate=report(background_files("{target}")["plate"], caption="../report/background.rst",
                      category="Background"),
         coverage="results/background/{target}.coverage.png",
+        mosaic="results/background/{target}.mosaic.png",
+        camera="results/background/{target}.camera.csv",
         report=background_files("{target}")["plate_report"],
         masks=background_files("{target}")["masks"],
     params:
@@ -25,4 +29,5 @@ rule background_plate:
     shell:
         "python -m edn --log {log:q} background --subject {wildcards.target:q} --frames {input.frames:q}"
         " --labels {input.labels:q} --plate {output.plate:q} --coverage {output.coverage:q}"
+        " --mosaic {output.mosaic:q} --camera {output.camera:q}"
         " --report {output.report:q} --masks {output.masks:q} --workers {threads} {params.options}"
