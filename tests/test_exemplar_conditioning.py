@@ -144,6 +144,16 @@ def test_training_with_exemplars_through_the_cli_is_rebuilt_at_synthesis(tmp_pat
     assert refused.returncode != 0 and "trained with the exemplar option" in refused.stderr
     assert not (tmp_path / "refused.npy").exists()
 
+    # Evaluation on the held-out frames: their exemplars are the held-out end of the target's own.
+    evaluation = ["evaluate", "--method", "ts_exemplar", "--frames", data["frames"], "--poses", data["poses"],
+                  "--labels", data["labels"], "--index", data["index"], "--generator",
+                  tmp_path / "conditioned" / "global.pt", "--plate", data["plate"], "--no-pose-fidelity",
+                  "--threads", "1", "--generated", tmp_path / "eval.npy", "--output", tmp_path / "eval.csv"]
+    evaluated = run_edn(*evaluation, "--exemplars", data["exemplars"], "--exemplar-validity", data["validity"])
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert len(load_frames(tmp_path / "eval.npy")) == len(table) - first_heldout
+    assert "ts_exemplar" in (tmp_path / "eval.csv").read_text()
+
     # The composite method without it, and a checkpoint written before the option, load unconditioned.
     plain = run_edn(*_train_args(data, tmp_path, "plain", iterations=2))
     assert plain.returncode == 0, plain.stderr

@@ -29,6 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--baseline", choices=("nearest_neighbour", "background"), default="nearest_neighbour",
                           help="without --generator: the training frame of the nearest pose (the paper's baseline), "
                                "or the background plate with nobody drawn (needs --plate)")
+    evaluate.add_argument("--exemplars", default=None,
+                          help="a generator trained with the exemplar option: the target's warped exemplars, one per "
+                               "frame (edn training-exemplars; their held-out end, warped from training frames only)")
+    evaluate.add_argument("--exemplar-validity", default=None, help="their validity masks")
     add_arguments(evaluate, RuntimeOptions)
     add_arguments(evaluate, ThreadOptions)
     evaluate.add_argument("--no-pose-fidelity", dest="pose_fidelity", action="store_false",
@@ -108,7 +112,13 @@ def _evaluate(args: argparse.Namespace) -> None:
 
             runtime = choose_runtime(runtime_options)
             models = load_frame_generator(args.generator, args.face, runtime.device, plate=plate)
-            synthesize_sequence(models, load_labels(args.labels)[first:], clip.index, generated, runtime)
+            labels, exemplars = load_labels(args.labels), None
+            if models.exemplar:
+                from edn.transfer.synthesize import load_exemplars
+
+                images, validity = load_exemplars(args.exemplars, args.exemplar_validity, labels, args.generator)
+                exemplars = (images[first:], validity[first:])
+            synthesize_sequence(models, labels[first:], clip.index, generated, runtime, exemplars=exemplars)
         rows = score(args.method, np.asarray(generated), clip, with_pose_fidelity=args.pose_fidelity)
     write_metrics(args.output, rows)
 

@@ -19,6 +19,7 @@ from edn.core.options import (  # noqa: E402
     DetectorOptions,
     DownloadOptions,
     EncodeOptions,
+    ExemplarOptions,
     FrameOptions,
     KeypointFilterOptions,
     NormalizationOptions,
@@ -372,7 +373,7 @@ def background_files(target):
 
 
 def get_background_options(wildcards, input):
-    keys = [key for key in ("plate", "plate_report", "masks") if key in input.keys()]
+    keys = [key for key in ("plate", "plate_report", "masks", "exemplars", "exemplar_validity") if key in input.keys()]
     return " ".join(f"--{key.replace('_', '-')} {shlex.quote(input[key])}" for key in keys)
 
 
@@ -391,11 +392,17 @@ class TrainingVariant:
     temporal: bool  # temporal smoothing; False: frame by frame (the paper's FBF)
     downsample: int | None  # of every stage; None: 2 for the global stage under use_local, else 1
     stages: tuple  # the face GAN starts from the last main stage, local from global
+    # Composite method: the generator corrects the target's own frame warped to the pose
+    # (edn training-exemplars, workflow/rules/conditioning.smk); None: training.exemplar.
+    exemplar: bool | None = False
 
 
 TRAINING_VARIANTS = {
-    "temporal": TrainingVariant("", None, True, None, ("global", "local", "face")),
-    "frame_by_frame": TrainingVariant("fbf", None, False, None, ("global",)),
+    "temporal": TrainingVariant("", None, True, None, ("global", "local", "face"), None),
+    "frame_by_frame": TrainingVariant("fbf", None, False, None, ("global",), None),
+    # The composite method conditioned on the warped exemplar, whatever training.exemplar says.
+    "exemplar": TrainingVariant("exemplar", "composite", True, None, ("global", "face"), True),
+    "exemplar_fbf": TrainingVariant("exemplar_fbf", "composite", False, None, ("global",), True),
     # The paper's whole-frame method at half the working size: about the cost per iteration
     # of the composite method's person window, so that both have the same budget.
     "paper": TrainingVariant("paper", "paper", True, 2, ("global", "face")),
@@ -429,12 +436,29 @@ def last_main_stage(variant):
     return "local" if "local" in TRAINING_VARIANTS[variant].stages and config["training"]["use_local"] else "global"
 
 
+def uses_exemplar(variant):
+    """Whether ``variant``'s generator corrects warped exemplars: the composite method with the option on."""
+    chosen = TRAINING_VARIANTS[variant]
+    wanted = config["training"]["exemplar"] if chosen.exemplar is None else chosen.exemplar
+    return bool(wanted) and (chosen.method or config["training"]["method"]) == "composite"
+
+
+def training_exemplar_files(target):
+    """A target's warped exemplars, one per frame, for training (``target``: a name, or "{target}")."""
+    return {
+        "exemplars": f"results/exemplars/{target}/training.npy",
+        "exemplar_validity": f"results/exemplars/{target}/training.validity.npy",
+    }
+
+
 def training_inputs(variant, stage):
-    """Named inputs of a training rule: the background files (when the variant composites), the
-    target's frames, labels and index, the perceptual network, and the model the stage starts from."""
+    """Named inputs of a training rule: the background files (when the variant composites) and the
+    warped exemplars (when it is conditioned on them), the target's frames, labels and index, the
+    perceptual network, and the model the stage starts from."""
     composites = (TRAINING_VARIANTS[variant].method or config["training"]["method"]) == "composite"
     inputs = {
         **(background_files("{target}") if composites else {}),
+        **(training_exemplar_files("{target}") if uses_exemplar(variant) else {}),
         "frames": "results/frames/{target}/frames.npy",
         "labels": "results/labels/{target}/labels.npy",
         "index": "results/labels/{target}/index.csv",
@@ -449,7 +473,8 @@ def training_options(variant, stage):
     downsample = chosen.downsample or (2 if stage == "global" and settings["use_local"] else 1)
     return " ".join([
         section_options(TrainingOptions, "training", stage=stage, iterations=settings["iterations"][stage],
-                        downsample=downsample, temporal=chosen.temporal, method=chosen.method or settings["method"]),
+                        downsample=downsample, temporal=chosen.temporal, method=chosen.method or settings["method"],
+                        exemplar=uses_exemplar(variant)),
         section_options(RuntimeOptions, "training"),
     ])
 
@@ -490,6 +515,10 @@ METHODS = {method.name: method for method in [
     Method("fbf", "global", True, False, "frame_by_frame", ABLATION, "frame by frame"),
     Method("ts", "global", True, False, "temporal", ABLATION, "with temporal smoothing"),
     Method("fg", "global", True, True, "temporal", ABLATION, "with the face GAN"),
+    # The same three, the generator correcting the target's own frame warped to each pose.
+    Method("fbf_exemplar", "global", True, False, "exemplar_fbf", ABLATION, "frame by frame, on warped exemplars"),
+    Method("ts_exemplar", "global", True, False, "exemplar", ABLATION, "with temporal smoothing, on warped exemplars"),
+    Method("fg_exemplar", "global", True, True, "exemplar", ABLATION, "with the face GAN, on warped exemplars"),
     Method("paper_ts", "global", False, False, "paper", ABLATION, "the whole-frame method of the paper"),
     Method("paper_fg", "global", False, True, "paper", ABLATION, "the same with its face GAN"),
 ]}
@@ -560,9 +589,27 @@ def get_evaluation_models(wildcards):
                             f"evaluation of {method.name}")
 
 
+def get_exemplar_inputs(wildcards):
+    """The warped exemplars a method's generator corrects (nothing for others): for the evaluation of
+    ``{method}``, the target's own (their held-out end); for a pair's synthesis with the configured
+    model, the target's training frames warped to the normalized source's poses (edn pose-warp); for
+    the target's own video regenerated with it (the fake detector's), the target's own."""
+    if "method" in wildcards.keys():
+        method = METHODS[wildcards.method]
+        return training_exemplar_files(wildcards.target) if method.generator and uses_exemplar(method.variant) else {}
+    if not uses_exemplar("temporal"):
+        return {}
+    if "source" not in wildcards.keys():
+        return training_exemplar_files(wildcards.target)
+    pair = f"results/exemplars/{wildcards.source}_to_{wildcards.target}"
+    return {"exemplars": f"{pair}/frames.npy", "exemplar_validity": f"{pair}/validity.npy"}
+
+
 def get_model_options(wildcards, input):
-    """--generator, --face and --plate for the model files among the inputs, and --baseline for a baseline."""
-    options = [f"--{key} {shlex.quote(input[key])}" for key in ("generator", "face", "plate") if key in input.keys()]
+    """--generator, --face, --plate, --exemplars and --exemplar-validity for the model files among the
+    inputs, and --baseline for a baseline."""
+    options = [f"--{key.replace('_', '-')} {shlex.quote(input[key])}"
+               for key in ("generator", "face", "plate", "exemplars", "exemplar_validity") if key in input.keys()]
     if "method" in wildcards.keys() and not METHODS[wildcards.method].generator:
         options.append(f"--baseline {shlex.quote(wildcards.method)}")
     return " ".join(options)

@@ -10,6 +10,7 @@
 rule evaluate_method:
     input:
         unpack(get_evaluation_models),
+        unpack(get_exemplar_inputs),
         frames="results/frames/{target}/frames.npy",
         poses="results/poses/{target}.filtered.parquet",
         labels="results/labels/{target}/labels.npy",

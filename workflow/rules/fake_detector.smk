@@ -13,6 +13,7 @@
 use rule synthesize as generate_own_frames with:
     input:
         unpack(configured_models("fake detector of {target}")),
+        unpack(get_exemplar_inputs),
         labels="results/labels/{target}/labels.npy",
         index="results/labels/{target}/index.csv",
     output:

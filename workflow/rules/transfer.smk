@@ -5,6 +5,7 @@
 rule synthesize:
     input:
         unpack(configured_models("pair {source}_to_{target}")),
+        unpack(get_exemplar_inputs),
         labels="results/transfer/{source}_to_{target}/labels/labels.npy",
         index="results/transfer/{source}_to_{target}/labels/index.csv",
     output:

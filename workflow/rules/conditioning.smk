@@ -1,0 +1,60 @@
+# Warped exemplars for the composite generator conditioned on them (training.exemplar;
+# the exemplar and exemplar_fbf training variants of TRAINING_VARIANTS in common.smk).
+# For training, every frame of a target gets another training frame, more than
+# training.exemplar_gap frames away, warped to its pose; for a transfer, every
+# normalized source pose gets the training frame that edn pose-warp chooses (with its
+# hysteresis), warped to it. Held-out frames are never exemplars.
+
+
+rule training_exemplars:
+    input:
+        frames="results/frames/{target}/frames.npy",
+        masks=background_files("{target}")["masks"],
+        plate=background_files("{target}")["plate"],
+        poses="results/poses/{target}.filtered.parquet",
+    output:
+        exemplars=training_exemplar_files("{target}")["exemplars"],
+        validity=training_exemplar_files("{target}")["exemplar_validity"],
+        table="results/exemplars/{target}/training.csv",
+    params:
+        holdout=HOLDOUT_OPTION,
+        gap=command_line(TrainingOptions, {"exemplar_gap": config["training"]["exemplar_gap"]}),
+        options=section_options(ExemplarOptions, "exemplars"),
+    log:
+        "results/logs/training_exemplars/{target}.log",
+    benchmark:
+        "results/benchmarks/training_exemplars/{target}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "python -m edn --log {log:q} training-exemplars --frames {input.frames:q} --masks {input.masks:q}"
+        " --poses {input.poses:q} --plate {input.plate:q} {params.holdout} {params.gap} {params.options}"
+        " --output {output.exemplars:q} --validity {output.validity:q} --exemplars {output.table:q}"
+        " --no-progress"
+
+
+rule transfer_exemplars:
+    input:
+        frames="results/frames/{target}/frames.npy",
+        masks=background_files("{target}")["masks"],
+        plate=background_files("{target}")["plate"],
+        poses="results/poses/{target}.filtered.parquet",
+        requested="results/transfer/{source}_to_{target}/poses.parquet",
+    output:
+        frames="results/exemplars/{source}_to_{target}/frames.npy",
+        validity="results/exemplars/{source}_to_{target}/validity.npy",
+        table="results/exemplars/{source}_to_{target}/exemplars.csv",
+    params:
+        holdout=HOLDOUT_OPTION,
+        options=section_options(ExemplarOptions, "exemplars"),
+    log:
+        "results/logs/transfer_exemplars/{source}_to_{target}.log",
+    benchmark:
+        "results/benchmarks/transfer_exemplars/{source}_to_{target}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "python -m edn --log {log:q} pose-warp --frames {input.frames:q} --masks {input.masks:q}"
+        " --poses {input.poses:q} --plate {input.plate:q} --requested {input.requested:q}"
+        " {params.holdout} {params.options} --output {output.frames:q} --validity {output.validity:q}"
+        " --exemplars {output.table:q}"
