@@ -245,3 +245,12 @@ def test_a_moving_background_through_the_cli_says_so_in_one_line(tmp_path) -> No
     table = read_camera_table(outputs["camera"])
     assert len(table.transforms) == len(frames)
     assert read_plate(outputs["plate"]).shape == frames.shape[1:]
+
+
+def test_the_reference_is_the_middle_frame_or_the_one_with_most_background() -> None:
+    frames, masks, _ = _square_in_front(count=7)
+    masks[2] = 0  # nobody in frame 2
+    person = masks > 0
+    assert register_frames(frames, person).reference == 3
+    registration = register_frames(frames, person, reference="most_background")
+    assert registration.reference == 2 and registration.still
