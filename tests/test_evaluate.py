@@ -16,7 +16,7 @@ from edn.labels.label_store import LabelIndex
 from edn.labels.render import label_index
 from edn.pose.skeleton import Body
 from edn.training.data import split_pairs
-from helpers import run_edn
+from helpers import DEMO, ffmpeg, run_edn
 from standin_alexnet import torch_hub  # noqa: F401 (a fixture)
 from synthetic_poses import walking_sequence
 
@@ -151,5 +151,120 @@ def test_pose_fidelity_sees_a_missing_body(real_poses_and_frames) -> None:
     poses, frames = real_poses_and_frames
     empty = np.zeros_like(frames[:6])
     result = pose_fidelity(empty, poses.replace(poses.keypoints[:6]))
-    assert result["pose_detected_fraction"] == 0.0 and np.isnan(result["pose_error_px"])
+    assert result[("pose_detected_fraction", "body")] == (0.0, 6)
+    assert np.isnan(result[("pose_error_px", "body")][0]) and result[("pose_error_px", "body")][1] == 0
+    assert result[("pose_missed_per_frame", "body")] == (1.0, 6)
     assert poses.keypoints[0, Body.NOSE, 2] > 0
+
+
+def test_pose_measures_score_each_part_against_the_input_pose() -> None:
+    """Known offsets and dropped parts on synthetic poses: each part's eq. 6 error (in pixels and
+    over the body's standing height) and the missed parts per frame (hands: up to two)."""
+    from edn.evaluation.baseline import pose_distances
+    from edn.evaluation.evaluate import part_distances, pose_measures
+    from edn.pose.skeleton import BODY, FACE, LEFT_HAND, RIGHT_HAND
+
+    poses = walking_sequence(np.full(4, 230.0), np.full(4, 200.0))  # standing height 200 px
+    detected = poses.keypoints.copy()
+    detected[:, BODY, :2] += (3.0, 4.0)  # 5 px
+    detected[:, FACE, 0] += 2.0
+    detected[:, LEFT_HAND, 1] -= 8.0
+    detected[:, RIGHT_HAND, 1] -= 8.0
+    detected[1, FACE] = 0.0  # frame 1: the face missed
+    detected[2, LEFT_HAND] = 0.0  # frame 2: one hand missed, frame 3 both
+    detected[3, LEFT_HAND] = detected[3, RIGHT_HAND] = 0.0
+    detected[3, BODY.start + 1:BODY.stop] = 0.0  # frame 3: the nose alone found
+    measures = pose_measures(detected, poses)
+    assert measures[("pose_error_px", "body")] == pytest.approx((5.0, 4))
+    assert measures[("pose_error_height_fraction", "body")] == pytest.approx((5.0 / 200, 4))
+    assert measures[("pose_error_px", "face")] == pytest.approx((2.0, 3))
+    assert measures[("pose_error_height_fraction", "face")] == pytest.approx((2.0 / 200, 3))
+    assert measures[("pose_error_px", "hands")] == pytest.approx((8.0, 3))
+    assert measures[("pose_missed_per_frame", "body")] == (0.0, 4)
+    assert measures[("pose_missed_per_frame", "face")] == (0.25, 4)
+    assert measures[("pose_missed_per_frame", "hands")] == (0.75, 4)  # 0 + 0 + 1 + 2 over 4 frames
+    assert measures[("pose_detected_fraction", "body")] == (1.0, 4)
+    # The body's error is the paper's eq. 6; a part the input lacks is never missed.
+    np.testing.assert_allclose(part_distances(detected, poses.keypoints, "body"),
+                               np.diagonal(pose_distances(detected, poses.keypoints)))
+    no_face = poses.keypoints.copy()
+    no_face[:, FACE] = 0.0
+    assert pose_measures(detected, poses.replace(no_face))[("pose_missed_per_frame", "face")] == (0.0, 4)
+    assert np.isnan(pose_measures(detected, poses.replace(no_face))[("pose_error_px", "face")][0])
+
+
+@pytest.fixture(scope="module")
+def juggler_clip(tmp_path_factory):
+    """1.2 s of the demo juggler at the demo's working size (512x256, where MediaPipe finds
+    his face and hands), with the poses the pose stage detects on it."""
+    from edn.ingest.decode import decode_video
+    from edn.ingest.frames import load_frames
+    from edn.pose.detect import detect
+
+    directory = tmp_path_factory.mktemp("juggler_clip")
+    ffmpeg("-i", DEMO / "target_juggler.mp4", "-t", "1.2", "-an", directory / "clip.mp4")
+    decode_video(directory / "clip.mp4", directory / "frames.npy", directory / "meta.json", working_size=(512, 256))
+    poses = detect("mediapipe", frames_path=directory / "frames.npy", meta_path=directory / "meta.json",
+                   workers=2, scratch_dir=directory, show_progress=False)
+    return poses, np.asarray(load_frames(directory / "frames.npy"))
+
+
+def _painted_over(frames: np.ndarray, poses: PoseSequence, parts, grey: int = 128) -> np.ndarray:
+    """``frames`` with each part's keypoint box (grown by half its size) painted grey."""
+    out = frames.copy()
+    for t, pose in enumerate(poses.keypoints):
+        for part in parts:
+            points = pose[part][pose[part][:, 2] > 0, :2]
+            if len(points) == 0:
+                continue
+            (x0, y0), (x1, y1) = points.min(axis=0), points.max(axis=0)
+            margin = 0.5 * max(x1 - x0, y1 - y0) + 2
+            out[t, max(int(y0 - margin), 0):int(y1 + margin) + 1, max(int(x0 - margin), 0):int(x1 + margin) + 1] = grey
+    return out
+
+
+@pytest.mark.slow
+def test_face_and_hands_are_scored_and_missed_when_painted_over(juggler_clip) -> None:
+    """The demo's own frames against their own poses: the face and hands are found close to
+    them, on every frame. Painted over, the face and then the hands count as missed."""
+    from edn.evaluation.evaluate import pose_fidelity
+    from edn.pose.skeleton import FACE, LEFT_HAND, RIGHT_HAND
+
+    poses, frames = juggler_clip
+    first = 12  # the held-out end: MediaPipe starts afresh there, as on a method's frames
+    clip = _clip(frames, poses, first)
+    shows = {part: int((clip.poses.keypoints[:, s, 2] > 0).any(axis=1).sum())
+             for part, s in (("face", FACE), ("left hand", LEFT_HAND), ("right hand", RIGHT_HAND))}
+    assert shows["face"] >= 0.8 * len(clip.real) and shows["left hand"] + shows["right hand"] >= len(clip.real)
+
+    real = {(r["metric"], r["region"]): r for r in score("real", clip.real.copy(), clip)}  # the table's rows
+    for part in ("body", "face", "hands"):
+        row = real[("pose_error_height_fraction", part)]
+        assert row["value"] < 0.02 and row["frames"] >= shows["face"] // 2, part  # under 2% of the height
+        assert real[("pose_error_px", part)]["frames"] == row["frames"], part
+        missed = real[("pose_missed_per_frame", part)]
+        assert missed["value"] <= 0.15 and missed["frames"] == len(clip.real) and missed["note"] == "", part
+    no_face = pose_fidelity(_painted_over(clip.real, clip.poses, [FACE]), clip.poses)
+    assert no_face[("pose_missed_per_frame", "face")][0] >= real[("pose_missed_per_frame", "face")]["value"] + 0.6
+    no_hands = pose_fidelity(_painted_over(clip.real, clip.poses, [LEFT_HAND, RIGHT_HAND]), clip.poses)
+    assert no_hands[("pose_missed_per_frame", "hands")][0] >= real[("pose_missed_per_frame", "hands")]["value"] + 0.6
+    assert no_hands[("pose_missed_per_frame", "face")][0] <= 0.15  # the face, untouched, is still found
+
+
+def test_the_tables_have_the_face_and_hand_columns(tmp_path) -> None:
+    from edn.evaluation.report import TABLE_COLUMNS
+
+    measures = {("pose_detected_fraction", "body"): 1.0, ("pose_error_height_fraction", "body"): 0.02,
+                ("pose_error_height_fraction", "face"): 0.011, ("pose_error_height_fraction", "hands"): 0.033,
+                ("pose_missed_per_frame", "body"): 0.0, ("pose_missed_per_frame", "face"): 0.25,
+                ("pose_missed_per_frame", "hands"): 1.5}
+    rows = [{"method": "edn", "region": region, "metric": metric, "value": value, "frames": 8, "note": ""}
+            for (metric, region), value in measures.items()]
+    write_metrics(tmp_path / "m.csv", rows)
+    lines = markdown_table(read_metrics([tmp_path / "m.csv"])).splitlines()
+    headers = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    cells = dict(zip(headers, (cell.strip() for cell in lines[2].strip("|").split("|"))))
+    assert {"face error / height ↓": "0.011", "hands error / height ↓": "0.033", "body missed / frame ↓": "0",
+            "face missed / frame ↓": "0.25", "hands missed / frame ↓": "1.5", "pose found ↑": "1",
+            "pose error / height ↓": "0.02", "SSIM ↑": "n/a"}.items() <= cells.items()
+    assert {(metric, region) for metric, region, _ in TABLE_COLUMNS} >= set(measures)

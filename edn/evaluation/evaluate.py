@@ -8,9 +8,11 @@ frames:
   frame, the body box (the detected body joints' bounding box grown by 10% of its
   size on each side) and the face box (frames with a face only);
 - temporal stability of the whole held-out clip (:func:`edn.evaluation.metrics.temporal_stability`);
-- pose fidelity: MediaPipe runs on the generated frames and the distance of its
-  body keypoints to the input pose is averaged as in eq. 6, in pixels and as a
-  fraction of the input's median standing height (nose to ankles).
+- pose fidelity, as the paper's pose tables measure it: MediaPipe runs on the
+  generated frames, and for the body, the face and the hands separately the
+  distance of the keypoints it finds to the input pose is averaged as in eq. 6,
+  in pixels and as a fraction of the input's median standing height (nose to
+  ankles), and the parts it misses are counted per frame (:func:`pose_fidelity`).
 
 Methods: ``nearest_neighbour`` (the paper's baseline, eq. 6: the training frame
 whose pose is closest), ``background`` (the target's background plate with
@@ -30,12 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edn.evaluation.baseline import nearest_neighbours, pose_distances
+from edn.evaluation.baseline import nearest_neighbours
 from edn.core.errors import EdnError
 from edn.pose.keypoints import PoseSequence
 from edn.labels.label_store import LabelIndex
 from edn.evaluation.metrics import METRICS, MetricUnavailable, compare_regions, temporal_stability
-from edn.pose.skeleton import BODY
+from edn.pose.skeleton import BODY, FACE, KEYPOINT_COUNT, LEFT_HAND, RIGHT_HAND
 from edn.normalize.subject_stats import ankle_measures, head_points
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,9 @@ log = logging.getLogger(__name__)
 METRICS_COLUMNS = ("method", "region", "metric", "value", "frames", "note")
 #: Body boxes grow by this fraction of their width and height on each side.
 BODY_BOX_MARGIN = 0.1
+#: The parts pose fidelity measures separately, as the paper's pose tables do (body 25,
+#: face 70, hands 2 x 21 keypoints): each part's keypoint slices, one per instance.
+POSE_PARTS = {"body": (BODY,), "face": (FACE,), "hands": (LEFT_HAND, RIGHT_HAND)}
 
 
 def body_boxes(poses: PoseSequence) -> tuple[np.ndarray, np.ndarray]:
@@ -80,13 +85,60 @@ def standing_height(poses: PoseSequence) -> float:
     return float(np.median(np.linalg.norm(head[valid] - ankle_mid[valid], axis=1)))
 
 
-def pose_fidelity(generated: np.ndarray, input_poses: PoseSequence) -> dict[str, float]:
-    """Detect poses on ``generated`` frames with MediaPipe and compare with the input poses (eq. 6).
+def part_distances(detected: np.ndarray, reference: np.ndarray, part: str) -> np.ndarray:
+    """Eq. 6 restricted to one part of :data:`POSE_PARTS`, frame by frame: the mean distance
+    between the part's keypoints present in both ``detected`` and ``reference`` [T, K, 3]
+    (both hands' keypoints pooled), in pixels; NaN where they share none. For the body it
+    is the paper's pose distance."""
+    indices = np.concatenate([np.arange(KEYPOINT_COUNT)[s] for s in POSE_PARTS[part]])
+    a, b = detected[:, indices].astype(np.float64), reference[:, indices].astype(np.float64)
+    both = (a[..., 2] > 0) & (b[..., 2] > 0)
+    distance = np.linalg.norm(a[..., :2] - b[..., :2], axis=-1)
+    shared = both.sum(axis=1)
+    with np.errstate(invalid="ignore"):
+        return np.where(shared > 0, np.where(both, distance, 0.0).sum(axis=1) / np.maximum(shared, 1), np.nan)
 
-    Returns the mean distance in pixels over frames where both have body joints,
-    that distance as a fraction of the input's standing height, and the share of
-    the frames whose input pose has a body in which a body was detected.
+
+def missed_parts(detected: np.ndarray, reference: np.ndarray, part: str) -> np.ndarray:
+    """Per frame [T]: how many instances of ``part`` (the body, the face, each hand) have a
+    keypoint in ``reference`` and none in ``detected``."""
+    return sum(((reference[:, s, 2] > 0).any(axis=1) & ~(detected[:, s, 2] > 0).any(axis=1)).astype(int)
+               for s in POSE_PARTS[part])
+
+
+def pose_measures(detected: np.ndarray, input_poses: PoseSequence) -> dict[tuple[str, str], tuple[float, int]]:
+    """Pose fidelity of the poses ``detected`` [T, K, 3] on generated frames against the input
+    poses, as ``{(metric, region): (value, frames measured)}``, region one of :data:`POSE_PARTS`:
+
+    - ``pose_error_px``: the mean over frames of :func:`part_distances` (frames where the
+      detected and the input pose share a keypoint of the part);
+    - ``pose_error_height_fraction``: that, over the input's standing height, for every part
+      (the body's scale, so that a part's error does not shrink with its size);
+    - ``pose_missed_per_frame``: instances of the part the input has and the detection
+      lacks (:func:`missed_parts`), per frame (the hands: 0 to 2);
+    - ``pose_detected_fraction`` (body only): the share of the frames whose input pose has
+      a body in which a body was detected.
     """
+    keypoints, frames = input_poses.keypoints, len(detected)
+    height = standing_height(input_poses)
+    measures = {}
+    for part in POSE_PARTS:
+        distances = part_distances(detected, keypoints, part)
+        finite = np.isfinite(distances)
+        pixels = float(distances[finite].mean()) if finite.any() else float("nan")
+        measures[("pose_error_px", part)] = (pixels, int(finite.sum()))
+        measures[("pose_error_height_fraction", part)] = (pixels / height, int(finite.sum()))
+        measures[("pose_missed_per_frame", part)] = (float(missed_parts(detected, keypoints, part).mean()), frames)
+        if part == "body":
+            shown = (keypoints[:, BODY, 2] > 0).any(axis=1)
+            measures[("pose_detected_fraction", part)] = (float(finite[shown].mean()) if shown.any()
+                                                          else float("nan"), int(shown.sum()))
+    return measures
+
+
+def detect_generated(generated: np.ndarray) -> np.ndarray:
+    """MediaPipe Holistic's poses [T, K, 3] on ``generated`` uint8 frames, with the default threshold:
+    the detector the pose stage runs (body, face and hands), run over the frames as a video."""
     from edn.pose.detect import DEFAULT_MIN_CONFIDENCE, apply_threshold
     from edn.pose.mediapipe_holistic import detect_mediapipe
 
@@ -94,13 +146,13 @@ def pose_fidelity(generated: np.ndarray, input_poses: PoseSequence) -> dict[str,
         path = Path(scratch) / "generated.npy"
         np.save(path, generated)
         detected, _ = detect_mediapipe(path, workers=2, show_progress=False)
-    detected = apply_threshold(detected, DEFAULT_MIN_CONFIDENCE["mediapipe"])
-    distances = np.diagonal(pose_distances(detected, input_poses.keypoints))
-    finite = np.isfinite(distances)
-    shown = (input_poses.confidence[:, BODY] > 0).any(axis=1)
-    pixels = float(distances[finite].mean()) if finite.any() else float("nan")
-    return {"pose_error_px": pixels, "pose_error_height_fraction": pixels / standing_height(input_poses),
-            "pose_detected_fraction": float(finite[shown].mean()) if shown.any() else float("nan")}
+    return apply_threshold(detected, DEFAULT_MIN_CONFIDENCE["mediapipe"])
+
+
+def pose_fidelity(generated: np.ndarray, input_poses: PoseSequence) -> dict[tuple[str, str], tuple[float, int]]:
+    """Detect poses on ``generated`` frames with MediaPipe and compare them with the input poses
+    part by part (:func:`pose_measures`)."""
+    return pose_measures(detect_generated(generated), input_poses)
 
 
 @dataclass(frozen=True)
@@ -154,8 +206,8 @@ def score(method: str, generated: np.ndarray, clip: HeldOutClip, *, with_pose_fi
     for name, value in temporal_stability(generated, clip.real).items():
         rows.append(_row(method, "full", name, value, len(generated)))
     if with_pose_fidelity:
-        for name, value in pose_fidelity(generated, clip.poses).items():
-            rows.append(_row(method, "body", name, value, len(generated)))
+        for (name, region), (value, frames) in pose_fidelity(generated, clip.poses).items():
+            rows.append(_row(method, region, name, value, frames, "" if frames else f"no {region} to measure"))
     return rows
 
 

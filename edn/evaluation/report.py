@@ -15,6 +15,8 @@ from edn.labels.preview import write_png
 
 #: Wide-table columns: (metric, region, header). Arrows: which way is better
 #: (the change ratio is best at 1, the real video's own frame-to-frame change).
+#: The pose columns are the paper's pose tables: keypoint error and missed
+#: detections for the body, the face and the hands (both hands: 0 to 2 missed a frame).
 TABLE_COLUMNS = (
     ("ssim", "full", "SSIM ↑"),
     ("ssim", "body", "SSIM body ↑"),
@@ -30,6 +32,11 @@ TABLE_COLUMNS = (
     ("pose_detected_fraction", "body", "pose found ↑"),
     ("pose_error_px", "body", "pose error px ↓"),
     ("pose_error_height_fraction", "body", "pose error / height ↓"),
+    ("pose_error_height_fraction", "face", "face error / height ↓"),
+    ("pose_error_height_fraction", "hands", "hands error / height ↓"),
+    ("pose_missed_per_frame", "body", "body missed / frame ↓"),
+    ("pose_missed_per_frame", "face", "face missed / frame ↓"),
+    ("pose_missed_per_frame", "hands", "hands missed / frame ↓"),
 )
 
 
