@@ -105,10 +105,11 @@ def test_a_segment_transform_puts_both_joints_where_the_requested_pose_does() ->
 # -- the warp --------------------------------------------------------------------------------------------
 
 
-def test_a_person_warped_onto_their_own_pose_is_unchanged() -> None:
+@pytest.mark.parametrize("head_from", ["body", "face"])
+def test_a_person_warped_onto_their_own_pose_is_unchanged(head_from: str) -> None:
     pose = figure_pose()
     image, mask = draw_figure(pose)
-    warped = warp_person(image, mask, pose, pose)
+    warped = warp_person(image, mask, pose, pose, head_from=head_from)
     assert not warped.missing and warped.validity.min() == 1.0
     assert {"torso", "head", "right_lower_arm", "right_upper_leg"} <= set(warped.drawn)
     # Every pixel is the exemplar's own: over the exemplar itself nothing changes ...

@@ -380,8 +380,9 @@ class ExemplarOptions(Options):
                                     "it hangs from", minimum=0)
     limb_radius: float = option(0.14, "half-width of a limb's region as a fraction of the torso's length (neck to "
                                       "mid-hip); the segmentation mask trims it", above=0)
-    min_face_points: int = option(12, "the head moves by the face's points when both poses share at least this "
-                                      "many of its 70, else by the nose, eyes and ears", minimum=2)
+    head_from: str = option("body", "the head moves by a similarity of the nose, eyes and ears, a disc around them "
+                                    "(body), or of the face's points, their hull reaching up for the hair (face)",
+                            choices=("body", "face"))
     hands_and_feet: bool = option(True, "each hand and foot moved by its own points where both poses have them "
                                         "(else the lower arm or leg carries it)")
 
@@ -462,12 +463,6 @@ class TrainingOptions(Options):
                                      "composite method, transposed for the paper's, which refuses resize; the "
                                      "local and face stages follow the stage they start from",
                              choices=UPSAMPLINGS)
-    temporal_unroll_frames: int = option(2, "composite method: before each training pair the generator draws up "
-                                            "to this many preceding frames (a number drawn per step, 0 included) "
-                                            "from the zero image, without gradients, so that it learns from its "
-                                            "own previous frames as at synthesis time; the paper: 0", minimum=0,
-                                         maximum=64)
-    mask_weight: float = option(10.0, "composite method: weight of the L1 loss between the drawn mask and the "
     exemplar: bool = option(False, "composite method: the generator is also fed the target's own training frame "
                                    "warped to the pose (edn.exemplars) and its validity mask, in the person's "
                                    "window, and corrects it instead of drawing the person from the stick figure "
@@ -475,6 +470,12 @@ class TrainingOptions(Options):
     exemplar_gap: int = option(5, "exemplar: a training frame's exemplar is never itself nor one of this many "
                                   "frames on either side of it (so that the generator cannot copy its answer)",
                                minimum=0, maximum=10_000)
+    temporal_unroll_frames: int = option(2, "composite method: before each training pair the generator draws up "
+                                            "to this many preceding frames (a number drawn per step, 0 included) "
+                                            "from the zero image, without gradients, so that it learns from its "
+                                            "own previous frames as at synthesis time; the paper: 0", minimum=0,
+                                         maximum=64)
+    mask_weight: float = option(10.0, "composite method: weight of the L1 loss between the drawn mask and the "
                                       "person's segmentation mask", minimum=0, maximum=1e6)
     temporal_change_weight: float = option(20.0, "composite method with temporal smoothing: weight of the L1 loss "
                                                  "between the generated and the real change from the first frame "

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 def warp_options(options: ExemplarOptions) -> dict:
     """The keyword arguments of :func:`edn.exemplars.warp.warp_person` among ``options``."""
     return {"feather_px": options.feather_px, "limb_radius": options.limb_radius,
-            "min_face_points": options.min_face_points, "hands_and_feet": options.hands_and_feet}
+            "head_from": options.head_from, "hands_and_feet": options.hands_and_feet}
 
 
 def draw_pose_warp(frames: np.ndarray, masks: np.ndarray, target: np.ndarray, requested: np.ndarray,
