@@ -66,6 +66,21 @@ def test_the_resize_convolution_generators_output_has_the_requested_shape(preset
     assert generator.state_dict().keys() == transposed.state_dict().keys()
 
 
+def test_the_local_enhancer_takes_the_global_stage_of_its_own_upsampling() -> None:
+    torch.manual_seed(1)
+    global_generator = build_generator(TINY, "global", compositing=True, upsampling="resize")
+    local = build_generator(TINY, "local", compositing=True, upsampling="resize")
+    local.body.load_global_weights({key.removeprefix("body."): value
+                                    for key, value in global_generator.state_dict().items()})
+    x = torch.rand(1, 9, 32, 64)
+    with torch.no_grad():
+        assert torch.equal(local.body.global_trunk(x), global_generator.body.trunk(x))
+    transposed = build_generator(TINY, "global", compositing=True)
+    with pytest.raises(EdnError, match="does not fit the local enhancer"):
+        local.body.load_global_weights({key.removeprefix("body."): value
+                                        for key, value in transposed.state_dict().items()}, source="global.pt")
+
+
 def test_the_resize_convolution_face_generator_keeps_the_frame_outside_its_box() -> None:
     torch.manual_seed(0)
     face = build_face_generator(SMALL, "resize")
