@@ -18,7 +18,7 @@ from edn.core.options import first_heldout_frame
 from edn.core.presets import PRESETS
 from edn.exemplars.for_training import training_exemplars
 from edn.ingest.frames import load_frames, load_masks
-from edn.models import build_generator
+from edn.models import build_face_generator, build_generator
 from edn.models.generation import load_frame_generator
 from edn.pose.keypoints import PoseSequence, write_pose_table
 from helpers import leftovers, run_edn
@@ -50,6 +50,28 @@ def test_the_conditioned_generator_takes_four_more_channels_and_draws_the_reques
         conditioned(label, previous, plate)
     with pytest.raises(ValueError, match="takes no exemplar"):
         plain(label, previous, plate, exemplar)
+
+
+def test_the_conditioned_face_generator_sees_the_exemplars_face_and_keeps_the_rest_of_the_frame() -> None:
+    torch.manual_seed(0)
+    face = build_face_generator(TINY, "resize", exemplar=True)
+    assert next(m for m in face.modules() if isinstance(m, torch.nn.Conv2d)).in_channels == 10
+    images, labels = torch.rand(2, 3, 32, 48) * 2 - 1, torch.rand(2, 3, 32, 48)
+    exemplar = torch.cat([torch.rand(2, 3, 32, 48) * 2 - 1, torch.ones(2, 1, 32, 48)], dim=1)
+    boxes = [(4, 4, 20, 20), (20, 10, 36, 26)]
+    with torch.no_grad():
+        out = face(images, labels, boxes, exemplar)
+        changed = exemplar.clone()
+        changed[1, :, 10:26, 20:36] = -changed[1, :, 10:26, 20:36]  # another face in item 1's box
+        other = face(images, labels, boxes, changed)
+    assert out.shape == images.shape
+    inside = torch.zeros_like(images, dtype=torch.bool)
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        inside[i, :, y0:y1, x0:x1] = True
+    assert torch.equal(out[~inside], images[~inside])  # outside the boxes, bit for bit
+    assert torch.equal(other[0], out[0]) and not torch.equal(other[1], out[1])  # the exemplar's face counts
+    with pytest.raises(ValueError, match="needs the warped exemplar"):
+        face(images, labels, boxes)
 
 
 def _blob_poses(count: int, size: tuple[int, int]) -> np.ndarray:
@@ -131,6 +153,9 @@ def test_training_with_exemplars_through_the_cli_is_rebuilt_at_synthesis(tmp_pat
                                 *_exemplar_args(data)[1:], stage="face", iterations=2))
     assert face.returncode == 0, face.stderr
     assert load_checkpoint(tmp_path / "conditioned" / "face.pt").options["exemplar"] is True
+    models = load_frame_generator(tmp_path / "conditioned" / "global.pt", tmp_path / "conditioned" / "face.pt", cpu,
+                                  plate)
+    assert models.face_generator.exemplar  # the face GAN sees the exemplar's face too
 
     # Synthesis through the CLI: with the exemplars it draws, without them it says what is missing.
     synthesis = ["synthesize", "--labels", data["labels"], "--index", data["index"], "--generator",

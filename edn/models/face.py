@@ -7,6 +7,11 @@ PatchGAN on (label crop, face crop).
 
 Face boxes are ``(x0, y0, x1, y1)`` integer pixels, half-open, inside the
 frame (``edn.labels.label_store``), one per batch item.
+
+Behind a main generator conditioned on the warped exemplar
+(:mod:`edn.models.compositing`), G_f is conditioned on it too: the exemplar's face
+crop (RGB and validity, 4 more input channels) beside the label and generated
+crops, so that the face is corrected towards the target's own warped face.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from edn.models.compositing import EXEMPLAR_CHANNELS
 from edn.models.discriminator import PatchDiscriminator
 from edn.models.generator import GlobalGenerator
 
@@ -41,20 +47,32 @@ class FaceGenerator(nn.Module):
     residual added inside each face box, clamped to [-1, 1] there; every pixel
     outside the boxes is returned unchanged (bit for bit)."""
 
-    def __init__(self, ngf: int, n_downsampling: int, n_blocks: int, upsampling: str = "transposed") -> None:
+    def __init__(self, ngf: int, n_downsampling: int, n_blocks: int, upsampling: str = "transposed",
+                 exemplar: bool = False) -> None:
         super().__init__()
-        self.body = GlobalGenerator(ngf, n_downsampling, n_blocks, upsampling=upsampling)
+        channels = {"input_channels": 3 + 3 + EXEMPLAR_CHANNELS} if exemplar else {}
+        self.body = GlobalGenerator(ngf, n_downsampling, n_blocks, upsampling=upsampling, **channels)
+        self.exemplar = exemplar
 
-    def residual(self, label_crops: torch.Tensor, image_crops: torch.Tensor) -> torch.Tensor:
+    def residual(self, label_crops: torch.Tensor, image_crops: torch.Tensor,
+                 exemplar_crops: torch.Tensor | None = None) -> torch.Tensor:
         """The residual ``[B, 3, h, w]`` in [-1, 1] for crops of any size (padded internally)."""
         height, width = image_crops.shape[-2:]
         multiple = self.body.size_multiple
+        if exemplar_crops is not None:
+            image_crops = torch.cat([image_crops, exemplar_crops.to(image_crops.dtype)], dim=1)
         out = self.body(_pad_to_multiple(label_crops, multiple), _pad_to_multiple(image_crops, multiple))
         return out[..., :height, :width]
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor, boxes: Sequence[Box]) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, labels: torch.Tensor, boxes: Sequence[Box],
+                exemplar: torch.Tensor | None = None) -> torch.Tensor:
+        """``exemplar`` ``[B, 4, H, W]``: the warped exemplar and its validity, which a conditioned G_f needs."""
+        if self.exemplar != (exemplar is not None):
+            raise ValueError("this face generator " + ("needs the warped exemplar" if self.exemplar
+                                                       else "takes no exemplar"))
         image_crops = crop(images, boxes)
-        corrected = (image_crops + self.residual(crop(labels, boxes), image_crops)).clamp(-1.0, 1.0)
+        exemplar_crops = None if exemplar is None else crop(exemplar, boxes)
+        corrected = (image_crops + self.residual(crop(labels, boxes), image_crops, exemplar_crops)).clamp(-1.0, 1.0)
         # Add (corrected - original) padded with zeros: outside the box the sum is exact.
         height, width = images.shape[-2:]
         change = [nn.functional.pad(corrected[i] - image_crops[i], (x0, width - x1, y0, height - y1))

@@ -127,7 +127,9 @@ class FrameGenerator:
             frame, _ = draw_in_window(self.generator, label, previous, self.plate, [window],
                                       exemplar if self.exemplar else None)
             if self.face_generator is not None and box is not None:
-                frame = self.face_generator(frame, label, [box]).float()
+                frame = self.face_generator(frame, label, [box],
+                                            exemplar if getattr(self.face_generator, "exemplar", False)
+                                            else None).float()
             frame = frame.clamp(-1.0, 1.0)
             return frame, frame
         small = downsample_area(label, self.downsample)
@@ -234,7 +236,7 @@ def load_frame_generator(generator_path: str | os.PathLike, face_path: str | os.
                            f"{str(generator_path)!r} ({training_mode(face.temporal)}, "
                            f"{'compositing' if face.compositing else 'whole frame'}, "
                            f"{face.upsampling} upsampling)")
-        face_generator = build_face_generator(main.preset, main.upsampling)
+        face_generator = build_face_generator(main.preset, main.upsampling, exemplar=exemplar)
         load_state(face_generator, face, "face_generator", face_path)
         face_generator = face_generator.to(device).eval()
         description += f" + face GAN (step {face.step})"

@@ -50,7 +50,8 @@ class FaceStageTrainer(Trainer):
                                          upsampling=init.upsampling, exemplar=bool(init.options.get("exemplar")))
         load_state(self.generator, init, "generator", init_path)
         self.generator.requires_grad_(False)  # frozen for the whole face stage
-        self.face_generator = build_face_generator(preset, init.upsampling)
+        self.face_generator = build_face_generator(preset, init.upsampling,
+                                                   exemplar=getattr(self.generator, "exemplar", False))
         self.face_discriminator = build_face_discriminator(preset)
         self.saved = {"generator": self.generator, "face_generator": self.face_generator,
                       "face_discriminator": self.face_discriminator}
@@ -93,7 +94,8 @@ class FaceStageTrainer(Trainer):
             frame = self.generator(label, previous)
         else:
             frame, _ = self.draw_over_plate(frames, label, previous)
-        return self.face_generator(frame, label, frames.boxes)
+        exemplar = self.runtime.place(frames.exemplar) if self.face_generator.exemplar else None
+        return self.face_generator(frame, label, frames.boxes, exemplar)
 
     def step(self, first: Sample | Batch, second: Sample | Batch,
              history: Sequence[Sample] | Sequence[Sequence[Sample]] = ()) -> dict[str, float]:
