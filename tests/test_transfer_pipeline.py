@@ -127,8 +127,9 @@ def test_evaluation_and_the_ablation_through_snakemake(pipeline) -> None:
     assert fbf.options["temporal"] is False and ts.options["temporal"] is True
     assert fbf.step == ts.step == config["training"]["iterations"]["global"]
     main, ablation = (pd.read_csv(workdir / table) for table in tables)
-    assert set(main["method"]) == {"nearest_neighbour", "background", "edn"}
-    assert set(ablation["method"]) == {"nearest_neighbour", "background", "fbf", "ts", "fg", "paper_ts", "paper_fg"}
+    assert set(main["method"]) == {"nearest_neighbour", "background", "pose_warp", "edn"}
+    assert set(ablation["method"]) == {"nearest_neighbour", "background", "pose_warp", "fbf", "ts", "fg",
+                                       "fbf_exemplar", "ts_exemplar", "fg_exemplar", "paper_ts", "paper_fg"}
     # The paper's rows: the whole-frame method at half the working size; the others draw over the plate.
     paper = load_checkpoint(workdir / "results/models/juggler/paper/global.pt")
     assert not paper.compositing and paper.options["downsample"] == 2 and ts.compositing and fbf.compositing
@@ -140,5 +141,6 @@ def test_evaluation_and_the_ablation_through_snakemake(pipeline) -> None:
     assert all(name in markdown for name in ("fbf", "ts", "fg", "nearest", "background", "paper_fg"))
     # The held-out frames each method generated, as many as the real ones.
     counts = {method: len(np.load(workdir / f"results/eval/juggler/{method}/generated.npy", mmap_mode="r"))
-              for method in ("nearest_neighbour", "background", "edn", "fbf", "ts", "fg", "paper_ts", "paper_fg")}
+              for method in ("nearest_neighbour", "background", "pose_warp", "edn", "fbf", "ts", "fg", "paper_ts",
+                             "paper_fg")}
     assert len(set(counts.values())) == 1 and counts["fbf"] > 0

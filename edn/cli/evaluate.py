@@ -11,7 +11,7 @@ from edn.core.options import (RuntimeOptions, ThreadOptions, TrainingOptions, ad
 def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate = subparsers.add_parser(
         "evaluate", help="reconstruct a target's held-out frames with one method and score them",
-        description="Run a method (nearest-neighbour baseline, or trained models) on the held-out end of the "
+        description="Run a method (a baseline, or trained models) on the held-out end of the "
                     "target's video, from its own poses, and compare with the real frames: SSIM and LPIPS "
                     "variants on the frame, body and face, temporal stability, pose fidelity.")
     evaluate.add_argument("--method", required=True, help="name of the method in the table (e.g. fg, nearest_neighbour)")
@@ -26,12 +26,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--plate", default=None,
                           help="the target's background plate (.png): what a compositing generator draws over, and "
                                "the background-only baseline")
-    evaluate.add_argument("--baseline", choices=("nearest_neighbour", "background"), default="nearest_neighbour",
+    evaluate.add_argument("--baseline", choices=("nearest_neighbour", "background", "pose_warp"),
+                          default="nearest_neighbour",
                           help="without --generator: the training frame of the nearest pose (the paper's baseline), "
-                               "or the background plate with nobody drawn (needs --plate)")
+                               "the background plate with nobody drawn (needs --plate), or the target's training "
+                               "frames warped to the held-out poses (needs --exemplars from edn pose-warp "
+                               "--heldout-only)")
     evaluate.add_argument("--exemplars", default=None,
                           help="a generator trained with the exemplar option: the target's warped exemplars, one per "
-                               "frame (edn training-exemplars; their held-out end, warped from training frames only)")
+                               "frame (edn training-exemplars; their held-out end, warped from training frames "
+                               "only); the pose_warp baseline: its frames, one per held-out frame")
     evaluate.add_argument("--exemplar-validity", default=None, help="their validity masks")
     add_arguments(evaluate, RuntimeOptions)
     add_arguments(evaluate, ThreadOptions)
@@ -103,6 +107,8 @@ def _evaluate(args: argparse.Namespace) -> None:
                 raise EdnError(f"background plate {args.plate!r}: {plate.shape[1]}x{plate.shape[0]}, the frames are "
                                f"{width}x{height}")
             generated[...] = plate[None]
+        elif args.generator is None and args.baseline == "pose_warp":
+            generated[...] = _pose_warp_frames(args.exemplars, len(clip.real), (height, width))
         elif args.generator is None:
             generated[...] = nearest_neighbour_frames(poses, frames, first)
         else:
@@ -121,6 +127,23 @@ def _evaluate(args: argparse.Namespace) -> None:
             synthesize_sequence(models, labels[first:], clip.index, generated, runtime, exemplars=exemplars)
         rows = score(args.method, np.asarray(generated), clip, with_pose_fidelity=args.pose_fidelity)
     write_metrics(args.output, rows)
+
+
+def _pose_warp_frames(path: str | None, count: int, size: tuple[int, int]):
+    """The pose_warp baseline's frames (edn pose-warp --heldout-only): one per held-out frame, the frames' size."""
+    from edn.core.errors import EdnError
+    from edn.ingest.frames import load_frames
+
+    if path is None:
+        raise EdnError("evaluate: the pose_warp baseline needs --exemplars (edn pose-warp --heldout-only's frames)")
+    warped = load_frames(path)
+    if len(warped) != count:
+        raise EdnError(f"pose-warp frames {path!r}: {len(warped)} frames, the target has {count} held-out frames "
+                       "(made with another --holdout-fraction or for another target?)")
+    if tuple(warped.shape[1:3]) != size:
+        raise EdnError(f"pose-warp frames {path!r}: {warped.shape[2]}x{warped.shape[1]}, the frames are "
+                       f"{size[1]}x{size[0]}")
+    return warped
 
 
 def _table(args: argparse.Namespace) -> None:

@@ -17,7 +17,9 @@ frames:
 Methods: ``nearest_neighbour`` (the paper's baseline, eq. 6: the training frame
 whose pose is closest), ``background`` (the target's background plate with
 nobody drawn: the floor a compositing model must clear, and what SSIM rewards
-when a person is misplaced), and trained models (``fbf``, ``ts``, ``fg``,
+when a person is misplaced), ``pose_warp`` (the target's training frames warped
+part by part to each held-out pose over the plate, PoseWarp's idea without
+learning: :mod:`edn.exemplars.pose_warp`), and trained models (``fbf``, ``ts``, ``fg``,
 ``paper_ts``, ``paper_fg`` in the ablation, generated sequentially like a
 transfer).
 """

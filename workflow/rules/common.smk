@@ -393,7 +393,7 @@ class TrainingVariant:
     downsample: int | None  # of every stage; None: 2 for the global stage under use_local, else 1
     stages: tuple  # the face GAN starts from the last main stage, local from global
     # Composite method: the generator corrects the target's own frame warped to the pose
-    # (edn training-exemplars, workflow/rules/conditioning.smk); None: training.exemplar.
+    # (edn training-exemplars, workflow/rules/exemplars.smk); None: training.exemplar.
     exemplar: bool | None = False
 
 
@@ -448,6 +448,15 @@ def training_exemplar_files(target):
     return {
         "exemplars": f"results/exemplars/{target}/training.npy",
         "exemplar_validity": f"results/exemplars/{target}/training.validity.npy",
+    }
+
+
+def heldout_exemplar_files(target):
+    """The pose_warp method's frames: the held-out end of a target's own poses drawn with its training
+    frames warped to them (edn pose-warp --heldout-only), and their validity."""
+    return {
+        "exemplars": f"results/exemplars/{target}/heldout.npy",
+        "exemplar_validity": f"results/exemplars/{target}/heldout.validity.npy",
     }
 
 
@@ -509,6 +518,9 @@ BOTH, ABLATION = ("metrics", "ablation"), ("ablation",)
 METHODS = {method.name: method for method in [
     Method("nearest_neighbour", None, False, False, "temporal", BOTH, "the nearest-neighbour baseline"),
     Method("background", None, True, False, "temporal", BOTH, "the background plate alone"),
+    # PoseWarp (Balakrishnan et al. 2018), the paper's other baseline: edn pose-warp, no learning.
+    Method("pose_warp", None, True, False, "temporal", BOTH,
+           "the target's own training frames warped part by part over the plate"),
     # The configured model: synthesis, the fake detector and the evaluation table use it.
     Method("edn", MAIN_STAGE, COMPOSITE, USE_FACE_GAN, "temporal", ("metrics",), "the configured model"),
     # The paper's Table 1 at one global-stage budget (needs use_local: false, method: composite).
@@ -591,11 +603,14 @@ def get_evaluation_models(wildcards):
 
 def get_exemplar_inputs(wildcards):
     """The warped exemplars a method's generator corrects (nothing for others): for the evaluation of
-    ``{method}``, the target's own (their held-out end); for a pair's synthesis with the configured
-    model, the target's training frames warped to the normalized source's poses (edn pose-warp); for
-    the target's own video regenerated with it (the fake detector's), the target's own."""
+    ``{method}``, the target's own (their held-out end), and for the pose_warp baseline the frames it
+    scores (edn pose-warp --heldout-only); for a pair's synthesis with the configured model, the
+    target's training frames warped to the normalized source's poses (edn pose-warp); for the target's
+    own video regenerated with it (the fake detector's), the target's own."""
     if "method" in wildcards.keys():
         method = METHODS[wildcards.method]
+        if method.name == "pose_warp":
+            return {"exemplars": heldout_exemplar_files(wildcards.target)["exemplars"]}
         return training_exemplar_files(wildcards.target) if method.generator and uses_exemplar(method.variant) else {}
     if not uses_exemplar("temporal"):
         return {}

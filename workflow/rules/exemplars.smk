@@ -3,7 +3,9 @@
 # For training, every frame of a target gets another training frame, more than
 # training.exemplar_gap frames away, warped to its pose; for a transfer, every
 # normalized source pose gets the training frame that edn pose-warp chooses (with its
-# hysteresis), warped to it. Held-out frames are never exemplars.
+# hysteresis), warped to it. For the pose_warp method (METHODS in common.smk), the
+# held-out end of the target's own poses is drawn the same way, from its training frames,
+# and edn evaluate scores those frames. Held-out frames are never exemplars.
 
 
 rule training_exemplars:
@@ -56,5 +58,31 @@ rule transfer_exemplars:
     shell:
         "python -m edn --log {log:q} pose-warp --frames {input.frames:q} --masks {input.masks:q}"
         " --poses {input.poses:q} --plate {input.plate:q} --requested {input.requested:q}"
+        " {params.holdout} {params.options} --output {output.frames:q} --validity {output.validity:q}"
+        " --exemplars {output.table:q}"
+
+
+rule pose_warp_heldout:
+    input:
+        frames="results/frames/{target}/frames.npy",
+        masks=background_files("{target}")["masks"],
+        plate=background_files("{target}")["plate"],
+        poses="results/poses/{target}.filtered.parquet",
+    output:
+        frames=heldout_exemplar_files("{target}")["exemplars"],
+        validity=heldout_exemplar_files("{target}")["exemplar_validity"],
+        table="results/exemplars/{target}/heldout.csv",
+    params:
+        holdout=HOLDOUT_OPTION,
+        options=section_options(ExemplarOptions, "exemplars"),
+    log:
+        "results/logs/pose_warp_heldout/{target}.log",
+    benchmark:
+        "results/benchmarks/pose_warp_heldout/{target}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "python -m edn --log {log:q} pose-warp --frames {input.frames:q} --masks {input.masks:q}"
+        " --poses {input.poses:q} --plate {input.plate:q} --requested {input.poses:q} --heldout-only"
         " {params.holdout} {params.options} --output {output.frames:q} --validity {output.validity:q}"
         " --exemplars {output.table:q}"
