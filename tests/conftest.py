@@ -18,7 +18,7 @@ import pytest
 from hypothesis import settings
 
 from helpers import DEMO, Detected, decode_and_detect
-from reliability_support import Media, make_clip, make_media
+from reliability_support import Media, References, make_clip, make_media
 
 # Property tests draw the same examples on every run, so that no landing depends on luck: Hypothesis's
 # "ci" profile (derandomized, no example database) is the default, whether or not CI is set.
@@ -227,6 +227,12 @@ def media(tmp_path_factory) -> Media:
 def clip(tmp_path_factory) -> dict[str, Path]:
     """4 s of test pattern with a tone, decoded at 512x256: the killed decode and encoding share it."""
     return make_clip(tmp_path_factory.mktemp("clip"))
+
+
+@pytest.fixture(scope="session")
+def kill_references(tmp_path_factory) -> References:
+    """Each killed stage's uninterrupted run, made once and compared with every kill's rerun."""
+    return References(tmp_path_factory.mktemp("references"))
 
 
 @pytest.fixture

@@ -301,12 +301,29 @@ def make_clip(d: Path) -> dict[str, Path]:
     return {"video": video, "frames": d / "frames.npy", "meta": d / "meta.json"}
 
 
+class References:
+    """The uninterrupted run of each killed stage, made once per session in ``directory``: a
+    stage's SIGTERM and SIGKILL tests compare their reruns with the same one (tests/conftest.py's
+    ``kill_references`` fixture)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.runs: dict[str, tuple[Path, float]] = {}
+
+    def get(self, stage: str, make_args: Callable[[Path], tuple[list, list[Path]]]) -> tuple[Path, float]:
+        """The reference run's folder, and the seconds it spent writing."""
+        if stage not in self.runs:
+            reference = self.directory / stage
+            args, _ = make_args(reference)
+            self.runs[stage] = reference, timed_work(args, reference)
+        return self.runs[stage]
+
+
 def stage_kill_test(tmp_path: Path, stage: str, kill: str, make_args: Callable[[Path], tuple[list, list[Path]]],
-                    same: Callable[[Path, Path], None], points: int) -> None:
-    """Run uninterrupted; then, for each seeded kill point: run, kill, check, rerun, compare."""
-    reference = tmp_path / "reference"
-    args, _ = make_args(reference)
-    work_s = timed_work(args, reference)
+                    same: Callable[[Path, Path], None], points: int, references: References) -> None:
+    """Run uninterrupted (once per stage, shared by its kinds of kill); then, for each seeded
+    kill point: run, kill, check, rerun, compare."""
+    reference, work_s = references.get(stage, make_args)
     for n, fraction in enumerate(kill_points(stage, kill, points)):
         run = tmp_path / f"killed-{n}"
         args, outputs = make_args(run)

@@ -56,7 +56,10 @@ def test_odd_geometry_works_and_keeps_the_picture_in_place(name: str, tmp_path: 
     meta = read_meta(meta_path)
     assert tuple(meta.source_size) == displayed
     store = load_frames(frames)
-    assert store.shape == (meta.frame_count, 128, 256, 3)
+    # frames.orientation auto: a video displayed taller than wide is decoded at 256x128 turned upright.
+    width, height = (128, 256) if displayed[1] > displayed[0] else (256, 128)
+    assert tuple(meta.working_size) == (width, height)
+    assert store.shape == (meta.frame_count, height, width, 3)
     assert meta.frame_count == round(video_stream_duration(fetched) * meta.fps_value) == 10
     # The box lands where the recorded transform says, from ffmpeg's own view of the
     # source (rotation applied): a wrong orientation or an odd-size shift would miss.
@@ -358,12 +361,13 @@ def test_a_truncated_download_then_the_fixed_server_through_snakemake(http_serve
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kill", list(KILLS))
-def test_killed_decode_reruns_to_the_same_frames(clip, tmp_path: Path, kill: str) -> None:
+def test_killed_decode_reruns_to_the_same_frames(clip, kill_references, tmp_path: Path, kill: str) -> None:
     def make_args(out: Path) -> tuple[list, list[Path]]:
         return (["decode", "--video", clip["video"], "--frames", out / "frames.npy", "--meta", out / "meta.json",
                  "--width", 512, "--height", 256], [out / "frames.npy", out / "meta.json"])
 
-    stage_kill_test(tmp_path, "decode", kill, make_args, same_bytes("frames.npy", "meta.json"), points=1)
+    stage_kill_test(tmp_path, "decode", kill, make_args, same_bytes("frames.npy", "meta.json"), points=1,
+                    references=kill_references)
 
 
 @pytest.mark.slow

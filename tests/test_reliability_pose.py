@@ -27,10 +27,12 @@ def pose_clip(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kill", list(KILLS))
-def test_killed_pose_detection_reruns_to_the_same_table(pose_clip, tmp_path: Path, kill: str) -> None:
+def test_killed_pose_detection_reruns_to_the_same_table(pose_clip, kill_references, tmp_path: Path,
+                                                        kill: str) -> None:
     def make_args(out: Path) -> tuple[list, list[Path]]:
         # Detection at twice the working size: two MediaPipe workers and a scratch store beside the output.
         return (["pose", "--frames", pose_clip["frames"], "--meta", pose_clip["meta"], "--video", pose_clip["video"],
                  "--detection-scale", 2, "--workers", 2, "--output", out / "poses.parquet"], [out / "poses.parquet"])
 
-    stage_kill_test(tmp_path, "pose", kill, make_args, same_bytes("poses.parquet"), points=1)
+    stage_kill_test(tmp_path, "pose", kill, make_args, same_bytes("poses.parquet"), points=1,
+                    references=kill_references)

@@ -55,17 +55,25 @@ def test_a_source_and_a_target_decoded_at_different_frame_rates(tmp_path: Path, 
 # -- synthesis and encoding killed and rerun ---------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def long_labels(tmp_path_factory) -> dict[str, Path]:
+    """240 frames of synthetic labels, long enough to kill their synthesis halfway."""
+    return write_subject(tmp_path_factory.mktemp("long_labels"), frames=240, size=(128, 64))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kill", list(KILLS))
-def test_killed_synthesis_reruns_to_the_same_frames(media: Media, tmp_path: Path, kill: str) -> None:
-    labels = write_subject(tmp_path / "labels", frames=240, size=(128, 64))
+def test_killed_synthesis_reruns_to_the_same_frames(media: Media, long_labels: dict[str, Path], kill_references,
+                                                    tmp_path: Path, kill: str) -> None:
+    labels = long_labels
 
     def make_args(out: Path) -> tuple[list, list[Path]]:
         return (["synthesize", "--labels", labels["labels"], "--index", labels["index"], "--generator",
                  media.checkpoint, "--output", out / "frames.npy", "--precision", "fp32", "--threads", 1],
                 [out / "frames.npy"])
 
-    stage_kill_test(tmp_path, "synthesize", kill, make_args, same_bytes("frames.npy"), points=1)
+    stage_kill_test(tmp_path, "synthesize", kill, make_args, same_bytes("frames.npy"), points=1,
+                    references=kill_references)
 
 
 def _decoded(video: Path) -> bytes:
@@ -75,7 +83,7 @@ def _decoded(video: Path) -> bytes:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kill", list(KILLS))
-def test_killed_encoding_reruns_to_the_same_video(clip, tmp_path: Path, kill: str) -> None:
+def test_killed_encoding_reruns_to_the_same_video(clip, kill_references, tmp_path: Path, kill: str) -> None:
     def make_args(out: Path) -> tuple[list, list[Path]]:
         return (["encode", "--frames", clip["frames"], "--source-meta", clip["meta"], "--source-video",
                  clip["video"], "--output", out / "transfer.mp4"], [out / "transfer.mp4"])
@@ -84,4 +92,4 @@ def test_killed_encoding_reruns_to_the_same_video(clip, tmp_path: Path, kill: st
         assert _decoded(run / "transfer.mp4") == _decoded(reference / "transfer.mp4")
         assert probe_video(run / "transfer.mp4").has_audio
 
-    stage_kill_test(tmp_path, "encode", kill, make_args, same, points=2)
+    stage_kill_test(tmp_path, "encode", kill, make_args, same, points=2, references=kill_references)
