@@ -39,6 +39,7 @@ SLOW_FIXTURES = frozenset({
     "pipeline",  # tests/test_transfer_pipeline.py and tests/test_slurm.py: the whole pipeline
     "straight_run",  # tests/test_training.py: a training run resumed against
     "detector_run",  # tests/test_fake_detector.py: `snakemake detectors`
+    "trained",  # tests/test_model_checksum.py: a global stage trained through the CLI
 })
 
 

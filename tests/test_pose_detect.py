@@ -53,6 +53,7 @@ def _present(poses: PoseSequence, joint: int) -> np.ndarray:
 LEGS = (Body.R_HIP, Body.R_KNEE, Body.R_ANKLE, Body.L_HIP, Body.L_KNEE, Body.L_ANKLE)
 
 
+@pytest.mark.slow  # MediaPipe over the whole dancer and juggler (fixtures requested by name)
 @pytest.mark.parametrize("name", ["dancer", "juggler"])
 def test_body_found_in_every_frame_with_confident_legs(name: str, request) -> None:
     detected: Detected = request.getfixturevalue(name)
@@ -69,6 +70,7 @@ def test_body_found_in_every_frame_with_confident_legs(name: str, request) -> No
     assert np.median(xy[:, 0]) > x0 + 5 and np.median(xy[:, 0]) < x1 - 5 and xy[:, 1].max() > 64
 
 
+@pytest.mark.slow  # MediaPipe over the whole dancer and juggler (fixtures requested by name)
 @pytest.mark.parametrize("name", ["dancer", "juggler"])
 def test_legs_are_in_anatomical_order(name: str, request) -> None:
     poses = request.getfixturevalue(name).poses
@@ -137,6 +139,7 @@ def _inside(point: np.ndarray, polygon: np.ndarray) -> bool:
     return cv2.pointPolygonTest(polygon.astype(np.float32), (float(point[0]), float(point[1])), False) >= 0
 
 
+@pytest.mark.slow  # MediaPipe over 1 s of video at 1024x512
 def test_face_table_lands_on_a_real_face(tmp_path: Path) -> None:
     """468 -> 70 on the aerobics dancer's face, facing the camera, found at 1024x512.
 
@@ -212,6 +215,7 @@ def test_pose_cli_writes_the_table_and_rejects_bad_input(dancer: Detected, tmp_p
     assert not (tmp_path / "x.parquet").exists()
 
 
+@pytest.mark.slow  # MediaPipe over 4 s of video
 def test_a_video_without_anybody_is_an_error(tmp_path: Path) -> None:
     """The first 4 s of people_one_by_one: the empty room."""
     video = fetch_video(str(DEMO / "people_one_by_one.mp4"), tmp_path / "empty.mp4", start_s=0, end_s=4,

@@ -252,6 +252,7 @@ def _index_rows(index: Path, output: Path, rows: int) -> Path:
     return output
 
 
+@pytest.mark.slow  # the catalogue: 37 CLI runs, most of them starting torch or MediaPipe
 @pytest.mark.parametrize("name", list(CLI_CASES))
 def test_bad_input_through_the_cli(name: str, inputs: Inputs, tmp_path: Path) -> None:
     out = tmp_path / "out"

@@ -95,6 +95,7 @@ def test_variable_frame_rate_is_decoded_on_a_constant_clock(tmp_path: Path) -> N
 # -- odd but valid input that must work, through the CLI and through Snakemake ---------------------
 
 
+@pytest.mark.slow  # waits out a 2 s trickle on purpose
 def test_a_slow_server_within_the_timeout_is_waited_for(misbehaving_server: str, tmp_path: Path) -> None:
     """The network timeout bounds a silence, not the download: ten pieces 0.2 s apart
     take 2 s in all, twice the 1 s timeout."""
@@ -174,6 +175,7 @@ PROPERTY_VIDEOS: dict[str, tuple[Callable[[Path], Path], str, Callable[[Path, Pa
 }
 
 
+@pytest.mark.slow  # the catalogue of odd videos: an ffmpeg encode and two CLI runs each
 @pytest.mark.parametrize("name", list(PROPERTY_VIDEOS))
 def test_video_properties_are_downloaded_and_decoded_faithfully(name: str, http_server, tmp_path: Path) -> None:
     """Each video is downloaded (so that the download's check must accept it), fetched
@@ -214,6 +216,7 @@ def test_video_properties_through_snakemake(http_server, tmp_path: Path) -> None
 ODD_NAME = "Tänzer – démo ✓ (1).mp4"  # spaces, non-ASCII letters, a dash, a symbol, brackets
 
 
+@pytest.mark.slow  # the catalogue of odd names: a fetch and a decode each
 @pytest.mark.parametrize("where", ["local file", "URL, percent-encoded", "URL, as typed"])
 def test_names_with_spaces_and_non_ascii_characters(where: str, http_server, tmp_path: Path) -> None:
     from urllib.parse import quote

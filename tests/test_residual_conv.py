@@ -4,6 +4,7 @@ within a step but never past it."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from edn.models import residual_conv
@@ -58,6 +59,7 @@ def test_bf16_bottleneck_takes_the_matmul_path_with_conv2ds_accuracy() -> None:
         assert _relative_error(o, e) < 2 * _relative_error(d, e) + 1e-3, name
 
 
+@pytest.mark.slow  # bf16 convolutions of 1024 channels on a CPU: a minute or more on 2 cores
 def test_everywhere_else_it_is_conv2d() -> None:
     torch.manual_seed(0)
     cases = [(1024, (1, 1024, 10, 18), False),  # fp32
@@ -111,6 +113,7 @@ def test_weight_casts_are_reused_within_the_block_and_dropped_after_it() -> None
     assert _relative_error(halved, reference) < 0.01
 
 
+@pytest.mark.slow  # bf16 convolutions of 1024 channels on a CPU: a minute or more on 2 cores
 def test_a_bf16_temporal_pair_learns_the_same_through_the_matmul_path(monkeypatch) -> None:
     """A generator with the paper's bottleneck (1024 channels), both passes of a temporal
     pair in one weight_casts_reused block, against the same with plain nn.Conv2d."""
