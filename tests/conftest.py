@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from helpers import DEMO, Detected, decode_and_detect
+from helpers import DEMO, Detected, decode_and_detect, send_head
 from reliability_support import Media, References, make_clip, make_media
 
 # Property tests draw the same examples on every run, so that no landing depends on luck: Hypothesis's
@@ -113,15 +113,7 @@ class _MisbehavingHandler(http.server.BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
 
-    def _head(self, status: int, length: int, content_type: str = "video/mp4", **headers: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(length))
-        self.send_header("Connection", "close")
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.close_connection = True
+    _head = send_head
 
     def do_HEAD(self) -> None:
         self.do_GET(body=False)

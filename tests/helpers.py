@@ -3,9 +3,11 @@ temporary working directories."""
 
 from __future__ import annotations
 
+import http.server
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +60,36 @@ def make_test_video(path: Path, *, size=(320, 240), fps=25, seconds=2.0, audio=F
     ffmpeg(*inputs, "-c:v", "libx264", "-pix_fmt", "yuv420p", *(["-c:a", "aac"] if audio else []),
            "-shortest", path)
     return path
+
+
+def live_processes() -> Iterator[tuple[int, list[str]]]:
+    """Each live (not zombie) process as its pid and the fields of its /proc stat after the command name
+    (fields[0] the state, fields[3] the session id); one that ends while it is read is passed over."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields and fields[0] != "Z":
+            yield int(entry.name), fields
+
+
+def send_head(handler: http.server.BaseHTTPRequestHandler, status: int, length: int | None,
+              content_type: str = "video/mp4", **headers: str) -> None:
+    """A test server's status line and headers, the connection closed after the body (a handler's
+    ``_head = send_head``); no Content-Length when ``length`` is None (a body that ends when the
+    server stops)."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", content_type)
+    if length is not None:
+        handler.send_header("Content-Length", str(length))
+    handler.send_header("Connection", "close")
+    for name, value in headers.items():
+        handler.send_header(name, value)
+    handler.end_headers()
+    handler.close_connection = True
 
 
 def leftovers(directory: Path) -> list[Path]:

@@ -21,7 +21,7 @@ import numpy as np
 
 from edn.ingest.decode import decode_video
 from edn.ingest.media import probe_video
-from helpers import DEMO, ROOT, ffmpeg, leftovers, make_test_video, run_edn
+from helpers import DEMO, ROOT, ffmpeg, leftovers, live_processes, make_test_video, run_edn
 from training_data import write_subject
 
 # -- test media -------------------------------------------------------------------------
@@ -203,17 +203,7 @@ KILLS = {"SIGTERM": signal.SIGTERM, "SIGKILL": signal.SIGKILL}
 
 def _session_processes(session: int) -> list[int]:
     """Live (not zombie) processes of a session: a killed stage's children keep its session id."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            continue
-        if int(fields[3]) == session and fields[0] != "Z":
-            found.append(int(entry.name))
-    return found
+    return [pid for pid, fields in live_processes() if int(fields[3]) == session]
 
 
 @dataclass

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from edn.ingest.media import count_frames
-from helpers import DEMO, ffmpeg, leftovers, run_edn
+from helpers import DEMO, ffmpeg, run_edn, send_head
+from test_fetch import _assert_clean_failure
 
 #: What the endless and the huge bodies send at most before the server gives up by itself.
 BODY_LIMIT = 48 * 1024 * 1024
@@ -38,16 +39,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
 
-    def _head(self, status: int, length: int | None, content_type: str = "video/mp4", **headers: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        if length is not None:
-            self.send_header("Content-Length", str(length))
-        self.send_header("Connection", "close")
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.close_connection = True
+    _head = send_head
 
     def do_HEAD(self) -> None:
         self.do_GET(body=False)
@@ -138,14 +130,9 @@ def _cached_files(cache: Path) -> list[Path]:
 def _assert_refused(result, output: Path, cache: Path, *expected: str) -> str:
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
-    assert len(result.error_lines) == 1, result.stderr
-    line = result.error_lines[0]
-    for word in expected:
-        assert word in line, line
-    assert not output.exists()
-    assert not leftovers(output.parent) if output.parent.exists() else True
+    _assert_clean_failure(result, output, *expected)
     assert _cached_files(cache) == []
-    return line
+    return result.error_lines[0]
 
 
 @pytest.mark.parametrize("entry", ["absolute path", "path out of the cache folder", "address on the server"])

@@ -17,23 +17,19 @@ import pytest
 
 from edn.ingest.fetch import cache_folder
 from edn.ingest.media import count_frames
-from helpers import DEMO, ROOT, SNAKEMAKE, run_edn, write_config
+from helpers import DEMO, ROOT, SNAKEMAKE, live_processes, run_edn, write_config
 
 
 def _edn_processes(marker: str) -> list[int]:
     """Pids of running ``python -m edn`` processes whose command line holds ``marker``."""
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for pid, _ in live_processes():
         try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            words = [os.fsdecode(word) for word in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
         except OSError:
             continue
-        words = [os.fsdecode(word) for word in argv]
-        if state != "Z" and "edn" in words and "-m" in words and any(marker in word for word in words):
-            found.append(int(entry.name))
+        if "edn" in words and "-m" in words and any(marker in word for word in words):
+            found.append(pid)
     return found
 
 

@@ -5,7 +5,6 @@ checkpoint, and a resumed training run that is still bit-equal to a straight one
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -19,9 +18,9 @@ from edn.core.presets import PRESETS
 from edn.models import build_face_generator, build_generator
 from edn.models.generation import load_frame_generator
 from edn.models.generator import ResizeConv
-from helpers import leftovers, run_edn
-from test_training import _losses, _train_args
-from training_data import write_subject
+from helpers import run_edn
+from test_training import _train_args
+from training_data import resume_after_a_kill, write_subject
 
 TINY, SMALL = PRESETS["tiny"], PRESETS["small"]
 
@@ -192,22 +191,5 @@ def test_a_resumed_run_is_bit_equal_to_a_straight_one(tmp_path: Path, perceptual
     leaves it (the newer checkpoint, the model and the finished mark gone), resumed."""
     data = {**write_subject(tmp_path / "subject"), "perceptual": perceptual_weights}
     args = ("--upsampling", upsampling)
-    straight = run_edn(*_train_args(data, tmp_path, "straight", *args, iterations=20))
-    assert straight.returncode == 0, straight.stderr
-    shutil.copytree(tmp_path / "straight", tmp_path / "resumed")
-    run = tmp_path / "resumed" / "run"
-    checkpoints = sorted((run / "checkpoints").glob("step_*.pt"))
-    assert [int(p.stem.split("_")[1]) for p in checkpoints] == [10, 20]
-    for path in (checkpoints[-1], run / "finished.json", tmp_path / "resumed" / "global.pt"):
-        path.unlink()
-    resumed = run_edn(*_train_args(data, tmp_path, "resumed", *args, iterations=20))
-    assert resumed.returncode == 0, resumed.stderr
-    assert "resuming global" in resumed.stderr and "(step 10)" in resumed.stderr
-    a, b = load_checkpoint(tmp_path / "straight" / "global.pt"), load_checkpoint(tmp_path / "resumed" / "global.pt")
-    assert a.step == b.step == 20 and a.options["upsampling"] == b.options["upsampling"] == upsampling
-    for network in ("generator", "discriminator"):
-        assert a.models[network].keys() == b.models[network].keys()
-        for key, value in a.models[network].items():
-            assert torch.equal(value, b.models[network][key]), f"{network}.{key}"
-    assert _losses(tmp_path / "straight" / "run") == _losses(run) and len(_losses(run)) == 20
-    assert not leftovers(tmp_path / "resumed")
+    a, b = resume_after_a_kill(data, tmp_path, *args)
+    assert a.options["upsampling"] == b.options["upsampling"] == upsampling

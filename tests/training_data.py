@@ -1,19 +1,24 @@
 """Synthetic training subjects for the training tests: a blob moving across a lawn
 and a matching stick-figure "label", written with the project's own writers, with
 the background files the composite method trains with (the lawn as the plate, the
-blob as the person's mask, a person window that follows it)."""
+blob as the person's mask, a person window that follows it), and the check that a
+training run killed after a checkpoint resumes to the same weights."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from edn.core.atomic import write_json
+from edn.core.checkpoint import load_checkpoint
 from edn.background.plate import PlateReport
 from edn.ingest.frames import create_image_store
 from edn.labels.preview import write_png
 from edn.labels.label_store import LabelIndex, write_label_index
+from helpers import leftovers, run_edn
 
 LAWN = (40, 110, 40)
 
@@ -71,3 +76,32 @@ def write_subject(directory: Path, *, frames: int = 24, size: tuple[int, int] = 
 def background_args(paths: dict[str, Path]) -> list:
     """The ``edn train`` flags of a subject's background files (the composite method)."""
     return ["--plate", paths["plate"], "--plate-report", paths["plate_report"], "--masks", paths["masks"]]
+
+
+def resume_after_a_kill(data: dict, tmp: Path, *extra: str) -> tuple:
+    """``edn train`` of a subject for 20 iterations straight (``tmp/straight``), then the same run as a
+    kill after the step-10 checkpoint leaves it (the newer checkpoint, the model and the finished mark
+    gone), resumed (``tmp/resumed``). Asserts that it resumed from step 10 to the same weights and the
+    same 20 losses, leaving nothing half-written; returns both models' checkpoints (straight, resumed)."""
+    from test_training import _losses, _train_args  # here, not above: test_training imports this module
+
+    straight = run_edn(*_train_args(data, tmp, "straight", *extra, iterations=20))
+    assert straight.returncode == 0, straight.stderr
+    shutil.copytree(tmp / "straight", tmp / "resumed")
+    run = tmp / "resumed" / "run"
+    checkpoints = sorted((run / "checkpoints").glob("step_*.pt"))
+    assert [int(p.stem.split("_")[1]) for p in checkpoints] == [10, 20]
+    for path in (checkpoints[-1], run / "finished.json", tmp / "resumed" / "global.pt"):
+        path.unlink()
+    resumed = run_edn(*_train_args(data, tmp, "resumed", *extra, iterations=20))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming global" in resumed.stderr and "(step 10)" in resumed.stderr
+    a, b = load_checkpoint(tmp / "straight" / "global.pt"), load_checkpoint(tmp / "resumed" / "global.pt")
+    assert a.step == b.step == 20
+    for network in ("generator", "discriminator"):
+        assert a.models[network].keys() == b.models[network].keys()
+        for key, value in a.models[network].items():
+            assert torch.equal(value, b.models[network][key]), f"{network}.{key}"
+    assert _losses(tmp / "straight" / "run") == _losses(run) and len(_losses(run)) == 20
+    assert not leftovers(tmp / "resumed")
+    return a, b

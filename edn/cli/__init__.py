@@ -25,7 +25,6 @@ from edn.core.errors import EdnError
 
 COMMAND_MODULES = (
     "edn.cli.background",
-    "edn.cli.conditioning",
     "edn.cli.detector",
     "edn.cli.evaluate",
     "edn.cli.exemplars",

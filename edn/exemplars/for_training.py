@@ -25,12 +25,10 @@ import time
 import numpy as np
 
 from edn.core.atomic import atomic_path
-from edn.core.errors import EdnError
 from edn.core.options import ExemplarOptions
 from edn.exemplars.pose_warp import draw_pose_warp
-from edn.exemplars.select import DISTANCE_BLOCK_ELEMENTS, candidate_frames
+from edn.exemplars.select import candidate_distances
 from edn.ingest.frames import create_image_store
-from edn.pose.distance import pose_distances
 from edn.pose.skeleton import BODY
 
 log = logging.getLogger(__name__)
@@ -42,18 +40,11 @@ def training_exemplars(keypoints: np.ndarray, first_heldout: int, gap: int) -> n
     ``|c - t| > gap``; -1 where frame t shows no body or no such frame shares a joint with it."""
     if gap < 0:
         raise ValueError(f"exemplar gap {gap}: must be at least 0")
-    candidates = candidate_frames(keypoints, first_heldout)
+    candidates, distances = candidate_distances(keypoints, keypoints, first_heldout)
     chosen = np.full(len(keypoints), -1, dtype=np.int64)
-    if len(candidates) == 0:
-        raise EdnError(f"exemplars: none of the target's {min(first_heldout, len(keypoints))} training frames "
-                       "shows a body")
-    reference = np.nan_to_num(np.asarray(keypoints[candidates], dtype=np.float64))
-    query = np.nan_to_num(np.asarray(keypoints, dtype=np.float64))
-    chunk = max(1, DISTANCE_BLOCK_ELEMENTS // (len(candidates) * (BODY.stop - BODY.start)))
-    distances = pose_distances(query, reference, chunk=chunk)
     frames = np.arange(len(keypoints))[:, None]
     distances[np.abs(candidates[None, :] - frames) <= gap] = np.inf
-    has_body = (query[:, BODY, 2] > 0).any(axis=1)
+    has_body = (np.nan_to_num(np.asarray(keypoints, dtype=np.float64)[:, BODY, 2]) > 0).any(axis=1)
     if distances.shape[1]:
         nearest = np.argmin(distances, axis=1)
         found = np.isfinite(distances[np.arange(len(keypoints)), nearest]) & has_body

@@ -64,6 +64,16 @@ def choose_exemplars(requested: np.ndarray, target: np.ndarray, first_heldout: i
     the target's held-out ones); ``target`` [T, K, 3]: the target's poses, frame t
     of its video; ``first_heldout``: frames from it on are held out and never chosen.
     """
+    candidates, distances = candidate_distances(requested, target, first_heldout)
+    columns = hysteresis_choice(distances, switch_margin)
+    return np.where(columns >= 0, candidates[np.maximum(columns, 0)], -1)
+
+
+def candidate_distances(requested: np.ndarray, target: np.ndarray,
+                        first_heldout: int) -> tuple[np.ndarray, np.ndarray]:
+    """The target's candidate frames (int64 [C], :func:`candidate_frames`) and the pose distance
+    (eq. 6) of each requested pose [N, K, 3] to each of them (float64 [N, C], inf where no joint is
+    shared); one error line when none of the target's training frames shows a body."""
     candidates = candidate_frames(target, first_heldout)
     if len(candidates) == 0:
         raise EdnError(f"exemplars: none of the target's {min(first_heldout, len(target))} training frames "
@@ -71,5 +81,4 @@ def choose_exemplars(requested: np.ndarray, target: np.ndarray, first_heldout: i
     reference = np.nan_to_num(np.asarray(target[candidates], dtype=np.float64))
     query = np.nan_to_num(np.asarray(requested, dtype=np.float64))
     chunk = max(1, DISTANCE_BLOCK_ELEMENTS // (len(candidates) * (BODY.stop - BODY.start)))
-    columns = hysteresis_choice(pose_distances(query, reference, chunk=chunk), switch_margin)
-    return np.where(columns >= 0, candidates[np.maximum(columns, 0)], -1)
+    return candidates, pose_distances(query, reference, chunk=chunk)
