@@ -147,6 +147,7 @@ def test_two_processes_stopped_by_sigterm_resume_with_two_or_with_one(subject: d
     assert mean < 3 * ROUNDING_MEAN, (mean, fraction)  # more steps after the resume: rounding grows a little
 
 
+@pytest.mark.slow  # starts two torch.distributed training processes
 def test_a_process_that_fails_is_reported(subject: dict, tmp_path: Path) -> None:
     # Every process checks the inputs; a missing file fails each with the same one-line error.
     data = {**subject, "index": tmp_path / "missing.csv"}

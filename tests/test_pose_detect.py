@@ -87,6 +87,7 @@ def test_legs_are_in_anatomical_order(name: str, request) -> None:
     assert standing[all_legs].all()
 
 
+@pytest.mark.slow  # MediaPipe over the whole dancer and juggler (fixtures requested by name)
 @pytest.mark.parametrize("name", ["dancer", "juggler"])
 def test_left_and_right_are_the_persons_own(name: str, request) -> None:
     """Both dancers face the camera: their right side is on the image's left, for the

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from edn.core.options import first_heldout_frame
 from edn.ingest.frames import load_frames
@@ -40,6 +41,7 @@ def _evaluate(data: dict, warped: Path, generated: Path):
                    "--output", generated.with_suffix(".csv"))
 
 
+@pytest.mark.slow  # edn pose-warp and edn evaluate end to end
 def test_evaluate_scores_the_held_out_pose_warp_frames_and_refuses_a_wrong_count(tmp_path: Path) -> None:
     data = _subject(tmp_path / "subject")
     count = len(load_frames(data["frames"]))

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 from edn.ingest.frames import read_meta
@@ -31,6 +32,7 @@ def test_lint_is_clean() -> None:
     assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
 
 
+@pytest.mark.slow  # two Snakemake runs (fetch, decode)
 def test_demo_subjects_are_fetched_and_decoded(tmp_path: Path) -> None:
     result = run_snakemake(tmp_path, demo_config(), "results/frames/dancer/frames.npy",
                            "results/frames/juggler/frames.npy")
@@ -50,6 +52,7 @@ def test_demo_subjects_are_fetched_and_decoded(tmp_path: Path) -> None:
     assert again.returncode == 0 and "Nothing to be done" in again.output
 
 
+@pytest.mark.slow  # two Snakemake runs (fetch, decode)
 def test_subject_from_a_url_with_trim(http_server, tmp_path: Path) -> None:
     shutil.copy(DEMO / "source_aerobics.mp4", http_server.directory / "aerobics.mp4")
     config = {"subjects": {"aerobics": {"video": f"{http_server.url}/aerobics.mp4", "start": 1.0, "end": 3.0}}}
