@@ -42,6 +42,7 @@ def test_matmul_weight_gradient_is_conv2ds_gradient() -> None:
         torch.testing.assert_close(ours, reference)
 
 
+@pytest.mark.slow  # bf16 convolutions of 1024 channels on a CPU (the fast lane keeps the weight-cast test)
 def test_bf16_bottleneck_takes_the_matmul_path_with_conv2ds_accuracy() -> None:
     torch.manual_seed(0)
     conv = ResidualConv(1024)
