@@ -30,7 +30,7 @@ def test_demo_config_is_valid() -> None:
 
 def test_defaults_are_filled_in() -> None:
     config = validated({"subjects": {"a": {"video": "a.mp4"}}})
-    assert config["frames"] == {"width": 256, "height": 128, "fps": None, "fit": "pad"}
+    assert config["frames"] == {"width": 256, "height": 128, "fps": None, "fit": "pad", "orientation": "auto"}
     assert config["subjects"]["a"] == {"video": "a.mp4", "start": None, "end": None}
     assert config["pairs"] == []
 

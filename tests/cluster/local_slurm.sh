@@ -196,6 +196,10 @@ stop() {
         if grep -qx "$name" "$STARTED"; then stop_daemon "$(pidfile "$name")" "$name"; fi
     done
     rm -f "$STARTED"
+    # A slurm.conf naming a controller that no longer runs makes every SLURM client,
+    # the Snakemake executor plugin's `scontrol show config` at each start among them,
+    # wait about 9 s for it: ours goes with the daemons (`start` writes it again).
+    if [[ -f $CONF ]] && grep -qxF "$MARKER: a one-node test cluster." "$CONF"; then rm -f "$CONF"; fi
 }
 
 logs() {
