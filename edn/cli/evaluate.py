@@ -125,7 +125,9 @@ def _evaluate(args: argparse.Namespace) -> None:
                 images, validity = load_exemplars(args.exemplars, args.exemplar_validity, labels, args.generator)
                 exemplars = (images[first:], validity[first:])
             synthesize_sequence(models, labels[first:], clip.index, generated, runtime, exemplars=exemplars)
-        rows = score(args.method, np.asarray(generated), clip, with_pose_fidelity=args.pose_fidelity)
+        # The job's threads bound the MediaPipe processes too (two at most: the clip is short).
+        rows = score(args.method, np.asarray(generated), clip, with_pose_fidelity=args.pose_fidelity,
+                     pose_workers=min(2, args.threads or 2))
     write_metrics(args.output, rows)
 
 

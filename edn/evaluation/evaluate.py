@@ -138,23 +138,25 @@ def pose_measures(detected: np.ndarray, input_poses: PoseSequence) -> dict[tuple
     return measures
 
 
-def detect_generated(generated: np.ndarray) -> np.ndarray:
+def detect_generated(generated: np.ndarray, workers: int = 2) -> np.ndarray:
     """MediaPipe Holistic's poses [T, K, 3] on ``generated`` uint8 frames, with the default threshold:
-    the detector the pose stage runs (body, face and hands), run over the frames as a video."""
+    the detector the pose stage runs (body, face and hands), run over the frames as a video by
+    ``workers`` processes."""
     from edn.pose.detect import DEFAULT_MIN_CONFIDENCE, apply_threshold
     from edn.pose.mediapipe_holistic import detect_mediapipe
 
     with tempfile.TemporaryDirectory(prefix="edn-fidelity-") as scratch:
         path = Path(scratch) / "generated.npy"
         np.save(path, generated)
-        detected, _ = detect_mediapipe(path, workers=2, show_progress=False)
+        detected, _ = detect_mediapipe(path, workers=workers, show_progress=False)
     return apply_threshold(detected, DEFAULT_MIN_CONFIDENCE["mediapipe"])
 
 
-def pose_fidelity(generated: np.ndarray, input_poses: PoseSequence) -> dict[tuple[str, str], tuple[float, int]]:
-    """Detect poses on ``generated`` frames with MediaPipe and compare them with the input poses
-    part by part (:func:`pose_measures`)."""
-    return pose_measures(detect_generated(generated), input_poses)
+def pose_fidelity(generated: np.ndarray, input_poses: PoseSequence,
+                  workers: int = 2) -> dict[tuple[str, str], tuple[float, int]]:
+    """Detect poses on ``generated`` frames with MediaPipe (``workers`` processes) and compare them
+    with the input poses part by part (:func:`pose_measures`)."""
+    return pose_measures(detect_generated(generated, workers), input_poses)
 
 
 @dataclass(frozen=True)
@@ -182,8 +184,10 @@ class HeldOutClip:
                    has_body=found)
 
 
-def score(method: str, generated: np.ndarray, clip: HeldOutClip, *, with_pose_fidelity: bool = True) -> list[dict]:
-    """Every metric of ``generated`` against the clip's real frames, as table rows."""
+def score(method: str, generated: np.ndarray, clip: HeldOutClip, *, with_pose_fidelity: bool = True,
+          pose_workers: int = 2) -> list[dict]:
+    """Every metric of ``generated`` against the clip's real frames, as table rows (the poses on
+    the generated frames found by ``pose_workers`` MediaPipe processes)."""
     if generated.shape != clip.real.shape:
         raise ValueError(f"generated {list(generated.shape)} and real {list(clip.real.shape)} differ")
     rows = []
@@ -208,7 +212,7 @@ def score(method: str, generated: np.ndarray, clip: HeldOutClip, *, with_pose_fi
     for name, value in temporal_stability(generated, clip.real).items():
         rows.append(_row(method, "full", name, value, len(generated)))
     if with_pose_fidelity:
-        for (name, region), (value, frames) in pose_fidelity(generated, clip.poses).items():
+        for (name, region), (value, frames) in pose_fidelity(generated, clip.poses, pose_workers).items():
             rows.append(_row(method, region, name, value, frames, "" if frames else f"no {region} to measure"))
     return rows
 
