@@ -117,7 +117,8 @@ def test_which_method_upsamples_how() -> None:
         return TrainingOptions(stage="global", iterations=1, **values).generator_upsampling(started_from)
 
     assert TrainingOptions(stage="global", iterations=1).upsampling == "auto"
-    assert resolved() == "resize"  # the default method, composite
+    assert resolved() == "transposed"  # resize is asked for by name
+    assert resolved(upsampling="resize") == "resize"
     assert resolved(method="paper") == "transposed"
     assert resolved(method="paper", upsampling="transposed") == "transposed"
     assert resolved(upsampling="transposed") == "transposed"
@@ -143,14 +144,14 @@ def _without_upsampling(path: Path, output: Path) -> None:
 def test_checkpoints_record_the_upsampling_and_synthesis_rebuilds_it(tmp_path: Path,
                                                                       perceptual_weights: Path) -> None:
     data = {**write_subject(tmp_path / "subject", size=(128, 64)), "perceptual": perceptual_weights}
-    for name, extra in (("composite", ()), ("paper", ("--method", "paper"))):
+    for name, extra in (("composite", ("--upsampling", "resize")), ("paper", ("--method", "paper"))):
         trained = run_edn(*_train_args(data, tmp_path, name, *extra, iterations=2))
         assert trained.returncode == 0, trained.stderr
     face = run_edn(*_train_args(data, tmp_path, "composite", "--init", tmp_path / "composite" / "global.pt",
                                 stage="face", iterations=2))
     assert face.returncode == 0, face.stderr
     composite, paper = tmp_path / "composite", tmp_path / "paper"
-    assert load_checkpoint(composite / "global.pt").options["upsampling"] == "resize"  # auto, resolved
+    assert load_checkpoint(composite / "global.pt").options["upsampling"] == "resize"  # asked for
     assert load_checkpoint(composite / "face.pt").options["upsampling"] == "resize"  # the stage it started from
     assert load_checkpoint(paper / "global.pt").options["upsampling"] == "transposed"
     assert json.loads((composite / "run" / "options.json").read_text())["upsampling"] == "resize"
