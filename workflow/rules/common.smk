@@ -395,6 +395,7 @@ class TrainingVariant:
     # Composite method: the generator corrects the target's own frame warped to the pose
     # (edn training-exemplars, workflow/rules/exemplars.smk); None: training.exemplar.
     exemplar: bool | None = False
+    upsampling: str | None = None  # None: training.upsampling
 
 
 TRAINING_VARIANTS = {
@@ -403,6 +404,8 @@ TRAINING_VARIANTS = {
     # The composite method conditioned on the warped exemplar, whatever training.exemplar says.
     "exemplar": TrainingVariant("exemplar", "composite", True, None, ("global", "face"), True),
     "exemplar_fbf": TrainingVariant("exemplar_fbf", "composite", False, None, ("global",), True),
+    # The same with resize-convolution (upsample, then convolve) instead of transposed convolutions.
+    "exemplar_resize": TrainingVariant("exemplar_resize", "composite", True, None, ("global",), True, "resize"),
     # The paper's whole-frame method at half the working size: about the cost per iteration
     # of the composite method's person window, so that both have the same budget.
     "paper": TrainingVariant("paper", "paper", True, 2, ("global", "face")),
@@ -483,7 +486,8 @@ def training_options(variant, stage):
     return " ".join([
         section_options(TrainingOptions, "training", stage=stage, iterations=settings["iterations"][stage],
                         downsample=downsample, temporal=chosen.temporal, method=chosen.method or settings["method"],
-                        exemplar=uses_exemplar(variant)),
+                        exemplar=uses_exemplar(variant),
+                        **({"upsampling": chosen.upsampling} if chosen.upsampling else {})),
         section_options(RuntimeOptions, "training"),
     ])
 
@@ -531,6 +535,8 @@ METHODS = {method.name: method for method in [
     Method("fbf_exemplar", "global", True, False, "exemplar_fbf", ABLATION, "frame by frame, on warped exemplars"),
     Method("ts_exemplar", "global", True, False, "exemplar", ABLATION, "with temporal smoothing, on warped exemplars"),
     Method("fg_exemplar", "global", True, True, "exemplar", ABLATION, "with the face GAN, on warped exemplars"),
+    Method("ts_exemplar_resize", "global", True, False, "exemplar_resize", ABLATION,
+           "with temporal smoothing, on warped exemplars, upsampling by resize-convolution"),
     Method("paper_ts", "global", False, False, "paper", ABLATION, "the whole-frame method of the paper"),
     Method("paper_fg", "global", False, True, "paper", ABLATION, "the same with its face GAN"),
 ]}
