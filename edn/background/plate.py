@@ -414,24 +414,41 @@ def read_camera_table(path: str | os.PathLike) -> CameraTable:
                        residual_after=column["residual_after"])
 
 
+def _registration_words(report: PlateReport) -> tuple[str, float]:
+    """How the frames were put into the reference view, and the residual after it (0-255 units)."""
+    if report.registered_residual is None:  # a report made before registration
+        return "", report.camera_residual
+    if report.motion_model == "identity":
+        return "with the camera still", report.registered_residual
+    return (f"after registering {report.registered_frames} frames to frame {report.reference_frame} "
+            f"by a {report.motion_model}"), report.registered_residual
+
+
+def fallback_message(report: PlateReport) -> str:
+    """The one line that says a target falls back to the paper's whole-frame method because its background
+    moves after registration: the target, the residual after registration against the limit (and before
+    it), and what to do. The plate stage logs it, and so does training when it falls back."""
+    registration, after = _registration_words(report)
+    if report.registered_residual is not None and not (np.isfinite(after) and after > report.max_camera_residual):
+        # The residual is within the limit (or none was measured): too few frames could be registered.
+        measured = f"residual {after:.1f}" if np.isfinite(after) else "no residual measured"
+        why = (f"only {report.registered_frames} frames could be registered to frame {report.reference_frame}: "
+               f"{measured} against the limit {report.max_camera_residual:.1f}, {report.camera_residual:.1f} before")
+    else:
+        how = f" {registration}" if registration else ""
+        why = f"residual {after:.1f} above {report.max_camera_residual:.1f}{how}, {report.camera_residual:.1f} before"
+    return (f"target {report.subject}: the background moves ({why}); it is trained on the whole frame, as in the "
+            "paper, not drawn over the plate: film against a background that holds still (no water, crowd or "
+            "wind-blown leaves behind the person), raise background.max_camera_residual to draw over the plate "
+            "anyway, or set training.method: paper to choose the whole frame on purpose")
+
+
 def plate_message(report: PlateReport) -> tuple[int, str]:
     """The plate stage's one log line about its target: (logging level, message)."""
-    if report.registered_residual is None:  # a report made before registration
-        registration, after = "", report.camera_residual
-    elif report.motion_model == "identity":
-        registration, after = "with the camera still", report.registered_residual
-    else:
-        registration = (f"after registering {report.registered_frames} frames to frame {report.reference_frame} "
-                        f"by a {report.motion_model}")
-        after = report.registered_residual
+    registration, after = _registration_words(report)
     filled = f"{100 * report.filled_fraction:.2f}% of the plate filled"
     if report.background_moves:
-        return logging.WARNING, (
-            f"target {report.subject}: the background moves (residual {after:.1f} above "
-            f"{report.max_camera_residual:.1f} {registration}, {report.camera_residual:.1f} before); it is "
-            "trained on the whole frame, as in the paper: film against a background that holds still (no water, "
-            "crowd or wind-blown leaves behind the person), or raise background.max_camera_residual to draw over "
-            "the plate anyway")
+        return logging.WARNING, fallback_message(report)
     if not report.static:
         return logging.WARNING, (
             f"target {report.subject}: the camera moves (residual {report.camera_residual:.1f} above "
