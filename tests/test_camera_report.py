@@ -4,10 +4,17 @@ section of the evaluation page (edn.evaluation.report) and evaluation on a movin
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
-from edn.background.plate import PlateReport, fallback_message, plate_message
+from edn.background.plate import (PlateReport, build_plate, fallback_message, plate_message, read_plate_report,
+                                  write_plate)
+from edn.core.html_page import Item, write_page
+from edn.evaluation.report import camera_markdown, drawn_by, write_camera_summary
+from helpers import run_edn
 
 
 def _report(**changes) -> PlateReport:
@@ -43,3 +50,104 @@ def test_too_few_registered_frames_is_said_as_such(residual) -> None:
 def test_a_background_that_holds_still_is_no_fallback() -> None:
     level, line = plate_message(_report(background_moves=False, static=True, registered_residual=1.2))
     assert level == logging.INFO and "the camera moves up to 7.5 px" in line and "whole frame" not in line
+
+
+# -- the camera section of the evaluation page --
+
+SIZE = (96, 64)
+PLATE_OPTIONS = dict(grow_px=1, min_observations=2, max_frames=200, max_camera_residual=6.0)
+
+
+def _texture(height: int, width: int, seed: int) -> np.ndarray:
+    """Blurred colour noise stretched to 0-255: detail everywhere, smooth enough to interpolate."""
+    noise = np.random.default_rng(seed).integers(0, 256, (height, width, 3)).astype(np.uint8)
+    return cv2.normalize(cv2.GaussianBlur(noise, (0, 0), 1.2), None, 0, 255, cv2.NORM_MINMAX)
+
+
+def translated_scene(offsets: list[tuple[int, int]], seed: int = 3):
+    """A still scene filmed by a camera shifted by whole pixels ``offsets`` (x, y), with a red square (the
+    person, masked) walking across: (frames uint8 [T, H, W, 3], masks uint8 [T, H, W], scene)."""
+    width, height = SIZE
+    scene = _texture(height + 40, width + 40, seed)
+    count = len(offsets)
+    frames = np.stack([scene[20 + dy:20 + dy + height, 20 + dx:20 + dx + width] for dx, dy in offsets])
+    masks = np.zeros((count, height, width), np.uint8)
+    for t in range(count):
+        x = 4 + 9 * t
+        frames[t, 16:48, x:x + 16] = (220, 30, 30)
+        masks[t, 16:48, x:x + 16] = 255
+    return frames, masks, scene
+
+
+PAN = [(-4 + t, t // 2) for t in range(9)]  # 8 px right, 4 px down
+
+
+def _written_plate(tmp_path: Path, frames: np.ndarray, masks: np.ndarray, subject: str) -> dict[str, Path]:
+    made = build_plate(frames, masks, None, subject=subject, **PLATE_OPTIONS)
+    paths = {name: tmp_path / f"{subject}{suffix}" for name, suffix in
+             (("plate", ".png"), ("mosaic", ".mosaic.png"), ("coverage", ".coverage.png"),
+              ("camera", ".camera.csv"), ("report", ".json"))}
+    write_plate(made, plate_out=paths["plate"], coverage_out=paths["coverage"], report_out=paths["report"],
+                mosaic_out=paths["mosaic"], camera_out=paths["camera"])
+    return paths
+
+
+def _cells(markdown: str) -> dict[str, str]:
+    rows = [line.strip("|").split("|") for line in markdown.splitlines() if line.startswith("| ")]
+    return {name.strip(): value.strip() for name, value in rows[1:]}
+
+
+def test_the_camera_section_of_a_panning_camera(tmp_path) -> None:
+    frames, masks, _ = translated_scene(PAN)
+    paths = _written_plate(tmp_path, frames, masks, "pan")
+    report = read_plate_report(paths["report"])
+    write_camera_summary(paths["report"], paths["camera"], "composite", markdown_out=tmp_path / "camera.md",
+                         plot_out=tmp_path / "camera.png")
+    cells = _cells((tmp_path / "camera.md").read_text())
+    assert report.motion_model != "identity" and cells["motion model"] == report.motion_model
+    assert cells["camera moved"].startswith("yes, up to ")
+    assert cells["residual before registration"] == f"{report.camera_residual:.2f}"
+    assert cells["residual after registration"] == f"{report.registered_residual:.2f}"
+    assert report.registered_residual < report.max_camera_residual < report.camera_residual
+    assert cells["background moves"] == "no"
+    assert cells["drawn by"].startswith(f"{report.method}: ")
+    image = cv2.imread(str(tmp_path / "camera.png"))
+    assert image is not None and image.shape[0] > 100 and image.shape[1] > 300
+    # The evaluation page embeds the table and the plot.
+    write_page(tmp_path / "page.html", "pan", [Item("table", tmp_path / "camera.md"),
+                                               Item("image", tmp_path / "camera.png")])
+    page = (tmp_path / "page.html").read_text()
+    assert "<td>residual after registration</td>" in page and "data:image/png;base64," in page
+
+
+def test_which_method_drew_the_target_and_why() -> None:
+    moving = _report(background_moves=False, static=True, registered_residual=1.2)
+    assert drawn_by(moving, "composite") == ("composite", "the person drawn over the plate, the plate warped into "
+                                                          "each frame's camera")
+    still = _report(background_moves=False, static=True, registered_residual=1.2, motion_model="identity")
+    assert drawn_by(still, "composite") == ("composite", "the person drawn over the plate")
+    method, why = drawn_by(_report(), "composite")
+    assert method == "paper" and why.startswith("the paper's whole frame, as a fallback: the background moves after "
+                                                "registration (residual 9.43 above the limit 6.00)")
+    assert drawn_by(_report(), "paper")[1].endswith("as configured (training.method: paper)")
+    # A fallback puts its one line under the table; a target drawn as configured has no note.
+    assert f"- {fallback_message(_report())}" in camera_markdown(_report(), "composite")
+    assert "\n- " not in camera_markdown(moving, "composite") + camera_markdown(_report(), "paper")
+
+
+def test_the_camera_summary_command_and_its_bad_input(tmp_path) -> None:
+    frames, masks, _ = translated_scene([(0, 0)] * 6)
+    paths = _written_plate(tmp_path, frames, masks, "still")
+    outputs = ["--output-markdown", tmp_path / "c.md", "--output-plot", tmp_path / "c.png"]
+    result = run_edn("camera-summary", "--plate-report", paths["report"], "--camera", paths["camera"],
+                     "--method", "composite", *outputs)
+    assert result.returncode == 0, result.stderr
+    cells = _cells((tmp_path / "c.md").read_text())
+    assert cells["motion model"] == "identity" and cells["camera moved"] == "no"
+    assert cells["drawn by"] == "composite: the person drawn over the plate"
+    (tmp_path / "c.md").unlink()
+    missing = run_edn("camera-summary", "--plate-report", tmp_path / "none.json", "--camera", paths["camera"],
+                      *outputs)
+    assert missing.returncode != 0 and len(missing.error_lines) == 1
+    assert "none.json" in missing.error_lines[0] and "file not found" in missing.error_lines[0]
+    assert not (tmp_path / "c.md").exists()

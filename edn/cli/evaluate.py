@@ -58,6 +58,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     table.add_argument("--output-samples", required=True, help="PNG of sample frames")
     table.set_defaults(handler=_table)
 
+    camera = subparsers.add_parser(
+        "camera-summary", help="a target's camera for its evaluation page: registration and the method that drew it",
+        description="From the plate stage's report and camera table: a Markdown table of the motion model, the "
+                    "residual before and after registration against the limit, whether the background moves and "
+                    "which method drew the target (and why), and a PNG of each frame's residual before and after.")
+    camera.add_argument("--plate-report", required=True, help="the target's plate report (results/background/T.json)")
+    camera.add_argument("--camera", required=True, help="the target's camera table (results/background/T.camera.csv)")
+    add_arguments(camera, TrainingOptions, only=("method",))
+    camera.add_argument("--output-markdown", required=True, help="Markdown table to write")
+    camera.add_argument("--output-plot", required=True, help="PNG of the residual per frame to write")
+    camera.set_defaults(handler=_camera_summary)
+
     page = subparsers.add_parser(
         "html-page", help="one self-contained HTML page of videos, images and tables",
         description="Embed videos, images and tables (CSV or Markdown pipe tables) in one HTML file that opens "
@@ -157,6 +169,13 @@ def _table(args: argparse.Namespace) -> None:
     write_eval_table(args.metrics, args.generated, args.frames,
                      checked_argument(TrainingOptions, args, "holdout_fraction"),
                      csv_out=args.output_csv, markdown_out=args.output_markdown, samples_out=args.output_samples)
+
+
+def _camera_summary(args: argparse.Namespace) -> None:
+    from edn.evaluation.report import write_camera_summary
+
+    write_camera_summary(args.plate_report, args.camera, checked_argument(TrainingOptions, args, "method"),
+                         markdown_out=args.output_markdown, plot_out=args.output_plot)
 
 
 def _plot_losses(args: argparse.Namespace) -> None:

@@ -1,4 +1,5 @@
-"""The evaluation table (like the paper's Table 1) and a picture of held-out samples."""
+"""The evaluation table (like the paper's Table 1), a picture of held-out samples, and the target's camera:
+how it was registered and which method drew the target."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edn.background.plate import CameraTable, PlateReport, fallback_message, read_camera_table, read_plate_report
 from edn.core.atomic import write_text
 from edn.core.errors import EdnError
 from edn.ingest.frames import load_frames, load_image_store
@@ -107,3 +109,77 @@ def write_eval_table(metrics_paths: list[str], generated_paths: list[str], frame
                            f"are {list(real.shape)}")
         generated[method] = store
     write_png(samples_out, samples_image(real, generated))
+
+
+def drawn_by(report: PlateReport, training_method: str) -> tuple[str, str]:
+    """Which method drew the target and why: (``composite`` or ``paper``, the reason in words), from the
+    plate report and the configured ``training.method``."""
+    if training_method == "paper":
+        return "paper", "the paper's whole frame, as configured (training.method: paper)"
+    if report.method == "composite":
+        moved = report.registered_residual is not None and report.motion_model != "identity"
+        return "composite", ("the person drawn over the plate" + (", the plate warped into each frame's camera"
+                                                                 if moved else ""))
+    if report.background_moves:
+        after = report.registered_residual
+        return "paper", ("the paper's whole frame, as a fallback: the background moves after registration "
+                         f"(residual {after:.2f} above the limit {report.max_camera_residual:.2f})")
+    return "paper", ("the paper's whole frame, as a fallback: the camera moves (residual "
+                     f"{report.camera_residual:.2f} above the limit {report.max_camera_residual:.2f} before "
+                     "registration)")
+
+
+def camera_markdown(report: PlateReport, training_method: str) -> str:
+    """The camera section of a target's evaluation page: a table of how the camera was registered (the
+    residuals are medians over the frames of the mean |frame - plate| outside the person, 0-255 units),
+    which method drew the target and why; a note with the fallback's one line when it fell back."""
+    method, why = drawn_by(report, training_method)
+    registered = report.registered_residual is not None
+    moved = registered and report.motion_model != "identity"
+    rows = [
+        ("motion model", report.motion_model if registered else "not registered (a report made before registration)"),
+        ("camera moved", f"yes, up to {report.camera_motion:.1f} px at the frame's corners" if moved else "no"),
+        ("frames registered", f"{report.registered_frames} to frame {report.reference_frame}" if registered else "n/a"),
+        ("residual before registration", f"{report.camera_residual:.2f}"),
+        ("residual after registration", f"{report.registered_residual:.2f}" if registered else "n/a"),
+        ("limit (background.max_camera_residual)", f"{report.max_camera_residual:.2f}"),
+        ("background moves", "yes" if report.background_moves else "no"),
+        ("mosaic", "x".join(str(v) for v in (report.mosaic_size or report.frame_size))
+         + f" (the frame {report.frame_size[0]}x{report.frame_size[1]})"),
+        ("drawn by", f"{method}: {why}"),
+    ]
+    lines = [f"| {report.subject}'s camera | |", "|---|---|"]
+    lines += [f"| {name} | {value} |" for name, value in rows]
+    if training_method != "paper" and method == "paper" and report.background_moves:
+        lines += ["", f"- {fallback_message(report)}"]
+    return "\n".join(lines) + "\n"
+
+
+def plot_camera_residuals(table: CameraTable, report: PlateReport, output: str | os.PathLike) -> None:
+    """Each frame's residual before and after registration (the camera table's), and the limit, as a PNG."""
+    from edn.core.plots import png_figure
+
+    frames = np.arange(len(table.residual_before))
+    with png_figure(output, size=(7.0, 2.8)) as (_, axes):
+        axes.plot(frames, table.residual_before, label="before registration", color="tab:orange", linewidth=1.2)
+        axes.plot(frames, table.residual_after, label="after registration", color="tab:blue", linewidth=1.2)
+        axes.axhline(report.max_camera_residual, color="tab:red", linestyle="--", linewidth=1.0,
+                     label="limit (background.max_camera_residual)")
+        axes.set_xlabel("frame")
+        axes.set_ylabel("mean |frame - plate|, 0-255")
+        axes.set_title(f"{report.subject}: the background's residual per frame ({report.motion_model})")
+        axes.set_ylim(bottom=0)
+        axes.legend(fontsize=8, loc="best")
+
+
+def write_camera_summary(report_path: str | os.PathLike, camera_path: str | os.PathLike, training_method: str, *,
+                         markdown_out: str | os.PathLike, plot_out: str | os.PathLike) -> None:
+    """The camera section of a target's evaluation page: its table (Markdown) and the residual plot (PNG)."""
+    report = read_plate_report(report_path)
+    table = read_camera_table(camera_path)
+    if report.registered_residual is not None and report.registered_frames is not None \
+            and len(table.residual_before) < report.registered_frames:
+        raise EdnError(f"camera table {str(camera_path)!r}: {len(table.residual_before)} frames, the report "
+                       f"{str(report_path)!r} registered {report.registered_frames} (another target's?)")
+    plot_camera_residuals(table, report, plot_out)
+    write_text(markdown_out, camera_markdown(report, training_method))

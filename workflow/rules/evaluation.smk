@@ -4,6 +4,7 @@
 #   results/eval/{target}/metrics.csv     the configured model against the baselines
 #   results/eval/{target}/ablation.md     the paper's Table 1: FBF, FBF+TS, FBF+TS+FG, the paper's
 #                                         method and the baselines, at one budget
+#   results/eval/{target}/camera.md, .png the camera registered, and which method drew the target
 # The methods and the rows of each table are METHODS in workflow/rules/common.smk.
 
 
@@ -73,6 +74,25 @@ use rule evaluation_table as ablation_table with:
                        category="Evaluation"),
     log:
         "results/logs/ablation_table/{target}.log",
+
+
+# The target's camera on its evaluation page: registration before and after, and which method drew it.
+rule camera_summary:
+    input:
+        report="results/background/{target}.json",
+        camera="results/background/{target}.camera.csv",
+    output:
+        markdown="results/eval/{target}/camera.md",
+        plot="results/eval/{target}/camera.png",
+    params:
+        method=command_line(TrainingOptions, {"method": config["training"]["method"]}),
+    log:
+        "results/logs/camera_summary/{target}.log",
+    conda:
+        "../../envs/evaluate.yaml"
+    shell:
+        "python -m edn --log {log:q} camera-summary --plate-report {input.report:q} --camera {input.camera:q}"
+        " {params.method} --output-markdown {output.markdown:q} --output-plot {output.plot:q}"
 
 
 rule plot_losses:

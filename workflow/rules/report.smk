@@ -39,6 +39,8 @@ rule evaluation_page:
         table="results/eval/{target}/metrics.md",
         details="results/eval/{target}/metrics.csv",
         samples="results/eval/{target}/samples.png",
+        camera="results/eval/{target}/camera.md",
+        camera_plot="results/eval/{target}/camera.png",
         losses=get_target_loss_plots,
     output:
         report(
@@ -56,8 +58,10 @@ rule evaluation_page:
     shell:
         "python -m edn --log {log:q} html-page --title {params.title:q}"
         " --description 'Held-out frames reconstructed from their own poses: the configured model against the"
-        " nearest-neighbour baseline; every value in the details table; sample frames; training losses.'"
-        " --item table={input.table:q} --item image={input.samples:q} {params.losses}"
+        " nearest-neighbour baseline; the camera, registered, and which method drew the target; every value in"
+        " the details table; sample frames; training losses.'"
+        " --item table={input.table:q} --item table={input.camera:q} --item image={input.camera_plot:q}"
+        " --item image={input.samples:q} {params.losses}"
         " --item table={input.details:q} --output {output:q}"
 
 
@@ -66,6 +70,7 @@ rule ablation_page:
         table="results/eval/{target}/ablation.md",
         details="results/eval/{target}/ablation.csv",
         samples="results/eval/{target}/ablation_samples.png",
+        camera="results/eval/{target}/camera.md",
     output:
         report(
             "results/report/{target}_ablation.html",
@@ -81,5 +86,5 @@ rule ablation_page:
         "../../envs/evaluate.yaml"
     shell:
         "python -m edn --log {log:q} html-page --title {params.title:q} --description {params.description:q}"
-        " --item table={input.table:q} --item image={input.samples:q} --item table={input.details:q}"
-        " --output {output:q}"
+        " --item table={input.table:q} --item table={input.camera:q} --item image={input.samples:q}"
+        " --item table={input.details:q} --output {output:q}"
