@@ -18,7 +18,7 @@ import torch
 
 from edn.core.errors import EdnError
 from edn.core.options import first_heldout_frame
-from edn.ingest.frames import load_frames, load_image_store, load_masks
+from edn.ingest.frames import copy_released, load_frames, load_image_store, load_masks
 from edn.models.generation import downsample_area, scale_box
 from edn.labels.label_store import LabelIndex, load_labels, read_label_index
 
@@ -234,7 +234,7 @@ class TrainingFrames:
         return len(self.frames)
 
     def _to_tensor(self, array: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.array(array)).permute(2, 0, 1)[None].float() / 255.0
+        x = torch.from_numpy(copy_released(array)).permute(2, 0, 1)[None].float() / 255.0  # pages let go
         if self.downsample > 1:
             # Area average: thin stick-figure lines keep their colour instead of breaking up.
             x = torch.nn.functional.avg_pool2d(x, self.downsample)
@@ -247,13 +247,13 @@ class TrainingFrames:
         has_face = bool(self.index.has_face[t])
         if self.plate is None:
             return Sample(label=label, image=image, box=box, has_face=has_face)
-        mask = downsample_area(torch.from_numpy(np.array(self.masks[t]))[None, None].float().div_(255.0),
+        mask = downsample_area(torch.from_numpy(copy_released(self.masks[t]))[None, None].float().div_(255.0),
                                self.downsample)
         on_plate = mask * image + (1.0 - mask) * self.plate
         window = scale_box(tuple(int(v) for v in self.index.windows[t]), self.downsample)
         exemplar = None
         if self.exemplars is not None:
-            valid = torch.from_numpy(np.array(self.validity[t]))[None, None].float().div_(255.0)
+            valid = torch.from_numpy(copy_released(self.validity[t]))[None, None].float().div_(255.0)
             exemplar = torch.cat([self._to_tensor(self.exemplars[t]) * 2.0 - 1.0,
                                   downsample_area(valid, self.downsample)], dim=1).to(device)
         return Sample(label=label, image=on_plate.to(device), box=box, has_face=has_face, window=window,
