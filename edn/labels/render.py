@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edn.ingest.frames import create_image_store
+from edn.ingest.frames import create_image_store, iter_frames, write_frames
 from edn.pose.keypoints import PoseSequence
 from edn.labels.label_store import LabelIndex, write_label_index
 from edn.labels.person_window import clamp_boxes_into, outside_fraction, person_windows
@@ -157,15 +157,20 @@ def label_index(poses: PoseSequence, window: tuple[int, int] | None = None) -> L
 
 
 def render_sequence(poses: PoseSequence, out: np.ndarray, progress: bool = False) -> None:
-    """Draw every frame of ``poses`` into ``out`` (uint8 [T, H, W, 3], e.g. a memmap)."""
+    """Draw every frame of ``poses`` into ``out`` (uint8 [T, H, W, 3], e.g. a memmap), in order; the
+    pages of a memory-mapped ``out`` are let go as it fills (:func:`edn.ingest.frames.write_frames`)."""
     from tqdm import tqdm
 
     width, height = poses.frame_size
     if out.shape != (poses.frame_count, height, width, 3):
         raise ValueError(f"output {list(out.shape)} does not fit {poses.frame_count} frames of {width}x{height}")
     plan = drawing_plan(width)
-    for t in tqdm(range(poses.frame_count), unit="frame", desc="render", leave=False, disable=not progress or None):
-        render_pose(poses.keypoints[t], poses.frame_size, plan, out=out[t])
+    canvas = np.zeros((height, width, 3), np.uint8)
+    # Drawn on one canvas and copied in, a chunk of rows at a time (write_frames): a long
+    # video's labels never sit in memory together.
+    write_frames(out, (render_pose(poses.keypoints[t], poses.frame_size, plan, out=canvas)
+                       for t in tqdm(range(poses.frame_count), unit="frame", desc="render", leave=False,
+                                     disable=not progress or None)))
 
 
 def write_labels(poses: PoseSequence, labels_out, index_out, window: tuple[int, int] | None = None) -> LabelIndex:
@@ -175,7 +180,7 @@ def write_labels(poses: PoseSequence, labels_out, index_out, window: tuple[int, 
     with create_image_store(labels_out, poses.frame_count, poses.frame_size) as store:
         render_sequence(poses, store, progress=True)
         if window is not None:
-            share = outside_fraction(store, index.windows)
+            share = outside_fraction(iter_frames(store), index.windows)
             log.info("person windows of %dx%d in %dx%d frames; %.2f%% of the stick figures' pixels fall outside",
                      *window, *poses.frame_size, 100 * share)
     write_label_index(index_out, index)

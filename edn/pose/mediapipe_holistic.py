@@ -54,6 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edn.ingest.frames import CHUNK_FRAMES, iter_frames, release_pages
 from edn.pose.skeleton import (
     BODY,
     FACE,
@@ -307,8 +308,10 @@ def detect_people_chunk(stream, frames: np.ndarray, start: int, stop: int, *, ma
     height, width = frames.shape[1:3]
     nobody = np.zeros((0, KEYPOINT_COUNT, 3), dtype=np.float32)
     people: list[np.ndarray] = []
-    for offset, index in enumerate(range(start, stop)):
-        image = np.ascontiguousarray(frames[index])
+    # The frames are read a chunk at a time and the masks' written pages let go as they fill, so a
+    # worker's memory does not grow with the length of its span.
+    for offset, (index, frame) in enumerate(zip(range(start, stop), iter_frames(frames, start, stop))):
+        image = np.ascontiguousarray(frame)
         found: list[np.ndarray] = []
         for k in range(max_people):
             result = stream(k).process(image)
@@ -323,6 +326,8 @@ def detect_people_chunk(stream, frames: np.ndarray, start: int, stop: int, *, ma
             if k + 1 < max_people:
                 image = cover_person(image, person)
         people.append(np.stack(found) if found else nobody)
+        if masks is not None and (offset % CHUNK_FRAMES == CHUNK_FRAMES - 1 or index == stop - 1):
+            release_pages(masks[index - offset % CHUNK_FRAMES:index + 1])
         if progress is not None and (offset % 8 == 7 or index == stop - 1):
             progress(offset % 8 + 1)
     return people
@@ -523,6 +528,7 @@ def segment_mediapipe(frames_path: str | os.PathLike, masks_out: str | os.PathLi
     frames = np.load(frames_path, mmap_mode="r")
     count, height, width = frames.shape[:3]
     with create_image_store(masks_out, count, (width, height), channels=None) as store:
-        store[...] = 0
+        # A new store reads as zeros (open_memmap extends an empty file), so it is not written here:
+        # filling it would map the whole store into this process's memory.
         store.flush()
         detect_mediapipe(frames_path, workers=workers, show_progress=show_progress, masks_path=store.filename)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edn.core.errors import EdnError
-from edn.ingest.frames import FrameMeta, load_frames, load_image_store
+from edn.ingest.frames import FrameMeta, iter_frames, load_frames, load_image_store
 from edn.labels.label_store import load_labels
 from edn.ingest.media import encode_video
 
@@ -40,7 +40,10 @@ def output_region(meta: FrameMeta, framing: str) -> tuple[int, int, int, int]:
 
 def encode_transfer(synthesized_path: str | os.PathLike, source_meta: FrameMeta, output: str | os.PathLike, *,
                     audio_from: str | os.PathLike | None, framing: str = "working", crf: int = 18) -> Path:
-    """Encode synthesized frames at the source's fps, with the source's audio if it has any."""
+    """Encode synthesized frames at the source's fps, with the source's audio if it has any.
+
+    The frames are read a chunk at a time and piped into ffmpeg
+    (:func:`edn.ingest.frames.iter_frames`), so memory does not grow with the video's length."""
     frames = load_image_store(synthesized_path, "synthesized frames")
     if len(frames) != source_meta.frame_count:
         raise EdnError(f"synthesized frames {str(synthesized_path)!r}: {len(frames)} frames, but the source "
@@ -53,7 +56,7 @@ def encode_transfer(synthesized_path: str | os.PathLike, source_meta: FrameMeta,
     x0, y0, x1, y1 = output_region(source_meta, framing)
     if framing == "working":
         x1, y1 = frames.shape[2], frames.shape[1]
-    return encode_video((frame[y0:y1, x0:x1] for frame in frames), output, fps=source_meta.fps,
+    return encode_video((frame[y0:y1, x0:x1] for frame in iter_frames(frames)), output, fps=source_meta.fps,
                         size=(x1 - x0, y1 - y0), audio_from=audio_from, crf=crf, frame_count=len(frames))
 
 
@@ -78,7 +81,7 @@ def encode_comparison(source_frames_path: str | os.PathLike, labels_path: str | 
         return np.pad(image, ((top, height - image.shape[0] - top), (0, 0), (0, 0)))
 
     def frames():
-        for source, label, result in zip(*panels):
+        for source, label, result in zip(*(iter_frames(panel) for panel in panels)):
             yield np.concatenate([column(source), gap, column(label), gap, column(result)], axis=1)
 
     return encode_video(frames(), output, fps=source_meta.fps, size=(sum(widths) + 2 * gap.shape[1], height),

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edn.core.errors import EdnError
-from edn.ingest.frames import create_image_store
+from edn.ingest.frames import create_image_store, iter_frames, write_frames
 from edn.models.generation import FrameGenerator, exemplar_tensor, generate_frames, label_tensor, to_uint8_hwc
 from edn.labels.label_store import LabelIndex
 from edn.core.runtime import Runtime
@@ -29,13 +29,14 @@ log = logging.getLogger(__name__)
 
 def _prefetch(labels: np.ndarray, depth: int = 4) -> Iterator[np.ndarray]:
     """Yield copies of ``labels[t]`` in order, read ahead in a background thread
-    so that disk reads overlap the model's work."""
+    so that disk reads overlap the model's work, a chunk at a time (:func:`iter_frames`:
+    the pages read are let go, so memory does not grow with the video's length)."""
     slots: queue.Queue = queue.Queue(maxsize=depth)
     done = object()
 
     def reader() -> None:
-        for label in labels:
-            slots.put(np.array(label))
+        for label in iter_frames(labels):
+            slots.put(label)
         slots.put(done)
 
     threading.Thread(target=reader, daemon=True).start()
@@ -72,7 +73,8 @@ def load_exemplars(images: str | None, validity: str | None, labels: np.ndarray,
 def synthesize_sequence(models: FrameGenerator, labels: np.ndarray, index: LabelIndex, out: np.ndarray,
                         runtime: Runtime, *, progress: bool = True,
                         exemplars: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-    """Generate frame t of ``out`` (uint8 [N, H, W, 3]) from ``labels[t]`` and frame t - 1.
+    """Generate frame t of ``out`` (uint8 [N, H, W, 3]) from ``labels[t]`` and frame t - 1, in
+    memory that does not grow with N (the stores are read and written a chunk at a time).
 
     ``labels``: uint8 [N, H, W, 3] stick figures; ``index``: their face boxes;
     ``exemplars``: (images, validity), label t's warped exemplar, for a generator
@@ -96,12 +98,16 @@ def synthesize_sequence(models: FrameGenerator, labels: np.ndarray, index: Label
     if models.exemplar:
         if exemplars is None:
             raise ValueError("a generator conditioned on the warped exemplar: pass the exemplars")
-        exemplar_inputs = (exemplar_tensor(image, valid) for image, valid in zip(*exemplars, strict=True))
+        images, validity = exemplars
+        if len(images) != len(validity):
+            raise ValueError(f"{len(images)} exemplars for {len(validity)} validity masks")
+        exemplar_inputs = (exemplar_tensor(image, valid)
+                           for image, valid in zip(iter_frames(images), iter_frames(validity), strict=True))
     frames = generate_frames(models, (label_tensor(label) for label in _prefetch(labels)), face_boxes(index),
                              runtime, windows=windows, exemplars=exemplar_inputs)
-    for t, frame in enumerate(tqdm(frames, total=count, unit="frame", desc="synthesize", leave=False,
-                                   disable=not progress or None)):
-        out[t] = to_uint8_hwc(frame)
+    # Written in order, the pages of a memory-mapped ``out`` let go a chunk at a time (write_frames).
+    write_frames(out, (to_uint8_hwc(frame) for frame in tqdm(frames, total=count, unit="frame", desc="synthesize",
+                                                             leave=False, disable=not progress or None)))
 
 
 def write_synthesis(models: FrameGenerator, labels: np.ndarray, index: LabelIndex, output: str | os.PathLike,
