@@ -26,7 +26,7 @@ synthetic reference frame r, the direction of ``results/background/{target}.came
 is ``inv(S_r) @ S_t``; ``benchmarks/registration_accuracy.py`` scores a
 registration against it.
 
-``portrait`` crops a still 9:16 window (406x720) around the person: the middle of
+``portrait`` crops a still 9:16 window (404x720) around the person: the middle of
 where the juggler's frames change over time (the person and the ball; the camera
 is still), or ``--centre-x``; the crop is re-encoded at ``--crf`` without
 resampling. ``loop`` joins ``--times`` (10) copies of the dancer with ffmpeg's
@@ -218,7 +218,7 @@ def make_portrait(video: Path, output: Path, *, name: str, centre_x: float | Non
     """A still 9:16 crop of ``video`` around the person, full height, not resampled."""
     info = probe_video(video)
     width, height = info.size
-    crop_width = 2 * round(height * 9 / 16 / 2)
+    crop_width = 2 * int(height * 9 / 16 / 2)  # even, for yuv420p: 404x720 from 1280x720
     if crop_width > width:
         raise EdnError(f"video {str(video)!r}: {width}x{height} is too narrow for a 9:16 crop of its height")
     centre = person_centre_x(video, info.size) if centre_x is None else centre_x
