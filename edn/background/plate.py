@@ -167,14 +167,52 @@ def median_plate(frames: np.ndarray, excluded: np.ndarray) -> tuple[np.ndarray, 
     return plate, observed
 
 
-def fill_unseen(plate: np.ndarray, unseen: np.ndarray) -> np.ndarray:
-    """uint8 [H, W, 3]: ``plate`` with the ``unseen`` pixels inpainted from their surroundings (Telea)."""
+#: How :func:`fill_unseen` fills the plate's pixels the person always covers (``background.fill``):
+#: ``shiftmap`` copies whole patches of the plate into the hole (OpenCV contrib's shift-map inpainting, He and
+#: Sun 2012), so bark stays bark and grass stays grass; ``fsr_fast`` continues the surrounding structure
+#: (frequency-selective reconstruction, Genser et al. 2018) but blurs it; ``telea`` (Telea 2004) smears the
+#: hole's border inwards. See docs/training.md (the plate's fill) for the crop and timings on the demo.
+FILLS = ("telea", "fsr_fast", "shiftmap")
+#: Telea's neighbourhood radius in pixels.
+TELEA_RADIUS = 5
+
+
+def fill_unseen(plate: np.ndarray, unseen: np.ndarray, method: str, *, blank: np.ndarray | None = None) -> np.ndarray:
+    """uint8 [H, W, 3]: ``plate`` (RGB, NaN where unseen) with the ``unseen`` pixels filled by ``method``
+    (one of :data:`FILLS`) from the rest; every other pixel is the plate's own, rounded.
+
+    ``blank``: pixels no frame saw at all (outside a moving camera's mosaic), which the caller blanks
+    afterwards. Telea fills them with the rest; a patch fill then takes them as they are (never copying
+    their black) and fills only ``unseen`` (its cost grows with the hole).
+    """
+    if method not in FILLS:
+        raise EdnError(f"background fill {method!r}: unknown (choose one of {', '.join(FILLS)})")
     known = np.nan_to_num(plate, nan=0.0).round().clip(0, 255).astype(np.uint8)
-    if not unseen.any():
+    holes = unseen if blank is None else unseen | blank
+    if not holes.any():
         return known
-    if unseen.all():
+    if holes.all():
         raise EdnError("background plate: no pixel was ever seen without the person")
-    return cv2.inpaint(known, unseen.astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
+    smeared = cv2.inpaint(known, holes.astype(np.uint8) * 255, TELEA_RADIUS, cv2.INPAINT_TELEA)
+    if method == "telea" or not unseen.any():
+        return smeared
+    return np.where(unseen[..., None], _patch_fill(smeared, unseen, method), smeared)
+
+
+def _patch_fill(known: np.ndarray, unseen: np.ndarray, method: str) -> np.ndarray:
+    """uint8 [H, W, 3]: ``known`` with ``unseen`` filled by OpenCV contrib's ``cv2.xphoto.inpaint``. Its mask
+    marks the pixels to keep (non-zero); shift-map wants a lightness channel first (CIE Lab), FSR any 3
+    channels alike. Both may touch the kept pixels (FSR by rounding, shift-map by its blending), so the
+    caller pastes back only the unseen ones."""
+    keep = (~unseen).astype(np.uint8) * 255
+    if method == "shiftmap":
+        lab = cv2.cvtColor(known, cv2.COLOR_RGB2Lab)
+        out = np.zeros_like(lab)
+        cv2.xphoto.inpaint(lab, keep, out, cv2.xphoto.INPAINT_SHIFTMAP)
+        return cv2.cvtColor(out, cv2.COLOR_Lab2RGB)
+    out = np.zeros_like(known)
+    cv2.xphoto.inpaint(known, keep, out, cv2.xphoto.INPAINT_FSR_FAST)
+    return out
 
 
 def padding_pixels(frames: np.ndarray, samples: int = 16) -> np.ndarray:
@@ -244,7 +282,7 @@ def _mean_difference(frame: np.ndarray, reference: np.ndarray, valid: np.ndarray
 
 def build_plate(frames: np.ndarray, masks: np.ndarray, labels: np.ndarray | None, *, subject: str,
                 grow_px: int, min_observations: int, max_frames: int, max_camera_residual: float,
-                reference: str = "middle", motion_model: str = "auto") -> Plate:
+                reference: str = "middle", motion_model: str = "auto", fill: str = "shiftmap") -> Plate:
     """The plate of a target's video, its camera registered (see the module)."""
     if len(frames) == 0:
         raise EdnError(f"background plate of {subject!r}: the video has no frames")
@@ -288,7 +326,7 @@ def build_plate(frames: np.ndarray, masks: np.ndarray, labels: np.ndarray | None
     unseen = seen_area & (observed < min(min_observations, len(chosen)))
     outside = ~seen_area
     median[unseen | outside] = np.nan
-    mosaic = fill_unseen(median, unseen | outside)
+    mosaic = fill_unseen(median, unseen, fill, blank=outside)
     mosaic[outside] = 0
     plate = np.ascontiguousarray(mosaic[oy:oy + height, ox:ox + width])
     coverage = np.where(unseen | outside, 0, observed).astype(np.int32)
@@ -348,13 +386,13 @@ def _report(subject: str, registration: Registration, before: np.ndarray, after:
 
 def make_plate(frames: np.ndarray, masks: np.ndarray, labels: np.ndarray | None, *, subject: str,
                grow_px: int, min_observations: int, max_frames: int, max_camera_residual: float,
-               reference: str = "middle", motion_model: str = "auto",
+               reference: str = "middle", motion_model: str = "auto", fill: str = "shiftmap",
                ) -> tuple[np.ndarray, np.ndarray, PlateReport]:
     """The plate uint8 [H, W, 3], the coverage (frames that saw each pixel of the mosaic, int32) and the
     report: :func:`build_plate` without the mosaic, registration and residuals."""
     made = build_plate(frames, masks, labels, subject=subject, grow_px=grow_px, min_observations=min_observations,
                        max_frames=max_frames, max_camera_residual=max_camera_residual, reference=reference,
-                       motion_model=motion_model)
+                       motion_model=motion_model, fill=fill)
     return made.plate, made.coverage, made.report
 
 

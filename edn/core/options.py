@@ -358,6 +358,9 @@ class BackgroundOptions(Options):
     motion_model: str = option("auto", "the camera's motion from frame to reference view: auto (a similarity, "
                                        "going up to an affine or a homography only when that clearly fits better) "
                                        "or that model", choices=("auto", "similarity", "affine", "homography"))
+    fill: str = option("shiftmap", "how the pixels the person always covers are filled: shiftmap (patches of the "
+                                   "plate copied in, sharp), fsr_fast (the surrounding structure continued, blurred) "
+                                   "or telea (the border smeared inwards)", choices=("telea", "fsr_fast", "shiftmap"))
 
 
 @dataclass(frozen=True)
