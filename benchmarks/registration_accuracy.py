@@ -18,6 +18,10 @@ A frame's error is the mean distance between where the estimated and the true
 transform put the four corner pixels of the working frame, in the reference
 view's pixels (``registration.corner_error``); the frame's true motion is the
 same for the identity. A frame the registration left out is counted apart.
+Against ``--truth identity`` (a still camera) the error is how far the measured
+transform moves the corners: the camera table's ``displacement_px`` (a still
+camera's table holds the identity itself), or the measured transforms of the
+``--video`` route.
 
 The ``--video`` route leaves the person out by MediaPipe's segmentation mask
 only (the pipeline adds the stick figure, grown), with the background options'
@@ -40,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: benchmarks and edn importable without installing
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.synthetic_camera import read_truth  # noqa: E402
+from benchmarks.synthetic_camera import _size, read_truth  # noqa: E402
 from edn.background.registration import corner_displacement, corner_error, warp_into  # noqa: E402
 from edn.core.errors import EdnError  # noqa: E402
 
@@ -63,8 +67,10 @@ def _report_beside(camera: Path) -> Path:
     return camera.with_name(name[:-len(".camera.csv")] + ".json") if name.endswith(".camera.csv") else camera
 
 
-def from_camera_table(camera: Path, report: Path | None) -> tuple[np.ndarray, np.ndarray, int, tuple[int, int], dict]:
-    """The transforms, registered flags, reference frame and frame size the pipeline's plate stage wrote."""
+def from_camera_table(camera: Path, report: Path | None) -> tuple[np.ndarray, np.ndarray, int, tuple[int, int], dict,
+                                                                  np.ndarray]:
+    """The transforms, registered flags, reference frame, frame size, a summary of the report and each frame's
+    measured corner displacement that the pipeline's plate stage wrote."""
     from edn.background.plate import read_camera_table
 
     table = read_camera_table(camera)
@@ -74,12 +80,15 @@ def from_camera_table(camera: Path, report: Path | None) -> tuple[np.ndarray, np
     made = json.loads(report.read_text())
     summary = {key: made.get(key) for key in ("motion_model", "camera_motion", "camera_residual",
                                               "registered_residual", "static", "background_moves")}
-    return table.transforms, table.registered, int(made["reference_frame"]), tuple(made["frame_size"]), summary
+    return table.transforms, table.registered, int(made["reference_frame"]), tuple(made["frame_size"]), summary, \
+        table.displacement
 
 
-def from_video(video: Path, truth_json: Path, scratch: Path, workers: int) -> tuple[np.ndarray, np.ndarray, int,
-                                                                                   tuple[int, int], dict]:
-    """Decode ``video`` as the pipeline would, segment the person, register (see the module)."""
+def from_video(video: Path, decoding: dict, scratch: Path, workers: int) -> tuple[np.ndarray, np.ndarray, int,
+                                                                                tuple[int, int], dict]:
+    """Decode ``video`` as the pipeline would (``decoding``: working_size, fit, orientation and, from a known
+    path, the size expected), segment the person, register (see the module). The transforms as measured: a
+    still camera's are not set to the identity."""
     from edn.background.plate import PersonPixels, padding_pixels
     from edn.background.registration import register_frames
     from edn.core.options import BackgroundOptions
@@ -87,20 +96,20 @@ def from_video(video: Path, truth_json: Path, scratch: Path, workers: int) -> tu
     from edn.ingest.frames import load_frames, load_masks
     from edn.pose.mediapipe_holistic import segment_mediapipe
 
-    known = json.loads(truth_json.read_text())
     frames_path, masks_path = scratch / "frames.npy", scratch / "masks.npy"
-    meta = decode_video(video, frames_path, scratch / "meta.json", working_size=tuple(known["working_size"]),
-                        fit=known["fit"], orientation=known["orientation"])
-    if list(meta.working_size) != known["synthetic_working"]["size"]:
-        raise EdnError(f"video {str(video)!r}: decoded at {meta.working_size}, the known path is at "
-                       f"{known['synthetic_working']['size']}")
+    meta = decode_video(video, frames_path, scratch / "meta.json", working_size=tuple(decoding["working_size"]),
+                        fit=decoding["fit"], orientation=decoding["orientation"])
+    expected = decoding.get("expected_size")
+    if expected is not None and list(meta.working_size) != list(expected):
+        raise EdnError(f"video {str(video)!r}: decoded at {meta.working_size}, the known path is at {expected}")
     segment_mediapipe(frames_path, masks_path, workers=workers, show_progress=False)
     frames, masks = load_frames(frames_path), load_masks(masks_path)
     options = BackgroundOptions()
     person = PersonPixels(masks, None, options.grow_px, padding_pixels(frames))
     registration = register_frames(frames, person, reference=options.reference, motion_model=options.motion_model)
     summary = {"motion_model": registration.model, "camera_motion": round(registration.camera_motion, 3)}
-    return registration.transforms, registration.registered, registration.reference, registration.frame_size, summary
+    measured = registration.measured
+    return measured, np.isfinite(measured).all(axis=(1, 2)), registration.reference, registration.frame_size, summary
 
 
 def _plate_region(coverage_png: Path, plate_shape: tuple[int, int], report: Path | None) -> np.ndarray:
@@ -150,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scratch", type=Path, help="folder for the --video route's frames and masks (default: a "
                                                      "temporary one)")
     parser.add_argument("--workers", type=int, default=2, help="MediaPipe processes (--video)")
+    parser.add_argument("--working-size", type=_size, default=(512, 256),
+                        help="--video with --truth identity: frames.width x frames.height (default 512x256)")
+    parser.add_argument("--fit", default="pad", help="--video with --truth identity: frames.fit")
+    parser.add_argument("--orientation", default="auto", help="--video with --truth identity: frames.orientation")
     parser.add_argument("--plate", type=Path, help="the moving camera's plate .png (its .coverage.png beside it)")
     parser.add_argument("--static-plate", type=Path, help="the still camera's plate .png to compare it with")
     parser.add_argument("--quiet", action="store_true", help="the summary only, not a line per frame")
@@ -158,19 +171,24 @@ def main(argv: list[str] | None = None) -> int:
         if (args.plate is None) != (args.static_plate is None):
             raise EdnError("--plate and --static-plate go together")
         truth = None if args.truth == "identity" else read_truth(args.truth)
+        displacement = None
         if args.camera is not None:
-            estimated, registered, reference, size, summary = from_camera_table(args.camera, args.report)
+            estimated, registered, reference, size, summary, displacement = from_camera_table(args.camera,
+                                                                                             args.report)
         else:
             if truth is None:
-                raise EdnError("--video needs a known path's .truth.csv (its .truth.json gives the working size)")
-            truth_json = Path(args.truth).with_suffix(".json")
+                decoding = {"working_size": args.working_size, "fit": args.fit, "orientation": args.orientation}
+            else:
+                known = json.loads(Path(args.truth).with_suffix(".json").read_text())
+                decoding = {key: known[key] for key in ("working_size", "fit", "orientation")}
+                decoding["expected_size"] = known["synthetic_working"]["size"]
             if args.scratch is not None:
                 args.scratch.mkdir(parents=True, exist_ok=True)
-                estimated, registered, reference, size, summary = from_video(args.video, truth_json, args.scratch,
+                estimated, registered, reference, size, summary = from_video(args.video, decoding, args.scratch,
                                                                              args.workers)
             else:
                 with tempfile.TemporaryDirectory() as scratch:
-                    estimated, registered, reference, size, summary = from_video(args.video, truth_json,
+                    estimated, registered, reference, size, summary = from_video(args.video, decoding,
                                                                                  Path(scratch), args.workers)
         count = len(estimated)
         if truth is None:
@@ -179,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
             raise EdnError(f"known path {args.truth!r}: {len(truth)} frames, the registration {count}")
         true = true_to_reference(truth, reference)
         errors = corner_errors(estimated, registered, true, size)
+        if displacement is not None and args.truth == "identity":
+            # A still camera's table holds the identity; its displacement column keeps how far the measured
+            # transforms moved the corners, which is their error against a still path.
+            errors = np.where(registered, displacement, np.nan)
         motion = np.array([corner_displacement(g, size) for g in true])
         if not args.quiet:
             print("frame  registered  true motion px  corner error px")

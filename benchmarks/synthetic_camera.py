@@ -113,6 +113,19 @@ def decoding_geometry(source_size: tuple[int, int], working_size: tuple[int, int
     return fit_geometry(source_size, oriented_size(working_size, source_size, orientation), fit)
 
 
+def crop_size(first: Window) -> tuple[int, int]:
+    """The synthetic video's size: the first window's, rounded to even numbers (H.264 in yuv420p)."""
+    return 2 * round(first.width / 2), 2 * round(first.height / 2)
+
+
+def known_path(windows: list[Window], output_size: tuple[int, int], original: FrameGeometry,
+               synthetic: FrameGeometry) -> list[np.ndarray]:
+    """Each frame's 3x3 from the synthetic video's working pixels to the original video's working pixels."""
+    into_original = working_transform(original)
+    from_synthetic = np.linalg.inv(working_transform(synthetic))
+    return [into_original @ crop_transform(box, output_size) @ from_synthetic for box in windows]
+
+
 def crop_frame(frame: np.ndarray, box: Window, output_size: tuple[int, int]) -> np.ndarray:
     """The window of ``frame`` (uint8 [H, W, 3]) resampled to ``output_size``; an exact copy when the window is
     whole pixels of ``output_size``."""
@@ -167,12 +180,10 @@ def make_pan(video: Path, output: Path, *, name: str, window: float, pan_px: flo
     source_size = info.size
     count = info.frame_count or count_frames(video)
     windows = pan_windows(count, source_size, window=window, pan_px=pan_px, pan_y_px=pan_y_px, zoom=zoom)
-    output_size = (2 * round(windows[0].width / 2), 2 * round(windows[0].height / 2))
+    output_size = crop_size(windows[0])
     original_geometry = decoding_geometry(source_size, working_size, fit, orientation)
     synthetic_geometry = decoding_geometry(output_size, working_size, fit, orientation)
-    into_original = working_transform(original_geometry)
-    from_synthetic = np.linalg.inv(working_transform(synthetic_geometry))
-    truths = [into_original @ crop_transform(box, output_size) @ from_synthetic for box in windows]
+    truths = known_path(windows, output_size, original_geometry, synthetic_geometry)
     output.mkdir(parents=True, exist_ok=True)
     target = output / f"{name}.mp4"
     made = encode_video((crop_frame(frame, box, output_size) for frame, box in zip(read_frames(video, source_size),

@@ -1,0 +1,146 @@
+"""Issue 25's footage maker (benchmarks/synthetic_camera.py) and registration scorer
+(benchmarks/registration_accuracy.py): the known camera path is where the crop put the pixels, at the
+working size as well as in the video's own pixels, and the scorer measures a real registration against it."""
+
+from __future__ import annotations
+
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from helpers import DEMO, ROOT, ffmpeg
+
+sys.path.insert(0, str(ROOT))
+from benchmarks.registration_accuracy import corner_errors, true_to_reference  # noqa: E402
+from benchmarks.synthetic_camera import (  # noqa: E402
+    crop_frame, crop_size, crop_transform, decoding_geometry, known_path, make_loop, make_pan, pan_windows,
+    read_truth, working_transform)
+from edn.background.registration import apply_transform, register_frames, warp_into  # noqa: E402
+from edn.ingest.decode import decode_video  # noqa: E402
+from edn.ingest.frames import load_frames  # noqa: E402
+from edn.ingest.media import count_frames  # noqa: E402
+
+SOURCE = (640, 360)
+#: Blob centres in the original video's pixels (x, y): spread over the frame, off the pixel grid.
+BLOBS = np.array([[150.3, 90.7], [480.6, 100.2], [320.0, 180.5], [140.8, 270.1], [500.2, 260.9]])
+
+
+def _blobs(size: tuple[int, int], centres: np.ndarray, sigma: float = 6.0) -> np.ndarray:
+    """uint8 [H, W, 3]: a bright Gaussian blob at each centre on black."""
+    ys, xs = np.mgrid[0:size[1], 0:size[0]].astype(np.float64)
+    image = np.zeros((size[1], size[0]))
+    for x, y in centres:
+        image += np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * sigma ** 2))
+    return np.repeat((255 * np.clip(image, 0, 1)).round().astype(np.uint8)[..., None], 3, axis=-1)
+
+
+def _fit(frame: np.ndarray, geometry) -> np.ndarray:
+    """``edn decode``'s resampling and padding of one frame (area averaging, as its ffmpeg graph shrinks)."""
+    (width, height), (sw, sh), (ox, oy) = geometry.working_size, geometry.scaled_size, geometry.offset
+    out = np.zeros((height, width, 3), np.uint8)
+    out[oy:oy + sh, ox:ox + sw] = cv2.resize(frame, (sw, sh), interpolation=cv2.INTER_AREA)
+    return out
+
+
+def _centroid(image: np.ndarray, near: np.ndarray, radius: int) -> np.ndarray:
+    """The intensity-weighted centre (x, y) of ``image`` within ``radius`` pixels of ``near``."""
+    gray = image[..., 0].astype(np.float64)
+    x0, y0 = np.round(near).astype(int)
+    window = gray[y0 - radius:y0 + radius + 1, x0 - radius:x0 + radius + 1]
+    ys, xs = np.mgrid[y0 - radius:y0 + radius + 1, x0 - radius:x0 + radius + 1]
+    return np.array([(window * xs).sum(), (window * ys).sum()]) / window.sum()
+
+
+def test_known_path_puts_the_synthetic_pixels_where_the_original_shows_them():
+    """Blobs at known places: each frame of the pan, made and fitted to the working frame as the pipeline
+    decodes, shows every blob where the known path maps the original working frame's blob, within 0.5 px."""
+    original = _blobs(SOURCE, BLOBS)
+    windows = pan_windows(5, SOURCE, window=0.9, pan_px=30, pan_y_px=10, zoom=0.05)
+    output_size = crop_size(windows[0])
+    working = (256, 128)
+    original_geometry = decoding_geometry(SOURCE, working, "pad", "auto")
+    synthetic_geometry = decoding_geometry(output_size, working, "pad", "auto")
+    truths = known_path(windows, output_size, original_geometry, synthetic_geometry)
+    original_working = _fit(original, original_geometry)
+    reference = np.array([_centroid(original_working, p, 8) for p in
+                          apply_transform(working_transform(original_geometry), BLOBS)])
+    moved = []
+    for box, truth in zip(windows, truths):
+        synthetic = crop_frame(original, box, output_size)
+        assert synthetic.shape == (output_size[1], output_size[0], 3)
+        # In the video's own pixels: the crop's transform maps each blob back to where it was.
+        full = np.linalg.inv(crop_transform(box, output_size))
+        for centre, seen in zip(BLOBS, apply_transform(full, BLOBS)):
+            assert np.linalg.norm(_centroid(synthetic, seen, 20) - seen) < 0.5, (box, centre)
+        # At the working size: the known path maps the blob seen in the synthetic frame onto the original's.
+        synthetic_working = _fit(synthetic, synthetic_geometry)
+        expected_there = apply_transform(np.linalg.inv(truth), reference)
+        found = np.array([_centroid(synthetic_working, p, 8) for p in expected_there])
+        error = np.linalg.norm(apply_transform(truth, found) - reference, axis=1)
+        assert error.max() < 0.5, error
+        moved.append(found)
+    # The camera did move: the blobs travel across the synthetic working frames, well beyond the tolerance.
+    assert np.linalg.norm(moved[-1] - moved[0], axis=1).min() > 3
+
+
+def test_windows_stay_in_the_frame_and_the_first_is_an_exact_crop():
+    """The first window of a whole-pixel pan is the frame's pixels as they are; a window leaving the frame
+    is refused before anything is written."""
+    from edn.core.errors import EdnError
+
+    frame = np.random.default_rng(0).integers(0, 256, (360, 640, 3), dtype=np.uint8)
+    windows = pan_windows(10, SOURCE, window=0.9, pan_px=40, pan_y_px=0, zoom=0.05)
+    first = crop_frame(frame, windows[0], crop_size(windows[0]))
+    np.testing.assert_array_equal(first, frame[18:18 + 324, 12:12 + 576])
+    assert windows[-1].width == pytest.approx(576 / 1.05)
+    with pytest.raises(EdnError, match="leaves the 640x360 frame"):
+        pan_windows(10, SOURCE, window=0.9, pan_px=200, pan_y_px=0, zoom=0.0)
+
+
+def test_scorer_measures_a_real_registration_of_a_synthetic_pan():
+    """A textured scene cropped along a known pan and zoom, registered by the project's registration: the
+    scorer's mean corner error against the known path is under 0.5 px, and a path off by 2 px is seen."""
+    rng = np.random.default_rng(1)
+    scene = cv2.GaussianBlur(rng.integers(0, 256, (270, 480, 3), dtype=np.uint8), (0, 0), 2.0)
+    scene = cv2.normalize(scene, None, 0, 255, cv2.NORM_MINMAX)
+    windows = pan_windows(7, (480, 270), window=0.9, pan_px=24, pan_y_px=6, zoom=0.05)
+    size = crop_size(windows[0])
+    frames = np.stack([crop_frame(scene, box, size) for box in windows])
+    truth = np.stack([crop_transform(box, size) for box in windows])  # the frames are the working frames here
+    registration = register_frames(frames, np.zeros(frames.shape[:3], bool), motion_model="similarity")
+    assert registration.registered.all() and not registration.still
+    true = true_to_reference(truth, registration.reference)
+    errors = corner_errors(registration.transforms, registration.registered, true, size)
+    assert np.nanmean(errors) < 0.5, errors
+    off = truth.copy()
+    off[:, 0, 2] += 2.0 * np.arange(len(off)) / (len(off) - 1)  # a path drifting 2 px more than the crop's
+    off_errors = corner_errors(registration.transforms, registration.registered,
+                               true_to_reference(off, registration.reference), size)
+    assert np.nanmean(off_errors) > np.nanmean(errors) + 0.4
+
+
+@pytest.mark.slow
+def test_pan_video_and_its_known_path_match_the_decoded_frames(tmp_path):
+    """The pan made from a 1 s cut of the demo juggler and decoded as the pipeline does: each synthetic
+    working frame warped by its known path onto the original's working frame matches it closely, much
+    better than by a path shifted by one pixel; the looped source has ten times the frames."""
+    clip = tmp_path / "juggler_1s.mp4"
+    ffmpeg("-i", DEMO / "target_juggler.mp4", "-t", "1", "-an", "-c:v", "libx264", "-crf", "12", clip)
+    made = make_pan(clip, tmp_path / "out", name="pan", window=0.9, pan_px=40, pan_y_px=0, zoom=0.05,
+                    working_size=(256, 128), fit="pad", orientation="auto", crf=16)
+    truth = read_truth(tmp_path / "out" / "pan.truth.csv")
+    assert count_frames(made) == count_frames(clip) == len(truth)
+    decode_video(clip, tmp_path / "o.npy", tmp_path / "o.json", working_size=(256, 128), orientation="auto")
+    decode_video(made, tmp_path / "s.npy", tmp_path / "s.json", working_size=(256, 128), orientation="auto")
+    original, synthetic = load_frames(tmp_path / "o.npy"), load_frames(tmp_path / "s.npy")
+    shift = np.array([[1, 0, 1], [0, 1, 0], [0, 0, 1]], np.float64)
+    for t in (0, len(truth) // 2, len(truth) - 1):
+        inside = warp_into(np.full(synthetic.shape[1:3], 255, np.uint8), truth[t], (256, 128)) == 255
+        inside &= original[t].any(axis=-1)
+        right = np.abs(warp_into(synthetic[t], truth[t], (256, 128)).astype(float) - original[t])[inside].mean()
+        wrong = np.abs(warp_into(synthetic[t], shift @ truth[t], (256, 128)).astype(float) - original[t])[inside].mean()
+        assert right < 0.6 * wrong, (t, right, wrong)
+    looped = make_loop(clip, tmp_path / "out", name="loop", times=10)
+    assert count_frames(looped) == 10 * count_frames(clip)
