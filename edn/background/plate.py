@@ -18,7 +18,8 @@ made once per target:
    **mosaic**: the reference view grown to hold what the camera saw over the
    video; the plate is the mosaic's reference view, the working frame's size.
 4. **Pixels the person always covers** (seen in fewer than ``min_observations``
-   frames) are filled by OpenCV's inpainting (Telea). ``coverage`` records how
+   frames) are filled by :func:`fill_unseen` (``fill``: patches of the plate
+   copied in by shift-map, or OpenCV's smoother FSR or Telea). ``coverage`` records how
    many frames saw each pixel of the mosaic; the filled ones are 0, and so are
    the mosaic's pixels no frame saw (black).
 5. **Does the background hold still?** The mean absolute difference between
