@@ -261,8 +261,14 @@ def _file_mapping(array: np.ndarray) -> mmap.mmap | None:
     return base
 
 
+#: Linux maps the cached pages around a faulting one in with it (``fault_around_bytes``,
+#: 64 KiB unless changed): reading a frame also maps in the ends of its neighbours.
+FAULT_AROUND_BYTES = 64 * 1024
+
+
 def release_pages(array: np.ndarray) -> None:
-    """Let this process's resident memory drop the pages of ``array``, a view of a memory-mapped store.
+    """Let this process's resident memory drop the pages of ``array``, a view of a memory-mapped store,
+    and those within :data:`FAULT_AROUND_BYTES` either side of it (mapped in with its own).
 
     The data stays in the file (and in the kernel's page cache): a later read maps
     it in again, and what was written through a shared mapping is kept (Linux's
@@ -276,8 +282,8 @@ def release_pages(array: np.ndarray) -> None:
         return
     start_address = np.frombuffer(mapping, np.uint8, count=1).ctypes.data
     low, high = np.byte_bounds(array)
-    start = (low - start_address) // mmap.PAGESIZE * mmap.PAGESIZE
-    stop = min(high - start_address, len(mapping))
+    start = max(0, low - start_address - FAULT_AROUND_BYTES) // mmap.PAGESIZE * mmap.PAGESIZE
+    stop = min(high - start_address + FAULT_AROUND_BYTES, len(mapping))
     if 0 <= start < stop:
         mapping.madvise(mmap.MADV_DONTNEED, start, stop - start)
 
