@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--meta", required=True, help="the subject's meta.json (working size and fit)")
     train.add_argument("--generated", required=True, help="frames generated from the subject's own labels (.npy)")
     train.add_argument("--index", required=True, help="the labels' index.csv (frames with a person)")
+    train.add_argument("--camera", default=None,
+                       help="the subject's camera table (edn background --camera): a camera that moves is not "
+                            "taken for scene cuts")
     train.add_argument("--output", required=True, help="detector checkpoint (.pt) to write")
     add_arguments(train, DetectorOptions)
     add_arguments(train, TrainingOptions, only=("holdout_fraction",))
@@ -40,6 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--frames", required=True, help="the detector's subject's real frames.npy")
     evaluate.add_argument("--generated", required=True, help="its generated frames (.npy)")
     evaluate.add_argument("--index", required=True, help="its labels' index.csv")
+    evaluate.add_argument("--camera", default=None, help="its camera table (as given to edn train-detector)")
     evaluate.add_argument("--other", nargs=4, action="append", default=[],
                           metavar=("NAME", "FRAMES", "GENERATED", "INDEX"),
                           help="a held-out subject: name, real frames, generated frames, index.csv (repeatable)")
@@ -95,7 +99,7 @@ def _train(args: argparse.Namespace) -> None:
     architecture = DetectorArchitecture(backbone=options.backbone, width=options.width)
     geometry = working_geometry(args.meta)
     subject = load_subject(args.subject, args.frames, args.generated, args.index, args.holdout_fraction,
-                           options.cut_threshold)
+                           options.cut_threshold, args.camera)
     if list(subject.real.shape[2:0:-1]) != geometry["working_size"]:
         raise EdnError(f"frame metadata {args.meta!r}: working size {geometry['working_size']} does not match "
                        f"the frames {args.frames!r} ({subject.real.shape[2]}x{subject.real.shape[1]})")
@@ -142,7 +146,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     model, checkpoint = load_detector(args.detector, device)
     trained = checkpoint.options
     subject = load_subject(trained["subject"], args.frames, args.generated, args.index,
-                           trained["holdout_fraction"], trained["cut_threshold"])
+                           trained["holdout_fraction"], trained["cut_threshold"], args.camera)
     if subject.pairs.frame_count != trained["frame_count"]:
         raise EdnError(f"frames {args.frames!r}: {subject.pairs.frame_count} frames, but the detector "
                        f"{args.detector!r} was trained on {trained['frame_count']} frames of {trained['subject']!r}")

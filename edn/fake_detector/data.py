@@ -53,9 +53,12 @@ class SubjectFrames:
 
 def load_subject(name: str, frames_path: str | os.PathLike, generated_path: str | os.PathLike,
                  index_path: str | os.PathLike, holdout_fraction: float,
-                 cut_threshold: float = DEFAULT_CUT_THRESHOLD) -> SubjectFrames:
+                 cut_threshold: float = DEFAULT_CUT_THRESHOLD,
+                 camera_path: str | os.PathLike | None = None) -> SubjectFrames:
     """Open a subject's stores and choose its pairs, the last ``holdout_fraction`` of the
-    video held out as in GAN training; EdnError naming the file that does not fit."""
+    video held out as in GAN training; EdnError naming the file that does not fit.
+    ``camera_path``: the subject's camera table (``edn background --camera``), so that a camera that
+    moves is not taken for scene cuts."""
     from edn.core.options import first_heldout_frame
 
     real = load_frames(frames_path)
@@ -67,8 +70,17 @@ def load_subject(name: str, frames_path: str | os.PathLike, generated_path: str 
     if index.frame_count != len(real):
         raise EdnError(f"label index {str(index_path)!r}: {index.frame_count} rows for {len(real)} frames")
     first_heldout = first_heldout_frame(len(real), holdout_fraction)
-    # Cuts are a property of the real video; the generated one follows its poses.
-    pairs = split_subject_pairs(index.has_body, scene_cuts(real, cut_threshold), first_heldout)
+    transforms = None
+    if camera_path is not None:
+        from edn.background.camera import read_camera
+
+        camera = read_camera(camera_path, (real.shape[2], real.shape[1]))
+        if len(camera) != len(real):
+            raise EdnError(f"camera table {str(camera_path)!r}: {len(camera)} frames for {len(real)} frames in "
+                           f"{str(frames_path)!r}")
+        transforms = None if camera.still else camera.transforms
+    # Cuts are a property of the real video; the generated one follows its poses (and its camera).
+    pairs = split_subject_pairs(index.has_body, scene_cuts(real, cut_threshold, transforms), first_heldout)
     return SubjectFrames(name=name, real=real, generated=generated, pairs=pairs)
 
 

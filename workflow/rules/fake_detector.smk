@@ -6,6 +6,8 @@
 #   results/detector/{target}/detector.pt                 trained on the training part of the video
 #   results/detector/{target}/metrics.csv, roc.png        on the held-out end (and on other targets)
 #
+# A target whose camera moves: its camera table keeps a pan from being taken for scene cuts.
+#
 # Not part of `rule all`: it trains a classifier and regenerates every target frame.
 
 
@@ -30,6 +32,7 @@ rule train_detector:
         meta="results/frames/{target}/meta.json",
         generated="results/detector/{target}/generated.npy",
         index="results/labels/{target}/index.csv",
+        camera="results/background/{target}.camera.csv",
     output:
         "results/detector/{target}/detector.pt",
     params:
@@ -47,7 +50,7 @@ rule train_detector:
         "../../envs/detector.yaml"
     shell:
         "python -m edn --log {log:q} train-detector --subject {wildcards.target:q} --frames {input.frames:q}"
-        " --meta {input.meta:q} --generated {input.generated:q} --index {input.index:q}"
+        " --meta {input.meta:q} --generated {input.generated:q} --index {input.index:q} --camera {input.camera:q}"
         " {params.options} {params.device} --threads {threads} --output {output:q}"
 
 
@@ -58,6 +61,7 @@ rule evaluate_detector:
         frames="results/frames/{target}/frames.npy",
         generated="results/detector/{target}/generated.npy",
         index="results/labels/{target}/index.csv",
+        camera="results/background/{target}.camera.csv",
     output:
         metrics=report(
             "results/detector/{target}/metrics.csv",
@@ -84,7 +88,8 @@ rule evaluate_detector:
         "../../envs/detector.yaml"
     shell:
         "python -m edn --log {log:q} evaluate-detector --detector {input.detector:q} --frames {input.frames:q}"
-        " --generated {input.generated:q} --index {input.index:q} {params.others} {params.device}"
+        " --generated {input.generated:q} --index {input.index:q} --camera {input.camera:q} {params.others}"
+        " {params.device}"
         " --threads {threads} --output-metrics {output.metrics:q} --output-roc {output.roc:q}"
 
 
