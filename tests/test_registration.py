@@ -153,10 +153,11 @@ def test_a_panning_camera_gives_a_mosaic_in_the_reference_view(tmp_path) -> None
     assert np.abs(made.plate.astype(np.float32) - expected)[seen].mean() < 3.0
     assert not (made.plate == (230, 40, 40)).all(axis=-1).any()
     # Before registration the frames differ from the plate by far more than the limit, after by little:
-    # the background holds still, the camera moves; the plate is not yet drawn over by a moving camera.
+    # the background holds still, the camera moves; the composite method draws over the plate warped into
+    # each frame's camera (edn.background.camera).
     assert report.camera_residual > 3 * report.max_camera_residual
     assert report.registered_residual < report.max_camera_residual / 2
-    assert not report.background_moves and not report.static and report.method == "paper"
+    assert not report.background_moves and not report.static and report.method == "composite"
     assert report.camera_motion > 5 and report.motion_model == "similarity"
     assert report.registered_frames == len(frames)
     # The camera table and the report, written and read back.
@@ -169,7 +170,7 @@ def test_a_panning_camera_gives_a_mosaic_in_the_reference_view(tmp_path) -> None
     assert max(corner_error(h, t, SIZE) for h, t in zip(table.transforms, truths)) < 0.5
     np.testing.assert_allclose(table.residual_after, made.residual_after, atol=1e-4)
     assert read_plate_report(paths["r.json"]) == report
-    assert json.loads(paths["r.json"].read_text())["method"] == "paper"
+    assert json.loads(paths["r.json"].read_text())["method"] == "composite"
     np.testing.assert_array_equal(read_plate(paths["mosaic.png"]), made.mosaic)
     assert read_plate(paths["coverage.png"]).shape[:2] == (mosaic_height, mosaic_width)
 

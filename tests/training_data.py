@@ -14,7 +14,7 @@ import torch
 
 from edn.core.atomic import write_json
 from edn.core.checkpoint import load_checkpoint
-from edn.background.plate import PlateReport
+from edn.background.plate import CAMERA_COLUMNS, PlateReport
 from edn.ingest.frames import create_image_store
 from edn.labels.preview import write_png
 from edn.labels.label_store import LabelIndex, write_label_index
@@ -73,9 +73,58 @@ def write_subject(directory: Path, *, frames: int = 24, size: tuple[int, int] = 
     return paths
 
 
+def write_camera_table(path: Path, shifts: list[tuple[int, int]]) -> None:
+    """A camera table (the plate stage's columns) of frames shifted by ``shifts`` (x, y) from the reference
+    view: frame t's pixel (x, y) is the reference's (x + dx, y + dy)."""
+    rows = [",".join(CAMERA_COLUMNS)]
+    for t, (dx, dy) in enumerate(shifts):
+        matrix = [1, 0, dx, 0, 1, dy, 0, 0, 1]
+        rows.append(",".join(str(v) for v in (t, 1, *matrix, 1, float(np.hypot(dx, dy)), 20.0, 0.5)))
+    path.write_text("\n".join(rows) + "\n")
+
+
+def write_moving_subject(directory: Path, *, frames: int = 24, size: tuple[int, int] = (64, 32)) -> dict[str, Path]:
+    """:func:`write_subject` filmed by a camera that pans: a striped lawn (a different colour every 3
+    columns, so every shift shows) seen through a window moving 1 px right a frame and 1 px down every
+    4 frames, the blob, its mask, labels, windows and face boxes as in :func:`write_subject` (in each
+    frame's own pixels). Also the mosaic (the whole lawn), the camera table (frame 12 the reference,
+    whole-pixel shifts) and a plate report of a camera that moves over a background that holds still."""
+    paths = write_subject(directory, frames=frames, size=size)
+    width, height = size
+    reference = frames // 2
+    shifts = [(t - reference, t // 4 - reference // 4) for t in range(frames)]
+    low = np.min(shifts, axis=0)
+    high = np.max(shifts, axis=0)
+    origin = (int(-low[0]), int(-low[1]))
+    mosaic_size = (width + int(high[0] - low[0]), height + int(high[1] - low[1]))
+    columns = np.arange(mosaic_size[0]) // 3
+    lawn = np.stack([40 + 7 * (columns % 5), 110 + 9 * (columns % 3), 40 + 11 * (columns % 4)], axis=-1)
+    mosaic = np.repeat(lawn[None].astype(np.uint8), mosaic_size[1], axis=0)
+    mosaic[::5] //= 2  # and darker rows, so a vertical shift shows too
+    images, masks = np.load(paths["frames"]), np.load(paths["masks"])
+    for t, (dx, dy) in enumerate(shifts):
+        x0, y0 = origin[0] + dx, origin[1] + dy
+        seen = mosaic[y0:y0 + height, x0:x0 + width]
+        images[t] = np.where(masks[t][..., None] > 0, images[t], seen)
+    with create_image_store(paths["frames"], frames, size) as store:
+        store[:] = images
+    paths["mosaic"], paths["camera"] = directory / "mosaic.png", directory / "camera.csv"
+    write_png(paths["mosaic"], mosaic)
+    write_png(paths["plate"], mosaic[origin[1]:origin[1] + height, origin[0]:origin[0] + width])
+    write_camera_table(paths["camera"], shifts)
+    write_json(paths["plate_report"], PlateReport(
+        subject="panning", frame_size=size, frames_used=frames, camera_residual=20.0, max_camera_residual=6.0,
+        static=False, filled_fraction=0.0, person_fraction=0.1, registered_residual=0.5, background_moves=False,
+        camera_motion=float(np.hypot(*np.abs(shifts).max(axis=0))), motion_model="similarity",
+        reference_frame=reference, registered_frames=frames, mosaic_size=mosaic_size,
+        reference_origin=origin).to_json())
+    return paths
+
+
 def background_args(paths: dict[str, Path]) -> list:
     """The ``edn train`` flags of a subject's background files (the composite method)."""
-    return ["--plate", paths["plate"], "--plate-report", paths["plate_report"], "--masks", paths["masks"]]
+    moving = ["--mosaic", paths["mosaic"], "--camera", paths["camera"]] if "camera" in paths else []
+    return ["--plate", paths["plate"], "--plate-report", paths["plate_report"], "--masks", paths["masks"], *moving]
 
 
 def resume_after_a_kill(data: dict, tmp: Path, *extra: str) -> tuple:

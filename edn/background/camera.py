@@ -170,6 +170,47 @@ def seen_area(camera: Camera, canvas: tuple[int, int], origin: tuple[int, int]) 
     return area
 
 
+class FramePlates:
+    """The plate in each frame's camera: the mosaic warped into frame t's view, for a camera that moves.
+
+    Pixels the mosaic never saw (beyond :data:`edn.background.registration.MOSAIC_MARGIN`,
+    or outside every registered frame's footprint) are filled once, when made, by
+    OpenCV's inpainting (Telea, as the plate stage fills what the person always covered);
+    beyond the mosaic its edge is repeated. So every frame gets a whole plate; :meth:`valid`
+    says which of its pixels the camera actually saw.
+    """
+
+    def __init__(self, mosaic: np.ndarray, origin: tuple[int, int], camera: Camera) -> None:
+        self.origin, self.camera, self.size = tuple(origin), camera, camera.frame_size
+        mosaic = np.ascontiguousarray(mosaic)
+        self.seen = seen_area(camera, mosaic.shape[1::-1], self.origin)
+        unseen = ~self.seen
+        self.mosaic = mosaic if not unseen.any() or self.seen.sum() == 0 else \
+            cv2.inpaint(mosaic, unseen.astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
+
+    def __len__(self) -> int:
+        return len(self.camera)
+
+    def __call__(self, t: int) -> np.ndarray:
+        """uint8 [H, W, 3]: the plate in frame t's camera (t mod T past the video's end)."""
+        into = translated(self.camera.transform(t), self.origin)
+        return cv2.warpPerspective(self.mosaic, into, self.size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                   borderMode=cv2.BORDER_REPLICATE)
+
+    def valid(self, t: int) -> np.ndarray:
+        """bool [H, W]: the pixels of frame t's plate that the mosaic saw (not filled)."""
+        return plate_in_frame(self.mosaic, self.origin, self.camera.transform(t), self.size, self.seen)[1]
+
+
+def read_frame_plates(mosaic_path: str | os.PathLike, camera_path: str | os.PathLike, origin: tuple[int, int],
+                      frame_size: tuple[int, int]) -> FramePlates:
+    """:class:`FramePlates` of a target from its mosaic (PNG), camera table and the report's
+    ``reference_origin``; EdnError naming a file that is missing or unreadable."""
+    from edn.background.plate import read_plate
+
+    return FramePlates(read_plate(mosaic_path), origin, read_camera(camera_path, frame_size))
+
+
 def points_to_reference(points: np.ndarray, transform: np.ndarray) -> np.ndarray:
     """float64 [..., 2]: ``points`` [..., 2] (a frame's pixels) in the reference view; NaN stays NaN."""
     return _mapped(points, np.asarray(transform, np.float64))

@@ -29,10 +29,9 @@ made once per target:
    registration above ``max_camera_residual`` means the background itself
    moves (water, a crowd, wind in every leaf) or the frames cannot be
    registered: such a target is trained on the whole frame, as in the paper.
-   So is, for now, a target whose camera moves so much that the plate in the
-   reference view differs from the frames as filmed by more than
-   ``max_camera_residual``: drawing over a moving camera's plate needs the plate
-   warped into each frame's camera, which the composite method does not do yet.
+   A camera that moves over a background that holds still is drawn over by the
+   composite method with the plate warped into each frame's camera
+   (:mod:`edn.background.camera`).
 
 Arrays: frames uint8 [T, H, W, 3]; masks uint8 [T, H, W] (0-255, 255: person).
 """
@@ -102,8 +101,12 @@ class PlateReport:
 
     @property
     def method(self) -> str:
-        """The training method the plate allows: ``composite`` (over the plate) or ``paper`` (the whole frame)."""
-        return "composite" if self.static else "paper"
+        """The training method the plate allows: ``composite`` (over the plate, warped into each frame's camera
+        when the camera moves) or ``paper`` (the whole frame), when the background itself moves after
+        registration; a report made before registration: composite only for a static camera."""
+        if self.registered_residual is None:
+            return "composite" if self.static else "paper"
+        return "paper" if self.background_moves else "composite"
 
     def to_json(self) -> dict:
         return {**asdict(self), "method": self.method}
@@ -488,12 +491,6 @@ def plate_message(report: PlateReport) -> tuple[int, str]:
     filled = f"{100 * report.filled_fraction:.2f}% of the plate filled"
     if report.background_moves:
         return logging.WARNING, fallback_message(report)
-    if not report.static:
-        return logging.WARNING, (
-            f"target {report.subject}: the camera moves (residual {report.camera_residual:.1f} above "
-            f"{report.max_camera_residual:.1f} before registration, {after:.2f} {registration}); the composite "
-            "method does not yet draw over a moving camera's plate, so it is trained on the whole frame, as in "
-            "the paper: put the camera on a stand to draw over the plate")
     if report.motion_model == "identity" or report.registered_residual is None:
         return logging.INFO, (f"background plate of {report.subject}: camera residual {report.camera_residual:.2f} "
                               f"(static), {filled}")

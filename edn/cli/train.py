@@ -31,6 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--plate", default=None, help="composite method: the target's background plate (.png)")
     train.add_argument("--plate-report", default=None, help="composite method: the plate's report (.json)")
     train.add_argument("--masks", default=None, help="composite method: the person's segmentation masks (.npy)")
+    train.add_argument("--mosaic", default=None,
+                       help="composite method, a camera that moves: the plate's mosaic (.mosaic.png)")
+    train.add_argument("--camera", default=None,
+                       help="composite method, a camera that moves: the camera table (.camera.csv)")
     train.add_argument("--exemplars", default=None,
                        help="exemplar option: the target's warped exemplars, one per frame (edn training-exemplars)")
     train.add_argument("--exemplar-validity", default=None, help="exemplar option: their validity masks (.npy)")
@@ -67,7 +71,9 @@ def _train(args: argparse.Namespace) -> None:
     given = [args.plate, args.plate_report, args.masks]
     if any(given) and not all(given):
         raise EdnError("--plate, --plate-report and --masks go together (the outputs of edn background)")
-    background = Background(args.plate, args.plate_report, args.masks) if all(given) else None
+    if (args.mosaic is None) != (args.camera is None):
+        raise EdnError("--mosaic and --camera go together (the outputs of edn background)")
+    background = Background(args.plate, args.plate_report, args.masks, args.mosaic, args.camera) if all(given) else None
     if (args.exemplars is None) != (args.exemplar_validity is None):
         raise EdnError("--exemplars and --exemplar-validity go together (the outputs of edn training-exemplars)")
     exemplars = Exemplars(args.exemplars, args.exemplar_validity) if args.exemplars else None

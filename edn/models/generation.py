@@ -113,18 +113,20 @@ class FrameGenerator:
     exemplar: bool = False
 
     def draw(self, label: torch.Tensor, previous: torch.Tensor | None, box: Box | None,
-             window: Window | None, exemplar: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+             window: Window | None, exemplar: torch.Tensor | None = None,
+             plate: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """One frame at the working size ``[1, 3, H, W]`` (clamped to [-1, 1]) from ``label``
         [1, 3, H, W] in [0, 1] (and, for a generator conditioned on it, the warped
         ``exemplar`` [1, 4, H, W], :func:`exemplar_tensor`) and what the previous step
         returned as the state to feed back (None for the first frame), face-corrected
-        inside ``box`` when there is a face GAN and a box. Returns (frame, state for the
-        next frame)."""
+        inside ``box`` when there is a face GAN and a box. A compositing generator draws over
+        ``plate`` when given (this frame's camera's, :mod:`edn.background.camera`), else over
+        :attr:`plate`. Returns (frame, state for the next frame)."""
         if self.plate is not None:
             if self.exemplar and exemplar is None:
                 raise ValueError("this generator is conditioned on the warped exemplar: pass it")
             previous = previous_frame(previous, label, self.temporal)
-            frame, _ = draw_in_window(self.generator, label, previous, self.plate, [window],
+            frame, _ = draw_in_window(self.generator, label, previous, self.plate if plate is None else plate, [window],
                                       exemplar if self.exemplar else None)
             if self.face_generator is not None and box is not None:
                 frame = self.face_generator(frame, label, [box],
@@ -146,13 +148,16 @@ class FrameGenerator:
 @torch.no_grad()
 def generate_frames(models: FrameGenerator, labels: Iterable[torch.Tensor], boxes: Iterable[Box | None],
                     runtime: Runtime, windows: Iterable[Window] | None = None,
-                    exemplars: Iterable[torch.Tensor] | None = None) -> Iterator[torch.Tensor]:
+                    exemplars: Iterable[torch.Tensor] | None = None,
+                    plates: Iterable[torch.Tensor] | None = None) -> Iterator[torch.Tensor]:
     """Frames ``[1, 3, H, W]`` in [-1, 1] on ``runtime``'s device, one per label, in order.
 
     ``labels``: [1, 3, H, W] in [0, 1] (any device); ``boxes``: each frame's face
     box, None where the frame has no face; ``windows``: each frame's person
     window (a compositing generator needs them); ``exemplars``: each frame's warped
-    exemplar [1, 4, H, W] (a generator conditioned on it needs them). Frame t is drawn from label t
+    exemplar [1, 4, H, W] (a generator conditioned on it needs them); ``plates``: each frame's own
+    plate [1, 3, H, W] for a compositing generator whose camera moves (None: :attr:`FrameGenerator.plate`
+    for every frame). Frame t is drawn from label t
     and frame t - 1 (the zero image first, and always for a generator trained
     frame by frame).
 
@@ -172,11 +177,13 @@ def generate_frames(models: FrameGenerator, labels: Iterable[torch.Tensor], boxe
         models.plate = runtime.place(models.plate)
     state = None
     with runtime.autocast():
-        for (label, box), window, exemplar in zip(zip(labels, boxes, strict=True),
-                                                  itertools.repeat(None) if windows is None else windows,
-                                                  itertools.repeat(None) if exemplars is None else exemplars):
+        for (label, box), window, exemplar, plate in zip(zip(labels, boxes, strict=True),
+                                                         itertools.repeat(None) if windows is None else windows,
+                                                         itertools.repeat(None) if exemplars is None else exemplars,
+                                                         itertools.repeat(None) if plates is None else plates):
             frame, state = models.draw(runtime.place(label), state, box, window,
-                                       None if exemplar is None else runtime.place(exemplar))
+                                       None if exemplar is None else runtime.place(exemplar),
+                                       None if plate is None else runtime.place(plate))
             state = runtime.place(state)
             yield frame
 

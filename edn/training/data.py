@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from edn.background.camera import FramePlates
 from edn.core.errors import EdnError
 from edn.core.options import first_heldout_frame
 from edn.ingest.frames import copy_released, load_frames, load_image_store, load_masks
@@ -102,7 +103,8 @@ class Sample:
     size; ``has_face``. Compositing only: ``window``, the person's window, and
     ``mask`` [1, 1, H, W] in [0, 1], the person's segmentation mask. Conditioned on
     exemplars: ``exemplar`` [1, 4, H, W], the frame's warped exemplar (RGB in [-1, 1])
-    and its validity (in [0, 1]).
+    and its validity (in [0, 1]). A camera that moves: ``plate`` [1, 3, H, W] in [-1, 1],
+    the plate in this frame's camera (None: the one plate of a still camera).
     """
 
     label: torch.Tensor
@@ -112,13 +114,15 @@ class Sample:
     window: tuple[int, int, int, int] | None = None
     mask: torch.Tensor | None = None
     exemplar: torch.Tensor | None = None
+    plate: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
 class Batch:
     """Samples stacked: ``label``, ``image`` ``[B, 3, H, W]``, ``mask`` ``[B, 1, H, W]``; a face box
     (and, compositing, a person window) per item. Windows and face boxes have one size
-    per subject, so their crops stack too."""
+    per subject, so their crops stack too. ``plate`` ``[B, 3, H, W]``: each item's plate in its
+    frame's camera when the camera moves (None: the trainer's one plate)."""
 
     label: torch.Tensor
     image: torch.Tensor
@@ -126,6 +130,7 @@ class Batch:
     windows: tuple[tuple[int, int, int, int], ...] | None = None
     mask: torch.Tensor | None = None
     exemplar: torch.Tensor | None = None
+    plate: torch.Tensor | None = None
 
     @staticmethod
     def of(samples: Sample | Sequence[Sample]) -> Batch:
@@ -133,8 +138,9 @@ class Batch:
         windows = None if samples[0].window is None else tuple(s.window for s in samples)
         mask = None if samples[0].mask is None else torch.cat([s.mask for s in samples])
         exemplar = None if samples[0].exemplar is None else torch.cat([s.exemplar for s in samples])
+        plate = None if samples[0].plate is None else torch.cat([s.plate for s in samples])
         return Batch(label=torch.cat([s.label for s in samples]), image=torch.cat([s.image for s in samples]),
-                     boxes=tuple(s.box for s in samples), windows=windows, mask=mask, exemplar=exemplar)
+                     boxes=tuple(s.box for s in samples), windows=windows, mask=mask, exemplar=exemplar, plate=plate)
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -151,7 +157,10 @@ class TrainingFrames:
     Compositing (``plate`` uint8 [H, W, 3] and ``masks_path``, the person's
     segmentation masks): samples come with the frame's person window from the
     label index (at the training size, its sides multiples of ``size_multiple``),
-    and the image is the real frame's person over the plate.
+    and the image is the real frame's person over the plate. A camera that moves
+    (``frame_plates``, :class:`edn.background.camera.FramePlates`): each frame's own
+    plate is the mosaic warped into its camera, and the sample carries it; the frame,
+    its label, mask, window and face box stay in the frame's own pixels.
 
     Conditioned on exemplars (``exemplars_path`` and ``validity_path``, one warped
     exemplar and validity mask per frame, ``edn training-exemplars``): samples come
@@ -162,7 +171,7 @@ class TrainingFrames:
                  index_path: str | os.PathLike, *, downsample: int, size_multiple: int,
                  plate: np.ndarray | None = None, masks_path: str | os.PathLike | None = None,
                  exemplars_path: str | os.PathLike | None = None,
-                 validity_path: str | os.PathLike | None = None) -> None:
+                 validity_path: str | os.PathLike | None = None, frame_plates: FramePlates | None = None) -> None:
         self.frames = load_frames(frames_path)
         self.labels = load_labels(labels_path)
         self.index = read_label_index(index_path)
@@ -179,9 +188,11 @@ class TrainingFrames:
             raise EdnError(f"frames {self.source!r}: {width}x{height} cannot be downsampled by {downsample}")
         self.downsample = downsample
         self.size = (width // downsample, height // downsample)  # (W, H) at the training size
-        self.plate = self.masks = self.exemplars = self.validity = None
+        self.plate = self.masks = self.exemplars = self.validity = self.frame_plates = None
         if plate is not None:
             self._check_compositing(plate, masks_path, size_multiple)
+            if frame_plates is not None:
+                self._check_frame_plates(frame_plates)
             if exemplars_path is not None:
                 self._load_exemplars(exemplars_path, validity_path)
             return
@@ -209,6 +220,14 @@ class TrainingFrames:
             raise EdnError(f"person masks {str(masks_path)!r}: {list(self.masks.shape)} for frames "
                            f"{list(self.frames.shape)}")
         self.plate = self._to_tensor(plate) * 2.0 - 1.0
+
+    def _check_frame_plates(self, frame_plates: FramePlates) -> None:
+        height, width = self.frames.shape[1:3]
+        if len(frame_plates) != len(self.frames) or tuple(frame_plates.size) != (width, height):
+            raise EdnError(f"camera table: {len(frame_plates)} frames of {frame_plates.size[0]}x"
+                           f"{frame_plates.size[1]}, the frames {self.source!r} are {len(self.frames)} of "
+                           f"{width}x{height} (make the plate from these frames)")
+        self.frame_plates = frame_plates
 
     def _load_exemplars(self, exemplars_path: str | os.PathLike, validity_path: str | os.PathLike | None) -> None:
         if validity_path is None:
@@ -249,7 +268,8 @@ class TrainingFrames:
             return Sample(label=label, image=image, box=box, has_face=has_face)
         mask = downsample_area(torch.from_numpy(copy_released(self.masks[t]))[None, None].float().div_(255.0),
                                self.downsample)
-        on_plate = mask * image + (1.0 - mask) * self.plate
+        plate = None if self.frame_plates is None else self._to_tensor(self.frame_plates(t)) * 2.0 - 1.0
+        on_plate = mask * image + (1.0 - mask) * (self.plate if plate is None else plate)
         window = scale_box(tuple(int(v) for v in self.index.windows[t]), self.downsample)
         exemplar = None
         if self.exemplars is not None:
@@ -257,4 +277,4 @@ class TrainingFrames:
             exemplar = torch.cat([self._to_tensor(self.exemplars[t]) * 2.0 - 1.0,
                                   downsample_area(valid, self.downsample)], dim=1).to(device)
         return Sample(label=label, image=on_plate.to(device), box=box, has_face=has_face, window=window,
-                      mask=mask.to(device), exemplar=exemplar)
+                      mask=mask.to(device), exemplar=exemplar, plate=None if plate is None else plate.to(device))

@@ -19,7 +19,8 @@ from typing import NoReturn
 
 import torch
 
-from edn.background.plate import read_plate, read_plate_report
+from edn.background.camera import FramePlates, read_frame_plates
+from edn.background.plate import PlateReport, fallback_message, read_plate, read_plate_report
 from edn.core.atomic import copy_file
 from edn.core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from edn.core.errors import EdnError
@@ -77,14 +78,37 @@ def load_init(stage: str, init: str | os.PathLike | None, preset: Preset) -> Che
 
 @dataclass(frozen=True)
 class Background:
-    """A target's background files (``edn background``): the plate, its report, the person's masks."""
+    """A target's background files (``edn background``): the plate, its report, the person's masks, and
+    for a camera that moves the mosaic and the camera table (the plate is then warped into each frame's
+    camera, :mod:`edn.background.camera`)."""
 
     plate: str | os.PathLike
     report: str | os.PathLike
     masks: str | os.PathLike
+    mosaic: str | os.PathLike | None = None
+    camera: str | os.PathLike | None = None
 
-    def paths(self) -> list[str | os.PathLike]:
-        return [self.plate, self.report, self.masks]
+    def paths(self, camera_moves: bool = False) -> list[str | os.PathLike]:
+        """The files training reads: the mosaic and camera table only when the camera moves."""
+        return [self.plate, self.report, self.masks, *([self.mosaic, self.camera] if camera_moves else [])]
+
+
+def camera_moves(report: PlateReport) -> bool:
+    """Whether the plate report says the camera moved (registered by more than the identity)."""
+    return report.registered_residual is not None and report.motion_model != "identity"
+
+
+def frame_plates(background: Background, report: PlateReport) -> FramePlates | None:
+    """The plate in each frame's camera when the camera moves (None for a still camera, whose one plate is
+    drawn over as it is); EdnError when the mosaic or camera table is not given."""
+    if not camera_moves(report):
+        return None
+    if background.mosaic is None or background.camera is None:
+        raise EdnError(f"target {report.subject}: the camera moves ({report.motion_model}, up to "
+                       f"{report.camera_motion:.1f} px), so the composite method draws over the plate warped into "
+                       "each frame's camera: give the mosaic and the camera table (--mosaic, --camera, from edn "
+                       "background)")
+    return read_frame_plates(background.mosaic, background.camera, report.reference_origin, report.frame_size)
 
 
 @dataclass(frozen=True)
@@ -116,8 +140,9 @@ def uses_exemplar(options: TrainingOptions, init: Checkpoint | None, compositing
 
 
 def uses_compositing(options: TrainingOptions, init: Checkpoint | None, background: Background | None) -> bool:
-    """Whether this stage draws the person over the plate: the composite method on a target whose camera
-    is static (a moving camera falls back to the paper's whole frame); later stages follow their init."""
+    """Whether this stage draws the person over the plate: the composite method on a target whose background
+    holds still after registration (the camera may move: the plate is then warped into each frame's camera);
+    a background that moves by itself falls back to the paper's whole frame. Later stages follow their init."""
     if init is not None:
         return init.compositing
     if options.method != "composite":
@@ -126,10 +151,11 @@ def uses_compositing(options: TrainingOptions, init: Checkpoint | None, backgrou
         raise EdnError("the composite method needs the target's background plate, report and person masks "
                        "(--plate, --plate-report, --masks)")
     report = read_plate_report(background.report)
-    if not report.static:
-        log.warning("target %s: the camera moves (residual %.1f above %.1f): trained on the whole frame, as in "
-                    "the paper", report.subject, report.camera_residual, report.max_camera_residual)
-    return report.static
+    if report.method != "composite":
+        log.warning("%s", fallback_message(report) if report.registered_residual is not None else
+                    f"target {report.subject}: the camera moves (residual {report.camera_residual:.1f} above "
+                    f"{report.max_camera_residual:.1f}): trained on the whole frame, as in the paper")
+    return report.method == "composite"
 
 
 @dataclass(frozen=True)
@@ -146,10 +172,11 @@ class StageInputs:
     background: Background | None = None
     exemplars: Exemplars | None = None
 
-    def fingerprint(self, compositing: bool, exemplar: bool = False) -> dict:
+    def fingerprint(self, compositing: bool, exemplar: bool = False, camera_moves: bool = False) -> dict:
         """Size and modification time of every input: a re-rendered input restarts the run instead of resuming it."""
         paths = [self.frames, self.labels, self.index, self.perceptual_weights, *([self.init] if self.init else []),
-                 *(self.background.paths() if compositing else []), *(self.exemplars.paths() if exemplar else [])]
+                 *(self.background.paths(camera_moves) if compositing else []),
+                 *(self.exemplars.paths() if exemplar else [])]
         return {str(p): [os.stat(p).st_size, os.stat(p).st_mtime_ns] for p in paths}
 
 
@@ -260,13 +287,15 @@ def set_up_stage(options: TrainingOptions, inputs: StageInputs, run_dir: str | o
     if not compositing:
         options = options.replace(temporal_unroll_frames=0)  # the paper's pair from the zero image
 
-    # Load training set.
+    # Load training set (a camera that moves: the plate warped into each frame's camera).
     multiple = preset.size_multiple * (2 if kind == "local" else 1)
+    plates = frame_plates(inputs.background, read_plate_report(inputs.background.report)) if compositing else None
     data = TrainingFrames(inputs.frames, inputs.labels, inputs.index, downsample=options.downsample,
                           size_multiple=multiple, plate=read_plate(inputs.background.plate) if compositing else None,
                           masks_path=inputs.background.masks if compositing else None,
                           exemplars_path=inputs.exemplars.images if options.exemplar else None,
-                          validity_path=inputs.exemplars.validity if options.exemplar else None)
+                          validity_path=inputs.exemplars.validity if options.exemplar else None,
+                          frame_plates=plates)
     split = split_pairs(data.index, options.holdout_fraction, need_face=trainer_class.needs_face,
                         source=str(inputs.frames))
     if trainer_class.needs_face:
@@ -285,7 +314,7 @@ def set_up_stage(options: TrainingOptions, inputs: StageInputs, run_dir: str | o
         **options.identity(), "temporal": trainer.temporal, "preset": preset.to_dict(), "generator_kind": kind,
         "base_stage": init.stage if init else None, "compositing": compositing,
         "image_size": list(data.size), "window_size": list(window_size) if window_size else None,
-        "inputs": inputs.fingerprint(compositing, options.exemplar),
+        "inputs": inputs.fingerprint(compositing, options.exemplar, plates is not None),
     }
     run = RunDirectory(run_dir, keep=options.keep_checkpoints)
     start_step = resume(run, run_options, trainer, preset, stage, group)
@@ -315,6 +344,8 @@ def log_start(setup: StageSetup) -> None:
     data, split, options, group = setup.data, setup.split, setup.options, setup.group
     window = data.window_size
     drawn = f"the person in {window[0]}x{window[1]} windows over the plate" if setup.compositing else "the whole frame"
+    if data.frame_plates is not None:
+        drawn += " warped into each frame's camera"
     if options.exemplar:
         drawn += ", correcting warped exemplars"
     shared = f", {group.world_size} processes" if group.active else ""

@@ -68,7 +68,8 @@ def write_heldout_grid(path: Path, trainer: Trainer, data: TrainingFrames, heldo
     frames = generate_frames(trainer.frame_generator(), [s.label for s in samples],
                              [s.box if s.has_face else None for s in samples], trainer.runtime,
                              windows=[s.window for s in samples] if data.plate is not None else None,
-                             exemplars=[s.exemplar for s in samples] if data.exemplars is not None else None)
+                             exemplars=[s.exemplar for s in samples] if data.exemplars is not None else None,
+                             plates=[s.plate for s in samples] if data.frame_plates is not None else None)
     generated = [frame.cpu() for frame in frames]
     rows = [[to_uint8(samples[i].label[0], signed=False), to_uint8(generated[i][0], signed=True),
              to_uint8(samples[i].image[0], signed=True)] for i in evenly_spaced(len(samples), HELDOUT_GRID_ROWS)]

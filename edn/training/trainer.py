@@ -103,7 +103,9 @@ class Trainer:
                 for sample in history:
                     box = sample.box if sample.has_face else None
                     exemplar = None if sample.exemplar is None else self.runtime.place(sample.exemplar)
-                    _, state = models.draw(self.runtime.place(sample.label), state, box, sample.window, exemplar)
+                    plate = None if sample.plate is None else self.runtime.place(sample.plate)
+                    _, state = models.draw(self.runtime.place(sample.label), state, box, sample.window, exemplar,
+                                           plate)
                 frames.append(first_previous_frame(labels[item:item + 1]) if state is None else state.detach())
         return torch.cat(frames)
 
@@ -111,8 +113,9 @@ class Trainer:
                         previous: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The compositing generator's frames and masks ``[B, C, H, W]`` for the batch ``frames``
         (``label``: its labels on the device), fed ``previous``: each drawn in its frame's
-        person window over the plate (and, for a generator conditioned on it, from its
-        frame's warped exemplar).
+        person window over the plate (its frame's own plate when the camera moves, the
+        batch's ``plate``; and, for a generator conditioned on it, from its frame's warped
+        exemplar).
 
         Both stages draw a training pair through here, so every input the compositing
         generator is fed beside the label and the previous frame is read from ``frames`` in
@@ -124,7 +127,8 @@ class Trainer:
             if frames.exemplar is None:
                 raise ValueError("this generator is conditioned on the warped exemplar: the batch has none")
             exemplar = self.runtime.place(frames.exemplar)
-        return draw_in_window(self.generator, label, previous, self.plate, frames.windows, exemplar)
+        plate = self.plate if frames.plate is None else self.runtime.place(frames.plate)
+        return draw_in_window(self.generator, label, previous, plate, frames.windows, exemplar)
 
     # -- one update --------------------------------------------------------------------------------
     def update(self, g_total: torch.Tensor, g_logged: dict[str, float],

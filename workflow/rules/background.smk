@@ -13,8 +13,8 @@ rule background_plate:
         plate=report(background_files("{target}")["plate"], caption="../report/background.rst",
                      category="Background"),
         coverage="results/background/{target}.coverage.png",
-        mosaic="results/background/{target}.mosaic.png",
-        camera="results/background/{target}.camera.csv",
+        mosaic=background_files("{target}")["mosaic"],
+        camera=background_files("{target}")["camera"],
         report=background_files("{target}")["plate_report"],
         masks=background_files("{target}")["masks"],
     params:

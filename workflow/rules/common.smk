@@ -369,11 +369,14 @@ def background_files(target):
         "plate": f"results/background/{target}.png",
         "plate_report": f"results/background/{target}.json",
         "masks": f"results/background/{target}.masks.npy",
+        "mosaic": f"results/background/{target}.mosaic.png",
+        "camera": f"results/background/{target}.camera.csv",
     }
 
 
 def get_background_options(wildcards, input):
-    keys = [key for key in ("plate", "plate_report", "masks", "exemplars", "exemplar_validity") if key in input.keys()]
+    keys = [key for key in ("plate", "plate_report", "masks", "mosaic", "camera", "exemplars", "exemplar_validity")
+            if key in input.keys()]
     return " ".join(f"--{key.replace('_', '-')} {shlex.quote(input[key])}" for key in keys)
 
 
