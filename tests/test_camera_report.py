@@ -12,8 +12,13 @@ import pytest
 
 from edn.background.plate import (PlateReport, build_plate, fallback_message, plate_message, read_plate_report,
                                   write_plate)
+from edn.background.plate import read_plate
+from edn.core.errors import EdnError
 from edn.core.html_page import Item, write_page
+from edn.evaluation.evaluate import nearest_neighbour_frames
+from edn.evaluation.registered import read_target_view, registered_nearest_neighbours
 from edn.evaluation.report import camera_markdown, drawn_by, write_camera_summary
+from edn.pose.keypoints import PoseSequence
 from helpers import run_edn
 
 
@@ -82,8 +87,9 @@ def translated_scene(offsets: list[tuple[int, int]], seed: int = 3):
 PAN = [(-4 + t, t // 2) for t in range(9)]  # 8 px right, 4 px down
 
 
-def _written_plate(tmp_path: Path, frames: np.ndarray, masks: np.ndarray, subject: str) -> dict[str, Path]:
-    made = build_plate(frames, masks, None, subject=subject, **PLATE_OPTIONS)
+def _written_plate(tmp_path: Path, frames: np.ndarray, masks: np.ndarray, subject: str,
+                   **options) -> dict[str, Path]:
+    made = build_plate(frames, masks, None, subject=subject, **{**PLATE_OPTIONS, **options})
     paths = {name: tmp_path / f"{subject}{suffix}" for name, suffix in
              (("plate", ".png"), ("mosaic", ".mosaic.png"), ("coverage", ".coverage.png"),
               ("camera", ".camera.csv"), ("report", ".json"))}
@@ -151,3 +157,84 @@ def test_the_camera_summary_command_and_its_bad_input(tmp_path) -> None:
     assert missing.returncode != 0 and len(missing.error_lines) == 1
     assert "none.json" in missing.error_lines[0] and "file not found" in missing.error_lines[0]
     assert not (tmp_path / "c.md").exists()
+
+
+# -- evaluation on a registered target: everything seen from each held-out frame's own camera --
+
+#: Whole-pixel camera offsets (x, y) of a pan with a jump at the held-out end, the person's left edge in the
+#: scene, and the frames held out. Frame 8 shows the person where training frame 3 had them in the scene,
+#: but where training frame 5 had them in the picture; frame 9 likewise frame 6 and frame 5.
+OFFSETS = [(t - 4, 0) for t in range(8)] + [(-15, 1), (6, 0)]
+PERSON_X = [30 + 8 * t for t in range(8)] + [30 + 8 * 3, 30 + 8 * 6]
+FIRST_HELDOUT = 8
+
+
+def registered_target(tmp_path: Path):
+    """The scene filmed through OFFSETS with a red person (masked) at PERSON_X: (frames, masks, scene, paths of
+    the plate stage's outputs, poses in each frame's pixels)."""
+    from synthetic_poses import standing_pose
+
+    width, height = SIZE
+    scene = _texture(height + 40, width + 40, 11)
+    frames = np.stack([scene[20 + dy:20 + dy + height, 20 + dx:20 + dx + width] for dx, dy in OFFSETS])
+    masks = np.zeros(frames.shape[:3], np.uint8)
+    keypoints = np.zeros((len(frames), *standing_pose(0, 0, 1).shape), np.float32)
+    for t, ((dx, dy), x) in enumerate(zip(OFFSETS, PERSON_X)):
+        left, top = x - (20 + dx), 14 - dy  # the person's box in frame t's pixels
+        frames[t, top:top + 36, left:left + 12] = (220, 30, 30)
+        masks[t, top:top + 36, left:left + 12] = 255
+        keypoints[t] = standing_pose(left + 6, top + 34, 30, face=False, hands=False)
+    # One observation is enough: the held-out jump shows a strip of the scene that no other frame saw.
+    paths = _written_plate(tmp_path, frames, masks, "pan", min_observations=1)
+    return frames, masks, scene, paths, PoseSequence(keypoints, SIZE, "synthetic")
+
+
+def _background(scene: np.ndarray, t: int) -> np.ndarray:
+    """Frame t's true background: the scene through its camera, nobody in front."""
+    (dx, dy), (width, height) = OFFSETS[t], SIZE
+    return scene[20 + dy:20 + dy + height, 20 + dx:20 + dx + width]
+
+
+def test_the_background_baseline_is_the_plate_seen_from_each_heldout_frames_camera(tmp_path) -> None:
+    frames, masks, scene, paths, _ = registered_target(tmp_path)
+    report = read_plate_report(paths["report"])
+    assert not report.background_moves and report.motion_model != "identity"
+    view = read_target_view(paths["mosaic"], paths["camera"], paths["report"], frames)
+    assert not view.still
+    plate = read_plate(paths["plate"])
+    inner = np.s_[3:-3, 3:-3]  # the border, where a warp interpolates with what no frame saw
+    for t in range(FIRST_HELDOUT, len(frames)):
+        truth = _background(scene, t).astype(np.float32)
+        seen = view.plate(t).astype(np.float32)
+        assert np.abs(seen - truth)[inner].mean() < 1.0
+        # The reference view's plate is not this frame's background: the camera jumped.
+        assert np.abs(plate.astype(np.float32) - truth)[inner].mean() > 20.0
+
+
+def test_the_nearest_neighbour_of_a_registered_target_is_chosen_and_seen_in_the_reference_view(tmp_path) -> None:
+    frames, masks, scene, paths, poses = registered_target(tmp_path)
+    view = read_target_view(paths["mosaic"], paths["camera"], paths["report"], frames)
+    drawn, chosen = registered_nearest_neighbours(poses, frames, FIRST_HELDOUT, view)
+    assert chosen.tolist() == [3, 6]  # the same place in the scene
+    # The negative control: poses compared in each frame's pixels pick where the person sits in the picture.
+    as_filmed = nearest_neighbour_frames(poses, frames, FIRST_HELDOUT)
+    assert np.array_equal(as_filmed[0], frames[5]) and np.array_equal(as_filmed[1], frames[5])
+    inner = np.s_[3:-3, 3:-3]
+    for i, source in enumerate(chosen):
+        t = FIRST_HELDOUT + i
+        # What frame t's camera would have seen with the person where frame `source` had them.
+        expected = _background(scene, t).copy()
+        (dx, dy), x = OFFSETS[t], PERSON_X[source]
+        expected[14 - dy:50 - dy, x - 20 - dx:x - 8 - dx] = (220, 30, 30)
+        assert np.abs(drawn[i].astype(np.float32) - expected)[inner].mean() < 1.0
+        assert np.array_equal(drawn[i][masks[t] > 0][:, 0] > 150, np.ones(int((masks[t] > 0).sum()), bool))
+
+
+def test_a_still_camera_is_evaluated_as_before_and_a_wrong_camera_table_is_one_line(tmp_path) -> None:
+    frames, masks, _ = translated_scene([(0, 0)] * 6)
+    paths = _written_plate(tmp_path, frames, masks, "still")
+    view = read_target_view(paths["mosaic"], paths["camera"], paths["report"], frames)
+    assert view.still
+    with pytest.raises(EdnError) as error:
+        read_target_view(paths["mosaic"], paths["camera"], paths["report"], frames[:4])
+    assert "still.camera.csv" in str(error.value) and "6 frames, the target has 4" in str(error.value)

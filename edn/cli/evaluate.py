@@ -26,6 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--plate", default=None,
                           help="the target's background plate (.png): what a compositing generator draws over, and "
                                "the background-only baseline")
+    evaluate.add_argument("--mosaic", default=None,
+                          help="with --camera and --plate-report, a registered target's mosaic (edn background "
+                               "--mosaic): a moving camera's held-out frames are drawn over the plate as each "
+                               "frame's own camera saw it, and the baselines follow that camera")
+    evaluate.add_argument("--camera", default=None, help="the target's camera table (edn background --camera)")
+    evaluate.add_argument("--plate-report", default=None, help="the target's plate report (edn background --report)")
     evaluate.add_argument("--baseline", choices=("nearest_neighbour", "background", "pose_warp"),
                           default="nearest_neighbour",
                           help="without --generator: the training frame of the nearest pose (the paper's baseline), "
@@ -108,6 +114,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     first = first_heldout_frame(len(frames), holdout_fraction)
     clip = HeldOutClip.from_target(frames, poses, index, first)
     height, width = frames.shape[1:3]
+    view = _target_view(args, frames)
     with create_image_store(args.generated, len(clip.real), (width, height)) as generated:
         plate = read_plate(args.plate) if args.plate else None
         if args.generator is None and args.face is not None:
@@ -118,9 +125,17 @@ def _evaluate(args: argparse.Namespace) -> None:
             if plate.shape != frames.shape[1:]:
                 raise EdnError(f"background plate {args.plate!r}: {plate.shape[1]}x{plate.shape[0]}, the frames are "
                                f"{width}x{height}")
-            generated[...] = plate[None]
+            if view is None:
+                generated[...] = plate[None]
+            else:  # the plate as each held-out frame's camera saw it
+                for i, t in enumerate(range(first, len(frames))):
+                    generated[i] = view.plate(t)
         elif args.generator is None and args.baseline == "pose_warp":
             generated[...] = _pose_warp_frames(args.exemplars, len(clip.real), (height, width))
+        elif args.generator is None and view is not None:
+            from edn.evaluation.registered import registered_nearest_neighbours
+
+            generated[...] = registered_nearest_neighbours(poses, frames, first, view)[0]
         elif args.generator is None:
             generated[...] = nearest_neighbour_frames(poses, frames, first)
         else:
@@ -141,6 +156,27 @@ def _evaluate(args: argparse.Namespace) -> None:
         rows = score(args.method, np.asarray(generated), clip, with_pose_fidelity=args.pose_fidelity,
                      pose_workers=min(2, args.threads or 2))
     write_metrics(args.output, rows)
+
+
+def _target_view(args: argparse.Namespace, frames):
+    """The target's registered view when its camera moves (None for a still camera or without the files)."""
+    import logging
+
+    from edn.core.errors import EdnError
+
+    given = [args.mosaic, args.camera, args.plate_report]
+    if not any(given):
+        return None
+    if not all(given):
+        raise EdnError("evaluate: --mosaic, --camera and --plate-report go together (the outputs of edn background)")
+    from edn.evaluation.registered import read_target_view
+
+    view = read_target_view(args.mosaic, args.camera, args.plate_report, frames)
+    if view.still:
+        return None
+    logging.getLogger(__name__).info("%s: the camera moves; the held-out frames are drawn and the baselines taken "
+                                     "in each frame's own camera", args.method)
+    return view
 
 
 def _pose_warp_frames(path: str | None, count: int, size: tuple[int, int]):

@@ -8,10 +8,25 @@
 # The methods and the rows of each table are METHODS in workflow/rules/common.smk.
 
 
+def camera_files(wildcards):
+    """The target's mosaic, camera table and plate report: a camera that moves is evaluated in each held-out
+    frame's own camera (docs/evaluation.md)."""
+    return {
+        "mosaic": f"results/background/{wildcards.target}.mosaic.png",
+        "camera": f"results/background/{wildcards.target}.camera.csv",
+        "plate_report": f"results/background/{wildcards.target}.json",
+    }
+
+
+def get_camera_options(wildcards, input):
+    return " ".join(f"--{key.replace('_', '-')} {shlex.quote(input[key])}" for key in ("mosaic", "camera", "plate_report"))
+
+
 rule evaluate_method:
     input:
         unpack(get_evaluation_models),
         unpack(get_exemplar_inputs),
+        unpack(camera_files),
         frames="results/frames/{target}/frames.npy",
         poses="results/poses/{target}.filtered.parquet",
         labels="results/labels/{target}/labels.npy",
@@ -22,6 +37,7 @@ rule evaluate_method:
     params:
         holdout=HOLDOUT_OPTION,
         models=get_model_options,
+        camera=get_camera_options,
         runtime=section_options(RuntimeOptions, "synthesis"),
     threads: config["synthesis"]["threads"]
     resources:
@@ -36,7 +52,7 @@ rule evaluate_method:
     shell:
         "python -m edn --log {log:q} evaluate --method {wildcards.method:q} --frames {input.frames:q}"
         " --poses {input.poses:q} --labels {input.labels:q} --index {input.index:q}"
-        " {params.holdout} {params.models} {params.runtime} --threads {threads}"
+        " {params.holdout} {params.models} {params.camera} {params.runtime} --threads {threads}"
         " --generated {output.generated:q} --output {output.metrics:q}"
 
 
