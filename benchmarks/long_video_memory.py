@@ -32,10 +32,15 @@ import csv
 import shlex
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.run import _tree_rss_bytes as tree_rss_bytes  # noqa: E402  (the suite's own measure)
 
 #: The stages issue 25 (item 8) asks to run in constant memory.
 STREAMED = ("decode", "pose", "render", "synthesize", "encode")
@@ -48,51 +53,21 @@ class Measure:
     peak_rss_bytes: int
 
 
-def tree_rss(process) -> int:
-    """Resident bytes of ``process`` (a psutil.Process) and all its descendants, summed."""
-    import psutil
-
-    total = 0
-    try:
-        members = [process, *process.children(recursive=True)]
-    except psutil.Error:
-        return 0
-    for member in members:
-        try:
-            total += member.memory_info().rss
-        except psutil.Error:
-            pass  # ended between the listing and the reading
-    return total
-
-
 def run_measured(stage: str, command: list[str], log: Path, interval: float) -> Measure:
     """Run ``command`` to its end, sampling its process tree's summed RSS; its output goes to ``log``."""
-    import psutil
-
     peak = 0
     with open(log, "w") as sink:
         sink.write("$ " + shlex.join(command) + "\n")
         sink.flush()
         start = time.perf_counter()
-        child = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
-        watched = psutil.Process(child.pid)
-        finished = threading.Event()
-
-        def sample() -> None:
-            nonlocal peak
-            while not finished.is_set():
-                peak = max(peak, tree_rss(watched))
-                finished.wait(interval)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        returncode = child.wait()
-        finished.set()
-        sampler.join()
+        child = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, cwd=ROOT)
+        while child.poll() is None:
+            peak = max(peak, tree_rss_bytes(child.pid))
+            time.sleep(interval)
         seconds = time.perf_counter() - start
-    if returncode != 0:
+    if child.returncode != 0:
         tail = log.read_text(errors="replace").strip().splitlines()[-3:]
-        raise SystemExit(f"long_video_memory: stage {stage} failed (exit {returncode}); see {log}:\n"
+        raise SystemExit(f"long_video_memory: stage {stage} failed (exit {child.returncode}); see {log}:\n"
                          + "\n".join(tail))
     return Measure(stage=stage, seconds=seconds, peak_rss_bytes=peak)
 
@@ -228,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.loops < 2:
         parser.error("--loops must be at least 2")
 
+    # The stages run in the repository (cwd ROOT): the user's paths are made absolute first.
+    args.clip, args.results, args.workdir = (path.resolve() for path in (args.clip, args.results, args.workdir))
     model = find_model(args.results, args.target)
     args.workdir.mkdir(parents=True, exist_ok=True)
     clip = cut_clip(args.clip, args.seconds, args.workdir / "clip_1x.mp4")
