@@ -281,7 +281,9 @@ def release_pages(array: np.ndarray) -> None:
     if mapping is None:
         return
     start_address = np.frombuffer(mapping, np.uint8, count=1).ctypes.data
-    low, high = np.byte_bounds(array)
+    # The array's first and one-past-last byte, whatever its strides.
+    low = array.ctypes.data + sum(min(0, (n - 1) * s) for n, s in zip(array.shape, array.strides))
+    high = array.ctypes.data + sum(max(0, (n - 1) * s) for n, s in zip(array.shape, array.strides)) + array.itemsize
     start = max(0, low - start_address - FAULT_AROUND_BYTES) // mmap.PAGESIZE * mmap.PAGESIZE
     stop = min(high - start_address + FAULT_AROUND_BYTES, len(mapping))
     if 0 <= start < stop:
