@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import csv
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -61,9 +62,14 @@ def run_measured(stage: str, command: list[str], log: Path, interval: float) -> 
         sink.flush()
         start = time.perf_counter()
         child = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, cwd=ROOT)
-        while child.poll() is None:
-            peak = max(peak, tree_rss_bytes(child.pid))
-            time.sleep(interval)
+        try:
+            while child.poll() is None:
+                peak = max(peak, tree_rss_bytes(child.pid))
+                time.sleep(interval)
+        except BaseException:  # Ctrl-C or a SIGTERM (see main): the stage stops with the benchmark
+            child.terminate()
+            child.wait()
+            raise
         seconds = time.perf_counter() - start
     if child.returncode != 0:
         tail = log.read_text(errors="replace").strip().splitlines()[-3:]
@@ -200,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="synthesis threads")
     parser.add_argument("--interval", type=float, default=0.2, help="seconds between memory samples")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a timeout's SIGTERM stops the running stage too
     if args.loops < 2:
         parser.error("--loops must be at least 2")
 
