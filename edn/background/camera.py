@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from edn.background.registration import Registration, apply_transform, translated
+from edn.pose.keypoints import PoseSequence
 
 IDENTITY = np.eye(3)
 
@@ -202,6 +203,12 @@ class FramePlates:
         return plate_in_frame(self.mosaic, self.origin, self.camera.transform(t), self.size, self.seen)[1]
 
 
+def camera_moves(report) -> bool:
+    """Whether a plate report (:class:`edn.background.plate.PlateReport`) says the camera moved: registered,
+    by more than the identity."""
+    return report.registered_residual is not None and report.motion_model != "identity"
+
+
 def read_frame_plates(mosaic_path: str | os.PathLike, camera_path: str | os.PathLike, origin: tuple[int, int],
                       frame_size: tuple[int, int]) -> FramePlates:
     """:class:`FramePlates` of a target from its mosaic (PNG), camera table and the report's
@@ -259,3 +266,19 @@ def _keypoints(keypoints: np.ndarray, camera: Camera, frames: Sequence[int] | No
         if present.any():
             out[row, present, :2] = move(keypoints[row, present, :2], camera.transform(int(t)))
     return out
+
+
+def poses_to_reference(poses: PoseSequence, camera: Camera) -> PoseSequence:
+    """A subject's keypoint table with every frame's keypoints in the reference view (the same table for a
+    still camera)."""
+    if camera.still:
+        return poses
+    return poses.replace(keypoints_to_reference(poses.keypoints, camera))
+
+
+def poses_replayed(poses: PoseSequence, camera: Camera) -> PoseSequence:
+    """Reference-view poses (a transfer's normalised poses) with row i moved into target frame (i mod T)'s
+    camera: the target's camera path replayed (the same table for a still camera)."""
+    if camera.still:
+        return poses
+    return poses.replace(keypoints_to_frame(poses.keypoints, camera), extra={**poses.extra, "camera": "replay"})

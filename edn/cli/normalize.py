@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from edn.core.options import (NormalizationOptions, PersonWindowOptions, SubjectStatsOptions, add_arguments,
-                         from_arguments)
+from edn.core.options import (CameraOptions, NormalizationOptions, PersonWindowOptions, SubjectStatsOptions,
+                              add_arguments, from_arguments)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,8 +26,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     normalize.add_argument("--source-poses", required=True, help="source keypoint table (.parquet)")
     normalize.add_argument("--source-stats", required=True, help="source statistics (.json)")
     normalize.add_argument("--target-stats", required=True, help="target statistics (.json)")
+    normalize.add_argument("--target-poses", default=None,
+                           help="the target's keypoint table (.parquet): with --target-camera, its statistics are "
+                                "measured in its reference view when its camera moves")
+    normalize.add_argument("--target-camera", default=None,
+                           help="the target's camera table (.camera.csv, from edn background)")
     normalize.add_argument("--output", required=True, help="normalized keypoint table (.parquet) to write")
     add_arguments(normalize, NormalizationOptions)
+    add_arguments(normalize, CameraOptions)
     normalize.set_defaults(handler=_normalize)
 
     render = subparsers.add_parser(
@@ -71,13 +77,33 @@ def _stats(args: argparse.Namespace) -> None:
 
 
 def _normalize(args: argparse.Namespace) -> None:
-    from edn.pose.keypoints import read_pose_table, write_pose_table
+    from edn.background.camera import poses_replayed, poses_to_reference, read_camera
+    from edn.core.errors import EdnError
     from edn.normalize.pose_transform import normalize_poses
-    from edn.normalize.subject_stats import read_stats
+    from edn.normalize.subject_stats import compute_stats, read_stats
+    from edn.pose.keypoints import read_pose_table, write_pose_table
 
-    normalized, _ = normalize_poses(read_pose_table(args.source_poses), read_stats(args.source_stats),
-                                    read_stats(args.target_stats),
+    view = from_arguments(CameraOptions, args).camera
+    if (args.target_poses is None) != (args.target_camera is None):
+        raise EdnError("--target-poses and --target-camera go together (the target's keypoint table and camera table)")
+    if view == "replay" and args.target_camera is None:
+        raise EdnError("--camera replay replays the target's camera path: give its camera table (--target-poses and "
+                       "--target-camera, from edn background)")
+    target = read_stats(args.target_stats)
+    camera = None
+    if args.target_camera is not None:
+        camera = read_camera(args.target_camera, tuple(target.frame_size))
+        if not camera.still:  # the target's statistics in its reference view, where the transfer is drawn
+            target_poses = read_pose_table(args.target_poses)
+            if target_poses.frame_count != len(camera):
+                raise EdnError(f"camera table {args.target_camera!r}: {len(camera)} frames, the target's keypoint "
+                               f"table {args.target_poses!r} has {target_poses.frame_count} (make both from the "
+                               "same frames)")
+            target = compute_stats(poses_to_reference(target_poses, camera), target.subject, alpha=target.alpha)
+    normalized, _ = normalize_poses(read_pose_table(args.source_poses), read_stats(args.source_stats), target,
                                     recenter_x=from_arguments(NormalizationOptions, args).recenter_x)
+    if view == "replay":
+        normalized = poses_replayed(normalized, camera)
     write_pose_table(args.output, normalized)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from edn.core.options import EncodeOptions, RuntimeOptions, ThreadOptions, add_arguments, from_arguments
+from edn.core.options import CameraOptions, EncodeOptions, RuntimeOptions, ThreadOptions, add_arguments, from_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +23,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                  "these labels' poses, one per label (edn pose-warp's --output)")
     synthesize.add_argument("--exemplar-validity", default=None,
                             help="their validity masks (edn pose-warp's --validity)")
+    synthesize.add_argument("--mosaic", default=None,
+                            help="--camera replay: the target's mosaic (.mosaic.png), warped into each frame's camera")
+    synthesize.add_argument("--target-camera", default=None, help="--camera replay: the target's camera table (.csv)")
+    synthesize.add_argument("--plate-report", default=None, help="--camera replay: the target's plate report (.json)")
     synthesize.add_argument("--output", required=True, help="synthesized frames .npy to write")
+    add_arguments(synthesize, CameraOptions)
     add_arguments(synthesize, RuntimeOptions)
     add_arguments(synthesize, ThreadOptions)
     synthesize.set_defaults(handler=_synthesize)
@@ -73,7 +78,27 @@ def _synthesize(args: argparse.Namespace) -> None:
         from edn.transfer.synthesize import load_exemplars
 
         exemplars = load_exemplars(args.exemplars, args.exemplar_validity, labels, args.generator)
-    write_synthesis(models, labels, index, args.output, runtime, exemplars=exemplars)
+    plates = _replayed_plates(args, models.plate is not None)
+    write_synthesis(models, labels, index, args.output, runtime, exemplars=exemplars, plates=plates)
+
+
+def _replayed_plates(args: argparse.Namespace, compositing: bool):
+    """``--camera replay`` for a compositing generator whose target's camera moves: the plate in each target
+    frame's camera (:class:`edn.background.camera.FramePlates`, output frame i in frame i mod T's); else None
+    (the reference view's plate for every frame)."""
+    from edn.background.camera import camera_moves, read_frame_plates
+    from edn.background.plate import read_plate_report
+    from edn.core.errors import EdnError
+
+    if from_arguments(CameraOptions, args).camera != "replay" or not compositing:
+        return None
+    if None in (args.mosaic, args.target_camera, args.plate_report):
+        raise EdnError("--camera replay: the generator draws over its target's plate, which replays the target's "
+                       "camera: give --mosaic, --target-camera and --plate-report (from edn background)")
+    report = read_plate_report(args.plate_report)
+    if not camera_moves(report):
+        return None
+    return read_frame_plates(args.mosaic, args.target_camera, report.reference_origin, report.frame_size)
 
 
 def _encode(args: argparse.Namespace) -> None:

@@ -564,6 +564,20 @@ class EncodeOptions(Options):
                                             "the source video (source)", choices=("working", "source"))
 
 
+#: The view a transfer is drawn in (``synthesis.camera``): the target's reference view, or its camera path replayed.
+CAMERA_VIEWS = ("reference", "replay")
+
+
+@dataclass(frozen=True)
+class CameraOptions(Options):
+    """``edn normalize`` and ``edn synthesize`` (config ``synthesis.camera``): the camera a transfer is seen by."""
+
+    camera: str = option("reference", "reference: the output is drawn in the target's reference view, a still "
+                                      "camera; replay: the target's own camera path replayed, output frame i "
+                                      "seen by target frame (i mod T)'s camera (its plate and the normalised pose "
+                                      "moved by that frame's transform)", choices=CAMERA_VIEWS)
+
+
 DETECTOR_BACKBONES = ("small_cnn", "resnet18")
 
 

@@ -19,7 +19,7 @@ from typing import NoReturn
 
 import torch
 
-from edn.background.camera import FramePlates, read_frame_plates
+from edn.background.camera import FramePlates, camera_moves, read_frame_plates
 from edn.background.plate import PlateReport, fallback_message, read_plate, read_plate_report
 from edn.core.atomic import copy_file
 from edn.core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -91,11 +91,6 @@ class Background:
     def paths(self, camera_moves: bool = False) -> list[str | os.PathLike]:
         """The files training reads: the mosaic and camera table only when the camera moves."""
         return [self.plate, self.report, self.masks, *([self.mosaic, self.camera] if camera_moves else [])]
-
-
-def camera_moves(report: PlateReport) -> bool:
-    """Whether the plate report says the camera moved (registered by more than the identity)."""
-    return report.registered_residual is not None and report.motion_model != "identity"
 
 
 def frame_plates(background: Background, report: PlateReport) -> FramePlates | None:

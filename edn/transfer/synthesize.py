@@ -13,14 +13,15 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from edn.core.errors import EdnError
 from edn.ingest.frames import create_image_store, iter_frames, write_frames
-from edn.models.generation import FrameGenerator, exemplar_tensor, generate_frames, label_tensor, to_uint8_hwc
+from edn.models.generation import (FrameGenerator, exemplar_tensor, generate_frames, label_tensor, plate_tensor,
+                                   to_uint8_hwc)
 from edn.labels.label_store import LabelIndex
 from edn.core.runtime import Runtime
 
@@ -72,13 +73,15 @@ def load_exemplars(images: str | None, validity: str | None, labels: np.ndarray,
 
 def synthesize_sequence(models: FrameGenerator, labels: np.ndarray, index: LabelIndex, out: np.ndarray,
                         runtime: Runtime, *, progress: bool = True,
-                        exemplars: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                        exemplars: tuple[np.ndarray, np.ndarray] | None = None,
+                        plates: Callable[[int], np.ndarray] | None = None) -> None:
     """Generate frame t of ``out`` (uint8 [N, H, W, 3]) from ``labels[t]`` and frame t - 1, in
     memory that does not grow with N (the stores are read and written a chunk at a time).
 
     ``labels``: uint8 [N, H, W, 3] stick figures; ``index``: their face boxes;
     ``exemplars``: (images, validity), label t's warped exemplar, for a generator
-    conditioned on them (:func:`load_exemplars`).
+    conditioned on them (:func:`load_exemplars`); ``plates``: frame t's plate uint8 [H, W, 3] for a
+    compositing generator replaying its target's camera (:class:`edn.background.camera.FramePlates`).
     """
     from tqdm import tqdm
 
@@ -103,19 +106,21 @@ def synthesize_sequence(models: FrameGenerator, labels: np.ndarray, index: Label
             raise ValueError(f"{len(images)} exemplars for {len(validity)} validity masks")
         exemplar_inputs = (exemplar_tensor(image, valid)
                            for image, valid in zip(iter_frames(images), iter_frames(validity), strict=True))
+    plate_inputs = None if plates is None else (plate_tensor(plates(t)) for t in range(count))  # camera: replay
     frames = generate_frames(models, (label_tensor(label) for label in _prefetch(labels)), face_boxes(index),
-                             runtime, windows=windows, exemplars=exemplar_inputs)
+                             runtime, windows=windows, exemplars=exemplar_inputs, plates=plate_inputs)
     # Written in order, the pages of a memory-mapped ``out`` let go a chunk at a time (write_frames).
     write_frames(out, (to_uint8_hwc(frame) for frame in tqdm(frames, total=count, unit="frame", desc="synthesize",
                                                              leave=False, disable=not progress or None)))
 
 
 def write_synthesis(models: FrameGenerator, labels: np.ndarray, index: LabelIndex, output: str | os.PathLike,
-                    runtime: Runtime, *, exemplars: tuple[np.ndarray, np.ndarray] | None = None) -> Path:
+                    runtime: Runtime, *, exemplars: tuple[np.ndarray, np.ndarray] | None = None,
+                    plates: Callable[[int], np.ndarray] | None = None) -> Path:
     """Synthesize every frame into ``output`` (frames .npy), atomically."""
     count, height, width = labels.shape[:3]
     log.info("synthesizing %d frames at %dx%d with the %s on %s%s", count, width, height, models.description,
              runtime.device, " (bf16)" if runtime.bf16 else "")
     with create_image_store(output, count, (width, height)) as store:
-        synthesize_sequence(models, labels, index, store, runtime, exemplars=exemplars)
+        synthesize_sequence(models, labels, index, store, runtime, exemplars=exemplars, plates=plates)
     return Path(output)

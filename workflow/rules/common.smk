@@ -16,6 +16,7 @@ PROJECT_ROOT = Path(workflow.basedir)
 sys.path.insert(0, str(PROJECT_ROOT))
 from edn.core.options import (  # noqa: E402
     BackgroundOptions,
+    CameraOptions,
     DetectorOptions,
     DownloadOptions,
     EncodeOptions,

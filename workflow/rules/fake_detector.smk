@@ -11,13 +11,20 @@
 # Not part of `rule all`: it trains a classifier and regenerates every target frame.
 
 
-# The target's own video regenerated from its own poses, as synthesis makes a transfer.
+# The target's own video regenerated from its own poses, as synthesis makes a transfer; its labels
+# are in each frame's own camera, so the plate is too (--camera replay, a no-op for a still camera).
 use rule synthesize as generate_own_frames with:
     input:
         unpack(configured_models("fake detector of {target}")),
         unpack(get_exemplar_inputs),
+        unpack(lambda wildcards: replay_files(wildcards.target)),
         labels="results/labels/{target}/labels.npy",
         index="results/labels/{target}/index.csv",
+    params:
+        models=get_model_options,
+        replay=get_replay_options,
+        options=section_options(RuntimeOptions, "synthesis"),
+        camera="--camera replay",
     output:
         "results/detector/{target}/generated.npy",
     log:

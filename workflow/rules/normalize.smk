@@ -18,8 +18,25 @@ rule subject_stats:
         " {params.options} --output {output:q}"
 
 
+def get_target_camera(wildcards):
+    """The target's keypoint table and camera table: with them the target's statistics are measured in its
+    reference view when its camera moves (the composite method draws there), and synthesis.camera: replay
+    moves each normalized pose into its target frame's camera. Not needed by the paper's method drawing in
+    the reference view."""
+    if not COMPOSITE and config["synthesis"].get("camera", "reference") != "replay":
+        return {}
+    return {"target_poses": f"results/poses/{wildcards.target}.filtered.parquet",
+            "target_camera": background_files(wildcards.target)["camera"]}
+
+
+def get_target_camera_options(wildcards, input):
+    return " ".join(f"--{key.replace('_', '-')} {shlex.quote(input[key])}"
+                    for key in ("target_poses", "target_camera") if key in input.keys())
+
+
 rule normalize_transfer:
     input:
+        unpack(get_target_camera),
         source_poses="results/poses/{source}.filtered.parquet",
         source_stats="results/stats/{source}.json",
         target_stats="results/stats/{target}.json",
@@ -27,6 +44,8 @@ rule normalize_transfer:
         "results/transfer/{source}_to_{target}/poses.parquet",
     params:
         options=section_options(NormalizationOptions, "normalization"),
+        camera=section_options(CameraOptions, "synthesis"),
+        target_camera=get_target_camera_options,
     log:
         "results/logs/normalize_transfer/{source}_to_{target}.log",
     conda:
@@ -34,7 +53,7 @@ rule normalize_transfer:
     shell:
         "python -m edn --log {log:q} normalize --source-poses {input.source_poses:q}"
         " --source-stats {input.source_stats:q} --target-stats {input.target_stats:q}"
-        " --output {output:q} {params.options}"
+        " {params.target_camera} --output {output:q} {params.options} {params.camera}"
 
 
 rule normalization_figure:

@@ -2,17 +2,41 @@
 # normalized stick figures, then encoded with the source's soundtrack.
 
 
+def replay_files(target):
+    """The target's mosaic, camera table and plate report, which put each output frame's plate in its target
+    frame's camera (edn synthesize --camera replay; nothing for the paper's method, which draws no plate)."""
+    if not COMPOSITE:
+        return {}
+    files = background_files(target)
+    return {"mosaic": files["mosaic"], "target_camera": files["camera"], "plate_report": files["plate_report"]}
+
+
+def get_replay_inputs(wildcards):
+    """synthesis.camera: replay: the target's replay_files."""
+    if config["synthesis"].get("camera", "reference") != "replay":
+        return {}
+    return replay_files(wildcards.target)
+
+
+def get_replay_options(wildcards, input):
+    return " ".join(f"--{key.replace('_', '-')} {shlex.quote(input[key])}"
+                    for key in ("mosaic", "target_camera", "plate_report") if key in input.keys())
+
+
 rule synthesize:
     input:
         unpack(configured_models("pair {source}_to_{target}")),
         unpack(get_exemplar_inputs),
+        unpack(get_replay_inputs),
         labels="results/transfer/{source}_to_{target}/labels/labels.npy",
         index="results/transfer/{source}_to_{target}/labels/index.csv",
     output:
         "results/transfer/{source}_to_{target}/frames.npy",
     params:
         models=get_model_options,
+        replay=get_replay_options,
         options=section_options(RuntimeOptions, "synthesis"),
+        camera=section_options(CameraOptions, "synthesis"),
     threads: config["synthesis"]["threads"]
     resources:
         mem_mb=config["synthesis"]["mem_mb"],
@@ -25,7 +49,7 @@ rule synthesize:
         "../../envs/train.yaml"
     shell:
         "python -m edn --log {log:q} synthesize --labels {input.labels:q} --index {input.index:q}"
-        " {params.models} --output {output:q} {params.options}"
+        " {params.models} {params.replay} --output {output:q} {params.options} {params.camera}"
         " --threads {threads}"
 
 
