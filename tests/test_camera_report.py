@@ -18,6 +18,7 @@ from edn.core.html_page import Item, write_page
 from edn.evaluation.evaluate import nearest_neighbour_frames
 from edn.evaluation.registered import read_target_view, registered_nearest_neighbours
 from edn.evaluation.report import camera_markdown, drawn_by, write_camera_summary
+from edn.labels.label_store import LabelIndex, write_label_index
 from edn.pose.keypoints import PoseSequence
 from helpers import run_edn
 
@@ -238,3 +239,53 @@ def test_a_still_camera_is_evaluated_as_before_and_a_wrong_camera_table_is_one_l
     with pytest.raises(EdnError) as error:
         read_target_view(paths["mosaic"], paths["camera"], paths["report"], frames[:4])
     assert "still.camera.csv" in str(error.value) and "6 frames, the target has 4" in str(error.value)
+
+
+@pytest.mark.slow  # edn evaluate end to end, three times (torch and the metrics' networks each time)
+def test_edn_evaluate_draws_and_scores_a_moving_camera_in_each_frames_own_camera(tmp_path) -> None:
+    import torch
+
+    from edn.core.checkpoint import Checkpoint, save_checkpoint
+    from edn.core.presets import PRESETS
+    from edn.ingest.frames import load_frames
+    from edn.models import build_generator
+    from edn.pose.keypoints import write_pose_table
+
+    frames, masks, scene, paths, poses = registered_target(tmp_path)
+    count, (width, height) = len(frames), SIZE
+    np.save(tmp_path / "frames.npy", frames)
+    np.save(tmp_path / "labels.npy", np.zeros_like(frames))
+    write_pose_table(tmp_path / "poses.parquet", poses)
+    windows = np.array([[40, 0, 72, 64]] * count, np.int32)  # where the generator draws: the rest is the plate
+    write_label_index(tmp_path / "index.csv", LabelIndex(
+        has_body=np.ones(count, bool), face_boxes=np.zeros((count, 4), np.int32), has_face=np.zeros(count, bool),
+        windows=windows))
+    torch.manual_seed(0)
+    tiny = PRESETS["tiny"]
+    save_checkpoint(tmp_path / "global.pt", Checkpoint(
+        stage="global", step=0, preset=tiny, options={"image_size": [width, height], "compositing": True},
+        models={"generator": build_generator(tiny, "global", compositing=True).state_dict()}))
+    camera = ["--mosaic", paths["mosaic"], "--camera", paths["camera"], "--plate-report", paths["report"]]
+
+    def evaluate(name: str, *method: str, with_camera: bool = True) -> np.ndarray:
+        result = run_edn("evaluate", "--method", name, *method, "--frames", tmp_path / "frames.npy",
+                         "--poses", tmp_path / "poses.parquet", "--labels", tmp_path / "labels.npy",
+                         "--index", tmp_path / "index.csv", "--holdout-fraction", "0.2", "--plate", paths["plate"],
+                         *(camera if with_camera else []), "--no-pose-fidelity", "--threads", "1",
+                         "--generated", tmp_path / f"{name}.npy", "--output", tmp_path / f"{name}.csv", timeout=900)
+        assert result.returncode == 0, result.stderr
+        return load_frames(tmp_path / f"{name}.npy")
+
+    view = read_target_view(paths["mosaic"], paths["camera"], paths["report"], frames)
+    plates = np.stack([view.plate(t) for t in range(FIRST_HELDOUT, count)])
+    outside = np.ones((height, width), bool)
+    outside[:, 40:72] = False
+    drawn = evaluate("ts", "--generator", tmp_path / "global.pt")
+    np.testing.assert_array_equal(drawn[:, outside], plates[:, outside])  # over each frame's own plate
+    as_reference = evaluate("ts_reference", "--generator", tmp_path / "global.pt", with_camera=False)
+    plate = read_plate(paths["plate"])
+    assert np.array_equal(as_reference[0][outside], plate[outside])  # without the camera: the reference plate
+    assert not np.array_equal(as_reference[0][outside], drawn[0][outside])
+    np.testing.assert_array_equal(evaluate("background", "--baseline", "background"), plates)
+    np.testing.assert_array_equal(evaluate("nearest_neighbour", "--baseline", "nearest_neighbour"),
+                                  registered_nearest_neighbours(poses, frames, FIRST_HELDOUT, view)[0])

@@ -151,7 +151,10 @@ def _evaluate(args: argparse.Namespace) -> None:
 
                 images, validity = load_exemplars(args.exemplars, args.exemplar_validity, labels, args.generator)
                 exemplars = (images[first:], validity[first:])
-            synthesize_sequence(models, labels[first:], clip.index, generated, runtime, exemplars=exemplars)
+            # A camera that moves: each held-out frame drawn over the plate in its own camera, as in training.
+            plates = None if view is None or models.plate is None else (lambda row: view.plate(first + row))
+            synthesize_sequence(models, labels[first:], clip.index, generated, runtime, exemplars=exemplars,
+                                plates=plates)
         # The job's threads bound the MediaPipe processes too (two at most: the clip is short).
         rows = score(args.method, np.asarray(generated), clip, with_pose_fidelity=args.pose_fidelity,
                      pose_workers=min(2, args.threads or 2))
