@@ -21,7 +21,10 @@ same for the identity. A frame the registration left out is counted apart.
 Against ``--truth identity`` (a still camera) the error is how far the measured
 transform moves the corners: the camera table's ``displacement_px`` (a still
 camera's table holds the identity itself), or the measured transforms of the
-``--video`` route.
+``--video`` route. With ``--plate`` and ``--static-plate`` the moving camera's
+plate (the reference view) is warped by the known ``S_r`` into the still
+camera's view and compared with its plate where both saw the ground (coverage
+above 0, no padding), beside the same comparison placed 1 px off.
 
 The ``--video`` route leaves the person out by MediaPipe's segmentation mask
 only (the pipeline adds the stick figure, grown), with the background options'
@@ -216,8 +219,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.plate is not None:
             into_static = truth[reference]
             difference, share = compare_plates(args.plate, args.static_plate, into_static)
+            nudged = np.array([[1, 0, 1], [0, 1, 0], [0, 0, 1]], np.float64) @ into_static
+            off, _ = compare_plates(args.plate, args.static_plate, nudged)
             print(f"plate against {args.static_plate}: mean |difference| {difference:.2f} (0-255) over "
-                  f"{100 * share:.1f}% of the frame both saw")
+                  f"{100 * share:.1f}% of the frame both saw (placed 1 px to the right instead: {off:.2f})")
     except (EdnError, OSError, ValueError, KeyError) as error:
         print(f"edn: {error}", file=sys.stderr)
         return 1

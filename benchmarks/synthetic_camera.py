@@ -154,7 +154,8 @@ def read_frames(video: Path, size: tuple[int, int]) -> Iterator[np.ndarray]:
         process.stdout.close()
         stderr = process.stderr.read().decode(errors="replace").strip()
         if process.wait() != 0:
-            raise EdnError(f"video {str(video)!r}: ffmpeg failed ({stderr.splitlines()[-1] if stderr else 'no message'})")
+            last = stderr.splitlines()[-1] if stderr else "no message"
+            raise EdnError(f"video {str(video)!r}: ffmpeg failed ({last})")
 
 
 def _write_csv(path: Path, header: tuple[str, ...], rows: list[list]) -> None:

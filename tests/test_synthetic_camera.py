@@ -105,7 +105,7 @@ def test_scorer_measures_a_real_registration_of_a_synthetic_pan():
     rng = np.random.default_rng(1)
     scene = cv2.GaussianBlur(rng.integers(0, 256, (270, 480, 3), dtype=np.uint8), (0, 0), 2.0)
     scene = cv2.normalize(scene, None, 0, 255, cv2.NORM_MINMAX)
-    windows = pan_windows(7, (480, 270), window=0.9, pan_px=24, pan_y_px=6, zoom=0.05)
+    windows = pan_windows(5, (480, 270), window=0.9, pan_px=24, pan_y_px=6, zoom=0.05)
     size = crop_size(windows[0])
     frames = np.stack([crop_frame(scene, box, size) for box in windows])
     truth = np.stack([crop_transform(box, size) for box in windows])  # the frames are the working frames here
@@ -141,7 +141,8 @@ def test_pan_video_and_its_known_path_match_the_decoded_frames(tmp_path):
 
         def difference(dx: float, dy: float, t: int = t, inside: np.ndarray = inside) -> float:
             shifted = np.array([[1, 0, dx], [0, 1, dy], [0, 0, 1]], np.float64) @ truth[t]
-            return float(np.abs(warp_into(synthetic[t], shifted, (256, 128)).astype(float) - original[t])[inside].mean())
+            warped = warp_into(synthetic[t], shifted, (256, 128)).astype(float)
+            return float(np.abs(warped - original[t])[inside].mean())
 
         # The known path fits better than the same path moved by half a pixel or more in any direction.
         right = difference(0, 0)
@@ -149,3 +150,40 @@ def test_pan_video_and_its_known_path_match_the_decoded_frames(tmp_path):
             assert right < difference(dx, dy), (t, dx, dy)
     looped = make_loop(clip, tmp_path / "out", name="loop", times=10)
     assert count_frames(looped) == 10 * count_frames(clip)
+
+
+def test_scorer_reads_the_plate_stages_camera_table(tmp_path, capsys):
+    """A camera table as the plate stage writes it (``plate.camera_table``) for a textured scene panned along
+    a known path, with its report's reference frame and size beside it: the scorer prints a mean corner
+    error under 0.5 px; a camera table without its report is a one-line error."""
+    import json
+    from types import SimpleNamespace
+
+    from benchmarks import registration_accuracy
+    from benchmarks.synthetic_camera import MATRIX_COLUMNS, _write_csv
+    from edn.background.plate import camera_table
+
+    rng = np.random.default_rng(2)
+    scene = cv2.normalize(cv2.GaussianBlur(rng.integers(0, 256, (270, 480, 3), dtype=np.uint8), (0, 0), 2.0),
+                          None, 0, 255, cv2.NORM_MINMAX)
+    windows = pan_windows(5, (480, 270), window=0.9, pan_px=24, pan_y_px=0, zoom=0.05)
+    size = crop_size(windows[0])
+    frames = np.stack([crop_frame(scene, box, size) for box in windows])
+    registration = register_frames(frames, np.zeros(frames.shape[:3], bool), motion_model="similarity")
+    unmeasured = np.full(len(frames), np.nan)
+    (tmp_path / "pan.camera.csv").write_text(camera_table(SimpleNamespace(
+        registration=registration, residual_before=unmeasured, residual_after=unmeasured)))
+    (tmp_path / "pan.json").write_text(json.dumps({"reference_frame": registration.reference,
+                                                   "frame_size": list(registration.frame_size),
+                                                   "motion_model": registration.model}))
+    truth = tmp_path / "pan.truth.csv"
+    _write_csv(truth, ("frame", *MATRIX_COLUMNS),
+               [[t, *crop_transform(box, size).ravel()] for t, box in enumerate(windows)])
+    assert registration_accuracy.main(["--truth", str(truth), "--camera", str(tmp_path / "pan.camera.csv")]) == 0
+    summary = capsys.readouterr().out.splitlines()[-1]
+    assert summary.startswith("corner error: mean ")
+    assert float(summary.split()[3]) < 0.5, summary
+    (tmp_path / "pan.json").unlink()
+    assert registration_accuracy.main(["--truth", str(truth), "--camera", str(tmp_path / "pan.camera.csv")]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("edn: plate report ") and "file not found" in error and "\n" not in error
