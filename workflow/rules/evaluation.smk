@@ -8,25 +8,14 @@
 # The methods and the rows of each table are METHODS in workflow/rules/common.smk.
 
 
-def camera_files(wildcards):
-    """The target's mosaic, camera table and plate report: a camera that moves is evaluated in each held-out
-    frame's own camera (docs/evaluation.md)."""
-    return {
-        "mosaic": f"results/background/{wildcards.target}.mosaic.png",
-        "camera": f"results/background/{wildcards.target}.camera.csv",
-        "plate_report": f"results/background/{wildcards.target}.json",
-    }
-
-
-def get_camera_options(wildcards, input):
-    return " ".join(f"--{key.replace('_', '-')} {shlex.quote(input[key])}" for key in ("mosaic", "camera", "plate_report"))
-
-
 rule evaluate_method:
     input:
         unpack(get_evaluation_models),
         unpack(get_exemplar_inputs),
-        unpack(camera_files),
+        # A camera that moves is evaluated in each held-out frame's own camera (docs/evaluation.md).
+        mosaic="results/background/{target}.mosaic.png",
+        camera="results/background/{target}.camera.csv",
+        plate_report="results/background/{target}.json",
         frames="results/frames/{target}/frames.npy",
         poses="results/poses/{target}.filtered.parquet",
         labels="results/labels/{target}/labels.npy",
@@ -37,7 +26,8 @@ rule evaluate_method:
     params:
         holdout=HOLDOUT_OPTION,
         models=get_model_options,
-        camera=get_camera_options,
+        camera=lambda wildcards, input: (f"--mosaic {shlex.quote(input.mosaic)} --camera {shlex.quote(input.camera)}"
+                                         f" --plate-report {shlex.quote(input.plate_report)}"),
         runtime=section_options(RuntimeOptions, "synthesis"),
     threads: config["synthesis"]["threads"]
     resources:
