@@ -381,6 +381,46 @@ def get_background_options(wildcards, input):
     return " ".join(f"--{key.replace('_', '-')} {shlex.quote(input[key])}" for key in keys)
 
 
+# -- a target's camera in transfer (normalize.smk, transfer.smk, fake_detector.smk) --
+
+
+def get_target_camera(wildcards):
+    """The target's keypoint table and camera table: with them the target's statistics are measured in its
+    reference view when its camera moves (the composite method draws there), and synthesis.camera: replay
+    moves each normalized pose into its target frame's camera. Not needed by the paper's method drawing in
+    the reference view."""
+    if not COMPOSITE and config["synthesis"].get("camera", "reference") != "replay":
+        return {}
+    return {"target_poses": f"results/poses/{wildcards.target}.filtered.parquet",
+            "target_camera": background_files(wildcards.target)["camera"]}
+
+
+def get_target_camera_options(wildcards, input):
+    return " ".join(f"--{key.replace('_', '-')} {shlex.quote(input[key])}"
+                    for key in ("target_poses", "target_camera") if key in input.keys())
+
+
+def replay_files(target):
+    """The target's mosaic, camera table and plate report, which put each output frame's plate in its target
+    frame's camera (edn synthesize --camera replay; nothing for the paper's method, which draws no plate)."""
+    if not COMPOSITE:
+        return {}
+    files = background_files(target)
+    return {"mosaic": files["mosaic"], "target_camera": files["camera"], "plate_report": files["plate_report"]}
+
+
+def get_replay_inputs(wildcards):
+    """synthesis.camera: replay: the target's replay_files."""
+    if config["synthesis"].get("camera", "reference") != "replay":
+        return {}
+    return replay_files(wildcards.target)
+
+
+def get_replay_options(wildcards, input):
+    return " ".join(f"--{key.replace('_', '-')} {shlex.quote(input[key])}"
+                    for key in ("mosaic", "target_camera", "plate_report") if key in input.keys())
+
+
 # -- training variants (workflow/rules/training.smk) --
 
 from dataclasses import dataclass  # noqa: E402

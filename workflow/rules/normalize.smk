@@ -18,22 +18,6 @@ rule subject_stats:
         " {params.options} --output {output:q}"
 
 
-def get_target_camera(wildcards):
-    """The target's keypoint table and camera table: with them the target's statistics are measured in its
-    reference view when its camera moves (the composite method draws there), and synthesis.camera: replay
-    moves each normalized pose into its target frame's camera. Not needed by the paper's method drawing in
-    the reference view."""
-    if not COMPOSITE and config["synthesis"].get("camera", "reference") != "replay":
-        return {}
-    return {"target_poses": f"results/poses/{wildcards.target}.filtered.parquet",
-            "target_camera": background_files(wildcards.target)["camera"]}
-
-
-def get_target_camera_options(wildcards, input):
-    return " ".join(f"--{key.replace('_', '-')} {shlex.quote(input[key])}"
-                    for key in ("target_poses", "target_camera") if key in input.keys())
-
-
 rule normalize_transfer:
     input:
         unpack(get_target_camera),

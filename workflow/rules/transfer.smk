@@ -2,27 +2,6 @@
 # normalized stick figures, then encoded with the source's soundtrack.
 
 
-def replay_files(target):
-    """The target's mosaic, camera table and plate report, which put each output frame's plate in its target
-    frame's camera (edn synthesize --camera replay; nothing for the paper's method, which draws no plate)."""
-    if not COMPOSITE:
-        return {}
-    files = background_files(target)
-    return {"mosaic": files["mosaic"], "target_camera": files["camera"], "plate_report": files["plate_report"]}
-
-
-def get_replay_inputs(wildcards):
-    """synthesis.camera: replay: the target's replay_files."""
-    if config["synthesis"].get("camera", "reference") != "replay":
-        return {}
-    return replay_files(wildcards.target)
-
-
-def get_replay_options(wildcards, input):
-    return " ".join(f"--{key.replace('_', '-')} {shlex.quote(input[key])}"
-                    for key in ("mosaic", "target_camera", "plate_report") if key in input.keys())
-
-
 rule synthesize:
     input:
         unpack(configured_models("pair {source}_to_{target}")),
