@@ -51,42 +51,6 @@ def test_the_conditioned_generator_takes_four_more_channels_and_draws_the_reques
         plain(label, previous, plate, exemplar)
 
 
-class _FixedBody(torch.nn.Module):
-    """A stand-in body that returns fixed outputs: drawn person RGB, mask and copy gate (tanh units)."""
-
-    size_multiple = 1
-
-    def __init__(self, outputs: torch.Tensor) -> None:
-        super().__init__()
-        self.outputs = outputs
-
-    def forward(self, labels: torch.Tensor, extra: torch.Tensor) -> torch.Tensor:
-        return self.outputs
-
-
-def test_the_copy_gate_passes_the_exemplars_pixels_where_valid_and_the_drawn_ones_elsewhere() -> None:
-    from edn.models.compositing import CompositingGenerator, output_channels
-
-    assert output_channels(True) == 5 and output_channels(False) == 4
-    conditioned = build_generator(TINY, "global", compositing=True, exemplar=True)
-    assert [m for m in conditioned.modules() if isinstance(m, torch.nn.Conv2d)][-1].out_channels == 5
-    height, width = 8, 6
-    drawn = torch.full((1, 3, height, width), -0.5)
-    mask_full = torch.ones(1, 1, height, width)  # tanh 1: the person everywhere
-    exemplar_rgb = torch.linspace(-1, 1, 3 * height * width).reshape(1, 3, height, width)
-    validity = torch.zeros(1, 1, height, width)
-    validity[..., : width // 2] = 1.0
-    exemplar = torch.cat([exemplar_rgb, validity], dim=1)
-    label, previous, plate = torch.zeros(1, 3, height, width), torch.zeros(1, 3, height, width), torch.zeros(1, 3, height, width)
-    for gate_tanh, expected_left in ((1.0, exemplar_rgb), (-1.0, drawn)):
-        outputs = torch.cat([drawn, mask_full, torch.full((1, 1, height, width), gate_tanh)], dim=1)
-        frame, _ = CompositingGenerator(_FixedBody(outputs), exemplar=True)(label, previous, plate, exemplar)
-        left, right = slice(0, width // 2), slice(width // 2, width)
-        assert torch.allclose(frame[..., left], expected_left[..., left])
-        # where the exemplar is invalid the gate is shut whatever the network says
-        assert torch.allclose(frame[..., right], drawn[..., right])
-
-
 def test_the_conditioned_face_generator_sees_the_exemplars_face_and_keeps_the_rest_of_the_frame() -> None:
     torch.manual_seed(0)
     face = build_face_generator(TINY, "resize", exemplar=True)

@@ -12,9 +12,9 @@ from __future__ import annotations
 from torch import nn
 
 from edn.models.compositing import INPUT_CHANNELS as COMPOSITING_INPUTS
+from edn.models.compositing import OUTPUT_CHANNELS as COMPOSITING_OUTPUTS
 from edn.models.compositing import CompositingGenerator
 from edn.models.compositing import input_channels as compositing_input_channels
-from edn.models.compositing import output_channels as compositing_output_channels
 from edn.models.discriminator import MultiscaleDiscriminator, PatchDiscriminator
 from edn.models.face import FaceDiscriminator, FaceGenerator
 from edn.models.generator import UPSAMPLINGS, GlobalGenerator, LocalEnhancer
@@ -37,11 +37,11 @@ def build_generator(preset: Preset, kind: str, compositing: bool = False, upsamp
     ``upsampling``: "transposed" (pix2pixHD's and the paper's transposed
     convolutions) or "resize" (upsample, then convolve; :mod:`edn.models.generator`).
     ``exemplar``: the compositing generator also takes the warped exemplar and its
-    validity (4 more input channels) and has a copy gate (a fifth output; :mod:`edn.models.compositing`).
+    validity (4 more input channels; :mod:`edn.models.compositing`).
     """
     if exemplar and not compositing:
         raise ValueError("a generator conditioned on the warped exemplar is a compositing one")
-    channels = ({"input_channels": compositing_input_channels(exemplar), "output_channels": compositing_output_channels(exemplar)}
+    channels = ({"input_channels": compositing_input_channels(exemplar), "output_channels": COMPOSITING_OUTPUTS}
                 if compositing else {})
     if kind == "global":
         body = GlobalGenerator(preset.ngf, preset.n_downsampling, preset.n_blocks, **channels, upsampling=upsampling)

@@ -16,16 +16,7 @@ input channels, the target's own training frame warped to the requested pose
 the warp drew a part or left the plate, 0 where a requested part could not be
 drawn), in the same window. The network then corrects a real image of the
 person instead of drawing every pixel from the stick figure (PoseWarp,
-Balakrishnan et al. 2018, refines its warped parts the same way). A fifth output,
-the copy gate ``g`` in [0, 1] (zero where the exemplar is invalid), chooses per
-pixel between the exemplar's own pixels and the drawn ones:
-
-    person = g * exemplar + (1 - g) * drawn
-
-The pix2pixHD generator downsamples the window several times and has no skip
-connections, so without the gate the exemplar's fine texture (a face, fabric)
-cannot reach the output; with it, the sharp real pixels pass through unchanged
-where they are right and the network draws only where the warp is wrong.
+Balakrishnan et al. 2018, refines its warped parts the same way).
 """
 
 from __future__ import annotations
@@ -39,8 +30,6 @@ INPUT_CHANNELS = 9
 OUTPUT_CHANNELS = 4
 #: the warped exemplar's RGB and its validity mask
 EXEMPLAR_CHANNELS = 4
-#: conditioned on an exemplar: the copy gate
-EXEMPLAR_OUTPUTS = 1
 
 
 def composite(person: torch.Tensor, mask: torch.Tensor, plate: torch.Tensor) -> torch.Tensor:
@@ -51,11 +40,6 @@ def composite(person: torch.Tensor, mask: torch.Tensor, plate: torch.Tensor) -> 
 def input_channels(exemplar: bool) -> int:
     """The body's input channels: label, previous frame, plate, and with ``exemplar`` the warped exemplar."""
     return INPUT_CHANNELS + (EXEMPLAR_CHANNELS if exemplar else 0)
-
-
-def output_channels(exemplar: bool) -> int:
-    """The body's output channels: person RGB and mask, and with ``exemplar`` the copy gate."""
-    return OUTPUT_CHANNELS + (EXEMPLAR_OUTPUTS if exemplar else 0)
 
 
 class CompositingGenerator(nn.Module):
@@ -77,8 +61,5 @@ class CompositingGenerator(nn.Module):
                                                               else "takes no exemplar"))
         extra = [previous, plate] + ([exemplar.to(plate.dtype)] if exemplar is not None else [])
         out = self.body(labels, torch.cat(extra, dim=1))
-        person, mask = out[:, :3], (out[:, 3:4] + 1.0) * 0.5
-        if exemplar is not None:
-            gate = (out[:, 4:5] + 1.0) * 0.5 * exemplar[:, 3:4].to(out.dtype)
-            person = gate * exemplar[:, :3].to(out.dtype) + (1.0 - gate) * person
+        person, mask = out[:, :3], (out[:, 3:] + 1.0) * 0.5
         return composite(person.float(), mask.float(), plate.float()), mask.float()
