@@ -409,6 +409,16 @@ def replay_files(target):
     return {"mosaic": files["mosaic"], "target_camera": files["camera"], "plate_report": files["plate_report"]}
 
 
+def detector_camera_inputs(wildcards):
+    """The target's camera table, which keeps a pan from being taken for a scene cut (nothing for the
+    paper's method, which makes no plate and so no camera table)."""
+    return {"camera": background_files(wildcards.target)["camera"]} if COMPOSITE else {}
+
+
+def get_detector_camera_option(wildcards, input):
+    return f"--camera {shlex.quote(input.camera)}" if "camera" in input.keys() else ""
+
+
 def get_replay_inputs(wildcards):
     """synthesis.camera: replay: the target's replay_files."""
     if config["synthesis"].get("camera", "reference") != "replay":

@@ -35,14 +35,15 @@ use rule synthesize as generate_own_frames with:
 
 rule train_detector:
     input:
+        unpack(detector_camera_inputs),
         frames="results/frames/{target}/frames.npy",
         meta="results/frames/{target}/meta.json",
         generated="results/detector/{target}/generated.npy",
         index="results/labels/{target}/index.csv",
-        camera="results/background/{target}.camera.csv",
     output:
         "results/detector/{target}/detector.pt",
     params:
+        camera=get_detector_camera_option,
         options=" ".join([section_options(DetectorOptions, "detector"), HOLDOUT_OPTION]),
         device=section_options(RuntimeOptions, "detector"),
     threads: config["detector"]["threads"]
@@ -57,18 +58,18 @@ rule train_detector:
         "../../envs/detector.yaml"
     shell:
         "python -m edn --log {log:q} train-detector --subject {wildcards.target:q} --frames {input.frames:q}"
-        " --meta {input.meta:q} --generated {input.generated:q} --index {input.index:q} --camera {input.camera:q}"
+        " --meta {input.meta:q} --generated {input.generated:q} --index {input.index:q} {params.camera}"
         " {params.options} {params.device} --threads {threads} --output {output:q}"
 
 
 rule evaluate_detector:
     input:
         unpack(get_detector_heldout_subjects),
+        unpack(detector_camera_inputs),
         detector="results/detector/{target}/detector.pt",
         frames="results/frames/{target}/frames.npy",
         generated="results/detector/{target}/generated.npy",
         index="results/labels/{target}/index.csv",
-        camera="results/background/{target}.camera.csv",
     output:
         metrics=report(
             "results/detector/{target}/metrics.csv",
@@ -82,6 +83,7 @@ rule evaluate_detector:
         ),
     params:
         others=get_detector_heldout_options,
+        camera=get_detector_camera_option,
         device=section_options(RuntimeOptions, "detector"),
     threads: config["detector"]["threads"]
     resources:
@@ -95,7 +97,7 @@ rule evaluate_detector:
         "../../envs/detector.yaml"
     shell:
         "python -m edn --log {log:q} evaluate-detector --detector {input.detector:q} --frames {input.frames:q}"
-        " --generated {input.generated:q} --index {input.index:q} --camera {input.camera:q} {params.others}"
+        " --generated {input.generated:q} --index {input.index:q} {params.camera} {params.others}"
         " {params.device}"
         " --threads {threads} --output-metrics {output.metrics:q} --output-roc {output.roc:q}"
 
