@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import os
 
-import cv2
 import numpy as np
 
-from edn.background.camera import Camera, FramePlates, keypoints_to_reference, read_camera
+from edn.background.camera import Camera, FramePlates, keypoints_to_reference, plate_in_frame, read_camera
 from edn.background.plate import read_plate, read_plate_report
 from edn.core.errors import EdnError
 from edn.evaluation.baseline import nearest_neighbours
@@ -73,17 +72,13 @@ def read_target_view(mosaic_path: str | os.PathLike, camera_path: str | os.PathL
 def seen_from(frame: np.ndarray, source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A frame filmed with camera ``source`` as a camera ``target`` would have seen it (both 3x3, frame pixel
     to reference pixel): (image uint8 [H, W, 3], valid bool [H, W], where the frame saw the pixel). The same
-    camera returns the frame itself."""
+    camera returns the frame itself. The frame is the "mosaic" of :func:`plate_in_frame`, its pixel (0, 0)
+    the reference's, seen through the camera that takes the target's pixels to the source's."""
     height, width = frame.shape[:2]
-    move = np.linalg.inv(np.asarray(target, np.float64)) @ np.asarray(source, np.float64)
+    move = np.linalg.inv(np.asarray(source, np.float64)) @ np.asarray(target, np.float64)
     if np.allclose(move, np.eye(3), rtol=0.0, atol=1e-9):
         return np.asarray(frame).copy(), np.ones((height, width), bool)
-    image = cv2.warpPerspective(np.ascontiguousarray(frame), move, (width, height), flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    ones = np.full((height, width), 255, np.uint8)
-    valid = cv2.warpPerspective(ones, move, (width, height), flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_CONSTANT, borderValue=0) == 255
-    return image, valid
+    return plate_in_frame(np.asarray(frame), (0, 0), move, (width, height))
 
 
 def registered_nearest_neighbours(poses: PoseSequence, frames: np.ndarray, first_heldout: int,
