@@ -129,7 +129,12 @@ def test_evaluation_and_the_ablation_through_snakemake(pipeline) -> None:
     main, ablation = (pd.read_csv(workdir / table) for table in tables)
     assert set(main["method"]) == {"nearest_neighbour", "background", "pose_warp", "edn"}
     assert set(ablation["method"]) == {"nearest_neighbour", "background", "pose_warp", "fbf", "ts", "fg",
-                                       "fbf_exemplar", "ts_exemplar", "fg_exemplar", "ts_exemplar_resize", "paper_ts", "paper_fg"}
+                                       "fbf_exemplar", "ts_exemplar", "fg_exemplar", "ts_exemplar_resize",
+                                       "ts_exemplar_residual", "paper_ts", "paper_fg"}
+    # The exemplar rows' generators: fed the warped exemplar as input, or correcting it as a residual.
+    assert load_checkpoint(workdir / "results/models/juggler/exemplar/global.pt").options["exemplar"] == "input"
+    assert load_checkpoint(workdir / "results/models/juggler/exemplar_residual/global.pt").options["exemplar"] \
+        == "residual"
     # The paper's rows: the whole-frame method at half the working size; the others draw over the plate.
     paper = load_checkpoint(workdir / "results/models/juggler/paper/global.pt")
     assert not paper.compositing and paper.options["downsample"] == 2 and ts.compositing and fbf.compositing

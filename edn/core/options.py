@@ -412,6 +412,21 @@ TRAINING_METHODS = ("composite", "paper")
 UPSAMPLINGS = ("auto", "transposed", "resize")
 PERCEPTUAL_NETWORKS = ("vgg16_hed", "vgg19_imagenet")
 TRAINING_STAGES = ("global", "local", "face")
+#: training.exemplar: none, the generator draws the person from the stick figure; input, it is also fed
+#: the warped exemplar and its validity; residual, fed the same, it draws a correction added to the
+#: exemplar's pixels and starts as the exemplar itself (edn.models.compositing).
+EXEMPLAR_MODES = ("none", "input", "residual")
+#: The option's values when it was a switch (older configs and checkpoints' saved options).
+EXEMPLAR_SWITCHES = {"false": "none", "true": "input"}
+
+
+def exemplar_mode(value: Any) -> Any:
+    """training.exemplar as one of :data:`EXEMPLAR_MODES`: the switch it used to be (false or true,
+    YAML booleans or their text) mapped to none or input, None (a checkpoint from before the option)
+    to none; any other value is returned as it is, for the option's check to refuse."""
+    if value is None or isinstance(value, bool):
+        return "input" if value else "none"
+    return EXEMPLAR_SWITCHES.get(value, value)
 
 
 @dataclass(frozen=True)
@@ -466,10 +481,13 @@ class TrainingOptions(Options):
                                      "resize); auto: transposed for the global stage, and the local and face "
                                      "stages follow the stage they start from",
                              choices=UPSAMPLINGS)
-    exemplar: bool = option(False, "composite method: the generator is also fed the target's own training frame "
-                                   "warped to the pose (edn.exemplars) and its validity mask, in the person's "
+    exemplar: str = option("none", "composite method: input, the generator is also fed the target's own training "
+                                   "frame warped to the pose (edn.exemplars) and its validity mask, in the person's "
                                    "window, and corrects it instead of drawing the person from the stick figure "
-                                   "alone; the local and face stages follow the stage they start from")
+                                   "alone; residual, fed the same, it draws a correction added to the exemplar's "
+                                   "pixels and starts as the exemplar itself; none: neither (false and true: the "
+                                   "older names of none and input); the local and face stages follow the stage "
+                                   "they start from", choices=EXEMPLAR_MODES + tuple(EXEMPLAR_SWITCHES))
     exemplar_gap: int = option(5, "exemplar: a training frame's exemplar is never itself nor one of this many "
                                   "frames on either side of it (so that the generator cannot copy its answer)",
                                minimum=0, maximum=10_000)
@@ -513,6 +531,7 @@ class TrainingOptions(Options):
     SCALE = ("batch_size", "processes")
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "exemplar", exemplar_mode(self.exemplar))  # false/true: none/input
         super().__post_init__()
         if self.stage == "face" and not self.temporal:
             raise EdnError("face stage: frame by frame applies to the global and local stages "
@@ -537,6 +556,11 @@ class TrainingOptions(Options):
         if self.upsampling == "auto":
             return "transposed"
         return self.upsampling
+
+    @property
+    def conditioned(self) -> bool:
+        """Whether the generator is fed the warped exemplar (exemplar input or residual)."""
+        return self.exemplar != "none"
 
     def identity(self) -> dict:
         """The options that decide the result (a run resumes only if they are unchanged)."""

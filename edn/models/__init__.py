@@ -18,6 +18,7 @@ from edn.models.compositing import input_channels as compositing_input_channels
 from edn.models.discriminator import MultiscaleDiscriminator, PatchDiscriminator
 from edn.models.face import FaceDiscriminator, FaceGenerator
 from edn.models.generator import UPSAMPLINGS, GlobalGenerator, LocalEnhancer
+from edn.core.options import exemplar_mode
 from edn.core.presets import Preset
 from edn.models.temporal_smoothing import discriminator_channels
 
@@ -29,17 +30,19 @@ __all__ = ["CompositingGenerator", "FaceDiscriminator", "FaceGenerator", "Global
 
 
 def build_generator(preset: Preset, kind: str, compositing: bool = False, upsampling: str = "transposed",
-                    exemplar: bool = False) -> nn.Module:
+                    exemplar: bool | str = False) -> nn.Module:
     """The main generator: ``kind`` "global" (G1) or "local" (G2 around G1).
 
     ``compositing``: a :class:`CompositingGenerator` around it, which draws the
     person and a mask over the background plate (9 input, 4 output channels).
     ``upsampling``: "transposed" (pix2pixHD's and the paper's transposed
     convolutions) or "resize" (upsample, then convolve; :mod:`edn.models.generator`).
-    ``exemplar``: the compositing generator also takes the warped exemplar and its
-    validity (4 more input channels; :mod:`edn.models.compositing`).
+    ``exemplar``: option ``training.exemplar``'s mode (True and False: input and none): the
+    compositing generator also takes the warped exemplar and its validity (4 more input
+    channels), and as a residual draws a correction of the exemplar (:mod:`edn.models.compositing`).
     """
-    if exemplar and not compositing:
+    exemplar = exemplar_mode(exemplar)
+    if exemplar != "none" and not compositing:
         raise ValueError("a generator conditioned on the warped exemplar is a compositing one")
     channels = ({"input_channels": compositing_input_channels(exemplar), "output_channels": COMPOSITING_OUTPUTS}
                 if compositing else {})

@@ -17,6 +17,25 @@ the warp drew a part or left the plate, 0 where a requested part could not be
 drawn), in the same window. The network then corrects a real image of the
 person instead of drawing every pixel from the stick figure (PoseWarp,
 Balakrishnan et al. 2018, refines its warped parts the same way).
+
+As a residual (``exemplar="residual"``): the same input, but the first three
+outputs are a correction of the exemplar's RGB,
+
+    person = clamp(exemplar_rgb + 2 * tanh(z), -1, 1)
+
+(the factor 2 so that any colour can be reached from any exemplar pixel, an
+invalid part drawn over a white wall included), and the network starts as the
+exemplar: its last convolution's weights are zero, its RGB biases zero and its
+mask bias :data:`RESIDUAL_MASK_BIAS`, so that at initialisation the person is
+the exemplar's RGB exactly and the mask ``(tanh(z) + 1) / 2 = sigmoid(2 z)``
+is sigmoid(4) = 0.982 everywhere in the window: the frame there is the exemplar
+to within 2% (exactly where the exemplar shows the plate). pix2pixHD's
+generator has no skip connections, so the input-only mode redraws the
+exemplar's texture through its bottleneck and blurs it; here the texture
+passes untouched unless the network learns to change it. The mask keeps the
+body's tanh: at a bias of 2 it is the sigmoid of a logit of 4, with the same
+value and the same gradient, so the body is built as in the other modes (same
+layers, same weights for a seed, but for the zeroed last convolution).
 """
 
 from __future__ import annotations
@@ -24,12 +43,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from edn.core.options import EXEMPLAR_MODES, exemplar_mode
+
 #: label, previous frame, plate
 INPUT_CHANNELS = 9
 #: person RGB and mask
 OUTPUT_CHANNELS = 4
 #: the warped exemplar's RGB and its validity mask
 EXEMPLAR_CHANNELS = 4
+#: Residual mode: the bias of the mask's last convolution (before tanh), so that the mask
+#: starts at (tanh(2) + 1) / 2 = sigmoid(4) = 0.982.
+RESIDUAL_MASK_BIAS = 2.0
+#: Residual mode: the correction is this times the body's tanh output.
+RESIDUAL_SCALE = 2.0
 
 
 def composite(person: torch.Tensor, mask: torch.Tensor, plate: torch.Tensor) -> torch.Tensor:
@@ -37,22 +63,46 @@ def composite(person: torch.Tensor, mask: torch.Tensor, plate: torch.Tensor) -> 
     return mask * person + (1.0 - mask) * plate
 
 
-def input_channels(exemplar: bool) -> int:
-    """The body's input channels: label, previous frame, plate, and with ``exemplar`` the warped exemplar."""
-    return INPUT_CHANNELS + (EXEMPLAR_CHANNELS if exemplar else 0)
+def input_channels(exemplar: bool | str) -> int:
+    """The body's input channels: label, previous frame, plate, and, conditioned on it (``exemplar``
+    input or residual, or True), the warped exemplar."""
+    return INPUT_CHANNELS + (EXEMPLAR_CHANNELS if exemplar_mode(exemplar) != "none" else 0)
+
+
+def last_convolution(body: nn.Module) -> nn.Conv2d:
+    """The convolution that makes the body's output channels (the one before its final tanh)."""
+    convolutions = [m for m in body.modules() if isinstance(m, nn.Conv2d)]
+    if not convolutions or convolutions[-1].out_channels != OUTPUT_CHANNELS:
+        raise ValueError(f"a compositing generator's body ends in a convolution to {OUTPUT_CHANNELS} channels")
+    return convolutions[-1]
 
 
 class CompositingGenerator(nn.Module):
     """``forward(label, previous, plate, exemplar=None) -> (frame, mask)``: ``body`` draws person and mask.
 
-    ``exemplar``: whether the body takes the warped exemplar ``[B, 4, h, w]`` (RGB in
-    [-1, 1], validity in [0, 1]); it must then be given at every call."""
+    ``exemplar``: one of :data:`edn.core.options.EXEMPLAR_MODES` (True and False: input and
+    none); conditioned (input or residual), the body takes the warped exemplar ``[B, 4, h, w]``
+    (RGB in [-1, 1], validity in [0, 1]), which must then be given at every call; residual, it
+    draws a correction of the exemplar's RGB and its last convolution is set so that it starts
+    as the exemplar (see the module docstring). :attr:`exemplar` says whether it is conditioned,
+    :attr:`residual` whether it corrects."""
 
-    def __init__(self, body: nn.Module, exemplar: bool = False) -> None:
+    def __init__(self, body: nn.Module, exemplar: bool | str = False) -> None:
         super().__init__()
+        mode = exemplar_mode(exemplar)
+        if mode not in EXEMPLAR_MODES:
+            raise ValueError(f"exemplar {exemplar!r}: must be one of {', '.join(EXEMPLAR_MODES)}")
         self.body = body
-        self.exemplar = exemplar
+        self.mode = mode
+        self.exemplar = mode != "none"
+        self.residual = mode == "residual"
         self.size_multiple = body.size_multiple
+        if self.residual:
+            last = last_convolution(body)
+            with torch.no_grad():
+                last.weight.zero_()
+                last.bias.zero_()
+                last.bias[3] = RESIDUAL_MASK_BIAS
 
     def forward(self, labels: torch.Tensor, previous: torch.Tensor, plate: torch.Tensor,
                 exemplar: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,4 +112,6 @@ class CompositingGenerator(nn.Module):
         extra = [previous, plate] + ([exemplar.to(plate.dtype)] if exemplar is not None else [])
         out = self.body(labels, torch.cat(extra, dim=1))
         person, mask = out[:, :3], (out[:, 3:] + 1.0) * 0.5
+        if self.residual:
+            person = (exemplar[:, :3].float() + RESIDUAL_SCALE * person.float()).clamp(-1.0, 1.0)
         return composite(person.float(), mask.float(), plate.float()), mask.float()

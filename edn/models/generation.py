@@ -20,6 +20,7 @@ from torch import nn
 
 from edn.core.checkpoint import load_checkpoint, load_state, training_mode
 from edn.core.errors import EdnError
+from edn.core.options import exemplar_mode
 from edn.models import UPSAMPLINGS, build_face_generator, build_generator
 from edn.core.runtime import Runtime
 from edn.models.temporal_smoothing import previous_frame
@@ -224,13 +225,15 @@ def load_frame_generator(generator_path: str | os.PathLike, face_path: str | os.
     if main.upsampling not in UPSAMPLINGS:
         raise EdnError(f"generator checkpoint {str(generator_path)!r}: upsampling {main.upsampling!r} not understood "
                        f"(this edn builds {' or '.join(UPSAMPLINGS)})")
-    exemplar = bool(main.options.get("exemplar", False))  # an older checkpoint: not conditioned
+    mode = exemplar_mode(main.options.get("exemplar"))  # older checkpoints: none (absent), false or true
+    exemplar = mode != "none"
     generator = build_generator(main.preset, main.stage, compositing=main.compositing, upsampling=main.upsampling,
-                                exemplar=exemplar)
+                                exemplar=mode)
     load_state(generator, main, "generator", generator_path)
     face_generator = None
     description = (f"{main.stage} generator ({main.preset.name}, {'compositing' if main.compositing else 'whole frame'}"
                    f"{', conditioned on the warped exemplar' if exemplar else ''}"
+                   f"{' as a residual' if mode == 'residual' else ''}"
                    f", {training_mode(main.temporal)}, {main.upsampling} upsampling, step {main.step})")
     if face_path is not None:
         face = load_checkpoint(face_path, stages=("face",), preset=main.preset, what="face checkpoint")

@@ -22,7 +22,7 @@ from edn.models.generation import FrameGenerator
 from edn.training.losses import PerceptualLoss, compose_loss, lsgan_discriminator, lsgan_generator, temporal_change
 from edn.models import build_face_discriminator, build_face_generator, build_generator
 from edn.models.face import crop
-from edn.core.options import TrainingOptions
+from edn.core.options import TrainingOptions, exemplar_mode
 from edn.core.presets import Preset
 from edn.core.runtime import Runtime
 from edn.models.temporal_smoothing import unroll_pair
@@ -47,7 +47,8 @@ class FaceStageTrainer(Trainer):
         self.perceptual = runtime.place_module(perceptual)
         self.plate = None if plate is None else runtime.place(plate)
         self.generator = build_generator(preset, init.options["generator_kind"], compositing=init.compositing,
-                                         upsampling=init.upsampling, exemplar=bool(init.options.get("exemplar")))
+                                         upsampling=init.upsampling,
+                                         exemplar=exemplar_mode(init.options.get("exemplar")))
         load_state(self.generator, init, "generator", init_path)
         self.generator.requires_grad_(False)  # frozen for the whole face stage
         self.face_generator = build_face_generator(preset, init.upsampling,

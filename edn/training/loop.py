@@ -24,7 +24,7 @@ from edn.background.plate import PlateReport, fallback_message, read_plate, read
 from edn.core.atomic import copy_file
 from edn.core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from edn.core.errors import EdnError
-from edn.core.options import TrainingOptions
+from edn.core.options import TrainingOptions, exemplar_mode
 from edn.core.presets import Preset, get_preset
 from edn.core.runtime import Runtime
 from edn.training.data import Batch, Split, TrainingFrames, history_for_step, pair_for_step, samples_of_step, split_pairs
@@ -119,16 +119,17 @@ class Exemplars:
 
 
 def uses_exemplar(options: TrainingOptions, init: Checkpoint | None, compositing: bool,
-                  exemplars: Exemplars | None) -> bool:
-    """Whether this stage's generator is conditioned on the warped exemplar: ``options.exemplar`` for
-    the composite method (the local and face stages follow their init; an init without the
-    option was not conditioned); the files must then be given."""
-    wanted = bool(init.options.get("exemplar", False)) if init is not None else options.exemplar
-    if wanted and not compositing:
+                  exemplars: Exemplars | None) -> str:
+    """How this stage's generator is conditioned on the warped exemplar (none, input or residual):
+    ``options.exemplar`` for the composite method (the local and face stages follow their init;
+    an init without the option was not conditioned, one that saved it as true was fed it as input);
+    the files must then be given."""
+    wanted = exemplar_mode(init.options.get("exemplar")) if init is not None else options.exemplar
+    if wanted != "none" and not compositing:
         if init is None:
             log.warning("exemplar: the generator draws the whole frame here, it is not conditioned on exemplars")
-        return False
-    if wanted and exemplars is None:
+        return "none"
+    if wanted != "none" and exemplars is None:
         raise EdnError(f"{options.stage} stage: the generator is conditioned on the warped exemplars; give them "
                        "(--exemplars and --exemplar-validity, from edn training-exemplars)")
     return wanted
@@ -288,8 +289,8 @@ def set_up_stage(options: TrainingOptions, inputs: StageInputs, run_dir: str | o
     data = TrainingFrames(inputs.frames, inputs.labels, inputs.index, downsample=options.downsample,
                           size_multiple=multiple, plate=read_plate(inputs.background.plate) if compositing else None,
                           masks_path=inputs.background.masks if compositing else None,
-                          exemplars_path=inputs.exemplars.images if options.exemplar else None,
-                          validity_path=inputs.exemplars.validity if options.exemplar else None,
+                          exemplars_path=inputs.exemplars.images if options.conditioned else None,
+                          validity_path=inputs.exemplars.validity if options.conditioned else None,
                           frame_plates=plates)
     split = split_pairs(data.index, options.holdout_fraction, need_face=trainer_class.needs_face,
                         source=str(inputs.frames))
@@ -309,7 +310,7 @@ def set_up_stage(options: TrainingOptions, inputs: StageInputs, run_dir: str | o
         **options.identity(), "temporal": trainer.temporal, "preset": preset.to_dict(), "generator_kind": kind,
         "base_stage": init.stage if init else None, "compositing": compositing,
         "image_size": list(data.size), "window_size": list(window_size) if window_size else None,
-        "inputs": inputs.fingerprint(compositing, options.exemplar, plates is not None),
+        "inputs": inputs.fingerprint(compositing, options.conditioned, plates is not None),
     }
     run = RunDirectory(run_dir, keep=options.keep_checkpoints)
     start_step = resume(run, run_options, trainer, preset, stage, group)
@@ -341,8 +342,8 @@ def log_start(setup: StageSetup) -> None:
     drawn = f"the person in {window[0]}x{window[1]} windows over the plate" if setup.compositing else "the whole frame"
     if data.frame_plates is not None:
         drawn += " warped into each frame's camera"
-    if options.exemplar:
-        drawn += ", correcting warped exemplars"
+    if options.conditioned:
+        drawn += ", correcting warped exemplars" + (" (as a residual)" if options.exemplar == "residual" else "")
     shared = f", {group.world_size} processes" if group.active else ""
     log.info("%s stage: %d pairs (frames 0..%d), %d held out, %dx%d, %s, %s, batch %d%s, %d of %d iterations done",
              setup.stage, len(split.pairs), split.first_heldout - 1, len(split.heldout), *data.size, drawn,

@@ -59,7 +59,7 @@ class MainStageTrainer(Trainer):
                  learning_rate: float, *, temporal: bool = True, init: Checkpoint | None = None,
                  init_path: str | None = None, plate: torch.Tensor | None = None, mask_weight: float = 0.0,
                  temporal_change_weight: float = 0.0, upsampling: str = "transposed",
-                 exemplar: bool = False) -> None:
+                 exemplar: bool | str = False) -> None:
         self.kind = kind
         self.runtime = runtime
         self.temporal = temporal
@@ -99,7 +99,7 @@ class MainStageTrainer(Trainer):
                    init=init, init_path=init_path, plate=plate, mask_weight=options.mask_weight,
                    temporal_change_weight=options.temporal_change_weight,
                    upsampling=options.generator_upsampling(init.upsampling if init else None),
-                   exemplar=options.exemplar and plate is not None)
+                   exemplar=options.exemplar if plate is not None else "none")
 
     def frame_generator(self) -> FrameGenerator:
         return FrameGenerator(generator=self.generator, temporal=self.temporal, plate=self.plate,

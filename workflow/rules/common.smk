@@ -30,6 +30,7 @@ from edn.core.options import (  # noqa: E402
     SubjectStatsOptions,
     TrainingOptions,
     command_line,
+    exemplar_mode,
 )
 
 # -- the config, checked before anything is planned: each problem is one line naming the key --
@@ -446,9 +447,10 @@ class TrainingVariant:
     temporal: bool  # temporal smoothing; False: frame by frame (the paper's FBF)
     downsample: int | None  # of every stage; None: 2 for the global stage under use_local, else 1
     stages: tuple  # the face GAN starts from the last main stage, local from global
-    # Composite method: the generator corrects the target's own frame warped to the pose
-    # (edn training-exemplars, workflow/rules/exemplars.smk); None: training.exemplar.
-    exemplar: bool | None = False
+    # Composite method: how the generator is fed the target's own frame warped to the pose
+    # (edn training-exemplars, workflow/rules/exemplars.smk): "none", "input" (corrects it) or
+    # "residual" (draws a correction added to it); None: training.exemplar.
+    exemplar: str | None = "none"
     upsampling: str | None = None  # None: training.upsampling
 
 
@@ -456,10 +458,12 @@ TRAINING_VARIANTS = {
     "temporal": TrainingVariant("", None, True, None, ("global", "local", "face"), None),
     "frame_by_frame": TrainingVariant("fbf", None, False, None, ("global",), None),
     # The composite method conditioned on the warped exemplar, whatever training.exemplar says.
-    "exemplar": TrainingVariant("exemplar", "composite", True, None, ("global", "face"), True),
-    "exemplar_fbf": TrainingVariant("exemplar_fbf", "composite", False, None, ("global",), True),
+    "exemplar": TrainingVariant("exemplar", "composite", True, None, ("global", "face"), "input"),
+    "exemplar_fbf": TrainingVariant("exemplar_fbf", "composite", False, None, ("global",), "input"),
     # The same with resize-convolution (upsample, then convolve) instead of transposed convolutions.
-    "exemplar_resize": TrainingVariant("exemplar_resize", "composite", True, None, ("global",), True, "resize"),
+    "exemplar_resize": TrainingVariant("exemplar_resize", "composite", True, None, ("global",), "input", "resize"),
+    # The generator starts as the warped exemplar and learns a correction of it.
+    "exemplar_residual": TrainingVariant("exemplar_residual", "composite", True, None, ("global",), "residual"),
     # The paper's whole-frame method at half the working size: about the cost per iteration
     # of the composite method's person window, so that both have the same budget.
     "paper": TrainingVariant("paper", "paper", True, 2, ("global", "face")),
@@ -493,11 +497,17 @@ def last_main_stage(variant):
     return "local" if "local" in TRAINING_VARIANTS[variant].stages and config["training"]["use_local"] else "global"
 
 
-def uses_exemplar(variant):
-    """Whether ``variant``'s generator corrects warped exemplars: the composite method with the option on."""
+def variant_exemplar(variant):
+    """How ``variant``'s generator is fed warped exemplars: its own mode, else training.exemplar (false
+    and true, the option's older values, are none and input), for the composite method; else none."""
     chosen = TRAINING_VARIANTS[variant]
-    wanted = config["training"]["exemplar"] if chosen.exemplar is None else chosen.exemplar
-    return bool(wanted) and (chosen.method or config["training"]["method"]) == "composite"
+    wanted = exemplar_mode(config["training"]["exemplar"] if chosen.exemplar is None else chosen.exemplar)
+    return wanted if (chosen.method or config["training"]["method"]) == "composite" else "none"
+
+
+def uses_exemplar(variant):
+    """Whether ``variant``'s generator corrects warped exemplars (as its input or as a residual)."""
+    return variant_exemplar(variant) != "none"
 
 
 def training_exemplar_files(target):
@@ -540,7 +550,7 @@ def training_options(variant, stage):
     return " ".join([
         section_options(TrainingOptions, "training", stage=stage, iterations=settings["iterations"][stage],
                         downsample=downsample, temporal=chosen.temporal, method=chosen.method or settings["method"],
-                        exemplar=uses_exemplar(variant),
+                        exemplar=variant_exemplar(variant),
                         **({"upsampling": chosen.upsampling} if chosen.upsampling else {})),
         section_options(RuntimeOptions, "training"),
     ])
@@ -591,6 +601,8 @@ METHODS = {method.name: method for method in [
     Method("fg_exemplar", "global", True, True, "exemplar", ABLATION, "with the face GAN, on warped exemplars"),
     Method("ts_exemplar_resize", "global", True, False, "exemplar_resize", ABLATION,
            "with temporal smoothing, on warped exemplars, upsampling by resize-convolution"),
+    Method("ts_exemplar_residual", "global", True, False, "exemplar_residual", ABLATION,
+           "with temporal smoothing, correcting warped exemplars as a residual"),
     Method("paper_ts", "global", False, False, "paper", ABLATION, "the whole-frame method of the paper"),
     Method("paper_fg", "global", False, True, "paper", ABLATION, "the same with its face GAN"),
 ]}
