@@ -388,6 +388,9 @@ class ExemplarOptions(Options):
                             choices=("body", "face"))
     hands_and_feet: bool = option(True, "each hand and foot moved by its own points where both poses have them "
                                         "(else the lower arm or leg carries it)")
+    selection: str = option("body", "one exemplar for the whole person, chosen by eq. 6 (body), or one for each "
+                                    "part group (torso, head, each arm, each leg), chosen by eq. 6 over the group's "
+                                    "joints with the frame's position removed (parts)", choices=("body", "parts"))
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,11 @@ No learning: for every requested pose (a normalized source's, or the target's
 held-out ones), an exemplar is chosen among the target's training frames
 (:func:`edn.exemplars.select.choose_exemplars`), its person moved to the pose
 part by part (:func:`edn.exemplars.warp.warp_person`) and composited over the
-target's background plate. It is the paper's PoseWarp baseline without its
+target's background plate. With ``selection: parts`` each part group (torso,
+head, each arm, each leg) has its own exemplar
+(:func:`edn.exemplars.select.choose_part_exemplars`), each group's parts warped
+from it and drawn in the same back-to-front order
+(:func:`edn.exemplars.warp.warp_parts`). It is the paper's PoseWarp baseline without its
 network, and the floor a trained model must clear. Frames where the requested
 pose has nobody are the plate.
 """
@@ -14,12 +18,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
+
 import numpy as np
 
 from edn.core.atomic import atomic_path
 from edn.core.options import ExemplarOptions
-from edn.exemplars.select import choose_exemplars
-from edn.exemplars.warp import warp_person
+from edn.exemplars.select import choose_exemplars, choose_part_exemplars
+from edn.exemplars.warp import PART_GROUPS, warp_parts
 from edn.ingest.frames import create_image_store
 
 log = logging.getLogger(__name__)
@@ -36,20 +42,29 @@ def draw_pose_warp(frames: np.ndarray, masks: np.ndarray, target: np.ndarray, re
                    validity_out: np.ndarray | None = None, progress: bool = True) -> None:
     """Frame t of ``out`` (uint8 [N, H, W, 3]): exemplar ``exemplars[t]`` of the target (its ``frames``
     uint8 [T, H, W, 3], ``masks`` uint8 [T, H, W], keypoints ``target`` [T, K, 3]) warped to
-    ``requested[t]`` [K, 3], over ``plate`` uint8 [H, W, 3]; -1: the plate. ``validity_out`` (uint8
+    ``requested[t]`` [K, 3], over ``plate`` uint8 [H, W, 3]; -1: the plate. ``exemplars`` int [N] (one
+    frame for the whole person) or [N, G] (one per part group, in the order of
+    :data:`edn.exemplars.warp.PART_GROUPS`; -1 in the first column: the plate). ``validity_out`` (uint8
     [N, H, W], optional) gets each frame's validity, 0-255."""
     from tqdm import tqdm
 
     keywords = warp_options(options)
+    exemplars = np.asarray(exemplars)
+    per_part = exemplars.ndim == 2
+    if per_part and exemplars.shape[1] != len(PART_GROUPS):
+        raise ValueError(f"exemplars {list(exemplars.shape)}: one column per part group ({len(PART_GROUPS)})")
     for t in tqdm(range(len(requested)), unit="frame", desc="pose-warp", leave=False, disable=not progress or None):
-        exemplar = int(exemplars[t])
-        if exemplar < 0:
+        row = exemplars[t] if per_part else exemplars[t:t + 1]
+        if int(row[0]) < 0:
             out[t] = plate
             if validity_out is not None:
                 validity_out[t] = 255
             continue
-        warped = warp_person(np.asarray(frames[exemplar]), np.asarray(masks[exemplar]), target[exemplar],
-                             requested[t], **keywords)
+        row = np.where(row < 0, row[0], row)  # a group without its own frame: the torso's
+        sources = [int(frame) for frame in np.unique(row)]
+        source_of = {group: sources.index(int(frame)) for group, frame in zip(PART_GROUPS, row)} if per_part else {}
+        warped = warp_parts([(np.asarray(frames[s]), np.asarray(masks[s]), target[s]) for s in sources],
+                            requested[t], source_of, **keywords)
         out[t] = warped.over(plate)
         if validity_out is not None:
             validity_out[t] = np.rint(warped.validity * 255).astype(np.uint8)
@@ -61,15 +76,27 @@ def write_pose_warp(frames: np.ndarray, masks: np.ndarray, target: np.ndarray, r
                     exemplars_output: str | os.PathLike | None = None) -> np.ndarray:
     """Choose the exemplars and write the method's frames to ``output`` (frames .npy), its validity
     masks to ``validity_output`` (.npy, uint8 [N, H, W]) and each frame's exemplar to
-    ``exemplars_output`` (.csv: frame, exemplar), each atomically. Returns the exemplars."""
+    ``exemplars_output`` (.csv: frame, exemplar; with ``selection: parts`` the exemplar is the torso's
+    and a column exemplar_<group> follows for each part group), each atomically. Returns the
+    exemplars (int64 [N], or [N, G] by part group)."""
     import pandas as pd
 
     height, width = frames.shape[1:3]
-    exemplars = choose_exemplars(requested, target, first_heldout, switch_margin=options.switch_margin)
-    chosen = exemplars[exemplars >= 0]
-    log.info("pose_warp: %d frames at %dx%d from %d exemplar(s) among the target's first %d frames; "
-             "%d switch(es)", len(requested), width, height, len(np.unique(chosen)), first_heldout,
-             int((np.diff(chosen) != 0).sum()) if len(chosen) else 0)
+    started = time.perf_counter()
+    if options.selection == "parts":
+        exemplars = choose_part_exemplars(requested, target, first_heldout, switch_margin=options.switch_margin)
+        columns = {"exemplar": exemplars[:, 0], **{f"exemplar_{group}": exemplars[:, g]
+                                                   for g, group in enumerate(PART_GROUPS)}}
+    else:
+        exemplars = choose_exemplars(requested, target, first_heldout, switch_margin=options.switch_margin)
+        columns = {"exemplar": exemplars}
+    chose = time.perf_counter()
+    for name, chosen in columns.items():
+        chosen = chosen[chosen >= 0]
+        if name != "exemplar" or options.selection == "body":
+            log.info("pose_warp: %s: %d exemplar(s) among the target's first %d frames, %d switch(es)",
+                     name.replace("exemplar_", "") if name != "exemplar" else "body", len(np.unique(chosen)),
+                     first_heldout, int((np.diff(chosen) != 0).sum()) if len(chosen) else 0)
     with contextlib.ExitStack() as stack:
         out = stack.enter_context(create_image_store(output, len(requested), (width, height)))
         validity = (None if validity_output is None else
@@ -77,8 +104,11 @@ def write_pose_warp(frames: np.ndarray, masks: np.ndarray, target: np.ndarray, r
                                                            channels=None)))
         draw_pose_warp(frames, masks, target, requested, exemplars, plate, out, options=options,
                        validity_out=validity)
+        drew = time.perf_counter()
         if exemplars_output is not None:
             with atomic_path(exemplars_output) as temporary:
-                pd.DataFrame({"frame": np.arange(len(exemplars)), "exemplar": exemplars}).to_csv(temporary,
-                                                                                                index=False)
+                pd.DataFrame({"frame": np.arange(len(exemplars)), **columns}).to_csv(temporary, index=False)
+    log.info("pose_warp: %d frames at %dx%d, exemplars chosen by %s (%.1f ms), drawn in %.1f ms per frame",
+             len(requested), width, height, options.selection, 1000.0 * (chose - started),
+             1000.0 * (drew - chose) / max(len(requested), 1))
     return exemplars

@@ -15,6 +15,19 @@
 
 A requested pose that shares no body joint with any candidate (nobody in the
 frame) gets no exemplar (-1) and does not change the kept one.
+
+**One exemplar per part** (:func:`choose_part_exemplars`, option ``selection:
+parts``). One frame for the whole body may match the torso and not an arm, and
+that arm is then warped a long way (stretched, wrongly shaded, with what the
+hand held). Instead, each part group of :data:`edn.exemplars.warp.PART_GROUPS`
+(torso, head, each arm, each leg) gets its own frame: the one whose joints of
+that group (:data:`GROUP_JOINTS`: the part's own and the ones it hangs from) are
+nearest once the frame's position no longer counts. The distance is eq. 6 over
+the group's joints present in both poses, after moving each pose's joints so
+that their mean is at the origin (the translation that best aligns the two);
+candidates missing more of the group's requested joints than the most complete
+candidate are not considered. Each group keeps its exemplar with the same
+hysteresis; a group that no candidate can give comes from the whole-body choice.
 """
 
 from __future__ import annotations
@@ -23,12 +36,27 @@ import numpy as np
 
 from edn.core.errors import EdnError
 from edn.pose.distance import pose_distances
-from edn.pose.skeleton import BODY
+from edn.exemplars.warp import PART_GROUPS
+from edn.pose.skeleton import BODY, Body
 
 #: Default share by which another training frame must be closer to replace the kept exemplar.
 SWITCH_MARGIN = 0.2
 #: Elements of the query x candidate x joint arrays computed at once (bounds memory on long videos).
 DISTANCE_BLOCK_ELEMENTS = 1 << 22
+#: How exemplars are chosen: one frame for the whole body, or one per part group.
+SELECTIONS = ("body", "parts")
+#: The body joints that choose each part group's exemplar: its own and those it hangs from.
+GROUP_JOINTS = {
+    "torso": (Body.NECK, Body.R_SHOULDER, Body.L_SHOULDER, Body.MID_HIP, Body.R_HIP, Body.L_HIP),
+    "head": (Body.NECK, Body.NOSE, Body.R_EYE, Body.L_EYE, Body.R_EAR, Body.L_EAR),
+    "right_arm": (Body.NECK, Body.R_SHOULDER, Body.R_ELBOW, Body.R_WRIST),
+    "left_arm": (Body.NECK, Body.L_SHOULDER, Body.L_ELBOW, Body.L_WRIST),
+    "right_leg": (Body.MID_HIP, Body.R_HIP, Body.R_KNEE, Body.R_ANKLE, Body.R_BIG_TOE, Body.R_SMALL_TOE,
+                  Body.R_HEEL),
+    "left_leg": (Body.MID_HIP, Body.L_HIP, Body.L_KNEE, Body.L_ANKLE, Body.L_BIG_TOE, Body.L_SMALL_TOE,
+                 Body.L_HEEL),
+}
+assert tuple(GROUP_JOINTS) == tuple(PART_GROUPS), "one set of joints per part group, in the groups' order"
 
 
 def candidate_frames(keypoints: np.ndarray, first_heldout: int) -> np.ndarray:
@@ -82,3 +110,52 @@ def candidate_distances(requested: np.ndarray, target: np.ndarray,
     query = np.nan_to_num(np.asarray(requested, dtype=np.float64))
     chunk = max(1, DISTANCE_BLOCK_ELEMENTS // (len(candidates) * (BODY.stop - BODY.start)))
     return candidates, pose_distances(query, reference, chunk=chunk)
+
+
+def part_distances(query: np.ndarray, reference: np.ndarray, joints, chunk: int = 256) -> np.ndarray:
+    """float64 [Nq, Nr]: the distance between the ``joints`` (body indices) of every query pose
+    [Nq, K, 3] and every reference pose [Nr, K, 3]: eq. 6 over the joints present in both, each pose's
+    joints first moved so that their mean is at the origin. At infinity where fewer than two joints are
+    shared, and where the reference lacks more of the query's joints than the reference that lacks the
+    fewest (a more complete candidate always wins)."""
+    joints = np.asarray(joints, dtype=np.int64)
+    q = np.nan_to_num(np.asarray(query, np.float64)[:, joints])
+    r = np.nan_to_num(np.asarray(reference, np.float64)[:, joints])
+    q_present, r_present = q[..., 2] > 0, r[..., 2] > 0
+    out = np.empty((len(q), len(r)))
+    for start in range(0, len(q), chunk):
+        block, block_present = q[start:start + chunk, :, :2], q_present[start:start + chunk]
+        both = block_present[:, None, :] & r_present[None]  # [b, Nr, J]
+        shared = both.sum(axis=-1)
+        count = np.maximum(shared, 1)[..., None]
+        weight = both[..., None]
+        q_centred = block[:, None] - (weight * block[:, None]).sum(axis=2, keepdims=True) / count[..., None]
+        r_centred = r[None, :, :, :2] - (weight * r[None, :, :, :2]).sum(axis=2, keepdims=True) / count[..., None]
+        distance = np.linalg.norm(q_centred - r_centred, axis=-1)
+        total = np.where(both, distance, 0.0).sum(axis=-1)
+        lacking = (block_present[:, None, :] & ~r_present[None]).sum(axis=-1)
+        fewest = lacking.min(axis=1, keepdims=True) if lacking.shape[1] else lacking
+        out[start:start + chunk] = np.where((shared >= 2) & (lacking <= fewest), total / count[..., 0], np.inf)
+    return out
+
+
+def choose_part_exemplars(requested: np.ndarray, target: np.ndarray, first_heldout: int, *,
+                          switch_margin: float = SWITCH_MARGIN) -> np.ndarray:
+    """int64 [N, G]: for each requested pose [N, K, 3] and each part group (G columns, in the order of
+    :data:`edn.exemplars.warp.PART_GROUPS`), the target frame its pixels come from; -1 in every column
+    where the requested pose has nobody (:func:`choose_exemplars` gives none). Each group's frame is
+    the nearest training frame by :func:`part_distances` over :data:`GROUP_JOINTS`, kept with the
+    hysteresis of :func:`hysteresis_choice`; a group no candidate can give (its joints missing in
+    the requested pose or in every candidate) comes from :func:`choose_exemplars`' frame."""
+    candidates, distances = candidate_distances(requested, target, first_heldout)
+    body_columns = hysteresis_choice(distances, switch_margin)
+    body = np.where(body_columns >= 0, candidates[np.maximum(body_columns, 0)], -1)
+    reference = np.asarray(target[candidates])
+    query = np.asarray(requested)
+    chosen = np.empty((len(requested), len(GROUP_JOINTS)), dtype=np.int64)
+    for g, joints in enumerate(GROUP_JOINTS.values()):
+        chunk = max(1, DISTANCE_BLOCK_ELEMENTS // (len(candidates) * len(joints) * 2))
+        columns = hysteresis_choice(part_distances(query, reference, joints, chunk=chunk), switch_margin)
+        chosen[:, g] = np.where(columns >= 0, candidates[np.maximum(columns, 0)], body)
+    chosen[body < 0] = -1
+    return chosen

@@ -53,6 +53,7 @@ any of its values is NaN. The result is deterministic: numpy and OpenCV's
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -125,6 +126,18 @@ DEPTH_ORDER = ("torso", "right_knee", "left_knee", "right_upper_leg", "left_uppe
                "left_upper_arm", "right_lower_arm", "left_lower_arm", "right_hand", "left_hand")
 #: The parts whose absence is marked invalid (joints are drawn only between two drawn parts).
 PART_NAMES = tuple(name for name in DEPTH_ORDER if name not in {joint[0] for joint in JOINTS})
+#: The parts that come from one exemplar when each group has its own (:func:`warp_parts`): a limb's
+#: segments, the joint between them and the hand or foot it carries stay together.
+PART_GROUPS = {
+    "torso": ("torso",),
+    "head": ("head",),
+    "right_arm": ("right_upper_arm", "right_elbow", "right_lower_arm", "right_hand"),
+    "left_arm": ("left_upper_arm", "left_elbow", "left_lower_arm", "left_hand"),
+    "right_leg": ("right_upper_leg", "right_knee", "right_lower_leg", "right_foot"),
+    "left_leg": ("left_upper_leg", "left_knee", "left_lower_leg", "left_foot"),
+}
+GROUP_OF_PART = {part: group for group, parts in PART_GROUPS.items() for part in parts}
+assert sorted(GROUP_OF_PART) == sorted(DEPTH_ORDER), "every part belongs to exactly one group"
 
 #: Each limb's length as a fraction of the torso's (neck to mid-hip), roughly, for a body
 #: scale when the torso is missing and for the reach of a limb whose end is missing.
@@ -727,42 +740,57 @@ def _carrier(name: str) -> Limb:
 
 def plan_parts(image: np.ndarray, coverage: np.ndarray, exemplar_keypoints: np.ndarray,
                requested_keypoints: np.ndarray, *, feather_px: float = FEATHER_PX, limb_radius: float = LIMB_RADIUS,
-               head_from: str = HEAD_FROM, hands_and_feet: bool = True
+               head_from: str = HEAD_FROM, hands_and_feet: bool = True, parts: Collection[str] | None = None
                ) -> tuple[list[PartPlan], list[tuple[str, Region]]]:
     """Every part that can move, back to front, and every part the requested pose places that cannot
     move, with its region in the requested pose. ``image`` uint8 [H, W, 3] and ``coverage`` float32
-    [H, W] (:func:`person_coverage`) are the exemplar's."""
+    [H, W] (:func:`person_coverage`) are the exemplar's. ``parts`` (names of :data:`DEPTH_ORDER`, whole
+    groups of :data:`PART_GROUPS`): only these are returned, as they are planned with every part from
+    this exemplar (the torso gives up and fills what this exemplar's own limbs and head hold)."""
     height, width = coverage.shape
     poses = _Poses(exemplar_keypoints, requested_keypoints, (width, height))
+    # The torso's plan depends on every other part of the exemplar; without it, only the parts asked for.
+    everything = parts is None or "torso" in parts
+    wanted = set(DEPTH_ORDER) if parts is None else set(parts)
+
+    def plan(name: str) -> bool:
+        return everything or name in wanted
+
     plans: dict[str, PartPlan | None] = {}
     if hands_and_feet:
         for name, hand in HANDS.items():
-            plans[name] = _end_plan(name, np.arange(hand.start, hand.stop), _carrier(name), MIN_HAND_POINTS,
-                                    HAND_MARGIN, poses, feather=feather_px)
+            if plan(name):
+                plans[name] = _end_plan(name, np.arange(hand.start, hand.stop), _carrier(name), MIN_HAND_POINTS,
+                                        HAND_MARGIN, poses, feather=feather_px)
         for name, joints in FEET.items():
-            plans[name] = _end_plan(name, joints, _carrier(name), MIN_FOOT_POINTS, FOOT_MARGIN, poses,
-                                    feather=feather_px)
+            if plan(name):
+                plans[name] = _end_plan(name, joints, _carrier(name), MIN_FOOT_POINTS, FOOT_MARGIN, poses,
+                                        feather=feather_px)
     for limb in LIMBS:
-        plans[limb.name] = _limb_plan(limb, poses, limb_radius=limb_radius, feather=feather_px,
-                                      carried_on_own=plans.get(limb.carries) is not None)
+        if plan(limb.name):
+            plans[limb.name] = _limb_plan(limb, poses, limb_radius=limb_radius, feather=feather_px,
+                                          carried_on_own=plans.get(limb.carries) is not None)
     for _, _, upper, lower in JOINTS:
-        if plans[upper] is not None and plans[lower] is None:  # nothing drawn below the upper limb's end
+        if plans.get(upper) is not None and plans.get(lower) is None:  # nothing drawn below the upper limb's end
             plans[upper] = _limb_plan(LIMB_BY_NAME[upper], poses, limb_radius=limb_radius, feather=feather_px,
                                       carried_on_own=False, whole_at_end=False)
-    plans["head"] = _head_plan(poses, feather=feather_px, head_from=head_from)
-    limbs = [_exemplar_limb(limb, poses, limb_radius, feather_px) for limb in LIMBS if plans[limb.name] is not None]
-    in_front = [plans[name] for name in ("head", *LIMB_BY_NAME, *HANDS, *FEET) if plans.get(name) is not None]
-    plans["torso"] = _torso_plan(poses, image, coverage, limbs, in_front, feather=feather_px)
+    if plan("head"):
+        plans["head"] = _head_plan(poses, feather=feather_px, head_from=head_from)
+    if everything:
+        limbs = [_exemplar_limb(limb, poses, limb_radius, feather_px) for limb in LIMBS
+                 if plans[limb.name] is not None]
+        in_front = [plans[name] for name in ("head", *LIMB_BY_NAME, *HANDS, *FEET) if plans.get(name) is not None]
+        plans["torso"] = _torso_plan(poses, image, coverage, limbs, in_front, feather=feather_px)
     for name, joint, parent, child in JOINTS:
-        if plans.get(parent) is not None and plans.get(child) is not None:
+        if plan(name) and plans.get(parent) is not None and plans.get(child) is not None:
             radius = JOINT_RADIUS * _limb_radius_px(LIMB_BY_NAME[child], limb_radius, poses.source_scale)
             limbs = tuple(_exemplar_limb(LIMB_BY_NAME[n], poses, limb_radius, feather_px) for n in (parent, child))
             plans[name] = _joint_plan(name, joint, plans[parent], plans[child], radius, poses, limbs,
                                       feather=feather_px)
-    moved = [plans[name] for name in DEPTH_ORDER if plans.get(name) is not None]
+    moved = [plans[name] for name in DEPTH_ORDER if name in wanted and plans.get(name) is not None]
     missing = []
     for name in PART_NAMES:
-        if plans.get(name) is not None:
+        if name not in wanted or plans.get(name) is not None:
             continue
         if name in HANDS or name in FEET:
             if not hands_and_feet or plans.get(_carrier(name).name) is not None:
@@ -803,18 +831,53 @@ def warp_person(image: np.ndarray, mask: np.ndarray, exemplar_keypoints: np.ndar
     """The exemplar's person (``image`` uint8 [H, W, 3] with its segmentation ``mask``, uint8 0-255 or
     float 0-1 [H, W], and its ``exemplar_keypoints`` [K, 3]) moved part by part to
     ``requested_keypoints`` [K, 3] (same frame). See the module's description."""
-    height, width = image.shape[:2]
-    if mask.shape != (height, width):
-        raise ValueError(f"mask {list(mask.shape)} does not match the image {list(image.shape)}")
+    return warp_parts([(image, mask, exemplar_keypoints)], requested_keypoints, feather_px=feather_px,
+                      limb_radius=limb_radius, head_from=head_from, hands_and_feet=hands_and_feet)
+
+
+def warp_parts(exemplars: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], requested_keypoints: np.ndarray,
+               source_of: Mapping[str, int] | None = None, *, feather_px: float = FEATHER_PX,
+               limb_radius: float = LIMB_RADIUS, head_from: str = HEAD_FROM,
+               hands_and_feet: bool = True) -> WarpedPerson:
+    """:func:`warp_person` with each part group of :data:`PART_GROUPS` taken from its own exemplar:
+    ``exemplars`` is a list of (image, mask, keypoints) as :func:`warp_person` takes them, and
+    ``source_of`` maps a group's name to the index of its exemplar in that list (0 for a group it
+    does not name). Each exemplar's parts are planned as if it gave the whole person (its torso gives
+    up and fills what its own limbs and head hold) and drawn in the one back-to-front order
+    (:data:`DEPTH_ORDER`). One exemplar for every group is :func:`warp_person`, bit for bit."""
+    if not exemplars:
+        raise ValueError("warp_parts: no exemplar")
+    source_of = dict(source_of or {})
+    unknown = sorted(set(source_of) - set(PART_GROUPS))
+    if unknown:
+        raise ValueError(f"warp_parts: unknown part group(s) {unknown}; the groups are {list(PART_GROUPS)}")
+    height, width = exemplars[0][0].shape[:2]
+    for image, mask, _ in exemplars:
+        if mask.shape != image.shape[:2] or image.shape[:2] != (height, width):
+            raise ValueError(f"mask {list(mask.shape)} does not match the image {list(image.shape)}"
+                             + ("" if image.shape[:2] == (height, width) else f" (the first is {width}x{height})"))
+    part_source = {part: int(source_of.get(GROUP_OF_PART[part], 0)) for part in DEPTH_ORDER}
+    if any(not 0 <= index < len(exemplars) for index in part_source.values()):
+        raise ValueError(f"warp_parts: exemplar index out of range 0-{len(exemplars) - 1}: {source_of}")
     size = (width, height)
-    coverage = person_coverage(mask)
-    moved, missing = plan_parts(image, coverage, exemplar_keypoints, requested_keypoints, feather_px=feather_px,
-                                limb_radius=limb_radius, head_from=head_from,
-                                hands_and_feet=hands_and_feet)
+    # Each used exemplar's parts, planned on it: (plan, its image, its coverage) by part name.
+    planned: dict[str, tuple[PartPlan, np.ndarray, np.ndarray]] = {}
+    missing: dict[str, Region] = {}
+    for index in sorted(set(part_source.values())):
+        image, mask, keypoints = exemplars[index]
+        coverage = person_coverage(mask)
+        names = [part for part, source in part_source.items() if source == index]
+        moved, gone = plan_parts(image, coverage, keypoints, requested_keypoints, feather_px=feather_px,
+                                 limb_radius=limb_radius, head_from=head_from, hands_and_feet=hands_and_feet,
+                                 parts=None if len(names) == len(part_source) else names)
+        planned.update((plan.name, (plan, image, coverage)) for plan in moved)
+        missing.update(gone)
     # Channels: colour times alpha (3), alpha, filled times alpha; composited back to front on the box
     # that the warped layers cover.
     layers = []
-    for plan in moved:
+    drawn_names = [name for name in DEPTH_ORDER if name in planned]
+    for name in drawn_names:
+        plan, image, coverage = planned[name]
         x0, y0, x1, y1 = plan.region.box
         part_alpha = plan.region.alpha * coverage[y0:y1, x0:x1]
         pixels = image[y0:y1, x0:x1] if plan.image is None else plan.image
@@ -838,8 +901,9 @@ def warp_person(image: np.ndarray, mask: np.ndarray, exemplar_keypoints: np.ndar
         np.clip(drawn[..., 3:], 0.0, 1.0, out=drawn[..., 3:])
     alpha = canvas[..., 3]
     validity = 1.0 - canvas[..., 4]
-    for _, region in missing:
-        x0, y0, x1, y1 = region.box
-        validity[y0:y1, x0:x1] = np.minimum(validity[y0:y1, x0:x1], 1.0 - region.alpha)
+    missing_names = [name for name in PART_NAMES if name in missing]
+    for name in missing_names:
+        x0, y0, x1, y1 = missing[name].box
+        validity[y0:y1, x0:x1] = np.minimum(validity[y0:y1, x0:x1], 1.0 - missing[name].alpha)
     return WarpedPerson(premultiplied=canvas[..., :3], alpha=alpha, validity=validity,
-                        drawn=tuple(plan.name for plan in moved), missing=tuple(name for name, _ in missing))
+                        drawn=tuple(drawn_names), missing=tuple(missing_names))
