@@ -21,6 +21,12 @@ the two views goes through this module:
 A still camera is the identity everywhere: every function then returns its input
 unchanged (a copy, bit for bit), so a static target is treated exactly as
 before registration existed.
+
+The working frame's padding bars (where decoding fit a video of another shape
+into it, black in every frame) belong to the frame, not to the background: they
+stay where they are whatever the camera does. :func:`blank_outside` is the one
+rule for them: a plate in a frame's camera is black outside the frame's content
+box, as every real frame is.
 """
 
 from __future__ import annotations
@@ -154,6 +160,24 @@ def _shifted(mosaic: np.ndarray, shift: tuple[int, int], size: tuple[int, int],
     return image, valid
 
 
+def blank_outside(image: np.ndarray, content_box: Sequence[int] | None) -> np.ndarray:
+    """``image`` [H, W, ...] (a frame, or a mask) with every pixel outside ``content_box`` set to 0: black, or
+    False. ``content_box`` (x0, y0, x1, y1; x1 and y1 exclusive) is the working frame's picture in frame pixels
+    (the plate report's ``content_box``): outside it lie decoding's padding bars, black in every real frame
+    whatever the camera does. None, or a box holding the whole frame: ``image`` itself; else a new array."""
+    if content_box is None:
+        return image
+    height, width = image.shape[:2]
+    x0, y0, x1, y1 = (int(value) for value in content_box)
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
+    if (x0, y0, x1, y1) == (0, 0, width, height):
+        return image
+    out = np.zeros_like(image)
+    if x0 < x1 and y0 < y1:
+        out[y0:y1, x0:x1] = image[y0:y1, x0:x1]
+    return out
+
+
 def seen_area(camera: Camera, canvas: tuple[int, int], origin: tuple[int, int]) -> np.ndarray:
     """bool [Hm, Wm]: the mosaic's pixels that the reference view or a registered frame covers (what the
     plate stage's median could fill); the rest of the mosaic is black."""
@@ -177,12 +201,16 @@ class FramePlates:
     Pixels the mosaic never saw (beyond :data:`edn.background.registration.MOSAIC_MARGIN`,
     or outside every registered frame's footprint) are filled once, when made, by
     OpenCV's inpainting (Telea, as the plate stage fills what the person always covered);
-    beyond the mosaic its edge is repeated. So every frame gets a whole plate; :meth:`valid`
-    says which of its pixels the camera actually saw.
+    beyond the mosaic its edge is repeated. So every frame gets a whole plate inside ``content_box``
+    (the working frame's picture, the plate report's; None: the whole frame), and black outside it, where
+    every real frame has decoding's padding bars (:func:`blank_outside`); :meth:`valid` says which of its
+    pixels the camera actually saw (none outside the content box).
     """
 
-    def __init__(self, mosaic: np.ndarray, origin: tuple[int, int], camera: Camera) -> None:
+    def __init__(self, mosaic: np.ndarray, origin: tuple[int, int], camera: Camera,
+                 content_box: Sequence[int] | None = None) -> None:
         self.origin, self.camera, self.size = tuple(origin), camera, camera.frame_size
+        self.content_box = None if content_box is None else tuple(int(value) for value in content_box)
         mosaic = np.ascontiguousarray(mosaic)
         self.seen = seen_area(camera, mosaic.shape[1::-1], self.origin)
         unseen = ~self.seen
@@ -195,12 +223,14 @@ class FramePlates:
     def __call__(self, t: int) -> np.ndarray:
         """uint8 [H, W, 3]: the plate in frame t's camera (t mod T past the video's end)."""
         into = translated(self.camera.transform(t), self.origin)
-        return cv2.warpPerspective(self.mosaic, into, self.size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                   borderMode=cv2.BORDER_REPLICATE)
+        plate = cv2.warpPerspective(self.mosaic, into, self.size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                    borderMode=cv2.BORDER_REPLICATE)
+        return blank_outside(plate, self.content_box)
 
     def valid(self, t: int) -> np.ndarray:
-        """bool [H, W]: the pixels of frame t's plate that the mosaic saw (not filled)."""
-        return plate_in_frame(self.mosaic, self.origin, self.camera.transform(t), self.size, self.seen)[1]
+        """bool [H, W]: the pixels of frame t's plate that the mosaic saw (not filled), inside the content box."""
+        valid = plate_in_frame(self.mosaic, self.origin, self.camera.transform(t), self.size, self.seen)[1]
+        return blank_outside(valid, self.content_box)
 
 
 def camera_moves(report) -> bool:
@@ -210,12 +240,12 @@ def camera_moves(report) -> bool:
 
 
 def read_frame_plates(mosaic_path: str | os.PathLike, camera_path: str | os.PathLike, origin: tuple[int, int],
-                      frame_size: tuple[int, int]) -> FramePlates:
+                      frame_size: tuple[int, int], content_box: Sequence[int] | None = None) -> FramePlates:
     """:class:`FramePlates` of a target from its mosaic (PNG), camera table and the report's
-    ``reference_origin``; EdnError naming a file that is missing or unreadable."""
+    ``reference_origin`` and ``content_box``; EdnError naming a file that is missing or unreadable."""
     from edn.background.plate import read_plate
 
-    return FramePlates(read_plate(mosaic_path), origin, read_camera(camera_path, frame_size))
+    return FramePlates(read_plate(mosaic_path), origin, read_camera(camera_path, frame_size), content_box)
 
 
 def points_to_reference(points: np.ndarray, transform: np.ndarray) -> np.ndarray:

@@ -17,6 +17,11 @@ made once per target:
    reference view (and brought to its exposure). A moving camera's median is a
    **mosaic**: the reference view grown to hold what the camera saw over the
    video; the plate is the mosaic's reference view, the working frame's size.
+   Decoding's padding bars (black in every frame, where a video of another
+   shape was fit into the working frame) are no background: the median of
+   warped frames (a moving camera, or a changing exposure) leaves them out, and
+   its plate is black over them, as every frame is (the report's
+   ``content_box``; :func:`edn.background.camera.blank_outside`).
 4. **Pixels the person always covers** (seen in fewer than ``min_observations``
    frames) are filled by :func:`fill_unseen` (``fill``: patches of the plate
    copied in by shift-map, or OpenCV's smoother FSR or Telea). ``coverage`` records how
@@ -50,6 +55,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edn.background.camera import blank_outside
 from edn.background.registration import Registration, register_frames, translated, valid_in_view, warp_into
 from edn.core.atomic import write_json, write_text
 from edn.core.errors import EdnError
@@ -80,6 +86,9 @@ class PlateReport:
     reference view's frame, whose pixel (0, 0) is the mosaic's ``reference_origin``;
     ``mosaic_size`` (width, height) equals ``frame_size`` for a still camera.
     ``filled_fraction``: share of the plate's pixels never seen without the person.
+    ``content_box`` (x0, y0, x1, y1, frame pixels, x1 and y1 exclusive): the working frame's picture, outside
+    it decoding's padding bars (:func:`padding_pixels`); None (a report made before it was recorded): the
+    whole frame.
     """
 
     subject: str
@@ -98,6 +107,7 @@ class PlateReport:
     registered_frames: int | None = None
     mosaic_size: tuple[int, int] | None = None
     reference_origin: tuple[int, int] = (0, 0)
+    content_box: tuple[int, int, int, int] | None = None
 
     @property
     def method(self) -> str:
@@ -115,7 +125,7 @@ class PlateReport:
     def from_json(cls, data: dict) -> PlateReport:
         names = {spec.name for spec in fields(cls)}
         values = {key: value for key, value in data.items() if key in names}
-        for key in ("frame_size", "mosaic_size", "reference_origin"):
+        for key in ("frame_size", "mosaic_size", "reference_origin", "content_box"):
             if values.get(key) is not None:
                 values[key] = tuple(values[key])
         return cls(**values)
@@ -234,6 +244,15 @@ def padding_pixels(frames: np.ndarray, samples: int = 16) -> np.ndarray:
     return padding
 
 
+def content_box_of(padding: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1), x1 and y1 exclusive: the box of the pixels that :func:`padding_pixels`' bars
+    (bool [H, W]) leave, the picture; None when every pixel is padding (a video black throughout)."""
+    rows, columns = np.flatnonzero(~padding.all(axis=1)), np.flatnonzero(~padding.all(axis=0))
+    if rows.size == 0:
+        return None
+    return int(columns[0]), int(rows[0]), int(columns[-1]) + 1, int(rows[-1]) + 1
+
+
 class PersonPixels:
     """What is not background, one frame at a time: ``person[t]`` is bool [H, W], :func:`excluded_pixels`
     and the ``padding`` bars (a long video's masks are never all in memory)."""
@@ -294,7 +313,9 @@ def build_plate(frames: np.ndarray, masks: np.ndarray, labels: np.ndarray | None
         raise EdnError(f"background plate of {subject!r}: masks {list(masks.shape)} do not match frames "
                        f"{list(frames.shape)}")
     count, height, width = masks.shape
-    person = PersonPixels(masks, labels, grow_px, padding_pixels(frames))
+    padding = padding_pixels(frames)
+    content_box = content_box_of(padding)
+    person = PersonPixels(masks, labels, grow_px, padding)
     registration = register_frames(frames, person, reference=reference, motion_model=motion_model)
     (mosaic_width, mosaic_height), (ox, oy) = registration.canvas()
     # The median holds its frames in memory: a mosaic larger than the frame takes fewer of them.
@@ -333,12 +354,15 @@ def build_plate(frames: np.ndarray, masks: np.ndarray, labels: np.ndarray | None
     mosaic = fill_unseen(median, unseen, fill, blank=outside)
     mosaic[outside] = 0
     plate = np.ascontiguousarray(mosaic[oy:oy + height, ox:ox + width])
+    if not as_filmed:  # the padding bars, left out of the median and filled in the mosaic, black as in every frame
+        plate = blank_outside(plate, content_box)
     coverage = np.where(unseen | outside, 0, observed).astype(np.int32)
     before, after = frame_residuals(frames, person, plate, mosaic, registration, (ox, oy))
     report = _report(subject, registration, before, after, frames_used=len(chosen),
                      max_camera_residual=max_camera_residual,
                      filled_fraction=float(unseen[oy:oy + height, ox:ox + width].mean()),
-                     person_fraction=person_fraction, mosaic_size=(mosaic_width, mosaic_height), origin=(ox, oy))
+                     person_fraction=person_fraction, mosaic_size=(mosaic_width, mosaic_height), origin=(ox, oy),
+                     content_box=content_box)
     return Plate(plate=plate, mosaic=mosaic, coverage=coverage, report=report, registration=registration,
                  residual_before=before, residual_after=after)
 
@@ -373,7 +397,8 @@ def _median(values: np.ndarray) -> float:
 
 def _report(subject: str, registration: Registration, before: np.ndarray, after: np.ndarray, *, frames_used: int,
             max_camera_residual: float, filled_fraction: float, person_fraction: float,
-            mosaic_size: tuple[int, int], origin: tuple[int, int]) -> PlateReport:
+            mosaic_size: tuple[int, int], origin: tuple[int, int],
+            content_box: tuple[int, int, int, int] | None) -> PlateReport:
     camera, registered = _median(before), _median(after)
     registered_frames = int(registration.registered.sum())
     moves = not registered <= max_camera_residual or registered_frames < len(before) / 2
@@ -385,7 +410,8 @@ def _report(subject: str, registration: Registration, before: np.ndarray, after:
                        registered_residual=registered, background_moves=moves,
                        camera_motion=round(motion, 3) if np.isfinite(motion) else 0.0,
                        motion_model=registration.model, reference_frame=registration.reference,
-                       registered_frames=registered_frames, mosaic_size=mosaic_size, reference_origin=origin)
+                       registered_frames=registered_frames, mosaic_size=mosaic_size, reference_origin=origin,
+                       content_box=content_box)
 
 
 def make_plate(frames: np.ndarray, masks: np.ndarray, labels: np.ndarray | None, *, subject: str,

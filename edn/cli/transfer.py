@@ -98,7 +98,8 @@ def _replayed_plates(args: argparse.Namespace, compositing: bool):
     report = read_plate_report(args.plate_report)
     if not camera_moves(report):
         return None
-    return read_frame_plates(args.mosaic, args.target_camera, report.reference_origin, report.frame_size)
+    return read_frame_plates(args.mosaic, args.target_camera, report.reference_origin, report.frame_size,
+                             report.content_box)
 
 
 def _encode(args: argparse.Namespace) -> None:

@@ -10,6 +10,9 @@ The plate stage registers each frame to one reference view and keeps what the ca
 - :func:`registered_nearest_neighbours`: the paper's nearest-neighbour baseline (eq. 6) on a moving camera:
   poses compared in the reference view (so that the camera's motion does not count as the person's), the
   chosen training frame seen from the held-out frame's camera, the plate where that frame saw nothing.
+
+Both are black outside the working frame's content box (decoding's padding bars, the plate report's
+``content_box``), as every real frame is: :func:`edn.background.camera.blank_outside`.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ import os
 
 import numpy as np
 
-from edn.background.camera import Camera, FramePlates, keypoints_to_reference, plate_in_frame, read_camera
+from collections.abc import Sequence
+
+from edn.background.camera import (Camera, FramePlates, blank_outside, keypoints_to_reference, plate_in_frame,
+                                   read_camera)
 from edn.background.plate import read_plate, read_plate_report
 from edn.core.errors import EdnError
 from edn.evaluation.baseline import nearest_neighbours
@@ -29,11 +35,17 @@ from edn.pose.skeleton import BODY
 class TargetView:
     """A target's background and camera: ``camera``, each frame's transform to the reference view, and
     ``plates``, the mosaic warped into each frame's camera (:class:`edn.background.camera.FramePlates`, the
-    plate a compositing generator draws over in that frame; the pixels no frame saw are filled)."""
+    plate a compositing generator draws over in that frame; the pixels no frame saw are filled, those outside
+    ``content_box``, the working frame's picture, black)."""
 
-    def __init__(self, mosaic: np.ndarray, origin: tuple[int, int], camera: Camera) -> None:
+    def __init__(self, mosaic: np.ndarray, origin: tuple[int, int], camera: Camera,
+                 content_box: Sequence[int] | None = None) -> None:
         self.camera = camera
-        self.plates = FramePlates(mosaic, origin, camera)
+        self.plates = FramePlates(mosaic, origin, camera, content_box)
+
+    @property
+    def content_box(self) -> tuple[int, int, int, int] | None:
+        return self.plates.content_box
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -66,26 +78,31 @@ def read_target_view(mosaic_path: str | os.PathLike, camera_path: str | os.PathL
     if len(camera) != count:
         raise EdnError(f"camera table {str(camera_path)!r}: {len(camera)} frames, the target has {count} "
                        "(made for another video?)")
-    return TargetView(mosaic=mosaic, origin=tuple(report.reference_origin), camera=camera)
+    return TargetView(mosaic=mosaic, origin=tuple(report.reference_origin), camera=camera,
+                      content_box=report.content_box)
 
 
-def seen_from(frame: np.ndarray, source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def seen_from(frame: np.ndarray, source: np.ndarray, target: np.ndarray,
+              content_box: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A frame filmed with camera ``source`` as a camera ``target`` would have seen it (both 3x3, frame pixel
-    to reference pixel): (image uint8 [H, W, 3], valid bool [H, W], where the frame saw the pixel). The same
-    camera returns the frame itself. The frame is the "mosaic" of :func:`plate_in_frame`, its pixel (0, 0)
-    the reference's, seen through the camera that takes the target's pixels to the source's."""
+    to reference pixel): (image uint8 [H, W, 3], valid bool [H, W], where the frame saw the pixel; its padding
+    bars, outside ``content_box``, saw nothing). The same camera returns the frame itself. The frame is the
+    "mosaic" of :func:`plate_in_frame`, its pixel (0, 0) the reference's, seen through the camera that takes
+    the target's pixels to the source's."""
     height, width = frame.shape[:2]
     move = np.linalg.inv(np.asarray(source, np.float64)) @ np.asarray(target, np.float64)
+    seen = blank_outside(np.ones((height, width), bool), content_box)
     if np.allclose(move, np.eye(3), rtol=0.0, atol=1e-9):
-        return np.asarray(frame).copy(), np.ones((height, width), bool)
-    return plate_in_frame(np.asarray(frame), (0, 0), move, (width, height))
+        return np.asarray(frame).copy(), seen
+    return plate_in_frame(np.asarray(frame), (0, 0), move, (width, height), None if seen.all() else seen)
 
 
 def registered_nearest_neighbours(poses: PoseSequence, frames: np.ndarray, first_heldout: int,
                                   view: TargetView) -> tuple[np.ndarray, np.ndarray]:
     """The nearest-neighbour baseline of a registered target: for each held-out frame t, the training frame
     whose pose is closest by eq. 6 with both poses in the reference view, seen from frame t's camera, and
-    frame t's plate where that training frame saw nothing. Returns (frames uint8 [N, H, W, 3], the chosen
+    frame t's plate where that training frame saw nothing (its padding bars included), black outside the
+    content box as frame t is. Returns (frames uint8 [N, H, W, 3], the chosen
     training frames [N])."""
     keypoints = keypoints_to_reference(poses.keypoints, view.camera)
     training = np.flatnonzero((keypoints[:first_heldout, BODY, 2] > 0).any(axis=1))
@@ -97,8 +114,8 @@ def registered_nearest_neighbours(poses: PoseSequence, frames: np.ndarray, first
     for i, source in enumerate(chosen):
         t = first_heldout + i
         image, valid = seen_from(np.asarray(frames[source]), view.camera.transform(int(source)),
-                                 view.camera.transform(t))
+                                 view.camera.transform(t), view.content_box)
         if not valid.all():
             image[~valid] = view.plate(t)[~valid]
-        out[i] = image
+        out[i] = blank_outside(image, view.content_box)
     return out, chosen

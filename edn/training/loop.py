@@ -103,7 +103,8 @@ def frame_plates(background: Background, report: PlateReport) -> FramePlates | N
                        f"{report.camera_motion:.1f} px), so the composite method draws over the plate warped into "
                        "each frame's camera: give the mosaic and the camera table (--mosaic, --camera, from edn "
                        "background)")
-    return read_frame_plates(background.mosaic, background.camera, report.reference_origin, report.frame_size)
+    return read_frame_plates(background.mosaic, background.camera, report.reference_origin, report.frame_size,
+                             report.content_box)
 
 
 @dataclass(frozen=True)
