@@ -1,6 +1,7 @@
 """The composite generator conditioned on the warped exemplar (option training.exemplar): its
 input, the exemplars training pairs get, the checkpoint that records it, synthesis that rebuilds
-it, and a resumed run that is still bit-equal to a straight one."""
+it, and a resumed run that is still bit-equal to a straight one; the residual mode, which starts
+as the exemplar and learns a correction of it, and the option's older values false and true."""
 
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ import torch
 
 from edn.background.plate import read_plate
 from edn.core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from edn.core.options import first_heldout_frame
+from edn.core.options import TrainingOptions, first_heldout_frame
+from edn.core.runtime import Runtime
 from edn.core.presets import PRESETS
 from edn.exemplars.for_training import training_exemplars
-from edn.ingest.frames import load_frames, load_masks
+from edn.core.errors import EdnError
+from edn.ingest.frames import create_image_store, load_frames, load_masks
 from edn.models import build_face_generator, build_generator
-from edn.models.generation import load_frame_generator
+from edn.models.compositing import last_convolution
+from edn.models.generation import draw_in_window, load_frame_generator
 from edn.pose.keypoints import PoseSequence, write_pose_table
 from helpers import run_edn
 from synthetic_poses import standing_pose
@@ -115,7 +119,7 @@ def _subject_with_exemplars(directory: Path, perceptual: Path, size=(64, 32), fr
 
 
 def _exemplar_args(data: dict) -> tuple:
-    return ("--exemplar", "--exemplars", data["exemplars"], "--exemplar-validity", data["validity"])
+    return ("--exemplar", "input", "--exemplars", data["exemplars"], "--exemplar-validity", data["validity"])
 
 
 @pytest.mark.slow
@@ -137,12 +141,12 @@ def test_training_with_exemplars_through_the_cli_is_rebuilt_at_synthesis(tmp_pat
     trained = run_edn(*_train_args(data, tmp_path, "conditioned", *_exemplar_args(data), iterations=5))
     assert trained.returncode == 0, trained.stderr
     assert "correcting warped exemplars" in trained.stderr
-    missing = run_edn(*_train_args(data, tmp_path, "missing", "--exemplar", iterations=5))
+    missing = run_edn(*_train_args(data, tmp_path, "missing", "--exemplar", "input", iterations=5))
     assert missing.returncode != 0 and "--exemplars and --exemplar-validity" in missing.stderr
     assert not (tmp_path / "missing" / "global.pt").exists()
 
     checkpoint = load_checkpoint(tmp_path / "conditioned" / "global.pt")
-    assert checkpoint.options["exemplar"] is True and checkpoint.step == 5
+    assert checkpoint.options["exemplar"] == "input" and checkpoint.step == 5
     plate, cpu = read_plate(data["plate"]), torch.device("cpu")
     models = load_frame_generator(tmp_path / "conditioned" / "global.pt", None, cpu, plate)
     assert models.exemplar and models.generator.exemplar and "conditioned on the warped exemplar" in models.description
@@ -151,7 +155,7 @@ def test_training_with_exemplars_through_the_cli_is_rebuilt_at_synthesis(tmp_pat
     face = run_edn(*_train_args(data, tmp_path, "conditioned", "--init", tmp_path / "conditioned" / "global.pt",
                                 *_exemplar_args(data)[1:], stage="face", iterations=2))
     assert face.returncode == 0, face.stderr
-    assert load_checkpoint(tmp_path / "conditioned" / "face.pt").options["exemplar"] is True
+    assert load_checkpoint(tmp_path / "conditioned" / "face.pt").options["exemplar"] == "input"
     models = load_frame_generator(tmp_path / "conditioned" / "global.pt", tmp_path / "conditioned" / "face.pt", cpu,
                                   plate)
     assert models.face_generator.exemplar  # the face GAN sees the exemplar's face too
@@ -181,13 +185,22 @@ def test_training_with_exemplars_through_the_cli_is_rebuilt_at_synthesis(tmp_pat
     # The composite method without it, and a checkpoint written before the option, load unconditioned.
     plain = run_edn(*_train_args(data, tmp_path, "plain", iterations=2))
     assert plain.returncode == 0, plain.stderr
-    assert load_checkpoint(tmp_path / "plain" / "global.pt").options["exemplar"] is False
+    assert load_checkpoint(tmp_path / "plain" / "global.pt").options["exemplar"] == "none"
     old = load_checkpoint(tmp_path / "plain" / "global.pt")
     save_checkpoint(tmp_path / "old.pt", Checkpoint(old.stage, old.step, old.preset,
                                                     {k: v for k, v in old.options.items() if k != "exemplar"},
                                                     old.models))
     models = load_frame_generator(tmp_path / "old.pt", None, cpu, plate)
     assert not models.exemplar and not models.generator.exemplar
+    # A checkpoint from when the option was a switch: true was the input mode, false none.
+    for name, conditioned in (("conditioned", True), ("plain", False)):
+        saved = tmp_path / name / "global.pt"
+        checkpoint = load_checkpoint(saved)
+        save_checkpoint(tmp_path / "switch.pt", Checkpoint(checkpoint.stage, checkpoint.step, checkpoint.preset,
+                                                           {**checkpoint.options, "exemplar": conditioned},
+                                                           checkpoint.models))
+        models = load_frame_generator(tmp_path / "switch.pt", None, cpu, plate)
+        assert models.exemplar is models.generator.exemplar is conditioned and not models.generator.residual
 
 
 @pytest.mark.slow
@@ -196,4 +209,152 @@ def test_a_resumed_conditioned_run_is_bit_equal_to_a_straight_one(tmp_path: Path
     data = _subject_with_exemplars(tmp_path / "subject", perceptual_weights)
     args = _exemplar_args(data)
     a, b = resume_after_a_kill(data, tmp_path, *args)
-    assert a.options["exemplar"] is b.options["exemplar"] is True
+    assert a.options["exemplar"] == b.options["exemplar"] == "input"
+
+
+# -- the residual mode ---------------------------------------------------------------------------------
+
+
+def test_the_option_takes_a_mode_and_its_older_values_false_and_true() -> None:
+    def mode(value):
+        return TrainingOptions(stage="global", iterations=1, exemplar=value).exemplar
+
+    assert [mode(v) for v in ("none", "input", "residual")] == ["none", "input", "residual"]
+    assert [mode(v) for v in (False, True, "false", "true")] == ["none", "input", "none", "input"]
+    assert TrainingOptions(stage="global", iterations=1).exemplar == "none"
+    assert not TrainingOptions(stage="global", iterations=1, exemplar="none").conditioned
+    assert TrainingOptions(stage="global", iterations=1, exemplar="residual").conditioned
+    with pytest.raises(EdnError, match="option exemplar 'copy': must be one of none, input, residual"):
+        mode("copy")
+
+
+def _frame_with_a_person(height: int, width: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A textured plate [1, 3, H, W] and a warped exemplar [1, 4, H, W] over it: a textured person
+    in an ellipse, the plate elsewhere, valid everywhere but a hole in the person."""
+    generator = torch.Generator().manual_seed(seed)
+    plate = torch.rand(1, 3, height, width, generator=generator) * 2 - 1
+    yy, xx = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    person = ((xx - width / 2) ** 2 / (width / 6) ** 2 + (yy - height / 2) ** 2 / (height / 3) ** 2) < 1
+    image = torch.where(person, torch.rand(1, 3, height, width, generator=generator) * 2 - 1, plate)
+    validity = torch.ones(1, 1, height, width)
+    validity[..., height // 2 - 2: height // 2 + 2, width // 2 - 2: width // 2 + 2] = 0
+    return plate, torch.cat([image, validity], dim=1)
+
+
+@pytest.mark.parametrize(("kind", "upsampling"), [("global", "transposed"), ("global", "resize"),
+                                                   ("local", "transposed")])
+def test_a_residual_generator_starts_as_the_exemplar_and_its_mask_still_learns(kind: str, upsampling: str) -> None:
+    height, width, window = 64, 96, (24, 0, 72, 64)  # a 48x64 person window inside the frame
+    torch.manual_seed(0)
+    residual = build_generator(TINY, kind, compositing=True, upsampling=upsampling, exemplar="residual")
+    assert residual.exemplar and residual.residual
+    plate, exemplar = _frame_with_a_person(height, width, seed=1)
+    label, previous = torch.rand(1, 3, height, width), torch.rand(1, 3, height, width) * 2 - 1
+    frame, mask = draw_in_window(residual, label, previous, plate, [window], exemplar)
+    x0, y0, x1, y1 = window
+    inside = torch.zeros(1, 1, height, width, dtype=torch.bool)
+    inside[..., y0:y1, x0:x1] = True
+    inside = inside.expand(1, 3, height, width)
+    # At initialisation the frame in the window is the exemplar to within 2% of the range, whatever the
+    # label and the previous frame; where the exemplar shows the plate, exactly; outside, the plate.
+    assert (frame - exemplar[:, :3])[inside].abs().max() <= 0.02 * 2
+    shows_plate = inside & (exemplar[:, :3] == plate)
+    assert shows_plate.any() and torch.allclose(frame[shows_plate], plate[shows_plate], atol=1e-6)
+    assert torch.equal(frame[~inside], plate[~inside])
+    # The mask starts as the exemplar's silhouette: sigmoid(4) where it is not the plate, sigmoid(-4) elsewhere.
+    silhouette = (exemplar[:, :3] != plate).any(dim=1, keepdim=True)[..., y0:y1, x0:x1]
+    high, low = torch.sigmoid(torch.tensor(4.0)).item(), torch.sigmoid(torch.tensor(-4.0)).item()
+    assert torch.allclose(mask[..., y0:y1, x0:x1], torch.where(silhouette, high, low), atol=1e-6)
+    # Another exemplar, another frame: the person is the exemplar's, not drawn from the label.
+    _, other = _frame_with_a_person(height, width, seed=2)
+    assert (draw_in_window(residual, label, previous, plate, [window], other)[0] - other[:, :3])[inside].abs().max() \
+        <= 0.02 * 2
+    # The mask is not stuck: an L1 loss towards a real frame reaches every output's weights and biases.
+    real = torch.rand(1, 3, height, width) * 2 - 1
+    target_mask = torch.zeros(1, 1, height, width)
+    (torch.nn.functional.l1_loss(frame, real) + torch.nn.functional.l1_loss(mask, target_mask)).backward()
+    last = last_convolution(residual.body)
+    assert all(last.weight.grad[c].abs().sum() > 0 for c in range(4)) and (last.bias.grad != 0).all()
+
+
+def test_a_residual_generator_is_the_input_one_but_for_its_zeroed_last_convolution() -> None:
+    """Same seed, same layers and weights, the same random numbers drawn: only the last convolution,
+    set to start as the exemplar, differs (so the input and none modes are built as before)."""
+    built = {}
+    for mode in ("input", "residual"):
+        torch.manual_seed(0)
+        generator = build_generator(TINY, "global", compositing=True, exemplar=mode)
+        built[mode] = (generator, torch.rand(4))
+    (conditioned, after_input), (residual, after_residual) = built["input"], built["residual"]
+    assert torch.equal(after_input, after_residual)
+    last = {name for name, parameter in residual.named_parameters()
+            if parameter is last_convolution(residual.body).weight or parameter is last_convolution(residual.body).bias}
+    assert len(last) == 2
+    a, b = conditioned.state_dict(), residual.state_dict()
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[name], b[name]) for name in a if name not in last)
+    assert not last_convolution(residual.body).weight.any() and last_convolution(conditioned.body).weight.any()
+    assert not conditioned.residual and conditioned.exemplar
+
+
+def _exemplars_from_other_frames(paths: dict, directory: Path, shift: int) -> tuple[Path, Path]:
+    """Each frame's 'warped exemplar': the frame ``shift`` frames on (the blob elsewhere), valid everywhere."""
+    frames = load_frames(paths["frames"])
+    images, validity = directory / "exemplars.npy", directory / "validity.npy"
+    with create_image_store(images, len(frames), frames.shape[2:0:-1]) as store:
+        store[:] = np.roll(np.asarray(frames), -shift, axis=0)
+    with create_image_store(validity, len(frames), frames.shape[2:0:-1], channels=None) as store:
+        store[:] = 255
+    return images, validity
+
+
+@pytest.mark.slow
+def test_a_few_training_steps_of_a_residual_generator_on_one_pair_reduce_its_l1_loss(tmp_path: Path,
+                                                                                    perceptual_weights: Path) -> None:
+    """The project's trainer (MainStageTrainer.step: GAN, feature matching, perceptual, mask and temporal
+    terms, Adam) on one fixed pair, the exemplars a few frames off: the drawn window's L1 distance to
+    the real one goes down, and so does the mask's."""
+    from edn.background.plate import read_plate
+    from edn.training.data import TrainingFrames
+    from edn.training.losses import PerceptualLoss
+    from edn.training.main_stage import MainStageTrainer
+    from edn.training.perceptual import load_perceptual
+    from training_data import write_subject
+
+    paths = write_subject(tmp_path / "subject", size=(64, 32))
+    images, validity = _exemplars_from_other_frames(paths, tmp_path, shift=3)
+    data = TrainingFrames(paths["frames"], paths["labels"], paths["index"], downsample=1, size_multiple=4,
+                          plate=read_plate(paths["plate"]), masks_path=paths["masks"], exemplars_path=images,
+                          validity_path=validity)
+    torch.manual_seed(0)
+    trainer = MainStageTrainer("global", TINY, PerceptualLoss(load_perceptual(perceptual_weights, "vgg16_hed")),
+                               Runtime(torch.device("cpu")), 5e-4, plate=data.plate, mask_weight=10.0,
+                               temporal_change_weight=20.0, exemplar="residual")
+    assert trainer.generator.residual
+    first, second = data.sample(8), data.sample(9)
+    l1, mask = [], []
+    for _ in range(16):
+        losses = trainer.step(first, second)
+        _, _, fake0, _, real0, _ = trainer.last_pair  # drawn before this step's update
+        l1.append(torch.nn.functional.l1_loss(fake0, real0).item())
+        mask.append(losses["g_mask"])
+    # Step 0 draws the exemplar, which is off: the blob is 3 frames away.
+    assert l1[0] > 0.05
+    assert max(l1[-3:]) < 0.85 * l1[0] and max(mask[-3:]) < 0.9 * mask[0], (l1, mask)
+
+
+@pytest.mark.slow
+def test_a_residual_run_through_the_cli_is_recorded_and_rebuilt(tmp_path: Path, perceptual_weights: Path) -> None:
+    data = _subject_with_exemplars(tmp_path / "subject", perceptual_weights)
+    args = ("--exemplar", "residual", *_exemplar_args(data)[2:])
+    trained = run_edn(*_train_args(data, tmp_path, "residual", *args, iterations=3))
+    assert trained.returncode == 0, trained.stderr
+    assert "correcting warped exemplars (as a residual)" in trained.stderr
+    assert load_checkpoint(tmp_path / "residual" / "global.pt").options["exemplar"] == "residual"
+    models = load_frame_generator(tmp_path / "residual" / "global.pt", None, torch.device("cpu"),
+                                  read_plate(data["plate"]))
+    assert models.exemplar and models.generator.residual and "as a residual" in models.description
+    # The option's older value false is the mode none.
+    plain = run_edn(*_train_args(data, tmp_path, "plain", "--exemplar", "false", iterations=1))
+    assert plain.returncode == 0, plain.stderr
+    assert load_checkpoint(tmp_path / "plain" / "global.pt").options["exemplar"] == "none"
