@@ -153,7 +153,7 @@ def test_training_with_exemplars_through_the_cli_is_rebuilt_at_synthesis(tmp_pat
 
     # The face stage follows the generator it starts from.
     face = run_edn(*_train_args(data, tmp_path, "conditioned", "--init", tmp_path / "conditioned" / "global.pt",
-                                *_exemplar_args(data)[1:], stage="face", iterations=2))
+                                *_exemplar_args(data)[2:], stage="face", iterations=2))
     assert face.returncode == 0, face.stderr
     assert load_checkpoint(tmp_path / "conditioned" / "face.pt").options["exemplar"] == "input"
     models = load_frame_generator(tmp_path / "conditioned" / "global.pt", tmp_path / "conditioned" / "face.pt", cpu,
