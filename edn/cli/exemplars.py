@@ -20,8 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     warp = subparsers.add_parser(
         "pose-warp", help="draw requested poses with the target's own training frames, warped part by part",
         description="For every requested pose, choose one of the target's training frames (never a held-out "
-                    "one) by the paper's pose distance, kept over time until another is clearly closer; move its "
-                    "person to the pose part by part (limb segments, torso, head, hands, feet, each by its own "
+                    "one) by the paper's pose distance, kept over time until another is clearly closer (with "
+                    "--selection head the head its own frame, nearest by the head's joints; with parts each arm, "
+                    "leg and the torso too); move its person to the pose part by part (limb segments, torso, head, hands, feet, each by its own "
                     "transform) and composite it over the target's background plate. No learning: the pose_warp "
                     "method. Writes frames in the frame store format synthesis writes.")
     _add_target_arguments(warp)
@@ -36,14 +37,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     warp.add_argument("--validity", default=None,
                       help="validity masks .npy to write (uint8 [N, H, W], 0 where a requested part could not be "
                            "drawn; optional)")
-    warp.add_argument("--exemplars", default=None, help="each frame's exemplar (.csv: frame, exemplar) to write "
+    warp.add_argument("--exemplars", default=None, help="each frame's exemplar (.csv: frame, exemplar, and with "
+                                                        "--selection head or parts the torso's in exemplar and one "
+                                                        "column exemplar_<group> per part group) to write "
                                                         "(optional; -1: nobody requested)")
     warp.set_defaults(handler=_pose_warp)
 
     training = subparsers.add_parser(
         "training-exemplars", help="warp, for every frame of the target, another training frame to its pose",
         description="For every frame of the target, choose the training frame nearest to its pose by the paper's "
-                    "pose distance among those more than --exemplar-gap frames away (never a held-out frame), "
+                    "pose distance among those more than --exemplar-gap frames away (never a held-out frame; "
+                    "--selection as edn pose-warp's), "
                     "warp its person to the frame's pose part by part and composite it over the plate: the "
                     "inputs of a generator trained with the exemplar option (edn train --exemplars).")
     _add_target_arguments(training)

@@ -388,9 +388,11 @@ class ExemplarOptions(Options):
                             choices=("body", "face"))
     hands_and_feet: bool = option(True, "each hand and foot moved by its own points where both poses have them "
                                         "(else the lower arm or leg carries it)")
-    selection: str = option("body", "one exemplar for the whole person, chosen by eq. 6 (body), or one for each "
-                                    "part group (torso, head, each arm, each leg), chosen by eq. 6 over the group's "
-                                    "joints with the frame's position removed (parts)", choices=("body", "parts"))
+    selection: str = option("head", "one exemplar for the whole person, chosen by eq. 6 (body); the head's own, "
+                                    "nearest by eq. 6 over the nose, eyes, ears and neck with the frame's position "
+                                    "removed, and the whole-body one for the rest (head); or one for each part group "
+                                    "(torso, head, each arm, each leg) by its own joints (parts)",
+                            choices=("body", "head", "parts"))
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ No learning: for every requested pose (a normalized source's, or the target's
 held-out ones), an exemplar is chosen among the target's training frames
 (:func:`edn.exemplars.select.choose_exemplars`), its person moved to the pose
 part by part (:func:`edn.exemplars.warp.warp_person`) and composited over the
-target's background plate. With ``selection: parts`` each part group (torso,
-head, each arm, each leg) has its own exemplar
+target's background plate. With ``selection: head`` the head has its own
+exemplar, with ``parts`` every part group (torso, head, each arm, each leg)
 (:func:`edn.exemplars.select.choose_part_exemplars`), each group's parts warped
 from it and drawn in the same back-to-front order
 (:func:`edn.exemplars.warp.warp_parts`). It is the paper's PoseWarp baseline without its
@@ -24,7 +24,7 @@ import numpy as np
 
 from edn.core.atomic import atomic_path
 from edn.core.options import ExemplarOptions
-from edn.exemplars.select import choose_exemplars, choose_part_exemplars
+from edn.exemplars.select import choose_by_selection
 from edn.exemplars.warp import PART_GROUPS, warp_parts
 from edn.ingest.frames import create_image_store
 
@@ -70,30 +70,36 @@ def draw_pose_warp(frames: np.ndarray, masks: np.ndarray, target: np.ndarray, re
             validity_out[t] = np.rint(warped.validity * 255).astype(np.uint8)
 
 
+def exemplar_columns(exemplars: np.ndarray) -> dict[str, np.ndarray]:
+    """The columns of an exemplar table for ``exemplars`` int [N] (exemplar) or [N, G] by part group
+    (exemplar: the torso's, then exemplar_<group> for each group of
+    :data:`edn.exemplars.warp.PART_GROUPS`)."""
+    if exemplars.ndim == 1:
+        return {"exemplar": exemplars}
+    return {"exemplar": exemplars[:, 0],
+            **{f"exemplar_{group}": exemplars[:, g] for g, group in enumerate(PART_GROUPS)}}
+
+
 def write_pose_warp(frames: np.ndarray, masks: np.ndarray, target: np.ndarray, requested: np.ndarray,
                     plate: np.ndarray, first_heldout: int, output: str | os.PathLike, *, options: ExemplarOptions,
                     validity_output: str | os.PathLike | None = None,
                     exemplars_output: str | os.PathLike | None = None) -> np.ndarray:
     """Choose the exemplars and write the method's frames to ``output`` (frames .npy), its validity
     masks to ``validity_output`` (.npy, uint8 [N, H, W]) and each frame's exemplar to
-    ``exemplars_output`` (.csv: frame, exemplar; with ``selection: parts`` the exemplar is the torso's
-    and a column exemplar_<group> follows for each part group), each atomically. Returns the
+    ``exemplars_output`` (.csv: frame, exemplar; with ``selection`` head or parts the exemplar is the
+    torso's and a column exemplar_<group> follows for each part group), each atomically. Returns the
     exemplars (int64 [N], or [N, G] by part group)."""
     import pandas as pd
 
     height, width = frames.shape[1:3]
     started = time.perf_counter()
-    if options.selection == "parts":
-        exemplars = choose_part_exemplars(requested, target, first_heldout, switch_margin=options.switch_margin)
-        columns = {"exemplar": exemplars[:, 0], **{f"exemplar_{group}": exemplars[:, g]
-                                                   for g, group in enumerate(PART_GROUPS)}}
-    else:
-        exemplars = choose_exemplars(requested, target, first_heldout, switch_margin=options.switch_margin)
-        columns = {"exemplar": exemplars}
+    exemplars = choose_by_selection(requested, target, first_heldout, options.selection,
+                                    switch_margin=options.switch_margin)
+    columns = exemplar_columns(exemplars)
     chose = time.perf_counter()
     for name, chosen in columns.items():
         chosen = chosen[chosen >= 0]
-        if name != "exemplar" or options.selection == "body":
+        if name != "exemplar" or exemplars.ndim == 1:
             log.info("pose_warp: %s: %d exemplar(s) among the target's first %d frames, %d switch(es)",
                      name.replace("exemplar_", "") if name != "exemplar" else "body", len(np.unique(chosen)),
                      first_heldout, int((np.diff(chosen) != 0).sum()) if len(chosen) else 0)

@@ -28,6 +28,15 @@ that their mean is at the origin (the translation that best aligns the two);
 candidates missing more of the group's requested joints than the most complete
 candidate are not considered. Each group keeps its exemplar with the same
 hysteresis; a group that no candidate can give comes from the whole-body choice.
+``selection: head`` gives the head its own frame and the rest of the body the
+whole-body choice.
+
+Measured on held-out frames (docs/evaluation.md): on the demo juggler the head's
+own frame halves the face box's ST-LPIPS and lowers the body box's, while every
+group on its own loses on the body box: a leg chosen by its own joints comes
+from a frame where it kicks the ball, and brings the ball with it. On the
+aerobics target the head's own frame is the whole-body one, and every group on
+its own loses there too.
 """
 
 from __future__ import annotations
@@ -43,8 +52,10 @@ from edn.pose.skeleton import BODY, Body
 SWITCH_MARGIN = 0.2
 #: Elements of the query x candidate x joint arrays computed at once (bounds memory on long videos).
 DISTANCE_BLOCK_ELEMENTS = 1 << 22
-#: How exemplars are chosen: one frame for the whole body, or one per part group.
-SELECTIONS = ("body", "parts")
+#: How exemplars are chosen (option ``selection``): the part groups that get their own frame, the others
+#: taking the whole-body choice. body: one frame for the whole person; head: the head its own (measured
+#: best on the demo); parts: every group its own.
+SELECTION_GROUPS = {"body": (), "head": ("head",), "parts": tuple(PART_GROUPS)}
 #: The body joints that choose each part group's exemplar: its own and those it hangs from.
 GROUP_JOINTS = {
     "torso": (Body.NECK, Body.R_SHOULDER, Body.L_SHOULDER, Body.MID_HIP, Body.R_HIP, Body.L_HIP),
@@ -140,22 +151,41 @@ def part_distances(query: np.ndarray, reference: np.ndarray, joints, chunk: int 
 
 
 def choose_part_exemplars(requested: np.ndarray, target: np.ndarray, first_heldout: int, *,
-                          switch_margin: float = SWITCH_MARGIN) -> np.ndarray:
+                          switch_margin: float = SWITCH_MARGIN, groups=None) -> np.ndarray:
     """int64 [N, G]: for each requested pose [N, K, 3] and each part group (G columns, in the order of
     :data:`edn.exemplars.warp.PART_GROUPS`), the target frame its pixels come from; -1 in every column
-    where the requested pose has nobody (:func:`choose_exemplars` gives none). Each group's frame is
-    the nearest training frame by :func:`part_distances` over :data:`GROUP_JOINTS`, kept with the
-    hysteresis of :func:`hysteresis_choice`; a group no candidate can give (its joints missing in
-    the requested pose or in every candidate) comes from :func:`choose_exemplars`' frame."""
+    where the requested pose has nobody (:func:`choose_exemplars` gives none). Each group among
+    ``groups`` (default: all) takes the nearest training frame by :func:`part_distances` over
+    :data:`GROUP_JOINTS`, kept with the hysteresis of :func:`hysteresis_choice`; the other groups, and
+    a group no candidate can give (its joints missing in the requested pose or in every candidate),
+    take :func:`choose_exemplars`' frame."""
+    groups = tuple(PART_GROUPS) if groups is None else tuple(groups)
+    unknown = sorted(set(groups) - set(PART_GROUPS))
+    if unknown:
+        raise ValueError(f"unknown part group(s) {unknown}; the groups are {list(PART_GROUPS)}")
     candidates, distances = candidate_distances(requested, target, first_heldout)
     body_columns = hysteresis_choice(distances, switch_margin)
     body = np.where(body_columns >= 0, candidates[np.maximum(body_columns, 0)], -1)
     reference = np.asarray(target[candidates])
     query = np.asarray(requested)
-    chosen = np.empty((len(requested), len(GROUP_JOINTS)), dtype=np.int64)
-    for g, joints in enumerate(GROUP_JOINTS.values()):
+    chosen = np.repeat(body[:, None], len(GROUP_JOINTS), axis=1)
+    for g, (group, joints) in enumerate(GROUP_JOINTS.items()):
+        if group not in groups:
+            continue
         chunk = max(1, DISTANCE_BLOCK_ELEMENTS // (len(candidates) * len(joints) * 2))
         columns = hysteresis_choice(part_distances(query, reference, joints, chunk=chunk), switch_margin)
         chosen[:, g] = np.where(columns >= 0, candidates[np.maximum(columns, 0)], body)
     chosen[body < 0] = -1
     return chosen
+
+
+def choose_by_selection(requested: np.ndarray, target: np.ndarray, first_heldout: int, selection: str, *,
+                        switch_margin: float = SWITCH_MARGIN) -> np.ndarray:
+    """The exemplars of option ``selection`` (:data:`SELECTION_GROUPS`): int64 [N] for body
+    (:func:`choose_exemplars`), [N, G] by part group otherwise (:func:`choose_part_exemplars`)."""
+    if selection not in SELECTION_GROUPS:
+        raise ValueError(f"selection {selection!r}: one of {list(SELECTION_GROUPS)}")
+    if selection == "body":
+        return choose_exemplars(requested, target, first_heldout, switch_margin=switch_margin)
+    return choose_part_exemplars(requested, target, first_heldout, switch_margin=switch_margin,
+                                 groups=SELECTION_GROUPS[selection])
