@@ -24,7 +24,7 @@ import numpy as np
 
 from edn.core.atomic import atomic_path
 from edn.core.options import ExemplarOptions
-from edn.exemplars.select import choose_by_selection
+from edn.exemplars.select import SELECTION_GROUPS, choose_by_selection
 from edn.exemplars.warp import PART_GROUPS, warp_parts
 from edn.ingest.frames import create_image_store
 
@@ -97,12 +97,13 @@ def write_pose_warp(frames: np.ndarray, masks: np.ndarray, target: np.ndarray, r
                                     switch_margin=options.switch_margin)
     columns = exemplar_columns(exemplars)
     chose = time.perf_counter()
-    for name, chosen in columns.items():
-        chosen = chosen[chosen >= 0]
-        if name != "exemplar" or exemplars.ndim == 1:
-            log.info("pose_warp: %s: %d exemplar(s) among the target's first %d frames, %d switch(es)",
-                     name.replace("exemplar_", "") if name != "exemplar" else "body", len(np.unique(chosen)),
-                     first_heldout, int((np.diff(chosen) != 0).sum()) if len(chosen) else 0)
+    # The whole-body choice (the torso's column unless the torso has its own), then each group that has its own.
+    own = SELECTION_GROUPS[options.selection]
+    for name in ("exemplar",) * ("torso" not in own) + tuple(f"exemplar_{group}" for group in own):
+        chosen = columns[name][columns[name] >= 0]
+        log.info("pose_warp: %s: %d exemplar(s) among the target's first %d frames, %d switch(es)",
+                 name.replace("exemplar_", "") if name != "exemplar" else "body", len(np.unique(chosen)),
+                 first_heldout, int((np.diff(chosen) != 0).sum()) if len(chosen) else 0)
     with contextlib.ExitStack() as stack:
         out = stack.enter_context(create_image_store(output, len(requested), (width, height)))
         validity = (None if validity_output is None else
