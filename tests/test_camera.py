@@ -65,7 +65,7 @@ def test_the_mosaic_warped_into_each_frame_is_that_frames_background(tmp_path) -
         assert difference.mean() < 1.5 and np.percentile(difference, 99) < 6, (t, difference.mean())
         means.append(difference.mean())
         assert (plate[~valid] == 0).all()
-    assert np.mean(means) < 1.0, means  # within a gray level: what the bilinear resampling of the median costs
+    assert np.mean(means) < 1.0, means  # within a gray level: what resampling the median costs
     # The reference frame's camera is the identity: its plate is the plate, bit for bit.
     reference, _ = plate_in_frame(made.mosaic, report.reference_origin, camera.transform(report.reference_frame),
                                   SIZE)
@@ -77,9 +77,11 @@ def test_pixels_the_mosaic_never_saw_are_invalid() -> None:
     seen = np.ones((40, 60), bool)
     seen[:, :10] = False
     # A camera shifted 5.5 px left of the mosaic's left edge: its first columns lie outside the mosaic, the
-    # next ones on pixels never seen.
+    # next ones on pixels never seen. Lanczos reads 3 pixels before and 4 after: column 18 samples mosaic
+    # column 12.5 and so reads column 9, never seen; column 19 reads 10 to 17. The top 3 rows read above the
+    # mosaic's edge.
     plate, valid = plate_in_frame(mosaic, (0, 0), np.array([[1, 0, -5.5], [0, 1, 0], [0, 0, 1]]), (30, 20), seen)
-    assert not valid[:, :16].any() and valid[:, 17:].all()
+    assert not valid[:, :19].any() and not valid[:3].any() and valid[3:, 19:].all()
     assert (plate[~valid] == 0).all()
     # A whole-pixel shift is a crop; it agrees with the warp.
     crop, crop_valid = plate_in_frame(mosaic, (3, 2), np.array([[1, 0, 4.0], [0, 1, -1.0], [0, 0, 1]]), (30, 20))

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edn.background.registration import Registration, apply_transform, translated
+from edn.background.registration import PICTURE_INTERPOLATION, Registration, apply_transform, translated
 from edn.pose.keypoints import PoseSequence
 
 IDENTITY = np.eye(3)
@@ -114,8 +114,9 @@ def plate_in_frame(mosaic: np.ndarray, origin: tuple[int, int], transform: np.nd
     ``mosaic`` uint8 [Hm, Wm, C] (the reference view's pixel (0, 0) at ``origin`` (x, y));
     ``size`` (width, height) of the frame; ``seen`` bool [Hm, Wm], the mosaic's pixels
     some frame saw (None: all of them). Returns (image uint8 [H, W, C], valid bool [H, W]):
-    the frame's pixel samples the mosaic bilinearly where the transform puts it; valid
-    where every mosaic pixel it interpolates from is seen (elsewhere the image is 0).
+    the frame's pixel samples the mosaic where the transform puts it (Lanczos,
+    :data:`edn.background.registration.PICTURE_INTERPOLATION`); valid where every mosaic
+    pixel it interpolates from is seen (elsewhere the image is 0).
     A whole-pixel shift (the identity included) is a crop, bit for bit.
     """
     width, height = size
@@ -125,9 +126,11 @@ def plate_in_frame(mosaic: np.ndarray, origin: tuple[int, int], transform: np.nd
     if shift is not None:
         return _shifted(mosaic, shift, size, seen)
     image = cv2.warpPerspective(np.ascontiguousarray(mosaic), into, (width, height),
-                                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
+                                flags=PICTURE_INTERPOLATION | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
                                 borderValue=0)
     known = np.full(mosaic.shape[:2], 255, np.uint8) if seen is None else np.where(seen, 255, 0).astype(np.uint8)
+    # Lanczos reads 8x8 mosaic pixels (3 before, 4 after): a pixel is known when all of them are.
+    known = cv2.erode(known, np.ones((8, 8), np.uint8), anchor=(3, 3), borderType=cv2.BORDER_CONSTANT, borderValue=0)
     valid = cv2.warpPerspective(known, into, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                 borderMode=cv2.BORDER_CONSTANT, borderValue=0) == 255
     image[~valid] = 0
@@ -223,7 +226,7 @@ class FramePlates:
     def __call__(self, t: int) -> np.ndarray:
         """uint8 [H, W, 3]: the plate in frame t's camera (t mod T past the video's end)."""
         into = translated(self.camera.transform(t), self.origin)
-        plate = cv2.warpPerspective(self.mosaic, into, self.size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        plate = cv2.warpPerspective(self.mosaic, into, self.size, flags=PICTURE_INTERPOLATION | cv2.WARP_INVERSE_MAP,
                                     borderMode=cv2.BORDER_REPLICATE)
         return blank_outside(plate, self.content_box)
 

@@ -56,7 +56,8 @@ import cv2
 import numpy as np
 
 from edn.background.camera import blank_outside
-from edn.background.registration import Registration, register_frames, translated, valid_in_view, warp_into
+from edn.background.registration import (PICTURE_INTERPOLATION, Registration, register_frames, translated,
+                                         valid_in_view, warp_into)
 from edn.core.atomic import write_json, write_text
 from edn.core.errors import EdnError
 from edn.labels.preview import write_png
@@ -336,7 +337,8 @@ def build_plate(frames: np.ndarray, masks: np.ndarray, labels: np.ndarray | None
         shares = []
         for i, t in enumerate(chosen):
             into = translated(registration.transforms[t], (ox, oy))
-            sample_frames[i] = warp_into(_with_gain(np.asarray(frames[t]), registration.gains[t]), into, canvas)
+            sample_frames[i] = warp_into(_with_gain(np.asarray(frames[t]), registration.gains[t]), into, canvas,
+                                         interpolation=PICTURE_INTERPOLATION)
             excluded[i] = ~valid_in_view(~person[t], into, canvas)
             shares.append(float(person.person(t).mean()))
         person_fraction = float(np.mean(shares))
@@ -386,7 +388,8 @@ def frame_residuals(frames: np.ndarray, person: Sequence, plate: np.ndarray, mos
             continue
         into = translated(registration.transforms[t], origin)
         valid = valid_in_view(background, into, canvas)
-        after[t] = _mean_difference(warp_into(_with_gain(frame, gain), into, canvas), mosaic, valid)
+        after[t] = _mean_difference(warp_into(_with_gain(frame, gain), into, canvas, interpolation=PICTURE_INTERPOLATION),
+                                    mosaic, valid)
     return before, after
 
 

@@ -146,13 +146,22 @@ def translated(transform: np.ndarray, origin: tuple[int, int]) -> np.ndarray:
     return shift @ transform
 
 
-def warp_into(image: np.ndarray, transform: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``image`` seen in the view that ``transform`` maps it into, ``size`` (width, height), bilinear, black
-    outside. The identity returns the image itself (no resampling)."""
+#: How a picture (not a mask) is resampled into another camera: Lanczos (an 8x8 windowed sinc). A plate of a
+#: moving camera is resampled twice, each frame into the mosaic and the mosaic back into a frame's camera,
+#: and bilinear both times blurs fine texture (grass, leaves): on the synthetic pan
+#: (benchmarks/synthetic_camera.py) the mean |plate - frame| over the background fell from 6.0 to 3.9.
+PICTURE_INTERPOLATION = cv2.INTER_LANCZOS4
+
+
+def warp_into(image: np.ndarray, transform: np.ndarray, size: tuple[int, int], *,
+              interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """``image`` seen in the view that ``transform`` maps it into, ``size`` (width, height), black outside;
+    bilinear unless ``interpolation`` says otherwise (:data:`PICTURE_INTERPOLATION` for a picture). The
+    identity returns the image itself (no resampling)."""
     transform = np.asarray(transform, np.float64)
     if np.array_equal(transform, np.eye(3)) and image.shape[1::-1] == tuple(size):
         return np.array(image)
-    return cv2.warpPerspective(np.ascontiguousarray(image), transform, size, flags=cv2.INTER_LINEAR,
+    return cv2.warpPerspective(np.ascontiguousarray(image), transform, size, flags=interpolation,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
