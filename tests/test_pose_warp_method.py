@@ -89,6 +89,11 @@ def test_the_ablation_plans_pose_warp_from_the_held_out_poses(tmp_path: Path) ->
     assert "results/exemplars/juggler/heldout.npy" in warp[0]
     assert "pose-warp" in warp[0] and "--heldout-only" in warp[0]
     assert "--requested results/poses/juggler.filtered.parquet" in warp[0]
+    # A camera that moves: the held-out frames are drawn over the plate in their own camera.
+    assert ("--mosaic results/background/juggler.mosaic.png --camera results/background/juggler.camera.csv"
+            in warp[0] and "--plate-report results/background/juggler.json" in warp[0])
+    exemplars = [job for job in jobs if "rule training_exemplars:" in job]
+    assert len(exemplars) == 1 and "--camera results/background/juggler.camera.csv" in exemplars[0]
     evaluation = [job for job in jobs if "rule evaluate_method:" in job and "method=pose_warp" in job]
     assert len(evaluation) == 1
     assert "--baseline pose_warp" in evaluation[0]

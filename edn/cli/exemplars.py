@@ -1,5 +1,11 @@
 """``edn pose-warp`` and ``edn training-exemplars``: the target's own frames warped part by part to other poses
-over its plate, as the ``pose_warp`` method's frames or as the exemplars a generator conditioned on them trains with."""
+over its plate, as the ``pose_warp`` method's frames or as the exemplars a generator conditioned on them trains with.
+
+A target whose camera moves (``--mosaic``, ``--camera`` and ``--plate-report`` from ``edn background``, the
+report saying the camera moved): an output frame that stands for target frame t (a held-out frame with
+``--heldout-only``, every frame of ``edn training-exemplars``, output frame i of a transfer whose poses replay the
+target's camera) is drawn over the plate in camera t, as the frame was filmed; a transfer's poses in the
+reference view are drawn over the reference view's plate."""
 
 from __future__ import annotations
 
@@ -14,6 +20,12 @@ def _add_target_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--masks", required=True, help="the target's person masks .npy (from edn background)")
     parser.add_argument("--poses", required=True, help="the target's keypoint table (.parquet), frame t of its video")
     parser.add_argument("--plate", required=True, help="the target's background plate (.png)")
+    parser.add_argument("--mosaic", default=None,
+                        help="with --camera and --plate-report, a registered target's mosaic (edn background "
+                             "--mosaic): when its camera moves, an output frame that stands for target frame t is "
+                             "drawn over the plate as frame t's own camera saw it")
+    parser.add_argument("--camera", default=None, help="the target's camera table (edn background --camera)")
+    parser.add_argument("--plate-report", default=None, help="the target's plate report (edn background --report)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "one) by the paper's pose distance, kept over time until another is clearly closer (with "
                     "--selection head the head its own frame, nearest by the head's joints; with parts each arm, "
                     "leg and the torso too); move its person to the pose part by part (limb segments, torso, head, hands, feet, each by its own "
-                    "transform) and composite it over the target's background plate. No learning: the pose_warp "
+                    "transform) and composite it over the target's background plate (with --heldout-only and a camera "
+                    "that moves, the plate in each held-out frame's own camera). No learning: the pose_warp "
                     "method. Writes frames in the frame store format synthesis writes.")
     _add_target_arguments(warp)
     warp.add_argument("--requested", required=True,
@@ -48,7 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="For every frame of the target, choose the training frame nearest to its pose by the paper's "
                     "pose distance among those more than --exemplar-gap frames away (never a held-out frame; "
                     "--selection as edn pose-warp's), "
-                    "warp its person to the frame's pose part by part and composite it over the plate: the "
+                    "warp its person to the frame's pose part by part and composite it over the plate (the plate "
+                    "in the frame's own camera when the camera moves): the "
                     "inputs of a generator trained with the exemplar option (edn train --exemplars).")
     _add_target_arguments(training)
     add_arguments(training, TrainingOptions, only=("holdout_fraction", "exemplar_gap"))
@@ -86,6 +100,42 @@ def _read_target(args: argparse.Namespace, poses_name: str = "keypoint table", f
     return frames, masks, poses, plate
 
 
+def _camera_plates(args: argparse.Namespace, frames):
+    """The plate in each target frame's camera (:class:`edn.background.camera.FramePlates`) when
+    --mosaic, --camera and --plate-report say that the target's camera moves; None for a still camera or
+    without them. Each file is checked against the frames (one line naming it)."""
+    import logging
+
+    from edn.background.camera import FramePlates, camera_moves, read_camera
+    from edn.background.plate import read_plate, read_plate_report
+    from edn.core.errors import EdnError
+
+    given = [args.mosaic, args.camera, args.plate_report]
+    if not any(given):
+        return None
+    if not all(given):
+        raise EdnError("--mosaic, --camera and --plate-report go together (the outputs of edn background)")
+    count, height, width = frames.shape[:3]
+    report = read_plate_report(args.plate_report)
+    if tuple(report.frame_size) != (width, height):
+        raise EdnError(f"background report {args.plate_report!r}: made for {report.frame_size[0]}x"
+                       f"{report.frame_size[1]} frames, the frames are {width}x{height}")
+    if not camera_moves(report):
+        return None
+    mosaic = read_plate(args.mosaic)
+    expected = tuple(report.mosaic_size or report.frame_size)
+    if tuple(mosaic.shape[1::-1]) != expected:
+        raise EdnError(f"background mosaic {args.mosaic!r}: {mosaic.shape[1]}x{mosaic.shape[0]}, its report "
+                       f"{args.plate_report!r} says {expected[0]}x{expected[1]}")
+    camera = read_camera(args.camera, (width, height))
+    if len(camera) != count:
+        raise EdnError(f"camera table {args.camera!r}: {len(camera)} frames, the target has {count} "
+                       "(made for another video?)")
+    logging.getLogger(__name__).info("target %s: the camera moves (%s); frames are drawn over the plate in their "
+                                     "own camera", report.subject, report.motion_model)
+    return FramePlates(mosaic, tuple(report.reference_origin), camera, report.content_box)
+
+
 def _pose_warp(args: argparse.Namespace) -> None:
     import numpy as np
 
@@ -104,11 +154,22 @@ def _pose_warp(args: argparse.Namespace) -> None:
                        f"the target's frames are {width}x{height}")
     first_heldout = first_heldout_frame(count, holdout_fraction)
     wanted = requested.keypoints
-    if args.heldout_only:
-        wanted = wanted[first_heldout_frame(requested.frame_count, holdout_fraction):]
+    first_wanted = first_heldout_frame(requested.frame_count, holdout_fraction) if args.heldout_only else 0
+    wanted = wanted[first_wanted:]
     if len(wanted) == 0:
         raise EdnError(f"requested poses {args.requested!r}: no frame to draw")
-    write_pose_warp(frames, masks, target.keypoints, np.asarray(wanted), plate, first_heldout, args.output,
+    camera_plates = _camera_plates(args, frames)
+    plates = plate
+    if camera_plates is not None and args.heldout_only:
+        # The target's own held-out poses: output row i is target frame first_wanted + i, filmed with its camera.
+        if requested.frame_count != count:
+            raise EdnError(f"requested poses {args.requested!r}: {requested.frame_count} frames, the target has "
+                           f"{count}: with a camera that moves, --heldout-only draws the target's own poses, each "
+                           "over the plate in its frame's camera")
+        plates = lambda row: camera_plates(first_wanted + row)  # noqa: E731
+    elif camera_plates is not None and requested.extra.get("camera") == "replay":
+        plates = camera_plates  # poses replaying the target's camera: output frame i in frame (i mod T)'s camera
+    write_pose_warp(frames, masks, target.keypoints, np.asarray(wanted), plates, first_heldout, args.output,
                     options=options, validity_output=args.validity, exemplars_output=args.exemplars)
 
 
@@ -120,6 +181,8 @@ def _training_exemplars(args: argparse.Namespace) -> None:
     holdout_fraction = checked_argument(TrainingOptions, args, "holdout_fraction")
     gap = checked_argument(TrainingOptions, args, "exemplar_gap")
     frames, masks, poses, plate = _read_target(args)
-    write_training_exemplars(frames, masks, poses.keypoints, plate, first_heldout_frame(len(frames), holdout_fraction),
+    camera_plates = _camera_plates(args, frames)  # frame t over the plate in its own camera when it moves
+    plates = plate if camera_plates is None else camera_plates
+    write_training_exemplars(frames, masks, poses.keypoints, plates, first_heldout_frame(len(frames), holdout_fraction),
                              gap, args.output, args.validity, options=options, exemplars_output=args.exemplars,
                              progress=args.progress)

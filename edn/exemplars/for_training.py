@@ -14,6 +14,10 @@ With option ``selection`` head or parts, the head (or every part group) comes
 from its own nearest admissible frame by the group's joints
 (:func:`edn.exemplars.select.part_distances`), as at synthesis.
 
+Frame t's exemplar is drawn over frame t's plate: when the camera moves, the
+plate in frame t's own camera, the background the generator is given beside it
+in training (:func:`edn.exemplars.pose_warp.plate_of`).
+
 At synthesis the exemplars are the ``pose_warp`` method's frames of the same
 requested poses (``edn pose-warp``), chosen with hysteresis over time.
 """
@@ -29,7 +33,7 @@ import numpy as np
 
 from edn.core.atomic import atomic_path
 from edn.core.options import ExemplarOptions
-from edn.exemplars.pose_warp import draw_pose_warp, exemplar_columns
+from edn.exemplars.pose_warp import Plates, draw_pose_warp, exemplar_columns
 from edn.exemplars.select import (DISTANCE_BLOCK_ELEMENTS, GROUP_JOINTS, SELECTION_GROUPS, candidate_distances,
                                   part_distances)
 from edn.ingest.frames import create_image_store
@@ -74,16 +78,17 @@ def training_exemplars(keypoints: np.ndarray, first_heldout: int, gap: int, sele
     return by_group
 
 
-def write_training_exemplars(frames: np.ndarray, masks: np.ndarray, keypoints: np.ndarray, plate: np.ndarray,
+def write_training_exemplars(frames: np.ndarray, masks: np.ndarray, keypoints: np.ndarray, plates: Plates,
                              first_heldout: int, gap: int, output: str | os.PathLike,
                              validity_output: str | os.PathLike, *, options: ExemplarOptions,
                              exemplars_output: str | os.PathLike | None = None,
                              progress: bool = True) -> np.ndarray:
     """Frame t of ``output`` (uint8 [T, H, W, 3]): exemplar ``training_exemplars(...)[t]`` warped to
-    frame t's pose, over ``plate``; ``validity_output`` (uint8 [T, H, W], 0-255): where the warp
-    is valid; ``exemplars_output`` (.csv: frame, exemplar, and with ``selection`` head or parts
-    exemplar_<group> for each part group), optional. Each written atomically. Returns the exemplars
-    (-1: the plate, fully valid)."""
+    frame t's pose, over frame t's plate (``plates``: the plate, or t -> the plate in frame t's camera when
+    the camera moves, as :func:`edn.exemplars.pose_warp.draw_pose_warp` takes it); ``validity_output``
+    (uint8 [T, H, W], 0-255): where the warp is valid; ``exemplars_output`` (.csv: frame, exemplar, and
+    with ``selection`` head or parts exemplar_<group> for each part group), optional. Each written
+    atomically. Returns the exemplars (-1: the plate, fully valid)."""
     import pandas as pd
 
     count, height, width = frames.shape[:3]
@@ -92,7 +97,7 @@ def write_training_exemplars(frames: np.ndarray, masks: np.ndarray, keypoints: n
     with contextlib.ExitStack() as stack:
         out = stack.enter_context(create_image_store(output, count, (width, height)))
         validity = stack.enter_context(create_image_store(validity_output, count, (width, height), channels=None))
-        draw_pose_warp(frames, masks, keypoints, keypoints, exemplars, plate, out, options=options,
+        draw_pose_warp(frames, masks, keypoints, keypoints, exemplars, plates, out, options=options,
                        validity_out=validity, progress=progress)
         if exemplars_output is not None:
             with atomic_path(exemplars_output) as temporary:

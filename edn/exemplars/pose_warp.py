@@ -4,13 +4,26 @@ No learning: for every requested pose (a normalized source's, or the target's
 held-out ones), an exemplar is chosen among the target's training frames
 (:func:`edn.exemplars.select.choose_exemplars`), its person moved to the pose
 part by part (:func:`edn.exemplars.warp.warp_person`) and composited over the
-target's background plate. With ``selection: head`` the head has its own
+target's background plate of that output frame (:func:`plate_of`: the one plate
+of a still camera, or the plate in the output frame's own camera when the
+target's camera moves). With ``selection: head`` the head has its own
 exemplar, with ``parts`` every part group (torso, head, each arm, each leg)
 (:func:`edn.exemplars.select.choose_part_exemplars`), each group's parts warped
 from it and drawn in the same back-to-front order
 (:func:`edn.exemplars.warp.warp_parts`). It is the paper's PoseWarp baseline without its
 network, and the floor a trained model must clear. Frames where the requested
 pose has nobody are the plate.
+
+A camera that moves: the exemplar's person pixels come from its own frame s
+(filmed with camera s) and are moved part by part onto the requested pose,
+which is in the output frame's pixels; nothing of them depends on a plate (what
+the exemplar's person covered in frame s is never drawn: the warp takes the
+person only). Only the background under the person changes with the camera: the
+target's held-out frame t, or training frame t, was filmed with camera t, so it
+is drawn over the mosaic warped into camera t
+(:class:`edn.background.camera.FramePlates`), as training and evaluation draw
+it. A transfer's poses are in the reference view, and are drawn over the
+reference view's plate.
 """
 
 from __future__ import annotations
@@ -19,6 +32,7 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -31,6 +45,20 @@ from edn.ingest.frames import create_image_store
 log = logging.getLogger(__name__)
 
 
+#: The plate of each output frame: one uint8 [H, W, 3] for every frame, or a callable giving frame t's.
+Plates = np.ndarray | Callable[[int], np.ndarray]
+
+
+def plate_of(plates: Plates) -> Callable[[int], np.ndarray]:
+    """The one rule for the plate that output frame t is drawn over: ``plates`` itself when it is an image
+    (a still camera, or a transfer in the reference view), else ``plates(t)`` (e.g. a
+    :class:`edn.background.camera.FramePlates` seen from output frame t's camera)."""
+    if callable(plates):
+        return plates
+    plate = np.asarray(plates)
+    return lambda t: plate
+
+
 def warp_options(options: ExemplarOptions) -> dict:
     """The keyword arguments of :func:`edn.exemplars.warp.warp_person` among ``options``."""
     return {"feather_px": options.feather_px, "limb_radius": options.limb_radius,
@@ -38,17 +66,19 @@ def warp_options(options: ExemplarOptions) -> dict:
 
 
 def draw_pose_warp(frames: np.ndarray, masks: np.ndarray, target: np.ndarray, requested: np.ndarray,
-                   exemplars: np.ndarray, plate: np.ndarray, out: np.ndarray, *, options: ExemplarOptions,
+                   exemplars: np.ndarray, plates: Plates, out: np.ndarray, *, options: ExemplarOptions,
                    validity_out: np.ndarray | None = None, progress: bool = True) -> None:
     """Frame t of ``out`` (uint8 [N, H, W, 3]): exemplar ``exemplars[t]`` of the target (its ``frames``
     uint8 [T, H, W, 3], ``masks`` uint8 [T, H, W], keypoints ``target`` [T, K, 3]) warped to
-    ``requested[t]`` [K, 3], over ``plate`` uint8 [H, W, 3]; -1: the plate. ``exemplars`` int [N] (one
+    ``requested[t]`` [K, 3], over output frame t's plate (``plates``: uint8 [H, W, 3] for every frame, or a
+    callable t -> plate, :func:`plate_of`); -1: the plate. ``exemplars`` int [N] (one
     frame for the whole person) or [N, G] (one per part group, in the order of
     :data:`edn.exemplars.warp.PART_GROUPS`; -1 in the first column: the plate). ``validity_out`` (uint8
     [N, H, W], optional) gets each frame's validity, 0-255."""
     from tqdm import tqdm
 
     keywords = warp_options(options)
+    plate_at = plate_of(plates)
     exemplars = np.asarray(exemplars)
     per_part = exemplars.ndim == 2
     if per_part and exemplars.shape[1] != len(PART_GROUPS):
@@ -56,7 +86,7 @@ def draw_pose_warp(frames: np.ndarray, masks: np.ndarray, target: np.ndarray, re
     for t in tqdm(range(len(requested)), unit="frame", desc="pose-warp", leave=False, disable=not progress or None):
         row = exemplars[t] if per_part else exemplars[t:t + 1]
         if int(row[0]) < 0:
-            out[t] = plate
+            out[t] = plate_at(t)
             if validity_out is not None:
                 validity_out[t] = 255
             continue
@@ -65,7 +95,7 @@ def draw_pose_warp(frames: np.ndarray, masks: np.ndarray, target: np.ndarray, re
         source_of = {group: sources.index(int(frame)) for group, frame in zip(PART_GROUPS, row)} if per_part else {}
         warped = warp_parts([(np.asarray(frames[s]), np.asarray(masks[s]), target[s]) for s in sources],
                             requested[t], source_of, **keywords)
-        out[t] = warped.over(plate)
+        out[t] = warped.over(plate_at(t))
         if validity_out is not None:
             validity_out[t] = np.rint(warped.validity * 255).astype(np.uint8)
 
@@ -81,10 +111,11 @@ def exemplar_columns(exemplars: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def write_pose_warp(frames: np.ndarray, masks: np.ndarray, target: np.ndarray, requested: np.ndarray,
-                    plate: np.ndarray, first_heldout: int, output: str | os.PathLike, *, options: ExemplarOptions,
+                    plates: Plates, first_heldout: int, output: str | os.PathLike, *, options: ExemplarOptions,
                     validity_output: str | os.PathLike | None = None,
                     exemplars_output: str | os.PathLike | None = None) -> np.ndarray:
-    """Choose the exemplars and write the method's frames to ``output`` (frames .npy), its validity
+    """Choose the exemplars and write the method's frames to ``output`` (frames .npy; frame t over output
+    frame t's plate, ``plates`` as :func:`draw_pose_warp`'s), its validity
     masks to ``validity_output`` (.npy, uint8 [N, H, W]) and each frame's exemplar to
     ``exemplars_output`` (.csv: frame, exemplar; with ``selection`` head or parts the exemplar is the
     torso's and a column exemplar_<group> follows for each part group), each atomically. Returns the
@@ -109,7 +140,7 @@ def write_pose_warp(frames: np.ndarray, masks: np.ndarray, target: np.ndarray, r
         validity = (None if validity_output is None else
                     stack.enter_context(create_image_store(validity_output, len(requested), (width, height),
                                                            channels=None)))
-        draw_pose_warp(frames, masks, target, requested, exemplars, plate, out, options=options,
+        draw_pose_warp(frames, masks, target, requested, exemplars, plates, out, options=options,
                        validity_out=validity)
         drew = time.perf_counter()
         if exemplars_output is not None:
