@@ -10,10 +10,11 @@ import cv2
 import numpy as np
 
 from edn.background.camera import FramePlates, blank_outside, read_camera, read_frame_plates
-from edn.background.plate import PlateReport, build_plate, content_box_of, padding_pixels, read_plate_report, write_plate
+from edn.background.plate import PlateReport, content_box_of, padding_pixels, read_plate_report
 from edn.evaluation.registered import read_target_view, registered_nearest_neighbours
 from edn.pose.keypoints import PoseSequence
 from edn.training.loop import Background, frame_plates
+from training_data import build_and_write_plate
 
 SIZE = (96, 64)
 BAR = 8  # px of black padding at the left and right of every frame (a pillarboxed video)
@@ -55,16 +56,6 @@ def _target(offsets: list[tuple[float, float]], person_x: list[int], seed: int =
     return _padded(frames), masks, scene, keypoints
 
 
-def _written(tmp_path: Path, frames: np.ndarray, masks: np.ndarray, subject: str, **options):
-    made = build_plate(frames, masks, None, subject=subject, **{**PLATE_OPTIONS, **options})
-    paths = {name: tmp_path / f"{subject}{suffix}" for name, suffix in
-             (("plate", ".png"), ("mosaic", ".mosaic.png"), ("coverage", ".coverage.png"),
-              ("camera", ".camera.csv"), ("report", ".json"))}
-    write_plate(made, plate_out=paths["plate"], coverage_out=paths["coverage"], report_out=paths["report"],
-                mosaic_out=paths["mosaic"], camera_out=paths["camera"])
-    return made, paths
-
-
 PAN = [(-5.0 + 1.7 * t, -1.2 + 0.55 * t) for t in range(7)]  # sub-pixel steps, 10.2 px right, 3.3 px down
 PAN_PERSON_X = [10 + 11 * t for t in range(7)]
 
@@ -85,7 +76,7 @@ def test_the_content_box_is_the_picture_inside_the_bars() -> None:
 
 def test_a_moving_cameras_plates_are_black_over_the_bars_as_every_frame_is(tmp_path: Path) -> None:
     frames, masks, _, _ = _target(PAN, PAN_PERSON_X)
-    made, paths = _written(tmp_path, frames, masks, "pan")
+    made, paths = build_and_write_plate(tmp_path, frames, masks, "pan", PLATE_OPTIONS)
     report = read_plate_report(paths["report"])
     assert report.motion_model != "identity" and not report.background_moves
     assert report.content_box == made.report.content_box == BOX
@@ -116,7 +107,7 @@ def test_a_moving_cameras_plates_are_black_over_the_bars_as_every_frame_is(tmp_p
 
 def test_a_still_camera_plate_is_its_median_as_filmed_and_records_its_box(tmp_path: Path) -> None:
     frames, masks, _, _ = _target([(0.0, 0.0)] * 7, PAN_PERSON_X)
-    made, paths = _written(tmp_path, frames, masks, "still", grow_px=0)
+    made, paths = build_and_write_plate(tmp_path, frames, masks, "still", PLATE_OPTIONS, grow_px=0)
     report = read_plate_report(paths["report"])
     assert report.motion_model == "identity" and report.content_box == BOX
     # The per-pixel median of the frames outside the person, rounded: the bars the median of black.
@@ -144,7 +135,7 @@ FIRST_HELDOUT = 8
 
 def test_the_nearest_neighbour_of_a_padded_moving_target_is_black_over_the_bars_only(tmp_path: Path) -> None:
     frames, masks, scene, keypoints = _target(OFFSETS, PERSON_X, seed=11, blur=1.5)
-    _, paths = _written(tmp_path, frames, masks, "pan", min_observations=1)
+    _, paths = build_and_write_plate(tmp_path, frames, masks, "pan", PLATE_OPTIONS, min_observations=1)
     view = read_target_view(paths["mosaic"], paths["camera"], paths["report"], frames)
     assert not view.still and view.content_box == BOX
     drawn, chosen = registered_nearest_neighbours(PoseSequence(keypoints, SIZE, "synthetic"), frames,

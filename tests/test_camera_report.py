@@ -10,8 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edn.background.plate import (PlateReport, build_plate, fallback_message, plate_message, read_plate_report,
-                                  write_plate)
+from edn.background.plate import PlateReport, fallback_message, plate_message, read_plate_report
 from edn.background.plate import read_plate
 from edn.core.errors import EdnError
 from edn.core.html_page import Item, write_page
@@ -21,6 +20,7 @@ from edn.evaluation.report import camera_markdown, drawn_by, write_camera_summar
 from edn.labels.label_store import LabelIndex, write_label_index
 from edn.pose.keypoints import PoseSequence
 from helpers import run_edn
+from training_data import build_and_write_plate
 
 
 def _report(**changes) -> PlateReport:
@@ -88,17 +88,6 @@ def translated_scene(offsets: list[tuple[int, int]], seed: int = 3):
 PAN = [(-4 + t, t // 2) for t in range(9)]  # 8 px right, 4 px down
 
 
-def _written_plate(tmp_path: Path, frames: np.ndarray, masks: np.ndarray, subject: str,
-                   **options) -> dict[str, Path]:
-    made = build_plate(frames, masks, None, subject=subject, **{**PLATE_OPTIONS, **options})
-    paths = {name: tmp_path / f"{subject}{suffix}" for name, suffix in
-             (("plate", ".png"), ("mosaic", ".mosaic.png"), ("coverage", ".coverage.png"),
-              ("camera", ".camera.csv"), ("report", ".json"))}
-    write_plate(made, plate_out=paths["plate"], coverage_out=paths["coverage"], report_out=paths["report"],
-                mosaic_out=paths["mosaic"], camera_out=paths["camera"])
-    return paths
-
-
 def _cells(markdown: str) -> dict[str, str]:
     rows = [line.strip("|").split("|") for line in markdown.splitlines() if line.startswith("| ")]
     return {name.strip(): value.strip() for name, value in rows[1:]}
@@ -106,7 +95,7 @@ def _cells(markdown: str) -> dict[str, str]:
 
 def test_the_camera_section_of_a_panning_camera(tmp_path) -> None:
     frames, masks, _ = translated_scene(PAN)
-    paths = _written_plate(tmp_path, frames, masks, "pan")
+    _, paths = build_and_write_plate(tmp_path, frames, masks, "pan", PLATE_OPTIONS)
     report = read_plate_report(paths["report"])
     write_camera_summary(paths["report"], paths["camera"], "composite", markdown_out=tmp_path / "camera.md",
                          plot_out=tmp_path / "camera.png")
@@ -144,7 +133,7 @@ def test_which_method_drew_the_target_and_why() -> None:
 
 def test_the_camera_summary_command_and_its_bad_input(tmp_path) -> None:
     frames, masks, _ = translated_scene([(0, 0)] * 6)
-    paths = _written_plate(tmp_path, frames, masks, "still")
+    _, paths = build_and_write_plate(tmp_path, frames, masks, "still", PLATE_OPTIONS)
     outputs = ["--output-markdown", tmp_path / "c.md", "--output-plot", tmp_path / "c.png"]
     result = run_edn("camera-summary", "--plate-report", paths["report"], "--camera", paths["camera"],
                      "--method", "composite", *outputs)
@@ -186,7 +175,7 @@ def registered_target(tmp_path: Path):
         masks[t, top:top + 36, left:left + 12] = 255
         keypoints[t] = standing_pose(left + 6, top + 34, 30, face=False, hands=False)
     # One observation is enough: the held-out jump shows a strip of the scene that no other frame saw.
-    paths = _written_plate(tmp_path, frames, masks, "pan", min_observations=1)
+    _, paths = build_and_write_plate(tmp_path, frames, masks, "pan", PLATE_OPTIONS, min_observations=1)
     return frames, masks, scene, paths, PoseSequence(keypoints, SIZE, "synthetic")
 
 
@@ -233,7 +222,7 @@ def test_the_nearest_neighbour_of_a_registered_target_is_chosen_and_seen_in_the_
 
 def test_a_still_camera_is_evaluated_as_before_and_a_wrong_camera_table_is_one_line(tmp_path) -> None:
     frames, masks, _ = translated_scene([(0, 0)] * 6)
-    paths = _written_plate(tmp_path, frames, masks, "still")
+    _, paths = build_and_write_plate(tmp_path, frames, masks, "still", PLATE_OPTIONS)
     view = read_target_view(paths["mosaic"], paths["camera"], paths["report"], frames)
     assert view.still
     with pytest.raises(EdnError) as error:

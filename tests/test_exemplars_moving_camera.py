@@ -22,7 +22,7 @@ from edn.pose.keypoints import PoseSequence, read_pose_table, write_pose_table
 from edn.pose.skeleton import Body
 from helpers import run_edn
 from test_exemplars import RIGHT_FOREARM_AND_HAND, SIZE, draw_figure, figure_pose, turned
-from training_data import write_camera_table
+from training_data import write_camera_table, write_moving_background
 
 FRAMES = 10
 HOLDOUT = "0.3"  # frames 7, 8 and 9 held out
@@ -59,17 +59,8 @@ def _panning_target(directory: Path) -> dict[str, Path]:
     np.save(paths["masks"], masks)
     paths["poses"] = directory / "poses.parquet"
     write_pose_table(paths["poses"], PoseSequence(poses.astype(np.float32), SIZE, "synthetic"))
-    paths.update(plate=directory / "plate.png", mosaic=directory / "mosaic.png", camera=directory / "camera.csv",
-                 plate_report=directory / "plate.json")
-    write_png(paths["plate"], wall[origin[1]:origin[1] + height, origin[0]:origin[0] + width])
-    write_png(paths["mosaic"], wall)
-    write_camera_table(paths["camera"], shifts)
-    write_json(paths["plate_report"], PlateReport(
-        subject="panning", frame_size=SIZE, frames_used=FRAMES, camera_residual=30.0, max_camera_residual=6.0,
-        static=False, filled_fraction=0.0, person_fraction=0.1, registered_residual=0.5, background_moves=False,
-        camera_motion=float(np.hypot(*np.abs(shifts).max(axis=0))), motion_model="similarity",
-        reference_frame=REFERENCE, registered_frames=FRAMES, mosaic_size=mosaic_size,
-        reference_origin=origin).to_json())
+    paths.update(write_moving_background(directory, wall, origin, SIZE, shifts, reference=REFERENCE,
+                                         camera_residual=30.0))
     return paths
 
 

@@ -1,8 +1,10 @@
 """Synthetic training subjects for the training tests: a blob moving across a lawn
 and a matching stick-figure "label", written with the project's own writers, with
 the background files the composite method trains with (the lawn as the plate, the
-blob as the person's mask, a person window that follows it), and the check that a
-training run killed after a checkpoint resumes to the same weights."""
+blob as the person's mask, a person window that follows it), the background files of a
+camera that pans (:func:`write_moving_background`) and of a real plate stage's run
+(:func:`build_and_write_plate`), and the check that a training run killed after a
+checkpoint resumes to the same weights."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import torch
 
 from edn.core.atomic import write_json
 from edn.core.checkpoint import load_checkpoint
-from edn.background.plate import CAMERA_COLUMNS, PlateReport
+from edn.background.plate import CAMERA_COLUMNS, Plate, PlateReport, build_plate, write_plate
 from edn.ingest.frames import create_image_store
 from edn.labels.preview import write_png
 from edn.labels.label_store import LabelIndex, write_label_index
@@ -108,17 +110,47 @@ def write_moving_subject(directory: Path, *, frames: int = 24, size: tuple[int, 
         images[t] = np.where(masks[t][..., None] > 0, images[t], seen)
     with create_image_store(paths["frames"], frames, size) as store:
         store[:] = images
-    paths["mosaic"], paths["camera"] = directory / "mosaic.png", directory / "camera.csv"
-    write_png(paths["mosaic"], mosaic)
+    paths.update(write_moving_background(directory, mosaic, origin, size, shifts, reference=reference,
+                                         camera_residual=20.0))
+    return paths
+
+
+def write_moving_background(directory: Path, mosaic: np.ndarray, origin: tuple[int, int], size: tuple[int, int],
+                            shifts: list[tuple[int, int]], *, reference: int,
+                            camera_residual: float) -> dict[str, Path]:
+    """What the plate stage writes for a camera that pans by whole pixels ``shifts`` (x, y, one a frame, as
+    :func:`write_camera_table`) over a background that holds still: ``mosaic`` (uint8 [H, W, 3], the whole
+    background) as mosaic.png, the reference view's ``size`` (width, height) crop of it at ``origin`` (x, y)
+    as plate.png, camera.csv, and plate.json, a report of a registered camera that moves (frame
+    ``reference`` the reference view, ``camera_residual`` before registering) in ``directory``.
+    Returns their paths (plate, mosaic, camera, plate_report)."""
+    width, height = size
+    paths = {"plate": directory / "plate.png", "mosaic": directory / "mosaic.png", "camera": directory / "camera.csv",
+             "plate_report": directory / "plate.json"}
     write_png(paths["plate"], mosaic[origin[1]:origin[1] + height, origin[0]:origin[0] + width])
+    write_png(paths["mosaic"], mosaic)
     write_camera_table(paths["camera"], shifts)
     write_json(paths["plate_report"], PlateReport(
-        subject="panning", frame_size=size, frames_used=frames, camera_residual=20.0, max_camera_residual=6.0,
-        static=False, filled_fraction=0.0, person_fraction=0.1, registered_residual=0.5, background_moves=False,
-        camera_motion=float(np.hypot(*np.abs(shifts).max(axis=0))), motion_model="similarity",
-        reference_frame=reference, registered_frames=frames, mosaic_size=mosaic_size,
-        reference_origin=origin).to_json())
+        subject="panning", frame_size=size, frames_used=len(shifts), camera_residual=camera_residual,
+        max_camera_residual=6.0, static=False, filled_fraction=0.0, person_fraction=0.1, registered_residual=0.5,
+        background_moves=False, camera_motion=float(np.hypot(*np.abs(shifts).max(axis=0))),
+        motion_model="similarity", reference_frame=reference, registered_frames=len(shifts),
+        mosaic_size=(mosaic.shape[1], mosaic.shape[0]), reference_origin=origin).to_json())
     return paths
+
+
+def build_and_write_plate(directory: Path, frames: np.ndarray, masks: np.ndarray, subject: str, options: dict,
+                          **changes) -> tuple[Plate, dict[str, Path]]:
+    """The plate stage run for real on ``frames`` and ``masks`` (edn.background.plate.build_plate with
+    ``options``, ``changes`` replacing some of them), with every file it writes in ``directory`` under
+    ``subject``'s name: the Plate and the paths (plate, mosaic, coverage, camera, report)."""
+    made = build_plate(frames, masks, None, subject=subject, **{**options, **changes})
+    paths = {name: directory / f"{subject}{suffix}" for name, suffix in
+             (("plate", ".png"), ("mosaic", ".mosaic.png"), ("coverage", ".coverage.png"),
+              ("camera", ".camera.csv"), ("report", ".json"))}
+    write_plate(made, plate_out=paths["plate"], coverage_out=paths["coverage"], report_out=paths["report"],
+                mosaic_out=paths["mosaic"], camera_out=paths["camera"])
+    return made, paths
 
 
 def background_args(paths: dict[str, Path]) -> list:
