@@ -139,6 +139,8 @@ DEMO_CHOICES = {
     "person_window.aspect",  # 0.5: a narrower window is 20% cheaper (the comment says what it loses)
     "training.iterations.global", "training.iterations.local", "training.iterations.face",  # minutes on a CPU
     "training.threads", "training.mem_mb", "training.gpus",  # a laptop's job, not a GPU node's
+    # The workflow makes the warped exemplars and feeds them; edn train alone has none to read.
+    "training.exemplar",
 }
 #: A schema key with no default: the README says "required", "none", or the key it falls back to.
 NO_DEFAULT = object()

@@ -101,7 +101,7 @@ def test_forcerun_of_poses_for_one_subject(pipeline) -> None:
     jobs = planned_jobs(workdir, config, "--forcerun", "results/poses/aerobics.parquet")
     assert jobs == {"detect_poses": 1, "filter_poses": 1, "preview_poses": 1, "subject_stats": 1,
                     "normalize_transfer": 1, "normalization_figure": 1, "render_transfer_labels": 1,
-                    "preview_transfer_labels": 1, "synthesize": 1, "encode_transfer": 1, "compare_transfer": 1,
+                    "preview_transfer_labels": 1, "transfer_exemplars": 1, "synthesize": 1, "encode_transfer": 1, "compare_transfer": 1,
                     "all": 1}
 
 
@@ -129,12 +129,14 @@ def test_evaluation_and_the_ablation_through_snakemake(pipeline) -> None:
     main, ablation = (pd.read_csv(workdir / table) for table in tables)
     assert set(main["method"]) == {"nearest_neighbour", "background", "pose_warp", "edn"}
     assert set(ablation["method"]) == {"nearest_neighbour", "background", "pose_warp", "fbf", "ts", "fg",
-                                       "fbf_exemplar", "ts_exemplar", "fg_exemplar", "ts_exemplar_resize",
-                                       "ts_exemplar_residual", "paper_ts", "paper_fg"}
-    # The exemplar rows' generators: fed the warped exemplar as input, or correcting it as a residual.
-    assert load_checkpoint(workdir / "results/models/juggler/exemplar/global.pt").options["exemplar"] == "input"
-    assert load_checkpoint(workdir / "results/models/juggler/exemplar_residual/global.pt").options["exemplar"] \
-        == "residual"
+                                       "fbf_plain", "ts_plain", "fg_plain", "fbf_exemplar", "ts_exemplar",
+                                       "fg_exemplar", "ts_exemplar_resize", "paper_ts", "paper_fg"}
+    # The configured rows correct the warped exemplar as a residual (config.yaml), the plain rows draw
+    # from the stick figure alone, the exemplar rows are fed it as input.
+    exemplar = {variant: load_checkpoint(workdir / f"results/models/juggler/{variant}global.pt").options["exemplar"]
+                for variant in ("", "fbf/", "plain/", "plain_fbf/", "exemplar/")}
+    assert exemplar == {"": "residual", "fbf/": "residual", "plain/": "none", "plain_fbf/": "none",
+                        "exemplar/": "input"}
     # The paper's rows: the whole-frame method at half the working size; the others draw over the plate.
     paper = load_checkpoint(workdir / "results/models/juggler/paper/global.pt")
     assert not paper.compositing and paper.options["downsample"] == 2 and ts.compositing and fbf.compositing

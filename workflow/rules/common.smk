@@ -457,13 +457,14 @@ class TrainingVariant:
 TRAINING_VARIANTS = {
     "temporal": TrainingVariant("", None, True, None, ("global", "local", "face"), None),
     "frame_by_frame": TrainingVariant("fbf", None, False, None, ("global",), None),
-    # The composite method conditioned on the warped exemplar, whatever training.exemplar says.
+    # The composite method drawing the person from the stick figure alone, whatever training.exemplar says.
+    "plain": TrainingVariant("plain", "composite", True, None, ("global", "face"), "none"),
+    "plain_fbf": TrainingVariant("plain_fbf", "composite", False, None, ("global",), "none"),
+    # The composite method fed the warped exemplar as input, whatever training.exemplar says.
     "exemplar": TrainingVariant("exemplar", "composite", True, None, ("global", "face"), "input"),
     "exemplar_fbf": TrainingVariant("exemplar_fbf", "composite", False, None, ("global",), "input"),
     # The same with resize-convolution (upsample, then convolve) instead of transposed convolutions.
     "exemplar_resize": TrainingVariant("exemplar_resize", "composite", True, None, ("global",), "input", "resize"),
-    # The generator starts as the warped exemplar and learns a correction of it.
-    "exemplar_residual": TrainingVariant("exemplar_residual", "composite", True, None, ("global",), "residual"),
     # The paper's whole-frame method at half the working size: about the cost per iteration
     # of the composite method's person window, so that both have the same budget.
     "paper": TrainingVariant("paper", "paper", True, 2, ("global", "face")),
@@ -591,18 +592,23 @@ METHODS = {method.name: method for method in [
            "the target's own training frames warped part by part over the plate"),
     # The configured model: synthesis, the fake detector and the evaluation table use it.
     Method("edn", MAIN_STAGE, COMPOSITE, USE_FACE_GAN, "temporal", ("metrics",), "the configured model"),
-    # The paper's Table 1 at one global-stage budget (needs use_local: false, method: composite).
+    # The paper's Table 1 at one global-stage budget (needs use_local: false, method: composite),
+    # the generator fed warped exemplars as training.exemplar says (config.yaml: residual).
     Method("fbf", "global", True, False, "frame_by_frame", ABLATION, "frame by frame"),
     Method("ts", "global", True, False, "temporal", ABLATION, "with temporal smoothing"),
     Method("fg", "global", True, True, "temporal", ABLATION, "with the face GAN"),
-    # The same three, the generator correcting the target's own frame warped to each pose.
-    Method("fbf_exemplar", "global", True, False, "exemplar_fbf", ABLATION, "frame by frame, on warped exemplars"),
-    Method("ts_exemplar", "global", True, False, "exemplar", ABLATION, "with temporal smoothing, on warped exemplars"),
-    Method("fg_exemplar", "global", True, True, "exemplar", ABLATION, "with the face GAN, on warped exemplars"),
+    # The same three drawing the person from the stick figure alone (training.exemplar: none).
+    Method("fbf_plain", "global", True, False, "plain_fbf", ABLATION, "frame by frame, without warped exemplars"),
+    Method("ts_plain", "global", True, False, "plain", ABLATION, "with temporal smoothing, without warped exemplars"),
+    Method("fg_plain", "global", True, True, "plain", ABLATION, "with the face GAN, without warped exemplars"),
+    # And fed the warped exemplar as input (training.exemplar: input).
+    Method("fbf_exemplar", "global", True, False, "exemplar_fbf", ABLATION,
+           "frame by frame, warped exemplars as input"),
+    Method("ts_exemplar", "global", True, False, "exemplar", ABLATION,
+           "with temporal smoothing, warped exemplars as input"),
+    Method("fg_exemplar", "global", True, True, "exemplar", ABLATION, "with the face GAN, warped exemplars as input"),
     Method("ts_exemplar_resize", "global", True, False, "exemplar_resize", ABLATION,
-           "with temporal smoothing, on warped exemplars, upsampling by resize-convolution"),
-    Method("ts_exemplar_residual", "global", True, False, "exemplar_residual", ABLATION,
-           "with temporal smoothing, correcting warped exemplars as a residual"),
+           "with temporal smoothing, warped exemplars as input, upsampling by resize-convolution"),
     Method("paper_ts", "global", False, False, "paper", ABLATION, "the whole-frame method of the paper"),
     Method("paper_fg", "global", False, True, "paper", ABLATION, "the same with its face GAN"),
 ]}
