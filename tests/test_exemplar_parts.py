@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,11 +11,10 @@ from edn.exemplars.for_training import training_exemplars
 from edn.exemplars.select import (GROUP_JOINTS, SELECTION_GROUPS, choose_by_selection, choose_exemplars,
                                   choose_part_exemplars, part_distances)
 from edn.exemplars.warp import PART_GROUPS, warp_parts, warp_person
-from edn.pose.keypoints import PoseSequence, write_pose_table
 from edn.pose.skeleton import LEFT_HAND, RIGHT_HAND, Body
 from helpers import run_edn
 from synthetic_poses import standing_pose
-from test_exemplars import SIZE, draw_figure, figure_pose, turned
+from test_exemplars import SIZE, draw_figure, figure_pose, turned, write_target
 
 GROUPS = list(PART_GROUPS)
 RIGHT_ARM = [int(Body.R_ELBOW), int(Body.R_WRIST)] + list(range(RIGHT_HAND.start, RIGHT_HAND.stop))
@@ -156,20 +154,6 @@ def test_an_arm_drawn_from_its_own_exemplar_takes_that_frames_pixels() -> None:
     assert np.abs(warped.image[chest[1], chest[0]].astype(int) - image_a[chest[1], chest[0]]).max() <= 2
 
 
-def _write_target(directory, poses: np.ndarray, images, masks) -> dict:
-    width, height = SIZE
-    plate = np.full((height, width, 3), 90, np.uint8)
-    frames = np.stack([np.where(m[..., None] > 0, image, plate) for image, m in zip(images, masks)])
-    paths = {name: directory / f"{name}.npy" for name in ("frames", "masks")}
-    np.save(paths["frames"], frames)
-    np.save(paths["masks"], np.stack(masks))
-    paths["poses"] = directory / "poses.parquet"
-    write_pose_table(paths["poses"], PoseSequence(poses.astype(np.float32), (width, height), "synthetic"))
-    paths["plate"] = directory / "plate.png"
-    cv2.imwrite(str(paths["plate"]), plate)
-    return paths
-
-
 def test_pose_warp_with_selection_parts_draws_the_limb_from_the_other_frame(tmp_path) -> None:
     """Frame 0 stands as requested but for the right forearm; frame 1 has the requested forearm, in other
     colours, but kicks its right leg. The whole-body choice takes frame 0 for everything; by parts the
@@ -181,7 +165,7 @@ def test_pose_warp_with_selection_parts_draws_the_limb_from_the_other_frame(tmp_
     image_1, mask_1 = draw_figure(kicking)
     # The third frame, held out (--holdout-fraction 0.3 of 3), is the requested pose.
     image_2, mask_2 = draw_figure(requested)
-    paths = _write_target(tmp_path, np.stack([pose, kicking, requested]), [image_0, recoloured(image_1), image_2],
+    paths = write_target(tmp_path, np.stack([pose, kicking, requested]), [image_0, recoloured(image_1), image_2],
                           [mask_0, mask_1, mask_2])
     outputs = {}
     for selection in ("body", "parts"):

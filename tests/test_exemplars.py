@@ -290,11 +290,18 @@ def _write_small_target(directory, frame_count=6):
     pose = figure_pose()
     poses = np.stack([turned(pose, Body.R_ELBOW, RIGHT_FOREARM_AND_HAND, 15.0 * t) for t in range(frame_count)])
     drawn = [draw_figure(p) for p in poses]
+    return write_target(directory, poses, [image for image, _ in drawn], [m for _, m in drawn])
+
+
+def write_target(directory, poses: np.ndarray, images, masks) -> dict:
+    """A target on disk from its ``poses`` and each frame's figure ``images`` and ``masks``: frames (the
+    figures over a grey plate), masks, the pose table and the plate. Returns their paths."""
+    width, height = SIZE
     plate = np.full((height, width, 3), 90, np.uint8)
-    frames = np.stack([np.where(m[..., None] > 0, image, plate) for image, m in drawn])
+    frames = np.stack([np.where(m[..., None] > 0, image, plate) for image, m in zip(images, masks)])
     paths = {name: directory / f"{name}.npy" for name in ("frames", "masks")}
     np.save(paths["frames"], frames)
-    np.save(paths["masks"], np.stack([m for _, m in drawn]))
+    np.save(paths["masks"], np.stack(masks))
     paths["poses"] = directory / "poses.parquet"
     write_pose_table(paths["poses"], PoseSequence(poses.astype(np.float32), (width, height), "synthetic"))
     paths["plate"] = directory / "plate.png"
