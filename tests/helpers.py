@@ -129,7 +129,8 @@ def tiny_pipeline_config(workdir: Path) -> dict:
             "juggler": {"video": str(DEMO / "target_juggler.mp4"), "end": 3.0},
         },
         "pairs": [{"source": "dancer", "target": "juggler"}, {"source": "aerobics", "target": "juggler"}],
-        "training": {"preset": "tiny", "iterations": {"global": 3, "local": 3, "face": 3},
+        # The demo's generator: it corrects the target's own frames warped to each pose (config.yaml).
+        "training": {"preset": "tiny", "iterations": {"global": 3, "local": 3, "face": 3}, "exemplar": "residual",
                      "checkpoint_every": 2, "sample_every": 2, "holdout_fraction": 0.2},
     }
 

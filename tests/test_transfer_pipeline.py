@@ -119,7 +119,7 @@ def test_per_stage_targets(pipeline, target: str, expected: dict) -> None:
 def test_evaluation_and_the_ablation_through_snakemake(pipeline) -> None:
     workdir, config = pipeline
     tables = ["results/eval/juggler/metrics.csv", "results/eval/juggler/ablation.csv"]
-    result = run_snakemake(workdir, config, *tables)
+    result = run_snakemake(workdir, config, *tables, timeout=1800)  # 15 rows, 8 of them trained
     assert result.returncode == 0, result.output[-3000:]
     # FBF is the one extra model: the global stage trained frame by frame, same budget.
     fbf = load_checkpoint(workdir / "results/models/juggler/fbf/global.pt")
