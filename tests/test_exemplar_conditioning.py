@@ -77,6 +77,24 @@ def test_the_conditioned_face_generator_sees_the_exemplars_face_and_keeps_the_re
         face(images, labels, boxes)
 
 
+def test_a_face_generator_behind_a_residual_one_starts_unchanged_and_learns() -> None:
+    """Behind a residual main generator (the face stage's start_unchanged), G_f's residual starts at 0:
+    the frame comes back as it went in; its last convolution still gets gradients. From pix2pixHD's
+    random start (the default) the face box changes."""
+    torch.manual_seed(0)
+    images, labels = torch.rand(2, 3, 32, 48) * 2 - 1, torch.rand(2, 3, 32, 48)
+    exemplar = torch.cat([torch.rand(2, 3, 32, 48) * 2 - 1, torch.ones(2, 1, 32, 48)], dim=1)
+    boxes = [(4, 4, 20, 20), (20, 10, 36, 26)]
+    unchanged = build_face_generator(TINY, "transposed", exemplar=True, start_unchanged=True)
+    out = unchanged(images, labels, boxes, exemplar)
+    assert torch.equal(out, images)
+    out[:, :, 10:20, 10:20].sum().backward()
+    assert last_convolution(unchanged.body, channels=3).weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        random_start = build_face_generator(TINY, "transposed", exemplar=True)(images, labels, boxes, exemplar)
+    assert not torch.equal(random_start, images)
+
+
 def _blob_poses(count: int, size: tuple[int, int]) -> np.ndarray:
     """A standing figure over each frame's blob of :func:`training_data.write_subject`."""
     width, height = size

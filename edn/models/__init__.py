@@ -63,10 +63,13 @@ def build_discriminator(preset: Preset, kind: str, temporal: bool = True) -> Mul
     return MultiscaleDiscriminator(discriminator_channels(temporal), preset.ndf, preset.d_layers, scales)
 
 
-def build_face_generator(preset: Preset, upsampling: str = "transposed", exemplar: bool = False) -> FaceGenerator:
+def build_face_generator(preset: Preset, upsampling: str = "transposed", exemplar: bool = False,
+                         start_unchanged: bool = False) -> FaceGenerator:
     """G_f, upsampling as the main generator it corrects does, and conditioned on the warped
-    exemplar's face when it is (``exemplar``)."""
-    return FaceGenerator(preset.face_ngf, preset.face_downsampling, preset.face_blocks, upsampling, exemplar)
+    exemplar's face when it is (``exemplar``); ``start_unchanged``: its residual starts at 0
+    (behind a main generator that corrects the exemplar as a residual)."""
+    return FaceGenerator(preset.face_ngf, preset.face_downsampling, preset.face_blocks, upsampling, exemplar,
+                         start_unchanged)
 
 
 def build_face_discriminator(preset: Preset) -> FaceDiscriminator:

@@ -101,12 +101,22 @@ def residual_person_and_mask(out: torch.Tensor, exemplar: torch.Tensor,
     return person, shift_logit((out[:, 3:].float() + 1.0) * 0.5, prior)
 
 
-def last_convolution(body: nn.Module) -> nn.Conv2d:
-    """The convolution that makes the body's output channels (the one before its final tanh)."""
+def last_convolution(body: nn.Module, channels: int = OUTPUT_CHANNELS) -> nn.Conv2d:
+    """The convolution that makes the body's ``channels`` output channels (the one before its final tanh)."""
     convolutions = [m for m in body.modules() if isinstance(m, nn.Conv2d)]
-    if not convolutions or convolutions[-1].out_channels != OUTPUT_CHANNELS:
-        raise ValueError(f"a compositing generator's body ends in a convolution to {OUTPUT_CHANNELS} channels")
+    if not convolutions or convolutions[-1].out_channels != channels:
+        raise ValueError(f"the generator's body does not end in a convolution to {channels} channels")
     return convolutions[-1]
+
+
+def zero_last_convolution(body: nn.Module, channels: int = OUTPUT_CHANNELS) -> nn.Conv2d:
+    """Zero the weights and biases of :func:`last_convolution`, so that the body's output starts at
+    tanh(0) = 0 whatever its input (gradients still reach those weights); returns it."""
+    last = last_convolution(body, channels)
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+    return last
 
 
 class CompositingGenerator(nn.Module):
@@ -130,10 +140,7 @@ class CompositingGenerator(nn.Module):
         self.residual = mode == "residual"
         self.size_multiple = body.size_multiple
         if self.residual:
-            last = last_convolution(body)
-            with torch.no_grad():
-                last.weight.zero_()
-                last.bias.zero_()
+            zero_last_convolution(body)
 
     def forward(self, labels: torch.Tensor, previous: torch.Tensor, plate: torch.Tensor,
                 exemplar: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

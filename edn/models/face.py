@@ -11,7 +11,11 @@ frame (``edn.labels.label_store``), one per batch item.
 Behind a main generator conditioned on the warped exemplar
 (:mod:`edn.models.compositing`), G_f is conditioned on it too: the exemplar's face
 crop (RGB and validity, 4 more input channels) beside the label and generated
-crops, so that the face is corrected towards the target's own warped face.
+crops, so that the face is corrected towards the target's own warped face. Behind
+a residual one (which starts as the exemplar and draws the real face from the
+first step), G_f starts unchanged too: its last convolution at zero, so that its
+residual is 0 until it learns one. From pix2pixHD's random start its residual
+painted a checkerboard over the real face at the demo's 300 iterations.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from edn.models.compositing import EXEMPLAR_CHANNELS
+from edn.models.compositing import EXEMPLAR_CHANNELS, zero_last_convolution
 from edn.models.discriminator import PatchDiscriminator
 from edn.models.generator import GlobalGenerator
 
@@ -48,11 +52,13 @@ class FaceGenerator(nn.Module):
     outside the boxes is returned unchanged (bit for bit)."""
 
     def __init__(self, ngf: int, n_downsampling: int, n_blocks: int, upsampling: str = "transposed",
-                 exemplar: bool = False) -> None:
+                 exemplar: bool = False, start_unchanged: bool = False) -> None:
         super().__init__()
         channels = {"input_channels": 3 + 3 + EXEMPLAR_CHANNELS} if exemplar else {}
         self.body = GlobalGenerator(ngf, n_downsampling, n_blocks, upsampling=upsampling, **channels)
         self.exemplar = exemplar
+        if start_unchanged:  # a zero residual: the face starts as the main generator drew it
+            zero_last_convolution(self.body, channels=3)
 
     def residual(self, label_crops: torch.Tensor, image_crops: torch.Tensor,
                  exemplar_crops: torch.Tensor | None = None) -> torch.Tensor:

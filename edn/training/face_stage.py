@@ -52,7 +52,8 @@ class FaceStageTrainer(Trainer):
         load_state(self.generator, init, "generator", init_path)
         self.generator.requires_grad_(False)  # frozen for the whole face stage
         self.face_generator = build_face_generator(preset, init.upsampling,
-                                                   exemplar=getattr(self.generator, "exemplar", False))
+                                                   exemplar=getattr(self.generator, "exemplar", False),
+                                                   start_unchanged=getattr(self.generator, "residual", False))
         self.face_discriminator = build_face_discriminator(preset)
         self.saved = {"generator": self.generator, "face_generator": self.face_generator,
                       "face_discriminator": self.face_discriminator}
