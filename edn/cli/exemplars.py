@@ -106,8 +106,8 @@ def _camera_plates(args: argparse.Namespace, frames):
     without them. Each file is checked against the frames (one line naming it)."""
     import logging
 
-    from edn.background.camera import FramePlates, camera_moves, read_camera
-    from edn.background.plate import read_plate, read_plate_report
+    from edn.background.camera import camera_moves, read_frame_plates
+    from edn.background.plate import read_plate_report
     from edn.core.errors import EdnError
 
     given = [args.mosaic, args.camera, args.plate_report]
@@ -122,18 +122,18 @@ def _camera_plates(args: argparse.Namespace, frames):
                        f"{report.frame_size[1]} frames, the frames are {width}x{height}")
     if not camera_moves(report):
         return None
-    mosaic = read_plate(args.mosaic)
+    plates = read_frame_plates(args.mosaic, args.camera, tuple(report.reference_origin), (width, height),
+                               report.content_box)
     expected = tuple(report.mosaic_size or report.frame_size)
-    if tuple(mosaic.shape[1::-1]) != expected:
-        raise EdnError(f"background mosaic {args.mosaic!r}: {mosaic.shape[1]}x{mosaic.shape[0]}, its report "
-                       f"{args.plate_report!r} says {expected[0]}x{expected[1]}")
-    camera = read_camera(args.camera, (width, height))
-    if len(camera) != count:
-        raise EdnError(f"camera table {args.camera!r}: {len(camera)} frames, the target has {count} "
+    if tuple(plates.mosaic.shape[1::-1]) != expected:
+        raise EdnError(f"background mosaic {args.mosaic!r}: {plates.mosaic.shape[1]}x{plates.mosaic.shape[0]}, "
+                       f"its report {args.plate_report!r} says {expected[0]}x{expected[1]}")
+    if len(plates.camera) != count:
+        raise EdnError(f"camera table {args.camera!r}: {len(plates.camera)} frames, the target has {count} "
                        "(made for another video?)")
     logging.getLogger(__name__).info("target %s: the camera moves (%s); frames are drawn over the plate in their "
                                      "own camera", report.subject, report.motion_model)
-    return FramePlates(mosaic, tuple(report.reference_origin), camera, report.content_box)
+    return plates
 
 
 def _pose_warp(args: argparse.Namespace) -> None:
