@@ -34,8 +34,7 @@ import numpy as np
 from edn.core.atomic import atomic_path
 from edn.core.options import ExemplarOptions
 from edn.exemplars.pose_warp import Plates, draw_pose_warp, exemplar_columns
-from edn.exemplars.select import (DISTANCE_BLOCK_ELEMENTS, GROUP_JOINTS, SELECTION_GROUPS, candidate_distances,
-                                  part_distances)
+from edn.exemplars.select import GROUP_JOINTS, SELECTION_GROUPS, candidate_distances, part_distances
 from edn.ingest.frames import create_image_store
 from edn.pose.skeleton import BODY
 
@@ -69,8 +68,7 @@ def training_exemplars(keypoints: np.ndarray, first_heldout: int, gap: int, sele
     for g, (group, joints) in enumerate(GROUP_JOINTS.items()):
         if group not in SELECTION_GROUPS[selection] or not distances.shape[1]:
             continue
-        chunk = max(1, DISTANCE_BLOCK_ELEMENTS // (len(candidates) * len(joints) * 2))
-        group_distances = part_distances(keypoints, keypoints[candidates], joints, chunk=chunk)
+        group_distances = part_distances(keypoints, keypoints[candidates], joints)
         group_distances[too_near] = np.inf
         nearest = np.argmin(group_distances, axis=1)
         found = np.isfinite(group_distances[np.arange(len(keypoints)), nearest]) & (chosen >= 0)

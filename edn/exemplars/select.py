@@ -123,13 +123,16 @@ def candidate_distances(requested: np.ndarray, target: np.ndarray,
     return candidates, pose_distances(query, reference, chunk=chunk)
 
 
-def part_distances(query: np.ndarray, reference: np.ndarray, joints, chunk: int = 256) -> np.ndarray:
+def part_distances(query: np.ndarray, reference: np.ndarray, joints, chunk: int | None = None) -> np.ndarray:
     """float64 [Nq, Nr]: the distance between the ``joints`` (body indices) of every query pose
     [Nq, K, 3] and every reference pose [Nr, K, 3]: eq. 6 over the joints present in both, each pose's
     joints first moved so that their mean is at the origin. At infinity where fewer than two joints are
     shared, and where the reference lacks more of the query's joints than the reference that lacks the
-    fewest (a more complete candidate always wins)."""
+    fewest (a more complete candidate always wins). ``chunk`` query poses at a time (default: as many
+    as keep each block's arrays within :data:`DISTANCE_BLOCK_ELEMENTS`)."""
     joints = np.asarray(joints, dtype=np.int64)
+    if chunk is None:
+        chunk = max(1, DISTANCE_BLOCK_ELEMENTS // (max(len(reference), 1) * len(joints) * 2))
     q = np.nan_to_num(np.asarray(query, np.float64)[:, joints])
     r = np.nan_to_num(np.asarray(reference, np.float64)[:, joints])
     q_present, r_present = q[..., 2] > 0, r[..., 2] > 0
@@ -172,8 +175,7 @@ def choose_part_exemplars(requested: np.ndarray, target: np.ndarray, first_heldo
     for g, (group, joints) in enumerate(GROUP_JOINTS.items()):
         if group not in groups:
             continue
-        chunk = max(1, DISTANCE_BLOCK_ELEMENTS // (len(candidates) * len(joints) * 2))
-        columns = hysteresis_choice(part_distances(query, reference, joints, chunk=chunk), switch_margin)
+        columns = hysteresis_choice(part_distances(query, reference, joints), switch_margin)
         chosen[:, g] = np.where(columns >= 0, candidates[np.maximum(columns, 0)], body)
     chosen[body < 0] = -1
     return chosen
