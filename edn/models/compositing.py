@@ -46,9 +46,10 @@ as the exemplar, but on a tiny synthetic target its mask loss did not fall in
 background), whereas from the silhouette it fell from 0.13 to 0.10 in 60: the
 mask and the frame losses then agree where the warp went wrong (a pasted limb
 the pose does not have: the mask falls to show the plate exactly; a missing
-one: it rises while the correction draws it). Where the exemplar was drawn over
-another plate than the frame's (a moving camera), the whole window counts as
-silhouette and the prior is the bias alone.
+one: it rises while the correction draws it). The warped exemplar is drawn over
+the plate the generator is given (over a moving camera too: the plate in the
+frame's own camera, edn.exemplars.pose_warp.plate_of), so its silhouette is the
+person's.
 """
 
 from __future__ import annotations
@@ -109,14 +110,13 @@ def last_convolution(body: nn.Module, channels: int = OUTPUT_CHANNELS) -> nn.Con
     return convolutions[-1]
 
 
-def zero_last_convolution(body: nn.Module, channels: int = OUTPUT_CHANNELS) -> nn.Conv2d:
+def zero_last_convolution(body: nn.Module, channels: int = OUTPUT_CHANNELS) -> None:
     """Zero the weights and biases of :func:`last_convolution`, so that the body's output starts at
-    tanh(0) = 0 whatever its input (gradients still reach those weights); returns it."""
+    tanh(0) = 0 whatever its input (gradients still reach those weights)."""
     last = last_convolution(body, channels)
     with torch.no_grad():
         last.weight.zero_()
         last.bias.zero_()
-    return last
 
 
 class CompositingGenerator(nn.Module):
