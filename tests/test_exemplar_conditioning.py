@@ -190,15 +190,26 @@ def test_training_with_exemplars_through_the_cli_is_rebuilt_at_synthesis(tmp_pat
     assert refused.returncode != 0 and "trained with the exemplar option" in refused.stderr
     assert not (tmp_path / "refused.npy").exists()
 
-    # Evaluation on the held-out frames: their exemplars are the held-out end of the target's own.
+    # Evaluation on the held-out frames: the generator corrects the pose_warp method's frames (edn pose-warp
+    # --heldout-only: training frames chosen as a transfer chooses them), not the training pairs' end.
+    heldout, heldout_validity = tmp_path / "heldout.npy", tmp_path / "heldout.validity.npy"
+    warped = run_edn("pose-warp", "--frames", data["frames"], "--masks", data["masks"], "--poses", data["poses"],
+                     "--plate", data["plate"], "--requested", data["poses"], "--heldout-only", "--output", heldout,
+                     "--validity", heldout_validity)
+    assert warped.returncode == 0, warped.stderr
     evaluation = ["evaluate", "--method", "ts_exemplar", "--frames", data["frames"], "--poses", data["poses"],
                   "--labels", data["labels"], "--index", data["index"], "--generator",
                   tmp_path / "conditioned" / "global.pt", "--plate", data["plate"], "--no-pose-fidelity",
                   "--threads", "1", "--generated", tmp_path / "eval.npy", "--output", tmp_path / "eval.csv"]
-    evaluated = run_edn(*evaluation, "--exemplars", data["exemplars"], "--exemplar-validity", data["validity"])
+    evaluated = run_edn(*evaluation, "--exemplars", heldout, "--exemplar-validity", heldout_validity)
     assert evaluated.returncode == 0, evaluated.stderr
     assert len(load_frames(tmp_path / "eval.npy")) == len(table) - first_heldout
     assert "ts_exemplar" in (tmp_path / "eval.csv").read_text()
+    # One per frame of the video (the training pairs) is refused, naming the file, and nothing is left behind.
+    whole = run_edn(*evaluation[:-4], "--generated", tmp_path / "whole.npy", "--output", tmp_path / "whole.csv",
+                    "--exemplars", data["exemplars"], "--exemplar-validity", data["validity"])
+    assert whole.returncode != 0 and f"warped exemplars {str(data['exemplars'])!r}" in whole.stderr
+    assert not (tmp_path / "whole.csv").exists() and not (tmp_path / "whole.npy").exists()
 
     # The composite method without it, and a checkpoint written before the option, load unconditioned.
     plain = run_edn(*_train_args(data, tmp_path, "plain", iterations=2))

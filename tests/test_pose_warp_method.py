@@ -4,6 +4,7 @@ tables: edn pose-warp draws the held-out poses from the target's training frames
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -99,3 +100,10 @@ def test_the_ablation_plans_pose_warp_from_the_held_out_poses(tmp_path: Path) ->
     assert "--baseline pose_warp" in evaluation[0]
     assert "--exemplars results/exemplars/juggler/heldout.npy" in evaluation[0]
     assert "results/exemplars/juggler/heldout.npy" in evaluation[0].split("output:")[0]  # an input
+    # A generator conditioned on exemplars corrects those same frames (with their validity), never the
+    # training pairs, whose gap hides the last training frames from the first held-out ones.
+    conditioned = [job for job in jobs if "rule evaluate_method:" in job and re.search(r"method=ts\b(?!_)", job)]
+    assert len(conditioned) == 1
+    assert ("--exemplars results/exemplars/juggler/heldout.npy --exemplar-validity "
+            "results/exemplars/juggler/heldout.validity.npy") in conditioned[0]
+    assert "training.npy" not in conditioned[0]

@@ -39,10 +39,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                "frames warped to the held-out poses (needs --exemplars from edn pose-warp "
                                "--heldout-only)")
     evaluate.add_argument("--exemplars", default=None,
-                          help="a generator trained with the exemplar option: the target's warped exemplars, one per "
-                               "frame (edn training-exemplars; their held-out end, warped from training frames "
-                               "only); the pose_warp baseline: its frames, one per held-out frame")
-    evaluate.add_argument("--exemplar-validity", default=None, help="their validity masks")
+                          help="the target's training frames warped to its held-out poses, one per held-out frame "
+                               "(edn pose-warp --heldout-only, choosing them as a transfer does): the pose_warp "
+                               "baseline's frames, and what a generator trained with the exemplar option corrects")
+    evaluate.add_argument("--exemplar-validity", default=None,
+                          help="their validity masks (edn pose-warp --validity), for a generator")
     add_arguments(evaluate, RuntimeOptions)
     add_arguments(evaluate, ThreadOptions)
     evaluate.add_argument("--no-pose-fidelity", dest="pose_fidelity", action="store_false",
@@ -149,8 +150,7 @@ def _evaluate(args: argparse.Namespace) -> None:
             if models.exemplar:
                 from edn.transfer.synthesize import load_exemplars
 
-                images, validity = load_exemplars(args.exemplars, args.exemplar_validity, labels, args.generator)
-                exemplars = (images[first:], validity[first:])
+                exemplars = load_exemplars(args.exemplars, args.exemplar_validity, labels[first:], args.generator)
             # A camera that moves: each held-out frame drawn over the plate in its own camera, as in training.
             plates = None if view is None or models.plate is None else (lambda row: view.plate(first + row))
             synthesize_sequence(models, labels[first:], clip.index, generated, runtime, exemplars=exemplars,

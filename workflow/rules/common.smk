@@ -521,7 +521,8 @@ def training_exemplar_files(target):
 
 def heldout_exemplar_files(target):
     """The pose_warp method's frames: the held-out end of a target's own poses drawn with its training
-    frames warped to them (edn pose-warp --heldout-only), and their validity."""
+    frames warped to them (edn pose-warp --heldout-only), and their validity; the exemplars that the
+    evaluation of a generator conditioned on them corrects."""
     return {
         "exemplars": f"results/exemplars/{target}/heldout.npy",
         "exemplar_validity": f"results/exemplars/{target}/heldout.validity.npy",
@@ -681,15 +682,16 @@ def get_evaluation_models(wildcards):
 
 def get_exemplar_inputs(wildcards):
     """The warped exemplars a method's generator corrects (nothing for others): for the evaluation of
-    ``{method}``, the target's own (their held-out end), and for the pose_warp baseline the frames it
-    scores (edn pose-warp --heldout-only); for a pair's synthesis with the configured model, the
-    target's training frames warped to the normalized source's poses (edn pose-warp); for the target's
-    own video regenerated with it (the fake detector's), the target's own."""
+    ``{method}``, the frames the pose_warp baseline scores (edn pose-warp --heldout-only: the held-out
+    poses drawn from training frames chosen as a transfer chooses them), which that baseline reads too;
+    for a pair's synthesis with the configured model, the target's training frames warped to the
+    normalized source's poses (edn pose-warp); for the target's own video regenerated with it (the
+    fake detector's), the target's own."""
     if "method" in wildcards.keys():
         method = METHODS[wildcards.method]
         if method.name == "pose_warp":
             return {"exemplars": heldout_exemplar_files(wildcards.target)["exemplars"]}
-        return training_exemplar_files(wildcards.target) if method.generator and uses_exemplar(method.variant) else {}
+        return heldout_exemplar_files(wildcards.target) if method.generator and uses_exemplar(method.variant) else {}
     if not uses_exemplar("temporal"):
         return {}
     if "source" not in wildcards.keys():
