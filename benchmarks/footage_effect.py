@@ -1,0 +1,125 @@
+"""How much of a moving camera's held-out score is its footage, and how much is the registration.
+
+    .venv/bin/python benchmarks/footage_effect.py --truth DIR/juggler_pan.truth.csv \\
+        --still results/eval/juggler --moving results/eval/juggler_pan \\
+        --frames results/frames/juggler_pan/frames.npy --poses results/poses/juggler_pan.filtered.parquet
+
+The synthetic pan (``benchmarks/synthetic_camera.py pan``) is another video than
+the still demo: a 90% window, zoomed and resampled, re-encoded. So the same
+method scores differently on it even with a perfect registration, and the still
+demo's table is not a like-for-like reference. This script makes one: each
+method's held-out frames on the still demo (``--still``/METHOD/generated.npy,
+the same held-out frame numbers: the pan is made frame for frame from the demo)
+are moved into the pan's camera by the known path (``S_t``: synthetic working
+pixel to original working pixel, so the still frame is warped by ``inv(S_t)``,
+Lanczos, the padding bars kept black) and scored against the pan's real held-out
+frames, ST-LPIPS over the frame and the body box (the pan's own poses), beside
+the registered pipeline's frames (``--moving``/METHOD/generated.npy) and the
+still demo's own figure on its own footage. A registered pipeline as good as the
+still one on this camera scores what its still counterpart moved does.
+
+Methods are named per directory (``--methods``, default: the still demo's model
+``fg`` beside the pan's ``edn``, which is the same configured model, and the
+baselines).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: benchmarks and edn importable without installing
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.synthetic_camera import read_truth  # noqa: E402
+from edn.background.registration import PICTURE_INTERPOLATION, warp_into  # noqa: E402
+from edn.core.errors import EdnError  # noqa: E402
+from edn.core.options import first_heldout_frame  # noqa: E402
+from edn.evaluation.evaluate import body_boxes  # noqa: E402
+from edn.evaluation.metrics import METRICS, compare_regions  # noqa: E402
+from edn.ingest.frames import load_frames  # noqa: E402
+from edn.pose.keypoints import read_pose_table  # noqa: E402
+
+#: still demo's method directory -> the pan's (the configured model is "fg" in the ablation, "edn" in metrics.md).
+DEFAULT_METHODS = ("fg:edn", "pose_warp:pose_warp", "nearest_neighbour:nearest_neighbour",
+                   "background:background")
+
+
+def content_mask(truth_json: Path, size: tuple[int, int]) -> np.ndarray:
+    """bool [H, W]: the synthetic working frame's picture, not its padding bars (from the ``.truth.json``)."""
+    geometry = json.loads(truth_json.read_text())["synthetic_working"]
+    (x0, y0), (width, height) = geometry["offset"], geometry["scaled"]
+    inside = np.zeros(size[::-1], bool)
+    inside[y0:y0 + height, x0:x0 + width] = True
+    return inside
+
+
+def moved_into_pan(frames: np.ndarray, truth: np.ndarray, first: int, inside: np.ndarray) -> np.ndarray:
+    """uint8 [N, H, W, 3]: still held-out frame i seen by the pan's camera at frame first + i."""
+    size = inside.shape[::-1]
+    moved = np.stack([warp_into(np.asarray(frame), np.linalg.inv(truth[first + i]), size,
+                                interpolation=PICTURE_INTERPOLATION) for i, frame in enumerate(frames)])
+    moved[:, ~inside] = 0
+    return moved
+
+
+def still_figure(metrics: Path, region: str) -> float:
+    """The still demo's own ST-LPIPS on ``region`` from its metrics.csv."""
+    import pandas as pd
+
+    table = pd.read_csv(metrics)
+    row = table[(table.region == region) & (table.metric == "stlpips_alex")]
+    return float(row.value.iloc[0]) if len(row) else float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--truth", type=Path, required=True, help="the pan's .truth.csv (its .truth.json beside it)")
+    parser.add_argument("--still", type=Path, required=True, help="the still demo's results/eval/TARGET")
+    parser.add_argument("--moving", type=Path, required=True, help="the pan's results/eval/TARGET")
+    parser.add_argument("--frames", type=Path, required=True, help="the pan's frames.npy")
+    parser.add_argument("--poses", type=Path, required=True, help="the pan's filtered pose table")
+    parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS),
+                        help="STILL:MOVING method directory pairs")
+    parser.add_argument("--holdout-fraction", type=float, default=0.1)
+    args = parser.parse_args(argv)
+
+    truth = read_truth(args.truth)
+    frames = load_frames(args.frames)
+    if len(truth) != len(frames):
+        raise EdnError(f"known path {str(args.truth)!r}: {len(truth)} frames, the pan has {len(frames)}")
+    first = first_heldout_frame(len(frames), args.holdout_fraction)
+    real = np.array(frames[first:])
+    inside = content_mask(args.truth.with_name(args.truth.name.replace(".truth.csv", ".truth.json")),
+                          real.shape[2:0:-1])
+    poses = read_pose_table(args.poses)
+    boxes, found = body_boxes(poses.replace(poses.keypoints[first:]))
+    metric = METRICS["stlpips_alex"]
+
+    def scores(generated: np.ndarray) -> tuple[float, float]:
+        return (float(metric.compute(generated, real).mean()),
+                float(compare_regions(metric, generated[found], real[found], boxes[found]).mean()))
+
+    print(f"held-out frames {first}-{len(frames) - 1} ({len(real)}), ST-LPIPS frame / body box")
+    print("| method | still demo, its footage | still demo moved onto the pan | the pan's pipeline |")
+    print("|---|---|---|---|")
+    for pair in args.methods:
+        still_name, _, moving_name = pair.partition(":")
+        still = load_frames(args.still / still_name / "generated.npy")
+        if len(still) != len(real):
+            raise EdnError(f"{args.still / still_name}: {len(still)} held-out frames, the pan has {len(real)}")
+        moved = scores(moved_into_pan(still, truth, first, inside))
+        pipeline = scores(np.array(load_frames(args.moving / (moving_name or still_name) / "generated.npy")))
+        own = [still_figure(args.still / still_name / "metrics.csv", region) for region in ("full", "body")]
+        print(f"| {still_name} | {own[0]:.4f} / {own[1]:.3f} | {moved[0]:.4f} / {moved[1]:.3f} "
+              f"| {pipeline[0]:.4f} / {pipeline[1]:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
