@@ -381,7 +381,7 @@ class ExemplarOptions(Options):
                                   minimum=0, below=1)
     feather_px: float = option(4.0, "width in pixels of each part's soft edge and of a limb's fade into the part "
                                     "it hangs from", minimum=0)
-    limb_radius: float = option(0.14, "half-width of a limb's region as a fraction of the torso's length (neck to "
+    limb_radius: float = option(0.17, "half-width of a limb's region as a fraction of the torso's length (neck to "
                                       "mid-hip); the segmentation mask trims it", above=0)
     head_from: str = option("body", "the head moves by a similarity of the nose, eyes and ears, a disc around them "
                                     "(body), or of the face's points, their hull reaching up for the hair (face)",

@@ -63,7 +63,7 @@ from edn.pose.skeleton import BODY, FACE, FACE_CHIN, FACE_LEFT_BROW, FACE_RIGHT_
 
 #: Defaults of the warp's options (:class:`edn.core.options.ExemplarOptions` repeats them for the CLI).
 FEATHER_PX = 4.0
-LIMB_RADIUS = 0.14
+LIMB_RADIUS = 0.17
 HEAD_FROM = "body"
 #: ``head_from="face"`` fits the head to the face's points where both poses share at least this many.
 MIN_FACE_POINTS = 12
