@@ -187,3 +187,29 @@ def test_scorer_reads_the_plate_stages_camera_table(tmp_path, capsys):
     assert registration_accuracy.main(["--truth", str(truth), "--camera", str(tmp_path / "pan.camera.csv")]) == 1
     error = capsys.readouterr().err.strip()
     assert error.startswith("edn: plate report ") and "file not found" in error and "\n" not in error
+
+
+def test_footage_effect_moves_a_still_frame_into_the_pans_camera(tmp_path):
+    """benchmarks/footage_effect.py: still frame i seen by the pan's camera at frame first + i is the still
+    frame sampled where the known path S_t (pan pixel -> still pixel) points, and black over the pan's bars."""
+    import json
+
+    from benchmarks.footage_effect import content_mask, moved_into_pan
+
+    size = (64, 32)
+    still = _blobs(size, np.array([[20.0, 12.0], [44.0, 20.0]]), sigma=2.0)
+    shifts = [(0.0, 0.0), (3.0, 1.0), (5.0, -2.0)]
+    truth = np.stack([np.array([[1.0, 0, dx], [0, 1.0, dy], [0, 0, 1.0]]) for dx, dy in shifts])
+    geometry = tmp_path / "pan.truth.json"
+    geometry.write_text(json.dumps({"synthetic_working": {"offset": [4, 0], "scaled": [56, 32]}}))
+    inside = content_mask(geometry, size)
+    assert inside.shape == (32, 64) and inside[:, 4:60].all() and not inside[:, :4].any() and not inside[:, 60:].any()
+    first = 1
+    moved = moved_into_pan(np.stack([still, still]), truth, first, inside)
+    assert moved.shape == (2, 32, 64, 3)
+    assert not moved[:, :, :4].any() and not moved[:, :, 60:].any()  # the bars stay black
+    for i, (dx, dy) in enumerate(shifts[first:]):
+        near = moved[i, :24, 8:32, 0]  # around the first blob only
+        peak = np.unravel_index(np.argmax(near), near.shape)
+        # The blob at (20, 12) of the still frame shows at (20 - dx, 12 - dy) in the pan's camera.
+        assert abs(peak[1] + 8 - (20 - dx)) <= 1 and abs(peak[0] - (12 - dy)) <= 1
