@@ -5,7 +5,8 @@
 # normalized source pose gets the training frame that edn pose-warp chooses (with its
 # hysteresis), warped to it. For the pose_warp method (METHODS in common.smk), the
 # held-out end of the target's own poses is drawn the same way, from its training frames,
-# and edn evaluate scores those frames. Held-out frames are never exemplars.
+# and edn evaluate scores those frames; a conditioned generator's evaluation corrects those
+# same frames, as its synthesis corrects a transfer's. Held-out frames are never exemplars.
 # A camera that moves (the plate stage's report says so): a target frame's exemplar, for
 # training or held out, is drawn over the plate in that frame's own camera (the mosaic
 # warped into it, as training and evaluation draw it); a transfer's, over the reference
