@@ -42,6 +42,7 @@ from edn.core.errors import EdnError  # noqa: E402
 from edn.core.options import first_heldout_frame  # noqa: E402
 from edn.evaluation.evaluate import body_boxes  # noqa: E402
 from edn.evaluation.metrics import METRICS, compare_regions  # noqa: E402
+from edn.evaluation.report import read_metrics  # noqa: E402
 from edn.ingest.frames import load_frames  # noqa: E402
 from edn.pose.keypoints import read_pose_table  # noqa: E402
 
@@ -70,9 +71,7 @@ def moved_into_pan(frames: np.ndarray, truth: np.ndarray, first: int, inside: np
 
 def still_figure(metrics: Path, region: str) -> float:
     """The still demo's own ST-LPIPS on ``region`` from its metrics.csv."""
-    import pandas as pd
-
-    table = pd.read_csv(metrics)
+    table = read_metrics([metrics])
     row = table[(table.region == region) & (table.metric == "stlpips_alex")]
     return float(row.value.iloc[0]) if len(row) else float("nan")
 
