@@ -119,7 +119,7 @@ def test_per_stage_targets(pipeline, target: str, expected: dict) -> None:
 def test_evaluation_and_the_ablation_through_snakemake(pipeline) -> None:
     workdir, config = pipeline
     tables = ["results/eval/juggler/metrics.csv", "results/eval/juggler/ablation.csv"]
-    result = run_snakemake(workdir, config, *tables, timeout=1800)  # 15 rows, 8 of them trained
+    result = run_snakemake(workdir, config, *tables, timeout=1800)  # 16 rows, 9 of them trained
     assert result.returncode == 0, result.output[-3000:]
     # FBF is the one extra model: the global stage trained frame by frame, same budget.
     fbf = load_checkpoint(workdir / "results/models/juggler/fbf/global.pt")
@@ -130,13 +130,18 @@ def test_evaluation_and_the_ablation_through_snakemake(pipeline) -> None:
     assert set(main["method"]) == {"nearest_neighbour", "background", "pose_warp", "edn"}
     assert set(ablation["method"]) == {"nearest_neighbour", "background", "pose_warp", "fbf", "ts", "fg",
                                        "fbf_plain", "ts_plain", "fg_plain", "fbf_exemplar", "ts_exemplar",
-                                       "fg_exemplar", "ts_exemplar_resize", "paper_ts", "paper_fg"}
+                                       "fg_exemplar", "ts_exemplar_resize", "ts_transposed", "paper_ts", "paper_fg"}
     # The configured rows correct the warped exemplar as a residual (config.yaml), the plain rows draw
     # from the stick figure alone, the exemplar rows are fed it as input.
     exemplar = {variant: load_checkpoint(workdir / f"results/models/juggler/{variant}global.pt").options["exemplar"]
                 for variant in ("", "fbf/", "plain/", "plain_fbf/", "exemplar/")}
     assert exemplar == {"": "residual", "fbf/": "residual", "plain/": "none", "plain_fbf/": "none",
                         "exemplar/": "input"}
+    # The residual correction upsamples by resize-convolution (auto); ts_transposed is it with
+    # pix2pixHD's transposed convolutions, the plain rows keep them.
+    upsampling = {variant: load_checkpoint(workdir / f"results/models/juggler/{variant}global.pt").options["upsampling"]
+                  for variant in ("", "fbf/", "transposed/", "plain/")}
+    assert upsampling == {"": "resize", "fbf/": "resize", "transposed/": "transposed", "plain/": "transposed"}
     # The paper's rows: the whole-frame method at half the working size; the others draw over the plate.
     paper = load_checkpoint(workdir / "results/models/juggler/paper/global.pt")
     assert not paper.compositing and paper.options["downsample"] == 2 and ts.compositing and fbf.compositing

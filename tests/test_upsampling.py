@@ -117,7 +117,11 @@ def test_which_method_upsamples_how() -> None:
         return TrainingOptions(stage="global", iterations=1, **values).generator_upsampling(started_from)
 
     assert TrainingOptions(stage="global", iterations=1).upsampling == "auto"
-    assert resolved() == "transposed"  # resize is asked for by name
+    assert resolved() == "transposed"  # the composite method drawing the person itself
+    assert resolved(exemplar="input") == "transposed"
+    assert resolved(exemplar="residual") == "resize"  # a correction of the target's own pixels
+    assert resolved(exemplar="residual", upsampling="transposed") == "transposed"
+    assert resolved(method="paper", exemplar="residual") == "transposed"
     assert resolved(upsampling="resize") == "resize"
     assert resolved(method="paper") == "transposed"
     assert resolved(method="paper", upsampling="transposed") == "transposed"
@@ -126,6 +130,7 @@ def test_which_method_upsamples_how() -> None:
         TrainingOptions(stage="global", iterations=1, method="paper", upsampling="resize")
     # Later stages follow the checkpoint they start from.
     assert resolved("transposed") == "transposed" and resolved("resize", method="paper") == "resize"
+    assert resolved("transposed", exemplar="residual") == "transposed"  # a face stage behind an older model
     with pytest.raises(EdnError, match="previous stage's generator upsamples by transposed"):
         resolved("transposed", upsampling="resize")
     with pytest.raises(EdnError, match="must be one of auto, transposed, resize"):

@@ -483,8 +483,9 @@ class TrainingOptions(Options):
     upsampling: str = option("auto", "how the generators double their resolution: resize (nearest-neighbour "
                                      "upsampling by 2, then a 3x3 convolution: no checkerboard), transposed (3x3 "
                                      "stride-2 transposed convolutions, pix2pixHD's; the paper's method refuses "
-                                     "resize); auto: transposed for the global stage, and the local and face "
-                                     "stages follow the stage they start from",
+                                     "resize); auto: resize for the global stage of the composite method "
+                                     "correcting warped exemplars as a residual, transposed for any other "
+                                     "global stage, and the local and face stages follow the stage they start from",
                              choices=UPSAMPLINGS)
     exemplar: str = option("none", "composite method: input, the generator is also fed the target's own training "
                                    "frame warped to the pose (edn.exemplars) and its validity mask, in the person's "
@@ -547,11 +548,13 @@ class TrainingOptions(Options):
 
     def generator_upsampling(self, started_from: str | None = None) -> str:
         """The upsampling the stage's generators use, ``upsampling`` with auto resolved: that of
-        the checkpoint the stage starts from (``started_from``, the local and face stages),
-        else transposed (resize-convolution is asked for by name until the ablation at the
-        demo's budget measures it; it costs about 9% of the composite method's training speed on
-        the demo's 2-core CPU, 0.68 against 0.74 iterations/s). An explicit value that differs from the
-        started-from checkpoint's is an EdnError."""
+        the checkpoint the stage starts from (``started_from``, the local and face stages), else
+        resize for the composite method correcting warped exemplars as a residual and transposed
+        otherwise. The residual's transposed convolutions lay their checkerboard over the target's
+        own pixels: a magenta and green grid on a white shirt (docs/evaluation.md, "How the
+        correction upsamples"); resize-convolution costs about 9% of the training speed on the
+        demo's 2-core CPU. An explicit value that differs from the started-from checkpoint's is an
+        EdnError."""
         if started_from is not None:
             if self.upsampling not in ("auto", started_from):
                 raise EdnError(f"option upsampling {self.upsampling}: the previous stage's generator upsamples "
@@ -559,7 +562,7 @@ class TrainingOptions(Options):
                                "(use auto)")
             return started_from
         if self.upsampling == "auto":
-            return "transposed"
+            return "resize" if self.method == "composite" and self.exemplar == "residual" else "transposed"
         return self.upsampling
 
     @property

@@ -465,6 +465,9 @@ TRAINING_VARIANTS = {
     "exemplar_fbf": TrainingVariant("exemplar_fbf", "composite", False, None, ("global",), "input"),
     # The same with resize-convolution (upsample, then convolve) instead of transposed convolutions.
     "exemplar_resize": TrainingVariant("exemplar_resize", "composite", True, None, ("global",), "input", "resize"),
+    # The configured generator with pix2pixHD's transposed convolutions, whatever training.upsampling says
+    # (auto: resize-convolution for a residual correction).
+    "transposed": TrainingVariant("transposed", None, True, None, ("global",), None, "transposed"),
     # The paper's whole-frame method at half the working size: about the cost per iteration
     # of the composite method's person window, so that both have the same budget.
     "paper": TrainingVariant("paper", "paper", True, 2, ("global", "face")),
@@ -597,6 +600,8 @@ METHODS = {method.name: method for method in [
     # the generator fed warped exemplars as training.exemplar says (config.yaml: residual).
     Method("fbf", "global", True, False, "frame_by_frame", ABLATION, "frame by frame"),
     Method("ts", "global", True, False, "temporal", ABLATION, "with temporal smoothing"),
+    Method("ts_transposed", "global", True, False, "transposed", ABLATION,
+           "with temporal smoothing, upsampling by pix2pixHD's transposed convolutions"),
     Method("fg", "global", True, True, "temporal", ABLATION, "with the face GAN"),
     # The same three drawing the person from the stick figure alone (training.exemplar: none).
     Method("fbf_plain", "global", True, False, "plain_fbf", ABLATION, "frame by frame, without warped exemplars"),
