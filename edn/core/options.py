@@ -552,8 +552,8 @@ class TrainingOptions(Options):
         resize for the composite method correcting warped exemplars as a residual and transposed
         otherwise. The residual's transposed convolutions lay their checkerboard over the target's
         own pixels: a magenta and green grid on a white shirt (docs/evaluation.md, "How the
-        correction upsamples"); resize-convolution costs about 9% of the training speed on the
-        demo's 2-core CPU. An explicit value that differs from the started-from checkpoint's is an
+        correction upsamples"); resize-convolution cost 9% of the training speed in a benchmark on
+        the demo's 2-core CPU, under 1% in make demo's global stage. An explicit value that differs from the started-from checkpoint's is an
         EdnError."""
         if started_from is not None:
             if self.upsampling not in ("auto", started_from):
