@@ -133,14 +133,14 @@ def test_evaluation_and_the_ablation_through_snakemake(pipeline) -> None:
                                        "fg_exemplar", "ts_exemplar_resize", "ts_transposed", "paper_ts", "paper_fg"}
     # The configured rows correct the warped exemplar as a residual (config.yaml), the plain rows draw
     # from the stick figure alone, the exemplar rows are fed it as input.
-    exemplar = {variant: load_checkpoint(workdir / f"results/models/juggler/{variant}global.pt").options["exemplar"]
-                for variant in ("", "fbf/", "plain/", "plain_fbf/", "exemplar/")}
+    saved = {variant: load_checkpoint(workdir / f"results/models/juggler/{variant}global.pt").options
+             for variant in ("", "fbf/", "plain/", "plain_fbf/", "exemplar/", "transposed/")}
+    exemplar = {variant: saved[variant]["exemplar"] for variant in ("", "fbf/", "plain/", "plain_fbf/", "exemplar/")}
     assert exemplar == {"": "residual", "fbf/": "residual", "plain/": "none", "plain_fbf/": "none",
                         "exemplar/": "input"}
     # The residual correction upsamples by resize-convolution (auto); ts_transposed is it with
     # pix2pixHD's transposed convolutions, the plain rows keep them.
-    upsampling = {variant: load_checkpoint(workdir / f"results/models/juggler/{variant}global.pt").options["upsampling"]
-                  for variant in ("", "fbf/", "transposed/", "plain/")}
+    upsampling = {variant: saved[variant]["upsampling"] for variant in ("", "fbf/", "transposed/", "plain/")}
     assert upsampling == {"": "resize", "fbf/": "resize", "transposed/": "transposed", "plain/": "transposed"}
     # The paper's rows: the whole-frame method at half the working size; the others draw over the plate.
     paper = load_checkpoint(workdir / "results/models/juggler/paper/global.pt")

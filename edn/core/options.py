@@ -553,8 +553,8 @@ class TrainingOptions(Options):
         otherwise. The residual's transposed convolutions lay their checkerboard over the target's
         own pixels: a magenta and green grid on a white shirt (docs/evaluation.md, "How the
         correction upsamples"); resize-convolution cost 9% of the training speed in a benchmark on
-        the demo's 2-core CPU, under 1% in make demo's global stage. An explicit value that differs from the started-from checkpoint's is an
-        EdnError."""
+        the demo's 2-core CPU, under 1% in make demo's global stage. An explicit value that
+        differs from the started-from checkpoint's is an EdnError."""
         if started_from is not None:
             if self.upsampling not in ("auto", started_from):
                 raise EdnError(f"option upsampling {self.upsampling}: the previous stage's generator upsamples "
