@@ -18,6 +18,7 @@ from edn.core.options import TrainingOptions, first_heldout_frame
 from edn.core.runtime import Runtime
 from edn.core.presets import PRESETS
 from edn.exemplars.for_training import training_exemplars
+from edn.exemplars.select import candidate_distances
 from edn.core.errors import EdnError
 from edn.ingest.frames import create_image_store, load_frames, load_masks
 from edn.models import build_face_generator, build_generator
@@ -109,7 +110,7 @@ def test_a_training_frames_exemplar_is_never_itself_its_neighbours_or_held_out()
     keypoints[:, :, :2] += rng.normal(0, 0.5, size=(count, keypoints.shape[1], 2))  # ties broken
     keypoints[count - 8] = keypoints[3]  # a held-out frame identical to a training frame
     first_heldout = first_heldout_frame(count, 0.2)
-    chosen = training_exemplars(keypoints, first_heldout, gap)
+    chosen = training_exemplars(keypoints, first_heldout, gap)[0]
     frames = np.arange(count)
     assert (chosen >= 0).all()
     assert (chosen < first_heldout).all()  # held-out frames are never exemplars
@@ -121,7 +122,33 @@ def test_a_training_frames_exemplar_is_never_itself_its_neighbours_or_held_out()
     assert chosen[count - 8] == 3 and chosen[3] != 3
     # A frame without a body gets none.
     keypoints[5, :, 2] = 0
-    assert training_exemplars(keypoints, first_heldout, gap)[5] == -1
+    assert training_exemplars(keypoints, first_heldout, gap)[0, 5] == -1
+
+
+def test_several_exemplars_per_frame_are_different_moments_never_held_out_or_near_the_frame() -> None:
+    count, gap, choices = 60, 3, 4
+    rng = np.random.default_rng(1)
+    keypoints = _blob_poses(count, (128, 64))
+    keypoints[:, :, :2] += rng.normal(0, 0.5, size=(count, keypoints.shape[1], 2))
+    first_heldout = first_heldout_frame(count, 0.2)
+    chosen = training_exemplars(keypoints, first_heldout, gap, choices=choices)
+    assert chosen.shape == (choices, count)
+    # Choice 0 is the one exemplar of choices=1.
+    assert (chosen[0] == training_exemplars(keypoints, first_heldout, gap)[0]).all()
+    frames = np.arange(count)
+    assert ((chosen >= 0) & (chosen < first_heldout) & (np.abs(chosen - frames) > gap)).all()
+    # A frame's choices are more than the gap apart from one another: other moments, not neighbours.
+    apart = np.abs(chosen[:, None, :] - chosen[None, :, :])
+    assert (apart[~np.eye(choices, dtype=bool)] > gap).all()
+    # Each later choice is at least as far from the pose as the one before it (eq. 6, nearest first).
+    candidates, distances = candidate_distances(keypoints, keypoints, first_heldout)
+    ranked = np.stack([distances[frames, np.searchsorted(candidates, choice)] for choice in chosen])
+    assert (np.diff(ranked, axis=0) >= 0).all()
+    # Too few frames for four choices more than the gap apart: the later ones repeat the nearest.
+    few = training_exemplars(keypoints[:12], 10, gap, choices=choices)
+    assert ((few == few[0]) | (np.abs(few - few[0]) > gap)).all() and (few[-1] == few[0]).any()
+    with pytest.raises(ValueError, match="choices 0"):
+        training_exemplars(keypoints, first_heldout, gap, choices=0)
 
 
 def _subject_with_exemplars(directory: Path, perceptual: Path, size=(64, 32), frames=24) -> dict:
@@ -130,10 +157,44 @@ def _subject_with_exemplars(directory: Path, perceptual: Path, size=(64, 32), fr
     write_pose_table(data["poses"], PoseSequence(_blob_poses(frames, size), size, "synthetic"))
     data["exemplars"], data["validity"] = directory / "exemplars.npy", directory / "validity.npy"
     made = run_edn("training-exemplars", "--frames", data["frames"], "--masks", data["masks"], "--poses",
-                   data["poses"], "--plate", data["plate"], "--exemplar-gap", "2", "--output", data["exemplars"],
-                   "--validity", data["validity"], "--exemplars", directory / "exemplars.csv", "--no-progress")
+                   data["poses"], "--plate", data["plate"], "--exemplar-gap", "2", "--exemplar-choices", "2",
+                   "--output", data["exemplars"], "--validity", data["validity"], "--exemplars",
+                   directory / "exemplars.csv", "--no-progress")
     assert made.returncode == 0, made.stderr
     return data
+
+
+def test_a_sample_trains_with_the_exemplar_choice_drawn_for_it(tmp_path: Path, perceptual_weights: Path) -> None:
+    from edn.training.data import TrainingFrames, exemplar_choice
+
+    data = _subject_with_exemplars(tmp_path / "subject", perceptual_weights)
+    made, count = load_frames(data["exemplars"]), len(load_frames(data["frames"]))
+    assert len(made) == 2 * count
+    # The synthetic figure looks the same in every frame, so both choices warp to the same image: mark
+    # choice 1's rows (row c * T + t holds choice c of frame t) to tell them apart.
+    marked = tmp_path / "marked.npy"
+    with create_image_store(marked, len(made), (made.shape[2], made.shape[1])) as store:
+        store[:] = made
+        store[count:] = 255 - store[count:]
+    frames = TrainingFrames(data["frames"], data["labels"], data["index"], downsample=1, size_multiple=4,
+                            plate=read_plate(data["plate"]), masks_path=data["masks"], exemplars_path=marked,
+                            validity_path=data["validity"])
+    assert frames.exemplar_choices == 2
+    stored = load_frames(marked)
+    drawn = []
+    for choice in (0, 1):
+        exemplar = frames.sample(10, exemplar_choice=choice).exemplar
+        expected = torch.from_numpy(np.asarray(stored[choice * count + 10])).permute(2, 0, 1).float() / 127.5 - 1
+        assert torch.allclose(exemplar[0, :3], expected, atol=1e-6)
+        drawn.append(exemplar)
+    assert not torch.equal(drawn[0], drawn[1])
+    with pytest.raises(ValueError, match="exemplar choice 2: frame 10 has 2"):
+        frames.sample(10, exemplar_choice=2)
+    # The draw depends on the seed, the sample's number and the frame only, and reaches every choice.
+    draws = [exemplar_choice(0, n, 10, 4) for n in range(200)]
+    assert draws == [exemplar_choice(0, n, 10, 4) for n in range(200)] and set(draws) == {0, 1, 2, 3}
+    assert draws != [exemplar_choice(1, n, 10, 4) for n in range(200)]
+    assert {exemplar_choice(0, n, 10, 1) for n in range(20)} == {0}
 
 
 def _exemplar_args(data: dict) -> tuple:
@@ -146,12 +207,15 @@ def test_training_with_exemplars_through_the_cli_is_rebuilt_at_synthesis(tmp_pat
     data = _subject_with_exemplars(tmp_path / "subject", perceptual_weights, size=(128, 64))  # faces of 16 px
     # The exemplars the pairs train with: none is its own frame, a neighbour within the gap, or held out.
     table = pd.read_csv(tmp_path / "subject" / "exemplars.csv")
-    first_heldout = first_heldout_frame(len(table), 0.1)
+    count = len(load_frames(data["frames"]))
+    first_heldout = first_heldout_frame(count, 0.1)
+    assert table.choice.tolist() == [0] * count + [1] * count and table.frame.tolist() == list(range(count)) * 2
     assert ((table.exemplar >= 0) & (table.exemplar < first_heldout)
             & ((table.exemplar - table.frame).abs() > 2)).all()
     exemplars, validity = load_frames(data["exemplars"]), load_masks(data["validity"])
-    assert exemplars.shape == load_frames(data["frames"]).shape and validity.shape == exemplars.shape[:3]
-    assert "ms per frame" in run_edn("training-exemplars", "--frames", data["frames"], "--masks", data["masks"],
+    assert exemplars.shape == (2 * count, *load_frames(data["frames"]).shape[1:])
+    assert validity.shape == exemplars.shape[:3]
+    assert "ms per exemplar" in run_edn("training-exemplars", "--frames", data["frames"], "--masks", data["masks"],
                                      "--poses", data["poses"], "--plate", data["plate"], "--output",
                                      tmp_path / "again.npy", "--validity", tmp_path / "again_v.npy",
                                      "--no-progress").stderr
@@ -178,11 +242,17 @@ def test_training_with_exemplars_through_the_cli_is_rebuilt_at_synthesis(tmp_pat
                                   plate)
     assert models.face_generator.exemplar  # the face GAN sees the exemplar's face too
 
-    # Synthesis through the CLI: with the exemplars it draws, without them it says what is missing.
+    # Synthesis through the CLI: with the exemplars it draws (edn pose-warp's, one per requested pose, as a
+    # transfer's), without them it says what is missing.
+    posed, posed_validity = tmp_path / "posed.npy", tmp_path / "posed.validity.npy"
+    warped = run_edn("pose-warp", "--frames", data["frames"], "--masks", data["masks"], "--poses", data["poses"],
+                     "--plate", data["plate"], "--requested", data["poses"], "--output", posed,
+                     "--validity", posed_validity)
+    assert warped.returncode == 0, warped.stderr
     synthesis = ["synthesize", "--labels", data["labels"], "--index", data["index"], "--generator",
                  tmp_path / "conditioned" / "global.pt", "--face", tmp_path / "conditioned" / "face.pt",
                  "--plate", data["plate"], "--threads", "1"]
-    drawn = run_edn(*synthesis, "--exemplars", data["exemplars"], "--exemplar-validity", data["validity"],
+    drawn = run_edn(*synthesis, "--exemplars", posed, "--exemplar-validity", posed_validity,
                     "--output", tmp_path / "drawn.npy")
     assert drawn.returncode == 0, drawn.stderr
     assert load_frames(tmp_path / "drawn.npy").shape == load_frames(data["frames"]).shape
@@ -203,7 +273,7 @@ def test_training_with_exemplars_through_the_cli_is_rebuilt_at_synthesis(tmp_pat
                   "--threads", "1", "--generated", tmp_path / "eval.npy", "--output", tmp_path / "eval.csv"]
     evaluated = run_edn(*evaluation, "--exemplars", heldout, "--exemplar-validity", heldout_validity)
     assert evaluated.returncode == 0, evaluated.stderr
-    assert len(load_frames(tmp_path / "eval.npy")) == len(table) - first_heldout
+    assert len(load_frames(tmp_path / "eval.npy")) == count - first_heldout
     assert "ts_exemplar" in (tmp_path / "eval.csv").read_text()
     # One per frame of the video (the training pairs) is refused, naming the file, and nothing is left behind.
     whole = run_edn(*evaluation[:-4], "--generated", tmp_path / "whole.npy", "--output", tmp_path / "whole.csv",

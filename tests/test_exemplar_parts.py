@@ -221,12 +221,13 @@ def test_training_exemplars_by_part_keep_the_gap_and_the_held_out_boundary(selec
     keypoints = np.stack([person(arm=rng.uniform(-60, 60), leg=rng.uniform(0, 40), left_arm=rng.uniform(-60, 60),
                                  shift=rng.uniform(-20, 20)) for _ in range(frame_count)])
     first_heldout = 24
-    chosen = training_exemplars(keypoints, first_heldout, gap, selection)
-    assert chosen.shape == (frame_count, len(GROUPS))
+    chosen = training_exemplars(keypoints, first_heldout, gap, selection, choices=2)
+    assert chosen.shape == (2, frame_count, len(GROUPS))
     frames = np.arange(frame_count)[:, None]
     assert ((chosen >= 0) & (chosen < first_heldout) & (np.abs(chosen - frames) > gap)).all()
-    body = training_exemplars(keypoints, first_heldout, gap)
+    body = training_exemplars(keypoints, first_heldout, gap, choices=2)
     own = [GROUPS.index(group) for group in SELECTION_GROUPS[selection]]
     others = [g for g in range(len(GROUPS)) if g not in own]
-    assert (chosen[:, others] == body[:, None]).all()
-    assert (chosen[:, own] != body[:, None]).any()  # the random arms and legs make the groups differ somewhere
+    assert (chosen[:, :, others] == body[:, :, None]).all()  # the whole-body choice, choice by choice
+    assert (chosen[:, :, own] != body[:, :, None]).any()  # the random arms and legs make the groups differ somewhere
+    assert (chosen[0, :, own] == chosen[1, :, own]).all()  # a group with its own frame keeps its nearest

@@ -58,19 +58,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     training = subparsers.add_parser(
         "training-exemplars", help="warp, for every frame of the target, another training frame to its pose",
-        description="For every frame of the target, choose the training frame nearest to its pose by the paper's "
+        description="For every frame of the target, choose the training frames nearest to its pose by the paper's "
                     "pose distance among those more than --exemplar-gap frames away (never a held-out frame; "
-                    "--selection as edn pose-warp's), "
+                    "--exemplar-choices of them, each more than the gap from the others; --selection as edn "
+                    "pose-warp's), "
                     "warp its person to the frame's pose part by part and composite it over the plate (the plate "
                     "in the frame's own camera when the camera moves): the "
                     "inputs of a generator trained with the exemplar option (edn train --exemplars).")
     _add_target_arguments(training)
-    add_arguments(training, TrainingOptions, only=("holdout_fraction", "exemplar_gap"))
+    add_arguments(training, TrainingOptions, only=("holdout_fraction", "exemplar_gap", "exemplar_choices"))
     add_arguments(training, ExemplarOptions)
-    training.add_argument("--output", required=True, help="warped exemplars .npy to write (uint8 [T, H, W, 3])")
+    training.add_argument("--output", required=True,
+                          help="warped exemplars .npy to write (uint8 [C x T, H, W, 3], row c x T + t: choice c of "
+                               "frame t)")
     training.add_argument("--validity", required=True,
-                          help="their validity masks .npy to write (uint8 [T, H, W])")
-    training.add_argument("--exemplars", default=None, help="each frame's exemplar (.csv: frame, exemplar; optional)")
+                          help="their validity masks .npy to write (uint8 [C x T, H, W])")
+    training.add_argument("--exemplars", default=None,
+                          help="each frame's exemplars (.csv: frame, choice, exemplar; optional)")
     training.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     training.set_defaults(handler=_training_exemplars)
 
@@ -180,9 +184,10 @@ def _training_exemplars(args: argparse.Namespace) -> None:
     options = from_arguments(ExemplarOptions, args)
     holdout_fraction = checked_argument(TrainingOptions, args, "holdout_fraction")
     gap = checked_argument(TrainingOptions, args, "exemplar_gap")
+    choices = checked_argument(TrainingOptions, args, "exemplar_choices")
     frames, masks, poses, plate = _read_target(args)
     camera_plates = _camera_plates(args, frames)  # frame t over the plate in its own camera when it moves
     plates = plate if camera_plates is None else camera_plates
     write_training_exemplars(frames, masks, poses.keypoints, plates, first_heldout_frame(len(frames), holdout_fraction),
-                             gap, args.output, args.validity, options=options, exemplars_output=args.exemplars,
-                             progress=args.progress)
+                             gap, args.output, args.validity, options=options, choices=choices,
+                             exemplars_output=args.exemplars, progress=args.progress)

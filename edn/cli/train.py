@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--camera", default=None,
                        help="composite method, a camera that moves: the camera table (.camera.csv)")
     train.add_argument("--exemplars", default=None,
-                       help="exemplar option: the target's warped exemplars, one per frame (edn training-exemplars)")
+                       help="exemplar option: the target's warped exemplars, one or more per frame "
+                            "(edn training-exemplars)")
     train.add_argument("--exemplar-validity", default=None, help="exemplar option: their validity masks (.npy)")
     add_arguments(train, TrainingOptions)
     add_arguments(train, RuntimeOptions)

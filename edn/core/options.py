@@ -497,6 +497,12 @@ class TrainingOptions(Options):
     exemplar_gap: int = option(5, "exemplar: a training frame's exemplar is never itself nor one of this many "
                                   "frames on either side of it (so that the generator cannot copy its answer)",
                                minimum=0, maximum=10_000)
+    exemplar_choices: int = option(4, "exemplar: each training frame gets this many exemplars, its nearest "
+                                      "admissible training frames by eq. 6, each more than exemplar_gap frames "
+                                      "from the ones before it, and every training sample draws one of them (so "
+                                      "that the generator learns to correct exemplars as far from the pose as at "
+                                      "synthesis, not one fixed near one); 1: always the nearest",
+                                   minimum=1, maximum=64)
     temporal_unroll_frames: int = option(2, "composite method: before each training pair the generator draws up "
                                             "to this many preceding frames (a number drawn per step, 0 included) "
                                             "from the zero image, without gradients, so that it learns from its "

@@ -9,10 +9,22 @@ pose, which is what it gets at synthesis. Held-out frames are never exemplars
 (:func:`edn.exemplars.select.candidate_frames`); the held-out frames get
 exemplars too (from the training frames), for the sample grid of held-out
 frames. No hysteresis: training frames are drawn in any order, each is warped
-from its own nearest admissible frame by the paper's pose distance (eq. 6).
+from its own nearest admissible frames by the paper's pose distance (eq. 6).
 With option ``selection`` head or parts, the head (or every part group) comes
 from its own nearest admissible frame by the group's joints
 (:func:`edn.exemplars.select.part_distances`), as at synthesis.
+
+**Several exemplars per frame** (option ``training.exemplar_choices``). With one,
+each training frame's exemplar is always its nearest admissible frame, much
+nearer its pose than a held-out frame's exemplar is (on the demo juggler the
+median eq. 6 distance is 4.2 against 11.9), and the generator sees the same
+few hundred (exemplar, frame) pairs again and again. With C choices, choice 0
+is that nearest frame and choice k the nearest of those also more than the gap
+from choices 0..k-1 (another moment of the video, not a neighbour of one
+already chosen); a part group with its own frame keeps its nearest in every
+choice. Training draws one choice per frame and sample
+(:func:`edn.training.data.exemplar_choice`). The frames are stored choice by
+choice: row ``c * T + t`` of the output holds choice c of frame t.
 
 Frame t's exemplar is drawn over frame t's plate: when the camera moves, the
 plate in frame t's own camera, the background the generator is given beside it
@@ -41,69 +53,94 @@ from edn.pose.skeleton import BODY
 log = logging.getLogger(__name__)
 
 
-def training_exemplars(keypoints: np.ndarray, first_heldout: int, gap: int, selection: str = "body") -> np.ndarray:
-    """int64 [T]: for each frame t of the target (keypoints [T, K, 3]), the training frame c
-    (before ``first_heldout``, with a body) nearest to its pose by eq. 6 among those with
-    ``|c - t| > gap``; -1 where frame t shows no body or no such frame shares a joint with it.
-    With ``selection`` head or parts (:data:`edn.exemplars.select.SELECTION_GROUPS`), int64 [T, G]
-    by part group: those groups take the admissible frame nearest by their own joints
-    (:func:`edn.exemplars.select.part_distances`), the others (and a group none can give) that one."""
+def training_exemplars(keypoints: np.ndarray, first_heldout: int, gap: int, selection: str = "body",
+                       choices: int = 1) -> np.ndarray:
+    """int64 [choices, T]: for each frame t of the target (keypoints [T, K, 3]), choice 0 is the
+    training frame c (before ``first_heldout``, with a body) nearest to its pose by eq. 6 among
+    those with ``|c - t| > gap``, and choice k the nearest of those that are also more than
+    ``gap`` frames from choices 0..k-1 of frame t (choice 0's frame where none is left); -1
+    where frame t shows no body or no such frame shares a joint with it. With ``selection``
+    head or parts (:data:`edn.exemplars.select.SELECTION_GROUPS`), int64 [choices, T, G] by part
+    group: those groups take, in every choice, the admissible frame nearest by their own joints
+    (:func:`edn.exemplars.select.part_distances`), the others (and a group none can give) the
+    whole-body choice."""
     if gap < 0:
         raise ValueError(f"exemplar gap {gap}: must be at least 0")
+    if choices < 1:
+        raise ValueError(f"exemplar choices {choices}: must be at least 1")
     if selection not in SELECTION_GROUPS:
         raise ValueError(f"selection {selection!r}: one of {list(SELECTION_GROUPS)}")
     candidates, distances = candidate_distances(keypoints, keypoints, first_heldout)
-    chosen = np.full(len(keypoints), -1, dtype=np.int64)
-    frames = np.arange(len(keypoints))[:, None]
-    too_near = np.abs(candidates[None, :] - frames) <= gap
-    distances[too_near] = np.inf
+    too_near = np.abs(candidates[None, :] - np.arange(len(keypoints))[:, None]) <= gap
     has_body = (np.nan_to_num(np.asarray(keypoints, dtype=np.float64)[:, BODY, 2]) > 0).any(axis=1)
-    if distances.shape[1]:
-        nearest = np.argmin(distances, axis=1)
-        found = np.isfinite(distances[np.arange(len(keypoints)), nearest]) & has_body
-        chosen[found] = candidates[nearest[found]]
+    bodies = []
+    excluded = too_near.copy()
+    for _ in range(choices):
+        chosen = _nearest_admissible(candidates, distances, excluded, has_body)
+        if bodies:
+            chosen = np.where(chosen >= 0, chosen, bodies[0])
+        bodies.append(chosen)
+        excluded |= (np.abs(candidates[None, :] - chosen[:, None]) <= gap) & (chosen[:, None] >= 0)
+    bodies = np.stack(bodies)
     if selection == "body":
-        return chosen
-    by_group = np.repeat(chosen[:, None], len(GROUP_JOINTS), axis=1)
+        return bodies
+    by_group = np.repeat(bodies[..., None], len(GROUP_JOINTS), axis=2)
     for g, (group, joints) in enumerate(GROUP_JOINTS.items()):
         if group not in SELECTION_GROUPS[selection] or not distances.shape[1]:
             continue
-        group_distances = part_distances(keypoints, keypoints[candidates], joints)
-        group_distances[too_near] = np.inf
-        nearest = np.argmin(group_distances, axis=1)
-        found = np.isfinite(group_distances[np.arange(len(keypoints)), nearest]) & (chosen >= 0)
-        by_group[found, g] = candidates[nearest[found]]
+        own = _nearest_admissible(candidates, part_distances(keypoints, keypoints[candidates], joints), too_near,
+                                  bodies[0] >= 0)
+        by_group[:, own >= 0, g] = own[own >= 0]
     return by_group
+
+
+def _nearest_admissible(candidates: np.ndarray, distances: np.ndarray, excluded: np.ndarray,
+                        wanted: np.ndarray) -> np.ndarray:
+    """int64 [T]: for each frame (row of ``distances`` [T, C]) the candidate nearest among those not
+    ``excluded`` [T, C], where ``wanted`` [T] and one is at a finite distance; else -1."""
+    chosen = np.full(len(distances), -1, dtype=np.int64)
+    if not distances.shape[1]:
+        return chosen
+    distances = np.where(excluded, np.inf, distances)
+    nearest = np.argmin(distances, axis=1)
+    found = np.isfinite(distances[np.arange(len(distances)), nearest]) & wanted
+    chosen[found] = candidates[nearest[found]]
+    return chosen
 
 
 def write_training_exemplars(frames: np.ndarray, masks: np.ndarray, keypoints: np.ndarray, plates: Plates,
                              first_heldout: int, gap: int, output: str | os.PathLike,
-                             validity_output: str | os.PathLike, *, options: ExemplarOptions,
+                             validity_output: str | os.PathLike, *, options: ExemplarOptions, choices: int = 1,
                              exemplars_output: str | os.PathLike | None = None,
                              progress: bool = True) -> np.ndarray:
-    """Frame t of ``output`` (uint8 [T, H, W, 3]): exemplar ``training_exemplars(...)[t]`` warped to
-    frame t's pose, over frame t's plate (``plates``: the plate, or t -> the plate in frame t's camera when
-    the camera moves, as :func:`edn.exemplars.pose_warp.draw_pose_warp` takes it); ``validity_output``
-    (uint8 [T, H, W], 0-255): where the warp is valid; ``exemplars_output`` (.csv: frame, exemplar, and
+    """Row ``c * T + t`` of ``output`` (uint8 [choices x T, H, W, 3]): choice c of frame t's exemplars
+    (:func:`training_exemplars`) warped to frame t's pose, over frame t's plate (``plates``: the plate, or
+    t -> the plate in frame t's camera when the camera moves, as
+    :func:`edn.exemplars.pose_warp.draw_pose_warp` takes it); ``validity_output`` (uint8 [choices x T,
+    H, W], 0-255): where the warp is valid; ``exemplars_output`` (.csv: frame, choice, exemplar, and
     with ``selection`` head or parts exemplar_<group> for each part group), optional. Each written
-    atomically. Returns the exemplars (-1: the plate, fully valid)."""
+    atomically. Returns the exemplars, [choices, T] or [choices, T, G] (-1: the plate, fully valid)."""
     import pandas as pd
 
     count, height, width = frames.shape[:3]
-    exemplars = training_exemplars(keypoints, first_heldout, gap, options.selection)
+    exemplars = training_exemplars(keypoints, first_heldout, gap, options.selection, choices)
+    rows = exemplars.reshape(choices * count, *exemplars.shape[2:])
+    frame_plates = (lambda row: plates(row % count)) if callable(plates) else plates
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
-        out = stack.enter_context(create_image_store(output, count, (width, height)))
-        validity = stack.enter_context(create_image_store(validity_output, count, (width, height), channels=None))
-        draw_pose_warp(frames, masks, keypoints, keypoints, exemplars, plates, out, options=options,
-                       validity_out=validity, progress=progress)
+        out = stack.enter_context(create_image_store(output, len(rows), (width, height)))
+        validity = stack.enter_context(create_image_store(validity_output, len(rows), (width, height),
+                                                          channels=None))
+        draw_pose_warp(frames, masks, keypoints, np.tile(keypoints, (choices, 1, 1)), rows, frame_plates, out,
+                       options=options, validity_out=validity, progress=progress)
         if exemplars_output is not None:
             with atomic_path(exemplars_output) as temporary:
-                pd.DataFrame({"frame": np.arange(count), **exemplar_columns(exemplars)}).to_csv(temporary,
-                                                                                                index=False)
+                pd.DataFrame({"frame": np.tile(np.arange(count), choices),
+                              "choice": np.repeat(np.arange(choices), count),
+                              **exemplar_columns(rows)}).to_csv(temporary, index=False)
     seconds = time.perf_counter() - started
     chosen = exemplars[exemplars >= 0]  # every group's frames
-    log.info("training exemplars: %d frames at %dx%d from %d distinct training frames (at least %d frames away), "
-             "%.1f ms per frame", count, width, height, len(np.unique(chosen)), gap + 1,
-             1000.0 * seconds / max(count, 1))
+    log.info("training exemplars: %d frames at %dx%d, %d choice(s) each, from %d distinct training frames (at "
+             "least %d frames away), %.1f ms per exemplar", count, width, height, choices, len(np.unique(chosen)),
+             gap + 1, 1000.0 * seconds / max(len(rows), 1))
     return exemplars

@@ -71,6 +71,15 @@ def history_for_step(split: Split, index: LabelIndex, t: int, step: int, seed: i
     return range(start, t)
 
 
+def exemplar_choice(seed: int, sample_number: int, frame: int, choices: int) -> int:
+    """Which of frame ``frame``'s ``choices`` warped exemplars sample number ``sample_number`` trains with
+    (:mod:`edn.exemplars.for_training`): drawn from (seed, sample number, frame), so that it depends on
+    nothing else and resumes exactly after a kill; 0 when there is one."""
+    if choices <= 1:
+        return 0
+    return int(np.random.default_rng([seed, sample_number, 2, frame]).integers(0, choices))
+
+
 def pair_for_step(split: Split, step: int, seed: int) -> int:
     """The first frame of the pair of sample number ``step`` (0-based; at batch 1 in one
     process, the training step; see :func:`samples_of_step`).
@@ -162,9 +171,10 @@ class TrainingFrames:
     plate is the mosaic warped into its camera, and the sample carries it; the frame,
     its label, mask, window and face box stay in the frame's own pixels.
 
-    Conditioned on exemplars (``exemplars_path`` and ``validity_path``, one warped
-    exemplar and validity mask per frame, ``edn training-exemplars``): samples come
-    with theirs.
+    Conditioned on exemplars (``exemplars_path`` and ``validity_path``, one or more
+    warped exemplars and validity masks per frame, ``edn training-exemplars``, row
+    ``c * T + t`` holding choice c of frame t): samples come with theirs, the choice
+    given to :meth:`sample` (:attr:`exemplar_choices` of them per frame).
     """
 
     def __init__(self, frames_path: str | os.PathLike, labels_path: str | os.PathLike,
@@ -189,6 +199,7 @@ class TrainingFrames:
         self.downsample = downsample
         self.size = (width // downsample, height // downsample)  # (W, H) at the training size
         self.plate = self.masks = self.exemplars = self.validity = self.frame_plates = None
+        self.exemplar_choices = 1
         if plate is not None:
             self._check_compositing(plate, masks_path, size_multiple)
             if frame_plates is not None:
@@ -234,12 +245,15 @@ class TrainingFrames:
             raise EdnError("the warped exemplars go with their validity masks")
         self.exemplars = load_image_store(exemplars_path, "warped exemplars")
         self.validity = load_masks(validity_path, "exemplar validity masks")
-        if self.exemplars.shape != self.frames.shape:
+        count = len(self.frames)
+        if self.exemplars.shape[1:] != self.frames.shape[1:] or not len(self.exemplars) or len(self.exemplars) % count:
             raise EdnError(f"warped exemplars {str(exemplars_path)!r}: {list(self.exemplars.shape)} for frames "
-                           f"{self.source!r} {list(self.frames.shape)} (one per frame: edn training-exemplars)")
-        if self.validity.shape != self.frames.shape[:3]:
-            raise EdnError(f"exemplar validity {str(validity_path)!r}: {list(self.validity.shape)} for frames "
-                           f"{self.source!r} {list(self.frames.shape)}")
+                           f"{self.source!r} {list(self.frames.shape)} (one or more per frame, choice by choice: "
+                           "edn training-exemplars)")
+        self.exemplar_choices = len(self.exemplars) // count
+        if self.validity.shape != self.exemplars.shape[:3]:
+            raise EdnError(f"exemplar validity {str(validity_path)!r}: {list(self.validity.shape)} for the "
+                           f"warped exemplars {str(exemplars_path)!r} {list(self.exemplars.shape)}")
 
     @property
     def window_size(self) -> tuple[int, int] | None:
@@ -259,7 +273,8 @@ class TrainingFrames:
             x = torch.nn.functional.avg_pool2d(x, self.downsample)
         return x
 
-    def sample(self, t: int, device: torch.device | str = "cpu") -> Sample:
+    def sample(self, t: int, device: torch.device | str = "cpu", exemplar_choice: int = 0) -> Sample:
+        """Frame ``t``'s tensors, with its warped exemplar number ``exemplar_choice`` when conditioned."""
         label = self._to_tensor(self.labels[t]).to(device)
         image = (self._to_tensor(self.frames[t]) * 2.0 - 1.0).to(device)
         box = scale_box(tuple(int(v) for v in self.index.face_boxes[t]), self.downsample)
@@ -273,8 +288,11 @@ class TrainingFrames:
         window = scale_box(tuple(int(v) for v in self.index.windows[t]), self.downsample)
         exemplar = None
         if self.exemplars is not None:
-            valid = torch.from_numpy(copy_released(self.validity[t]))[None, None].float().div_(255.0)
-            exemplar = torch.cat([self._to_tensor(self.exemplars[t]) * 2.0 - 1.0,
+            if not 0 <= exemplar_choice < self.exemplar_choices:
+                raise ValueError(f"exemplar choice {exemplar_choice}: frame {t} has {self.exemplar_choices}")
+            row = exemplar_choice * len(self.frames) + t
+            valid = torch.from_numpy(copy_released(self.validity[row]))[None, None].float().div_(255.0)
+            exemplar = torch.cat([self._to_tensor(self.exemplars[row]) * 2.0 - 1.0,
                                   downsample_area(valid, self.downsample)], dim=1).to(device)
         return Sample(label=label, image=on_plate.to(device), box=box, has_face=has_face, window=window,
                       mask=mask.to(device), exemplar=exemplar, plate=None if plate is None else plate.to(device))

@@ -27,7 +27,8 @@ from edn.core.errors import EdnError
 from edn.core.options import TrainingOptions, exemplar_mode
 from edn.core.presets import Preset, get_preset
 from edn.core.runtime import Runtime
-from edn.training.data import Batch, Split, TrainingFrames, history_for_step, pair_for_step, samples_of_step, split_pairs
+from edn.training.data import (Batch, Split, TrainingFrames, exemplar_choice, history_for_step, pair_for_step,
+                               samples_of_step, split_pairs)
 from edn.training.distributed import SINGLE, Group
 from edn.training.face_stage import FaceStageTrainer
 from edn.training.losses import PerceptualLoss
@@ -109,7 +110,7 @@ def frame_plates(background: Background, report: PlateReport) -> FramePlates | N
 
 @dataclass(frozen=True)
 class Exemplars:
-    """A target's warped exemplars, one per frame (``edn training-exemplars``): the images over the plate
+    """A target's warped exemplars, one or more per frame (``edn training-exemplars``): the images over the plate
     and their validity masks, which a generator conditioned on them (``training.exemplar``) is fed."""
 
     images: str | os.PathLike
@@ -361,11 +362,15 @@ def train_step(setup: StageSetup, step: int) -> tuple[dict[str, float], dict]:
     numbers = samples_of_step(step, options.batch_size, group.rank, group.world_size)
     firsts = [pair_for_step(split, n, options.seed) for n in numbers]
     unroll = options.temporal_unroll_frames if trainer.temporal else 0
-    histories = [[data.sample(h) for h in history_for_step(split, data.index, t, n, options.seed, unroll)]
+
+    def sample(t: int, n: int):  # frame t for sample number n, with the exemplar drawn for them
+        return data.sample(t, exemplar_choice=exemplar_choice(options.seed, n, t, data.exemplar_choices))
+
+    histories = [[sample(h, n) for h in history_for_step(split, data.index, t, n, options.seed, unroll)]
                  for t, n in zip(firsts, numbers)]
     tick = time.perf_counter()
-    losses = trainer.step(Batch.of([data.sample(t) for t in firsts]), Batch.of([data.sample(t + 1) for t in firsts]),
-                          histories)
+    losses = trainer.step(Batch.of([sample(t, n) for t, n in zip(firsts, numbers)]),
+                          Batch.of([sample(t + 1, n) for t, n in zip(firsts, numbers)]), histories)
     losses = group.mean(losses, setup.runtime.device)
     row = {"step": step + 1, "frame": firsts[0], "lr": lr, **{k: round(v, 6) for k, v in losses.items()},
            "seconds": round(time.perf_counter() - tick, 4)}

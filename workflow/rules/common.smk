@@ -515,7 +515,8 @@ def uses_exemplar(variant):
 
 
 def training_exemplar_files(target):
-    """A target's warped exemplars, one per frame, for training (``target``: a name, or "{target}")."""
+    """A target's warped exemplars, one or more per frame (training.exemplar_choices), for training
+    (``target``: a name, or "{target}")."""
     return {
         "exemplars": f"results/exemplars/{target}/training.npy",
         "exemplar_validity": f"results/exemplars/{target}/training.validity.npy",

@@ -1,7 +1,8 @@
 # Warped exemplars for the composite generator conditioned on them (training.exemplar;
 # the exemplar and exemplar_fbf training variants of TRAINING_VARIANTS in common.smk).
-# For training, every frame of a target gets another training frame, more than
-# training.exemplar_gap frames away, warped to its pose; for a transfer, every
+# For training, every frame of a target gets training.exemplar_choices other training
+# frames, more than training.exemplar_gap frames away (and from each other), warped to
+# its pose, one of them drawn for each training sample; for a transfer, every
 # normalized source pose gets the training frame that edn pose-warp chooses (with its
 # hysteresis), warped to it. For the pose_warp method (METHODS in common.smk), the
 # held-out end of the target's own poses is drawn the same way, from its training frames,
@@ -26,7 +27,8 @@ rule training_exemplars:
     params:
         background=get_background_options,
         holdout=HOLDOUT_OPTION,
-        gap=command_line(TrainingOptions, {"exemplar_gap": config["training"]["exemplar_gap"]}),
+        gap=command_line(TrainingOptions, {"exemplar_gap": config["training"]["exemplar_gap"],
+                                           "exemplar_choices": config["training"]["exemplar_choices"]}),
         options=section_options(ExemplarOptions, "exemplars"),
     log:
         "results/logs/training_exemplars/{target}.log",
