@@ -74,13 +74,13 @@ def training_exemplars(keypoints: np.ndarray, first_heldout: int, gap: int, sele
     too_near = np.abs(candidates[None, :] - np.arange(len(keypoints))[:, None]) <= gap
     has_body = (np.nan_to_num(np.asarray(keypoints, dtype=np.float64)[:, BODY, 2]) > 0).any(axis=1)
     bodies = []
-    excluded = too_near.copy()
+    distances[too_near] = np.inf  # the arrays are ours: ruled-out candidates are set to inf in place
     for _ in range(choices):
-        chosen = _nearest_admissible(candidates, distances, excluded, has_body)
+        chosen = _nearest(candidates, distances, has_body)
         if bodies:
             chosen = np.where(chosen >= 0, chosen, bodies[0])
         bodies.append(chosen)
-        excluded |= (np.abs(candidates[None, :] - chosen[:, None]) <= gap) & (chosen[:, None] >= 0)
+        distances[(np.abs(candidates[None, :] - chosen[:, None]) <= gap) & (chosen[:, None] >= 0)] = np.inf
     bodies = np.stack(bodies)
     if selection == "body":
         return bodies
@@ -88,20 +88,19 @@ def training_exemplars(keypoints: np.ndarray, first_heldout: int, gap: int, sele
     for g, (group, joints) in enumerate(GROUP_JOINTS.items()):
         if group not in SELECTION_GROUPS[selection] or not distances.shape[1]:
             continue
-        own = _nearest_admissible(candidates, part_distances(keypoints, keypoints[candidates], joints), too_near,
-                                  bodies[0] >= 0)
+        group_distances = part_distances(keypoints, keypoints[candidates], joints)
+        group_distances[too_near] = np.inf
+        own = _nearest(candidates, group_distances, bodies[0] >= 0)
         by_group[:, own >= 0, g] = own[own >= 0]
     return by_group
 
 
-def _nearest_admissible(candidates: np.ndarray, distances: np.ndarray, excluded: np.ndarray,
-                        wanted: np.ndarray) -> np.ndarray:
-    """int64 [T]: for each frame (row of ``distances`` [T, C]) the candidate nearest among those not
-    ``excluded`` [T, C], where ``wanted`` [T] and one is at a finite distance; else -1."""
+def _nearest(candidates: np.ndarray, distances: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """int64 [T]: for each frame (row of ``distances`` [T, C], inf where a candidate is ruled out) the
+    nearest candidate, where ``wanted`` [T] and one is at a finite distance; else -1."""
     chosen = np.full(len(distances), -1, dtype=np.int64)
     if not distances.shape[1]:
         return chosen
-    distances = np.where(excluded, np.inf, distances)
     nearest = np.argmin(distances, axis=1)
     found = np.isfinite(distances[np.arange(len(distances)), nearest]) & wanted
     chosen[found] = candidates[nearest[found]]
