@@ -145,8 +145,8 @@ def test_a_still_camera_draws_byte_for_byte_as_without_the_camera_files(tmp_path
         masks, plate = np.load(paths["masks"]), read_plate(paths["plate"])
         drawn = np.load(outputs["without"])
         first = first_heldout_frame(FRAMES, float(HOLDOUT)) if command == "pose-warp" else 0
-        for i in range(len(drawn)):
-            away = _away_from_person(masks[first + i])
+        for i in range(len(drawn)):  # training exemplars: row c * T + t is frame t's choice c
+            away = _away_from_person(masks[(first + i) % FRAMES])
             np.testing.assert_array_equal(drawn[i][away], plate[away])
 
 
@@ -156,15 +156,16 @@ def test_training_exemplars_are_drawn_over_each_frames_own_plate(tmp_path: Path)
     out = tmp_path / "training.npy"
     result = run_edn("training-exemplars", "--frames", paths["frames"], "--masks", paths["masks"], "--poses",
                      paths["poses"], "--plate", paths["plate"], "--holdout-fraction", HOLDOUT, "--exemplar-gap", "1",
-                     "--output", out, "--validity", tmp_path / "validity.npy", "--exemplars", tmp_path / "table.csv",
-                     "--no-progress", *_camera_args(paths))
+                     "--exemplar-choices", "2", "--output", out, "--validity", tmp_path / "validity.npy",
+                     "--exemplars", tmp_path / "table.csv", "--no-progress", *_camera_args(paths))
     assert result.returncode == 0, result.stderr
     drawn, table = np.load(out), pd.read_csv(tmp_path / "table.csv")
-    assert len(drawn) == FRAMES and (np.abs(table["exemplar"] - table["frame"]) > 1).all()
-    for t in range(FRAMES):
+    assert len(drawn) == 2 * FRAMES and (np.abs(table["exemplar"] - table["frame"]) > 1).all()
+    for row in range(len(drawn)):  # choice c of frame t is row c * T + t, over frame t's own plate
+        t = row % FRAMES
         away = _away_from_person(masks[t])
-        np.testing.assert_array_equal(drawn[t][away], plates(t)[away])
-        assert np.abs(drawn[t][away].astype(int) - real[t][away]).mean() < 2.0
+        np.testing.assert_array_equal(drawn[row][away], plates(t)[away])
+        assert np.abs(drawn[row][away].astype(int) - real[t][away]).mean() < 2.0
 
 
 def test_a_transfer_is_drawn_in_the_reference_view_unless_it_replays_the_camera(tmp_path: Path) -> None:
