@@ -199,7 +199,6 @@ class TrainingFrames:
         self.downsample = downsample
         self.size = (width // downsample, height // downsample)  # (W, H) at the training size
         self.plate = self.masks = self.exemplars = self.validity = self.frame_plates = None
-        self.exemplar_choices = 1
         if plate is not None:
             self._check_compositing(plate, masks_path, size_multiple)
             if frame_plates is not None:
@@ -250,10 +249,14 @@ class TrainingFrames:
             raise EdnError(f"warped exemplars {str(exemplars_path)!r}: {list(self.exemplars.shape)} for frames "
                            f"{self.source!r} {list(self.frames.shape)} (one or more per frame, choice by choice: "
                            "edn training-exemplars)")
-        self.exemplar_choices = len(self.exemplars) // count
         if self.validity.shape != self.exemplars.shape[:3]:
             raise EdnError(f"exemplar validity {str(validity_path)!r}: {list(self.validity.shape)} for the "
                            f"warped exemplars {str(exemplars_path)!r} {list(self.exemplars.shape)}")
+
+    @property
+    def exemplar_choices(self) -> int:
+        """How many warped exemplars each frame has (1 when not conditioned on them)."""
+        return 1 if self.exemplars is None else len(self.exemplars) // len(self.frames)
 
     @property
     def window_size(self) -> tuple[int, int] | None:

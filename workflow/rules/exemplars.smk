@@ -27,8 +27,8 @@ rule training_exemplars:
     params:
         background=get_background_options,
         holdout=HOLDOUT_OPTION,
-        gap=command_line(TrainingOptions, {"exemplar_gap": config["training"]["exemplar_gap"],
-                                           "exemplar_choices": config["training"]["exemplar_choices"]}),
+        choosing=command_line(TrainingOptions, {"exemplar_gap": config["training"]["exemplar_gap"],
+                                                "exemplar_choices": config["training"]["exemplar_choices"]}),
         options=section_options(ExemplarOptions, "exemplars"),
     log:
         "results/logs/training_exemplars/{target}.log",
@@ -38,7 +38,7 @@ rule training_exemplars:
         "../../envs/train.yaml"
     shell:
         "python -m edn --log {log:q} training-exemplars --frames {input.frames:q} {params.background}"
-        " --poses {input.poses:q} {params.holdout} {params.gap} {params.options}"
+        " --poses {input.poses:q} {params.holdout} {params.choosing} {params.options}"
         " --output {output.exemplars:q} --validity {output.validity:q} --exemplars {output.table:q}"
         " --no-progress"
 
