@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-from edn.core.options import ExemplarOptions, TrainingOptions, add_arguments, checked_argument, from_arguments
+from edn.core.options import REQUESTED_POSES_ONLY, ExemplarOptions, TrainingOptions, add_arguments, checked_argument, \
+    from_arguments
 
 
 def _add_target_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,7 +68,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "inputs of a generator trained with the exemplar option (edn train --exemplars).")
     _add_target_arguments(training)
     add_arguments(training, TrainingOptions, only=("holdout_fraction", "exemplar_gap", "exemplar_choices"))
-    add_arguments(training, ExemplarOptions)
+    add_arguments(training, ExemplarOptions,
+                  only=[name for name in ExemplarOptions.__dataclass_fields__ if name not in REQUESTED_POSES_ONLY])
     training.add_argument("--output", required=True,
                           help="warped exemplars .npy to write (uint8 [C x T, H, W, 3], row c x T + t: choice c of "
                                "frame t)")

@@ -393,6 +393,15 @@ class ExemplarOptions(Options):
                                     "removed, and the whole-body one for the rest (head); or one for each part group "
                                     "(torso, head, each arm, each leg) by its own joints (parts)",
                             choices=("body", "head", "parts"))
+    repaint_props: bool = option(True, "paint what the target holds or plays with (a ball on a thigh) out of the "
+                                       "legs of a requested pose's exemplar: pixels far from a leg's usual colour take "
+                                       "the leg's colour around them (edn.exemplars.props; the training pairs keep "
+                                       "the frames as filmed)")
+
+
+#: ExemplarOptions for the exemplars of requested poses (``edn pose-warp``: the pose_warp method, held-out
+#: and transfer frames), not for the training pairs (``edn training-exemplars``), which keep the frames as filmed.
+REQUESTED_POSES_ONLY = ("repaint_props",)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,14 @@ in training (:func:`edn.exemplars.pose_warp.plate_of`).
 
 At synthesis the exemplars are the ``pose_warp`` method's frames of the same
 requested poses (``edn pose-warp``), chosen with hysteresis over time.
+
+The training pairs are cut from the frames as filmed, props included
+(:data:`edn.core.options.REQUESTED_POSES_ONLY`): the correction learns to paint
+over what an exemplar brings that its frame does not have, the juggler's ball
+on the wrong leg among them, while the exemplars of requested poses come with
+the props painted out of their legs (:mod:`edn.exemplars.props`). Painting the
+training pairs' props out too measured worse on the demo's held-out body box
+(docs/evaluation.md, "A ball on the leg").
 """
 
 from __future__ import annotations

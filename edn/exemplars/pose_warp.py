@@ -12,7 +12,10 @@ exemplar, with ``parts`` every part group (torso, head, each arm, each leg)
 from it and drawn in the same back-to-front order
 (:func:`edn.exemplars.warp.warp_parts`). It is the paper's PoseWarp baseline without its
 network, and the floor a trained model must clear. Frames where the requested
-pose has nobody are the plate.
+pose has nobody are the plate. With ``repaint_props`` (the default) the frames
+are read with what the target holds painted out of their legs
+(:func:`exemplar_sources`, :mod:`edn.exemplars.props`); the training pairs keep
+the frames as filmed (:mod:`edn.exemplars.for_training`).
 
 A camera that moves: the exemplar's person pixels come from its own frame s
 (filmed with camera s) and are moved part by part onto the requested pose,
@@ -38,6 +41,7 @@ import numpy as np
 
 from edn.core.atomic import atomic_path
 from edn.core.options import ExemplarOptions
+from edn.exemplars.props import PropFreeFrames
 from edn.exemplars.select import SELECTION_GROUPS, choose_by_selection
 from edn.exemplars.warp import PART_GROUPS, warp_parts
 from edn.ingest.frames import create_image_store
@@ -100,6 +104,17 @@ def draw_pose_warp(frames: np.ndarray, masks: np.ndarray, target: np.ndarray, re
             validity_out[t] = np.rint(warped.validity * 255).astype(np.uint8)
 
 
+def exemplar_sources(frames: np.ndarray, masks: np.ndarray, target: np.ndarray, first_heldout: int,
+                     options: ExemplarOptions) -> tuple:
+    """The target's frames and person masks as a requested pose's exemplars are cut from them: with
+    ``repaint_props``, props painted out of the legs (:class:`edn.exemplars.props.PropFreeFrames`);
+    else as filmed."""
+    if not options.repaint_props:
+        return frames, masks
+    painted = PropFreeFrames(frames, masks, target, first_heldout)
+    return painted.frames, painted.masks
+
+
 def exemplar_columns(exemplars: np.ndarray) -> dict[str, np.ndarray]:
     """The columns of an exemplar table for ``exemplars`` int [N] (exemplar) or [N, G] by part group
     (exemplar: the torso's, then exemplar_<group> for each group of
@@ -135,6 +150,7 @@ def write_pose_warp(frames: np.ndarray, masks: np.ndarray, target: np.ndarray, r
         log.info("pose_warp: %s: %d exemplar(s) among the target's first %d frames, %d switch(es)",
                  name.replace("exemplar_", "") if name != "exemplar" else "body", len(np.unique(chosen)),
                  first_heldout, int((np.diff(chosen) != 0).sum()) if len(chosen) else 0)
+    frames, masks = exemplar_sources(frames, masks, target, first_heldout, options)
     with contextlib.ExitStack() as stack:
         out = stack.enter_context(create_image_store(output, len(requested), (width, height)))
         validity = (None if validity_output is None else

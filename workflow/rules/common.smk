@@ -26,6 +26,7 @@ from edn.core.options import (  # noqa: E402
     NormalizationOptions,
     PersonWindowOptions,
     PoseOptions,
+    REQUESTED_POSES_ONLY,
     RuntimeOptions,
     SubjectStatsOptions,
     TrainingOptions,
@@ -249,8 +250,8 @@ def get_trim_options(wildcards):
     return " ".join(options)
 
 
-def section_options(options_class, section, **values):
-    """The flags of ``options_class`` for the keys of config ``section`` it has, and ``values``.
+def section_options(options_class, section, skip=(), **values):
+    """The flags of ``options_class`` for the keys of config ``section`` it has (but ``skip``), and ``values``.
 
     Keys of the section that are not options of the class are the workflow's own
     (threads, memory, which stages to train), used by the rules directly;
@@ -258,7 +259,7 @@ def section_options(options_class, section, **values):
     """
     settings = config[section]
     names = options_class.__dataclass_fields__
-    chosen = {name: settings[name] for name in names if name in settings}
+    chosen = {name: settings[name] for name in names if name in settings and name not in skip}
     chosen.update(values)
     return command_line(options_class, chosen)
 

@@ -29,7 +29,7 @@ rule training_exemplars:
         holdout=HOLDOUT_OPTION,
         choosing=command_line(TrainingOptions, {"exemplar_gap": config["training"]["exemplar_gap"],
                                                 "exemplar_choices": config["training"]["exemplar_choices"]}),
-        options=section_options(ExemplarOptions, "exemplars"),
+        options=section_options(ExemplarOptions, "exemplars", skip=REQUESTED_POSES_ONLY),
     log:
         "results/logs/training_exemplars/{target}.log",
     benchmark:
