@@ -62,6 +62,8 @@ MAX_FAR_SHARE = 0.25
 WIDTH_PERCENTILE = 95
 #: Frames sampled (evenly) for the usual colours: enough for a median, bounded on long videos.
 COLOUR_FRAMES = 200
+#: Pixels along the person mask's edge where no prop is looked for (the segmentation's own spill).
+EDGE_PX = 2
 #: Gaussian width in pixels of the fill from the segment's pixels around a prop.
 FILL_SIGMA_PX = 3.0
 #: Source frames kept painted at once (a requested pose's exemplar is kept over many frames in a row).
@@ -176,6 +178,9 @@ def repaint_props(image: np.ndarray, mask: np.ndarray, keypoints: np.ndarray,
     if not legs:
         return image, mask
     lab, coverage = _lab(image), person_coverage(mask)
+    # A prop is found well inside the person: along the mask's edge, far colours are the background
+    # the segmentation let in, not a prop.
+    core = cv2.erode((coverage > 0.5).astype(np.uint8), _square(EDGE_PX)).astype(bool)
     prop = np.zeros((height, width), bool)
     plain = np.zeros((height, width), bool)
     beyond = np.zeros((height, width), bool)
@@ -183,11 +188,11 @@ def repaint_props(image: np.ndarray, mask: np.ndarray, keypoints: np.ndarray,
         x0, y0, x1, y1 = region.box
         inside = _inside(region, coverage)
         far = np.linalg.norm(lab[y0:y1, x0:x1] - colours.usual[name], axis=-1) > FAR_LAB
-        prop[y0:y1, x0:x1] |= inside & far
+        prop[y0:y1, x0:x1] |= inside & far & core[y0:y1, x0:x1]
         plain[y0:y1, x0:x1] |= inside & ~far
         beyond[y0:y1, x0:x1] |= (region.alpha > 0) & (across > colours.half_width[name])
-    # A prop's blurred rim is half its colour: one pixel more around it; never an arm's pixel.
-    prop = cv2.dilate(prop.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    # Grown back to the prop's edge, and its blurred rim (half its colour); never an arm's pixel.
+    prop = cv2.dilate(prop.astype(np.uint8), _square(EDGE_PX + 1)).astype(bool)
     prop &= (coverage > 0) & ~_in_arms(arms, (height, width))
     if not prop.any():
         return image, mask
@@ -204,6 +209,11 @@ def repaint_props(image: np.ndarray, mask: np.ndarray, keypoints: np.ndarray,
         window = out[y0:y1, x0:x1]
         window[prop[y0:y1, x0:x1]] = np.clip(np.rint(filled[prop[y0:y1, x0:x1]]), 0, 255).astype(np.uint8)
     return out, out_mask
+
+
+def _square(radius: int) -> np.ndarray:
+    """The structuring element reaching ``radius`` pixels each way."""
+    return np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
 
 
 def _in_arms(arms: list, shape: tuple[int, int]) -> np.ndarray:
