@@ -184,16 +184,19 @@ def repaint_props(image: np.ndarray, mask: np.ndarray, keypoints: np.ndarray,
     prop = np.zeros((height, width), bool)
     plain = np.zeros((height, width), bool)
     beyond = np.zeros((height, width), bool)
+    on_legs = np.zeros((height, width), bool)
     for name, (region, across) in legs.items():
         x0, y0, x1, y1 = region.box
+        on_legs[y0:y1, x0:x1] |= region.alpha > 0
         inside = _inside(region, coverage)
         far = np.linalg.norm(lab[y0:y1, x0:x1] - colours.usual[name], axis=-1) > FAR_LAB
         prop[y0:y1, x0:x1] |= inside & far & core[y0:y1, x0:x1]
         plain[y0:y1, x0:x1] |= inside & ~far
         beyond[y0:y1, x0:x1] |= (region.alpha > 0) & (across > colours.half_width[name])
-    # Grown back to the prop's edge, and its blurred rim (half its colour); never an arm's pixel.
+    # Grown back to the prop's edge, and its blurred rim (half its colour), within the legs' bands;
+    # never an arm's pixel.
     prop = cv2.dilate(prop.astype(np.uint8), _square(EDGE_PX + 1)).astype(bool)
-    prop &= (coverage > 0) & ~_in_arms(arms, (height, width))
+    prop &= on_legs & (coverage > 0) & ~_in_arms(arms, (height, width))
     if not prop.any():
         return image, mask
     out_mask = mask.copy()
