@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: edn importable without installing
     sys.path.insert(0, str(ROOT))
 
-from edn.exemplars.props import limb_bands  # noqa: E402
+from edn.exemplars.props import covered, limb_bands  # noqa: E402
 from edn.pose.keypoints import read_pose_table  # noqa: E402
 
 
@@ -35,13 +35,8 @@ def bright_leg_pixels(image: np.ndarray, keypoints: np.ndarray, lightness: float
     """Pixels of ``image`` uint8 [H, W, 3] in the legs' bands of ``keypoints`` (no arm's) lighter than ``lightness``."""
     height, width = image.shape[:2]
     legs, arms = limb_bands(keypoints, (width, height))
-    on_legs, on_arms = np.zeros((height, width), bool), np.zeros((height, width), bool)
-    for region, _ in legs.values():
-        x0, y0, x1, y1 = region.box
-        on_legs[y0:y1, x0:x1] |= region.alpha > 0.5
-    for region in arms:
-        x0, y0, x1, y1 = region.box
-        on_arms[y0:y1, x0:x1] |= region.alpha > 0
+    on_legs = covered([region for region, _ in legs.values()], (height, width), above=0.5)
+    on_arms = covered(arms, (height, width))
     bright = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2LAB)[..., 0] > lightness
     return int((on_legs & ~on_arms & bright).sum())
 

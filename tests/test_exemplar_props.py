@@ -148,7 +148,7 @@ def test_the_jugglers_ball_leaves_his_legs(juggler, tmp_path):
     training frames is painted out, and nothing off his legs changes."""
     from benchmarks.props_on_legs import bright_leg_pixels
     from edn.core.options import first_heldout_frame
-    from edn.exemplars.props import limb_bands
+    from edn.exemplars.props import covered, limb_bands
     from helpers import run_edn
 
     frames = np.load(juggler.frames)
@@ -170,10 +170,7 @@ def test_the_jugglers_ball_leaves_his_legs(juggler, tmp_path):
     painted_frames = 0
     for t in np.flatnonzero(before >= 10)[::10]:
         legs, _ = limb_bands(keypoints[t], (width, height))
-        on_legs = np.zeros((height, width), bool)
-        for region, _ in legs.values():
-            x0, y0, x1, y1 = region.box
-            on_legs[y0:y1, x0:x1] |= region.alpha > 0
+        on_legs = covered([region for region, _ in legs.values()], (height, width))
         on_legs = cv2.dilate(on_legs.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
         changed = np.any(sources[t] != frames[t], axis=-1)
         assert not (changed & ~on_legs).any(), f"frame {t}: a pixel off the legs changed"

@@ -34,14 +34,15 @@ of 102 frames, and none with it on (``benchmarks/props_on_legs.py``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
 import cv2
 import numpy as np
 
-from edn.exemplars.warp import LIMB_BY_NAME, LIMB_RADIUS, Limb, band_region, body_scale, fill_from_around, \
-    person_coverage, present_keypoints
+from edn.exemplars.warp import LIMB_BY_NAME, LIMB_RADIUS, Limb, pixel_centres, band_region, body_scale, \
+    fill_from_around, person_coverage, present_keypoints
 
 #: The leg segments painted, upper and lower of each leg.
 LEG_SEGMENTS = ("right_upper_leg", "right_lower_leg", "left_upper_leg", "left_lower_leg")
@@ -83,8 +84,7 @@ def _band(limb: Limb, keypoints: np.ndarray, scale: float, size: tuple[int, int]
 
 def _across(region, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     """float32 [h, w] on the region's box: each pixel centre's distance from the line start-end."""
-    x0, y0, x1, y1 = region.box
-    x, y = np.meshgrid(np.arange(x0, x1, dtype=np.float32) + 0.5, np.arange(y0, y1, dtype=np.float32) + 0.5)
+    x, y = pixel_centres(region.box)
     axis = (end - start) / max(float(np.linalg.norm(end - start)), 1e-6)
     return np.abs((x - start[0]) * axis[1] - (y - start[1]) * axis[0]).astype(np.float32)
 
@@ -184,10 +184,8 @@ def repaint_props(image: np.ndarray, mask: np.ndarray, keypoints: np.ndarray,
     prop = np.zeros((height, width), bool)
     plain = np.zeros((height, width), bool)
     beyond = np.zeros((height, width), bool)
-    on_legs = np.zeros((height, width), bool)
     for name, (region, across) in legs.items():
         x0, y0, x1, y1 = region.box
-        on_legs[y0:y1, x0:x1] |= region.alpha > 0
         inside = _inside(region, coverage)
         far = np.linalg.norm(lab[y0:y1, x0:x1] - colours.usual[name], axis=-1) > FAR_LAB
         prop[y0:y1, x0:x1] |= inside & far & core[y0:y1, x0:x1]
@@ -196,7 +194,8 @@ def repaint_props(image: np.ndarray, mask: np.ndarray, keypoints: np.ndarray,
     # Grown back to the prop's edge, and its blurred rim (half its colour), within the legs' bands;
     # never an arm's pixel.
     prop = cv2.dilate(prop.astype(np.uint8), _square(EDGE_PX + 1)).astype(bool)
-    prop &= on_legs & (coverage > 0) & ~_in_arms(arms, (height, width))
+    prop &= covered([region for region, _ in legs.values()], (height, width)) & (coverage > 0)
+    prop &= ~covered(arms, (height, width))
     if not prop.any():
         return image, mask
     out_mask = mask.copy()
@@ -219,12 +218,13 @@ def _square(radius: int) -> np.ndarray:
     return np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
 
 
-def _in_arms(arms: list, shape: tuple[int, int]) -> np.ndarray:
-    inside = np.zeros(shape, bool)
-    for region in arms:
+def covered(regions, shape: tuple[int, int], above: float = 0.0) -> np.ndarray:
+    """bool ``shape`` (H, W): the frame's pixels where any of ``regions`` has an alpha above ``above``."""
+    out = np.zeros(shape, bool)
+    for region in regions:
         x0, y0, x1, y1 = region.box
-        inside[y0:y1, x0:x1] |= region.alpha > 0
-    return inside
+        out[y0:y1, x0:x1] |= region.alpha > above
+    return out
 
 
 class PropFreeFrames:
@@ -234,26 +234,27 @@ class PropFreeFrames:
     they wrap, with their ``shape`` and ``len``."""
 
     def __init__(self, frames: np.ndarray, masks: np.ndarray, keypoints: np.ndarray, first_heldout: int) -> None:
-        self.keypoints = np.asarray(keypoints)
-        self.colours = leg_colours(frames, masks, self.keypoints, first_heldout)
-        self._stores = (frames, masks)
-        self._painted = lru_cache(maxsize=CACHED_FRAMES)(self._paint)
-        self.frames, self.masks = _Store(self, 0), _Store(self, 1)
+        keypoints = np.asarray(keypoints)
+        colours = leg_colours(frames, masks, keypoints, first_heldout)
 
-    def _paint(self, t: int) -> tuple[np.ndarray, np.ndarray]:
-        frames, masks = self._stores
-        return repaint_props(np.asarray(frames[t]), np.asarray(masks[t]), self.keypoints[t], self.colours)
+        @lru_cache(maxsize=CACHED_FRAMES)
+        def painted(t: int) -> tuple[np.ndarray, np.ndarray]:
+            return repaint_props(np.asarray(frames[t]), np.asarray(masks[t]), keypoints[t], colours)
+
+        self.colours = colours
+        self.frames = _PaintedStore(lambda t: painted(int(t))[0], frames.shape)
+        self.masks = _PaintedStore(lambda t: painted(int(t))[1], masks.shape)
 
 
-class _Store:
-    """One of :class:`PropFreeFrames`' two views: item ``which`` of each painted frame."""
+@dataclass(frozen=True)
+class _PaintedStore:
+    """One of :class:`PropFreeFrames`' two views: ``read(t)`` as ``store[t]``, with the store's ``shape``."""
 
-    def __init__(self, painted: PropFreeFrames, which: int) -> None:
-        self._painted, self._which = painted, which
-        self.shape = painted._stores[which].shape
+    read: Callable[[int], np.ndarray]
+    shape: tuple[int, ...]
 
     def __len__(self) -> int:
         return self.shape[0]
 
     def __getitem__(self, t: int) -> np.ndarray:
-        return self._painted._painted(int(t))[self._which]
+        return self.read(t)

@@ -339,7 +339,7 @@ def _box_around(points: np.ndarray, reach: float, size: tuple[int, int]) -> tupl
     return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
 
 
-def _pixel_centres(box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+def pixel_centres(box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
     x0, y0, x1, y1 = box
     return np.meshgrid(np.arange(x0, x1, dtype=np.float32) + 0.5, np.arange(y0, y1, dtype=np.float32) + 0.5)
 
@@ -371,7 +371,7 @@ def band_region(start: np.ndarray, end: np.ndarray, radius: float, size: tuple[i
     box = _box_around(np.stack([start, end + along * (beyond_end + past)]), radius + feather, size)
     if box is None:
         return None
-    x, y = _pixel_centres(box)
+    x, y = pixel_centres(box)
     dx, dy = x - start[0], y - start[1]
     position = dx * along[0] + dy * along[1]
     across = np.abs(dx * along[1] - dy * along[0])
@@ -389,7 +389,7 @@ def _segment_region(start: np.ndarray, end: np.ndarray, radius: float, size: tup
     box = _box_around(np.stack([start, tip]), radius + feather, size)
     if box is None:
         return None
-    x, y = _pixel_centres(box)
+    x, y = pixel_centres(box)
     dx, dy = x - start[0], y - start[1]
     closest = np.clip(dx * along[0] + dy * along[1], 0, length + beyond_end)
     distance = np.hypot(dx - closest * along[0], dy - closest * along[1])
@@ -401,7 +401,7 @@ def disc_region(centre: np.ndarray, radius: float, size: tuple[int, int], *, fea
     box = _box_around(centre[None], radius + feather, size)
     if box is None:
         return None
-    x, y = _pixel_centres(box)
+    x, y = pixel_centres(box)
     return Region(_soft_edge(np.hypot(x - centre[0], y - centre[1]), radius, feather), box[0], box[1])
 
 
@@ -495,7 +495,7 @@ def _beyond_joint(region: Region | None, start: np.ndarray, joint: np.ndarray, f
     if length < MIN_SEGMENT_PX:
         return region
     direction /= length
-    x, y = _pixel_centres(region.box)
+    x, y = pixel_centres(region.box)
     past = (x - joint[0]) * direction[0] + (y - joint[1]) * direction[1]
     return Region(region.alpha * np.clip(0.5 + past / max(feather, 1e-6), 0, 1).astype(np.float32),
                   region.x0, region.y0)
