@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -101,3 +102,41 @@ def test_an_unknown_fill_is_a_one_line_error(tmp_path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("edn background: ") and "fill 'patchmatch'" in lines[0], result.stderr
     assert not list(tmp_path.iterdir())
+
+
+def _dancing_on_one_spot(count: int = 24, size: tuple[int, int] = (48, 40)):
+    """A textured background and a red block (the person, its mask exact) that sways 2 px either way
+    about one spot: frames uint8 [T, H, W, 3], masks uint8 [T, H, W], the background, and where the
+    block stood in at least one frame (bool [H, W])."""
+    width, height = size
+    background = np.random.default_rng(2).integers(30, 226, (height, width, 3), dtype=np.uint8)
+    frames = np.repeat(background[None], count, axis=0)
+    masks = np.zeros((count, height, width), np.uint8)
+    ever = np.zeros((height, width), bool)
+    for t in range(count):
+        x = 20 + (-2, 0, 2)[t % 3]
+        frames[t, 10:30, x:x + 8] = (250, 20, 20)
+        masks[t, 10:30, x:x + 8] = 255
+        ever[10:30, x:x + 8] = True
+    return frames, masks, background, ever
+
+
+def test_the_ring_beside_someone_on_one_spot_is_the_background_not_a_fill() -> None:
+    frames, masks, background, ever = _dancing_on_one_spot()
+    options = dict(PLATE_OPTIONS, grow_px=6)
+    grown = build_plate(frames, masks, None, subject="spot", near_grow_px=6, **options)  # the ring: off
+    near = build_plate(frames, masks, None, subject="spot", near_grow_px=1, **options)
+    always = np.logical_and.reduce(masks > 0)  # where the block stood in every frame
+    around_always = cv2.dilate(always.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # and 1 px around
+    # Grown by 6 px, the sway never uncovers the pixels beside the spot: they are filled.
+    ring = ~ever & (grown.coverage == 0) & ~around_always
+    assert ring.sum() > 200, ring.sum()
+    # Grown by 1 px, the frames where the block stands away show them: the background itself, seen in
+    # enough frames; only where the block always stood (and 1 px around) is still filled.
+    np.testing.assert_array_equal(near.plate[ring], background[ring])
+    assert (near.coverage[ring] >= PLATE_OPTIONS["min_observations"]).all()
+    still_filled = near.coverage == 0
+    assert still_filled[always].all() and not (still_filled & ~around_always).any()
+    assert near.report.filled_fraction < 0.5 * grown.report.filled_fraction, (near.report, grown.report)
+    # The person's red never leaks into the plate.
+    assert not (np.abs(near.plate.astype(int) - (250, 20, 20)).sum(axis=-1) < 30).any()

@@ -348,6 +348,10 @@ class BackgroundOptions(Options):
                           minimum=0, maximum=256)
     min_observations: int = option(3, "a plate pixel seen without the person in fewer frames is inpainted",
                                    minimum=1)
+    near_grow_px: int = option(1, "a pixel seen in fewer than min_observations frames (the ring beside someone who "
+                                  "stands in one place) takes the median over the frames where the person grown by "
+                                  "this many pixels leaves it, where there are enough; at grow_px or more: off",
+                               minimum=0, maximum=256)
     max_frames: int = option(200, "frames spread over the video that the median is taken over", minimum=1)
     max_camera_residual: float = option(6.0, "above this mean |frame - plate| outside the person (0-255), the "
                                              "frames registered to the reference view, the background counts as "
