@@ -343,10 +343,10 @@ def build_plate(frames: np.ndarray, masks: np.ndarray, labels: np.ndarray | None
     as_filmed = registration.still and bool((registration.gains[chosen] == 1.0).all())
     if as_filmed:  # a still camera at one exposure: the frames as they are
         sample_frames = np.asarray(frames[chosen])
-        chosen_labels = None if labels is None else np.asarray(labels[chosen])
-        excluded = excluded_pixels(np.asarray(masks[chosen]), chosen_labels, grow_px)
-        excluded_near = None if near is None else excluded_pixels(np.asarray(masks[chosen]), chosen_labels,
-                                                                  near_grow_px)
+        chosen_masks, chosen_labels = np.asarray(masks[chosen]), None if labels is None else np.asarray(labels[chosen])
+        excluded = excluded_pixels(chosen_masks, chosen_labels, grow_px)
+        excluded_near = None if near is None else excluded_pixels(chosen_masks, chosen_labels, near_grow_px)
+        del chosen_masks, chosen_labels
         person_fraction = float(excluded.mean())
         seen_area = np.ones((height, width), bool)
     else:
