@@ -21,6 +21,21 @@ still one on this camera scores what its still counterpart moved does.
 Methods are named per directory (``--methods``, default: the still demo's model
 ``fg`` beside the pan's ``edn``, which is the same configured model, and the
 baselines).
+
+With ``--background DIR`` (the plate stage's ``results/background``) and
+``--still-frames``, a second table splits the first method's frame-level figure
+on each footage into the person and the background. The person's pixels are its
+segmentation mask grown by ``--grow-px``:
+
+- *real person over the plate*: each real held-out frame with everything outside
+  the person replaced by the target's plate in that frame's camera, so that it
+  scores only what the plate cannot know about the frame's background;
+- *person only* and *background only*: the method's frame with the real frame's
+  pixels outside, or inside, the person;
+- the background's mean |difference| (0-255) between a frame and the frame
+  1, 5 and 30 frames before it, brought into its camera by the registration
+  (Lanczos) and measured where both show background: how far one frame's
+  background predicts another's on this footage.
 """
 
 from __future__ import annotations
@@ -37,13 +52,17 @@ if str(ROOT) not in sys.path:  # run as a script: benchmarks and edn importable 
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.synthetic_camera import read_truth  # noqa: E402
-from edn.background.registration import PICTURE_INTERPOLATION, warp_into  # noqa: E402
+import cv2  # noqa: E402
+
+from edn.background.camera import blank_outside  # noqa: E402
+from edn.background.registration import PICTURE_INTERPOLATION, valid_in_view, warp_into  # noqa: E402
 from edn.core.errors import EdnError  # noqa: E402
 from edn.core.options import first_heldout_frame  # noqa: E402
 from edn.evaluation.evaluate import body_boxes  # noqa: E402
 from edn.evaluation.metrics import METRICS, compare_regions  # noqa: E402
+from edn.evaluation.registered import TargetView, read_target_view  # noqa: E402
 from edn.evaluation.report import read_metrics  # noqa: E402
-from edn.ingest.frames import load_frames  # noqa: E402
+from edn.ingest.frames import load_frames, load_masks  # noqa: E402
 from edn.pose.keypoints import read_pose_table  # noqa: E402
 
 #: still demo's method directory -> the pan's (the configured model is "fg" in the ablation, "edn" in metrics.md).
@@ -76,6 +95,46 @@ def still_figure(metrics: Path, region: str) -> float:
     return float(row.value.iloc[0]) if len(row) else float("nan")
 
 
+#: The frames back from a frame whose background the registered earlier frame is compared with.
+LAGS = (1, 5, 30)
+
+
+def grown_person(masks: np.ndarray, grow_px: int) -> np.ndarray:
+    """bool [N, H, W]: each person mask grown by ``grow_px`` pixels (a square)."""
+    kernel = np.ones((2 * grow_px + 1, 2 * grow_px + 1), np.uint8)
+    return np.stack([cv2.dilate(np.asarray(mask, np.uint8), kernel) > 0 for mask in masks])
+
+
+def background_change(frames: np.ndarray, masks: np.ndarray, view: TargetView, first: int, lag: int,
+                      grow_px: int) -> float:
+    """Mean |frame t - frame (t - lag) in t's camera| over the background both show, t over the held-out span."""
+    size = view.frame_size
+    inside = blank_outside(np.ones(size[::-1], bool), view.content_box)  # not the padding bars
+    differences = []
+    for t in range(first, len(frames)):
+        earlier = t - lag
+        move = np.linalg.inv(view.camera.transform(t)) @ view.camera.transform(earlier)
+        seen = warp_into(np.asarray(frames[earlier]), move, size, interpolation=PICTURE_INTERPOLATION)
+        both = valid_in_view(~grown_person(masks[earlier:earlier + 1], grow_px)[0] & inside, move, size)
+        both &= ~grown_person(masks[t:t + 1], grow_px)[0] & inside
+        differences.append(np.abs(seen.astype(np.float32) - np.asarray(frames[t], np.float32))[both].mean())
+    return float(np.mean(differences))
+
+
+def split_by_person(name: str, generated: np.ndarray, frames: np.ndarray, masks: np.ndarray, view: TargetView,
+                    first: int, grow_px: int) -> str:
+    """A table row: ``generated``'s frame-level ST-LPIPS, split into the person and the background."""
+    metric = METRICS["stlpips_alex"].compute
+    real = np.array(frames[first:])
+    person = grown_person(masks[first:], grow_px)[..., None]
+    over_plate = np.where(person, real, np.stack([view.plate(t) for t in range(first, len(frames))]))
+    figures = [metric(images, real).mean() for images in
+               (over_plate, generated, np.where(person, generated, real), np.where(person, real, generated))]
+    changes = " / ".join(f"{background_change(frames, masks, view, first, lag, grow_px):.2f}" for lag in LAGS)
+    return (f"| {name} | {figures[0]:.4f} | {figures[1]:.4f} | {figures[2]:.4f} | {figures[3]:.4f} "
+            f"| {changes} | {person.mean():.3f} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--truth", type=Path, required=True, help="the pan's .truth.csv (its .truth.json beside it)")
@@ -86,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS),
                         help="STILL:MOVING method directory pairs")
     parser.add_argument("--holdout-fraction", type=float, default=0.1)
+    parser.add_argument("--background", type=Path,
+                        help="the plate stage's results/background: split the first method into person and background")
+    parser.add_argument("--still-frames", type=Path, help="the still demo's frames.npy (with --background)")
+    parser.add_argument("--grow-px", type=int, default=7, help="pixels the person mask grows by (with --background)")
     args = parser.parse_args(argv)
 
     truth = read_truth(args.truth)
@@ -117,6 +180,24 @@ def main(argv: list[str] | None = None) -> int:
         own = [still_figure(args.still / still_name / "metrics.csv", region) for region in ("full", "body")]
         print(f"| {still_name} | {own[0]:.4f} / {own[1]:.3f} | {moved[0]:.4f} / {moved[1]:.3f} "
               f"| {pipeline[0]:.4f} / {pipeline[1]:.3f} |")
+    if args.background is not None:
+        if args.still_frames is None:
+            raise EdnError("--background needs --still-frames, the still demo's frames.npy")
+        still_name, _, moving_name = args.methods[0].partition(":")
+        print(f"\n{still_name} split at the person (its mask grown by {args.grow_px} px), ST-LPIPS over the frame; "
+              f"the background's change in grey levels")
+        print("| footage | real person over the plate | the method | person only | background only "
+              "| background change, 1 / 5 / 30 frames | person's share |")
+        print("|---|---|---|---|---|---|---|")
+        for eval_dir, name, footage in ((args.still, still_name, args.still_frames),
+                                        (args.moving, moving_name or still_name, args.frames)):
+            target = eval_dir.name
+            frames_of = load_frames(footage)
+            masks = load_masks(args.background / f"{target}.masks.npy")
+            view = read_target_view(args.background / f"{target}.mosaic.png", args.background / f"{target}.camera.csv",
+                                    args.background / f"{target}.json", frames_of)
+            generated = np.array(load_frames(eval_dir / name / "generated.npy"))
+            print(split_by_person(target, generated, frames_of, masks, view, first, args.grow_px))
     return 0
 
 

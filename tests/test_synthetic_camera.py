@@ -213,3 +213,34 @@ def test_footage_effect_moves_a_still_frame_into_the_pans_camera(tmp_path):
         peak = np.unravel_index(np.argmax(near), near.shape)
         # The blob at (20, 12) of the still frame shows at (20 - dx, 12 - dy) in the pan's camera.
         assert abs(peak[1] + 8 - (20 - dx)) <= 1 and abs(peak[0] - (12 - dy)) <= 1
+
+
+def test_footage_effect_measures_a_panned_backgrounds_change_after_registration():
+    """benchmarks/footage_effect.py: a textured scene seen by a camera that pans whole pixels, registered
+    exactly, does not change from frame to frame; the same frames with one frame brightened change by that
+    much, and the person's pixels (a square that moves on its own) are left out of both."""
+    from benchmarks.footage_effect import background_change
+    from edn.background.camera import camera_from
+    from edn.evaluation.registered import TargetView
+
+    rng = np.random.default_rng(0)
+    scene = rng.integers(0, 256, (40, 100, 3), np.uint8)
+    size, count = (64, 32), 6
+    frames, masks, transforms = [], [], []
+    for t in range(count):
+        frame = scene[4:36, 3 * t:3 * t + 64].copy()
+        mask = np.zeros((32, 64), bool)
+        mask[8:20, 10 + 5 * t:22 + 5 * t] = True
+        frame[mask] = 255  # the person: a white square walking faster than the pan
+        frames.append(frame)
+        masks.append(mask)
+        transforms.append(np.array([[1.0, 0, 3 * t], [0, 1.0, 0], [0, 0, 1.0]]))  # frame pixel -> frame 0's
+    frames, masks = np.stack(frames), np.stack(masks)
+    view = TargetView(scene[4:36, :64], (0, 0), camera_from(np.stack(transforms), None, size))
+    assert background_change(frames, masks, view, first=3, lag=1, grow_px=1) == 0.0
+    assert background_change(frames, masks, view, first=3, lag=3, grow_px=1) == 0.0
+    brighter = frames.copy()
+    brighter[4] = np.clip(brighter[4].astype(int) + 10, 0, 255).astype(np.uint8)
+    change = background_change(brighter, masks, view, first=4, lag=1, grow_px=1)
+    # Frames 4 and 5 are each one pair apart from a brighter frame: 10 levels, less where 255 clipped.
+    assert 8.0 < change <= 10.0
