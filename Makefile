@@ -48,8 +48,20 @@ demo: $(INSTALLED) $(HED_WHEEL) system-packages
 	@echo "Demo finished. Results are under $(CURDIR)/results/:"
 	@$(BIN)/python -m edn results
 
+# The SLURM lane (tests/test_slurm.py) spends most of its five minutes waiting on the scheduler, so it
+# runs beside the rest of the suite, not after it; its report follows the rest's, and either lane
+# failing fails the run (docs/architecture.md, "Tests in lanes").
+SLURM_LANE_LOG := $(CURDIR)/.pytest-slurm-lane.log
+
 test: $(INSTALLED) $(HED_WHEEL) system-packages
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+	@echo "SLURM lane: running beside the rest of the suite; its report follows."
+	@export PATH="$(CURDIR)/$(BIN):$$PATH"; \
+	$(BIN)/python -m pytest -m slurm -p no:cacheprovider --basetemp="$$(mktemp -d)" > $(SLURM_LANE_LOG) 2>&1 & \
+	lane=$$!; \
+	$(BIN)/python -m pytest -m "not slurm"; rest=$$?; \
+	wait $$lane; slurm=$$?; \
+	echo; echo "==== SLURM lane: pytest -m slurm ===="; cat $(SLURM_LANE_LOG); rm -f $(SLURM_LANE_LOG); \
+	[ $$rest -eq 0 ] && [ $$slurm -eq 0 ]
 
 # Markers: pyproject.toml; which tests are slow: docs/architecture.md, "Tests in lanes".
 FAST_LANE := not slow and not slurm

@@ -80,14 +80,14 @@ def test_nothing_to_do_after_a_complete_run(pipeline) -> None:
 def test_changing_a_synthesis_option_reruns_synthesis_and_encoding_only(pipeline) -> None:
     workdir, config = pipeline
     changed = copy.deepcopy(config)
-    changed["synthesis"] = {"precision": "fp32"}
+    changed["synthesis"] = {**config["synthesis"], "precision": "fp32"}
     assert planned_jobs(workdir, changed) == {"synthesize": 2, "encode_transfer": 2, "compare_transfer": 2, "all": 1}
 
 
 def test_changing_the_output_framing_reencodes_only(pipeline) -> None:
     workdir, config = pipeline
     changed = copy.deepcopy(config)
-    changed["synthesis"] = {"output_framing": "source"}
+    changed["synthesis"] = {**config["synthesis"], "output_framing": "source"}
     assert planned_jobs(workdir, changed) == {"encode_transfer": 2, "all": 1}
 
 
