@@ -45,6 +45,7 @@ import json
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,15 +53,12 @@ if str(ROOT) not in sys.path:  # run as a script: benchmarks and edn importable 
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.synthetic_camera import read_truth  # noqa: E402
-import cv2  # noqa: E402
-
-from edn.background.camera import blank_outside  # noqa: E402
-from edn.background.registration import PICTURE_INTERPOLATION, valid_in_view, warp_into  # noqa: E402
+from edn.background.registration import PICTURE_INTERPOLATION, warp_into  # noqa: E402
 from edn.core.errors import EdnError  # noqa: E402
 from edn.core.options import first_heldout_frame  # noqa: E402
 from edn.evaluation.evaluate import body_boxes  # noqa: E402
 from edn.evaluation.metrics import METRICS, compare_regions  # noqa: E402
-from edn.evaluation.registered import TargetView, read_target_view  # noqa: E402
+from edn.evaluation.registered import TargetView, read_target_view, seen_from  # noqa: E402
 from edn.evaluation.report import read_metrics  # noqa: E402
 from edn.ingest.frames import load_frames, load_masks  # noqa: E402
 from edn.pose.keypoints import read_pose_table  # noqa: E402
@@ -108,15 +106,13 @@ def grown_person(masks: np.ndarray, grow_px: int) -> np.ndarray:
 def background_change(frames: np.ndarray, masks: np.ndarray, view: TargetView, first: int, lag: int,
                       grow_px: int) -> float:
     """Mean |frame t - frame (t - lag) in t's camera| over the background both show, t over the held-out span."""
-    size = view.frame_size
-    inside = blank_outside(np.ones(size[::-1], bool), view.content_box)  # not the padding bars
+    person = grown_person(masks[first - lag:], grow_px).astype(np.uint8)  # index i: frame first - lag + i
     differences = []
-    for t in range(first, len(frames)):
-        earlier = t - lag
-        move = np.linalg.inv(view.camera.transform(t)) @ view.camera.transform(earlier)
-        seen = warp_into(np.asarray(frames[earlier]), move, size, interpolation=PICTURE_INTERPOLATION)
-        both = valid_in_view(~grown_person(masks[earlier:earlier + 1], grow_px)[0] & inside, move, size)
-        both &= ~grown_person(masks[t:t + 1], grow_px)[0] & inside
+    for i, t in enumerate(range(first, len(frames))):
+        earlier, now = view.camera.transform(t - lag), view.camera.transform(t)
+        seen, valid = seen_from(np.asarray(frames[t - lag]), earlier, now, view.content_box)
+        hidden, _ = seen_from(person[i], earlier, now)  # where the earlier frame's person lands
+        both = valid & (hidden == 0) & ~person[i + lag].astype(bool)
         differences.append(np.abs(seen.astype(np.float32) - np.asarray(frames[t], np.float32))[both].mean())
     return float(np.mean(differences))
 
