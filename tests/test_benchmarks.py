@@ -204,3 +204,40 @@ def test_workflow_stage_rows_from_snakemake_benchmark_files(tmp_path):
     assert all(len(row) == 10 for row in cells)  # the columns of run.py's table
     assert cells[2][1] == "synthesize (dancer_to_juggler)" and cells[2][4] == "12.5 s" and cells[2][7] == "700 MiB"
     assert cells[-1][4] == "616 s"
+
+
+def test_transfer_pose_fidelity_finds_the_requested_pose_on_real_frames_and_misses_it_on_a_blank_one(
+        tmp_path, capsys):
+    """Real MediaPipe on eight frames of the demo juggler, against the poses it finds on them: found in
+    every frame with no error; a frame painted grey loses its pose, alone in its span."""
+    import numpy as np
+
+    from benchmarks import transfer_pose_fidelity
+    from edn.evaluation.evaluate import detect_generated
+    from edn.ingest.media import encode_video, ffmpeg_binary
+    from edn.pose.keypoints import PoseSequence, write_pose_table
+
+    video = ROOT / "resources" / "demo" / "target_juggler.mp4"
+    raw = subprocess.run([ffmpeg_binary(), "-loglevel", "error", "-i", str(video), "-frames:v", "8", "-vf",
+                          "scale=512:288", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], check=True,
+                         capture_output=True).stdout
+    frames = np.frombuffer(raw, np.uint8).reshape(8, 288, 512, 3)
+    poses = tmp_path / "poses.parquet"
+    write_pose_table(poses, PoseSequence(detect_generated(frames), (512, 288), "mediapipe"))
+    blank = frames.copy()
+    blank[3] = 128
+    np.save(tmp_path / "blank.npy", blank)
+    encode_video(iter(frames), tmp_path / "filmed.mp4", fps="24", size=(512, 288), crf=12)
+
+    def table(*arguments: str) -> list[list[str]]:
+        assert transfer_pose_fidelity.main(["--poses", str(poses), *arguments]) == 0
+        return [_cells(line) for line in capsys.readouterr().out.splitlines()[2:]]
+
+    filmed, blanked = table(str(tmp_path / "filmed.mp4"), str(tmp_path / "blank.npy"))
+    assert filmed[1:3] == ["8", "1.0000"] and float(filmed[3]) < 0.02  # re-encoded, found where it was
+    assert blanked[1:3] == ["8", "0.8750"]
+    (span,) = table(str(tmp_path / "blank.npy"), "--span", "3:4")
+    assert span[1:3] == ["1", "0.0000"]
+    # Frames that are not the poses' transfer: one line, exit 1.
+    assert transfer_pose_fidelity.main(["--poses", str(poses), str(tmp_path / "filmed.mp4"), "--span", "9:"]) == 1
+    assert "--span '9:': no frame of the 8 in it" in capsys.readouterr().err

@@ -9,8 +9,8 @@ import pytest
 from edn.core.options import ExemplarOptions
 from edn.exemplars.for_training import training_exemplars
 from edn.exemplars.select import (GROUP_JOINTS, SELECTION_GROUPS, choose_by_selection, choose_exemplars,
-                                  choose_part_exemplars, part_distances)
-from edn.exemplars.warp import PART_GROUPS, warp_parts, warp_person
+                                  choose_part_exemplars, covered_heads, part_distances)
+from edn.exemplars.warp import HEAD_RADIUS_BODY, PART_GROUPS, warp_parts, warp_person
 from edn.pose.skeleton import LEFT_HAND, RIGHT_HAND, Body
 from helpers import run_edn
 from synthetic_poses import standing_pose
@@ -212,6 +212,71 @@ def test_selection_head_gives_only_the_head_its_own_frame() -> None:
     assert all(column(chosen, group) == [0] for group in GROUPS if group != "head")  # the whole-body choice
     assert choose_by_selection(requested, target, 3, "body", switch_margin=0.0).tolist() == [0]
     assert column(choose_by_selection(requested, target, 3, "parts", switch_margin=0.0), "right_arm") == [0]
+
+
+HEAD = [int(Body.NOSE), int(Body.R_EYE), int(Body.L_EYE), int(Body.R_EAR), int(Body.L_EAR)]
+
+
+def wiping(pose: np.ndarray, *, along: float = 0.0) -> np.ndarray:
+    """``pose`` with its right forearm across its face, as the demo juggler wipes it: the elbow out
+    in front of the chest, the wrist (and the hand around it) ``along`` px past the nose."""
+    out = pose.copy()
+    nose = pose[Body.NOSE, :2]
+    out[Body.R_ELBOW, :2] = nose + (-35.0, 25.0)
+    hand = list(range(RIGHT_HAND.start, RIGHT_HAND.stop))
+    out[hand, :2] += nose + (along, 0.0) - out[Body.R_WRIST, :2]
+    out[Body.R_WRIST, :2] = nose + (along, 0.0)
+    return out
+
+
+def test_covered_heads_finds_a_forearm_or_a_hand_over_the_head_and_nothing_else() -> None:
+    standing = person()
+    beside = person(arm=150.0)  # the right arm raised high beside the head
+    hand_only = standing.copy()
+    hand = list(range(RIGHT_HAND.start, RIGHT_HAND.stop))
+    hand_only[hand[:4], :2] = standing[Body.NOSE, :2] + (3.0, 2.0)  # fingers at the mouth, the wrist below
+    no_head = wiping(standing)
+    no_head[HEAD] = 0.0
+    no_arms = wiping(standing)
+    no_arms[[int(Body.R_ELBOW), int(Body.R_WRIST), *hand]] = 0.0
+    flags = covered_heads(np.stack([standing, beside, wiping(standing), wiping(standing, along=20.0), hand_only,
+                                    no_head, no_arms]))
+    # The forearm across the face, past the nose or not, and fingers alone at the mouth cover it; an arm
+    # raised beside the head, a frame without head joints and one without the arm do not.
+    assert flags.tolist() == [False, False, True, True, True, False, False]
+    # The raised arm's wrist is beyond the head's disc, not just off the nose.
+    scale = np.linalg.norm(standing[Body.NECK, :2] - standing[Body.MID_HIP, :2])
+    centre = standing[HEAD, :2].mean(axis=0)
+    assert np.linalg.norm(beside[Body.R_WRIST, :2] - centre) > HEAD_RADIUS_BODY * scale
+
+
+def test_a_head_no_arm_covers_never_comes_from_a_frame_whose_arm_covers_its_head() -> None:
+    tilt = 25.0
+    wiped = wiping(turned(person(), Body.NECK, HEAD, tilt))  # 0: the requested tilt, his forearm on his face
+    # 1: nearly the tilt, nothing over the face, the left arm and right leg far from the requested pose's
+    clear = turned(person(left_arm=90.0, leg=40.0), Body.NECK, HEAD, tilt - 12.0)
+    target = np.stack([wiped, clear])
+    requested = turned(person(), Body.NECK, HEAD, tilt)[None]
+    assert column(choose_by_selection(requested, target, 2, "head", switch_margin=0.0, clear_head=False),
+                  "head") == [0]
+    assert column(choose_by_selection(requested, target, 2, "head", switch_margin=0.0, clear_head=True),
+                  "head") == [1]
+    # The rest of the body still comes from the whole-body choice: the covered frame.
+    assert choose_exemplars(requested, target, 2, switch_margin=0.0).tolist() == [0]
+    chosen = choose_by_selection(requested, target, 2, "head", switch_margin=0.0, clear_head=True)
+    assert all(column(chosen, group) == [0] for group in GROUPS if group != "head")
+    # A requested pose with its own arm over its head may take any frame's head: the nearest.
+    assert column(choose_by_selection(wiping(requested[0])[None], target, 2, "head", switch_margin=0.0,
+                                      clear_head=True), "head") == [0]
+    # Every candidate covered: the head is chosen among them all.
+    assert column(choose_by_selection(requested, np.stack([wiped, wiping(clear)]), 2, "head", switch_margin=0.0,
+                                      clear_head=True), "head") == [0]
+    # A covered candidate that shows more of the head's joints does not rule out a clear one that lacks an ear.
+    earless = clear.copy()
+    earless[Body.L_EAR] = 0.0
+    assert column(choose_by_selection(requested, np.stack([wiped, earless]), 2, "head", switch_margin=0.0,
+                                      clear_head=True), "head") == [1]
+    assert ExemplarOptions().clear_head is True
 
 
 @pytest.mark.parametrize("selection", ["head", "parts"])

@@ -401,11 +401,15 @@ class ExemplarOptions(Options):
                                        "legs of a requested pose's exemplar: pixels far from a leg's usual colour take "
                                        "the leg's colour around them (edn.exemplars.props; the training pairs keep "
                                        "the frames as filmed)")
+    clear_head: bool = option(True, "with selection head or parts, a requested pose with no arm over its head "
+                                    "never takes its head from a training frame whose own lower arm or hand lies "
+                                    "over its head (edn.exemplars.select.covered_heads; false: from any training "
+                                    "frame, as the training pairs)")
 
 
 #: ExemplarOptions for the exemplars of requested poses (``edn pose-warp``: the pose_warp method, held-out
 #: and transfer frames), not for the training pairs (``edn training-exemplars``), which keep the frames as filmed.
-REQUESTED_POSES_ONLY = ("repaint_props",)
+REQUESTED_POSES_ONLY = ("repaint_props", "clear_head")
 
 
 @dataclass(frozen=True)

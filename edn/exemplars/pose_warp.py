@@ -140,7 +140,7 @@ def write_pose_warp(frames: np.ndarray, masks: np.ndarray, target: np.ndarray, r
     height, width = frames.shape[1:3]
     started = time.perf_counter()
     exemplars = choose_by_selection(requested, target, first_heldout, options.selection,
-                                    switch_margin=options.switch_margin)
+                                    switch_margin=options.switch_margin, clear_head=options.clear_head)
     columns = exemplar_columns(exemplars)
     chose = time.perf_counter()
     # The whole-body choice (the torso's column unless the torso has its own), then each group that has its own.

@@ -31,6 +31,17 @@ hysteresis; a group that no candidate can give comes from the whole-body choice.
 ``selection: head`` gives the head its own frame and the rest of the body the
 whole-body choice.
 
+**A clear head** (option ``clear_head``). The head is cut from a disc around the
+nose, eyes and ears, so a training frame whose own lower arm or hand lies over its
+head (:func:`covered_heads`) brings the arm along. A requested pose whose head no
+arm covers takes its head from a frame whose head no arm covers; one with an arm
+over its head, from any frame (the arm is drawn in front either way). On the demo
+juggler, frames 210-216 (he wipes his face with his forearm) were the head of 12
+of the demo transfer's 102 frames, whose poses have no arm near the head, and the
+trained correction turned the pasted forearm into a smear that let the plate show
+through the face. Those frames still give the rest of the body. Where no clear
+candidate has the head's joints, the head is chosen among them all.
+
 Measured on held-out frames (docs/evaluation.md): on the demo juggler the head's
 own frame halves the face box's ST-LPIPS and lowers the body box's, while every
 group on its own loses on the body box: a leg chosen by its own joints comes
@@ -45,8 +56,8 @@ import numpy as np
 
 from edn.core.errors import EdnError
 from edn.pose.distance import pose_distances
-from edn.exemplars.warp import PART_GROUPS
-from edn.pose.skeleton import BODY, Body
+from edn.exemplars.warp import HEAD_JOINTS, HEAD_RADIUS_BODY, PART_GROUPS, body_scale
+from edn.pose.skeleton import BODY, LEFT_HAND, RIGHT_HAND, Body
 
 #: Default share by which another training frame must be closer to replace the kept exemplar.
 SWITCH_MARGIN = 0.2
@@ -68,12 +79,44 @@ GROUP_JOINTS = {
                  Body.L_HEEL),
 }
 assert tuple(GROUP_JOINTS) == tuple(PART_GROUPS), "one set of joints per part group, in the groups' order"
+#: Each lower arm (elbow, wrist) with its hand's keypoints: what covers a head held in front of it.
+FOREARMS = ((Body.R_ELBOW, Body.R_WRIST, RIGHT_HAND), (Body.L_ELBOW, Body.L_WRIST, LEFT_HAND))
 
 
 def candidate_frames(keypoints: np.ndarray, first_heldout: int) -> np.ndarray:
     """int64 indices of the training frames (before ``first_heldout``) of ``keypoints`` [T, K, 3] that show a body."""
     training = np.asarray(keypoints[:first_heldout, BODY, 2])
     return np.flatnonzero((np.nan_to_num(training) > 0).any(axis=1)).astype(np.int64)
+
+
+def _segment_distances(points: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """[T]: the distance from each of ``points`` [T, 2] to the segment from ``start`` to ``end`` (each [T, 2])."""
+    along = end - start
+    length = np.maximum((along * along).sum(axis=1), 1e-12)
+    share = np.clip(((points - start) * along).sum(axis=1) / length, 0.0, 1.0)
+    return np.linalg.norm(start + share[:, None] * along - points, axis=1)
+
+
+def covered_heads(poses: np.ndarray) -> np.ndarray:
+    """bool [T]: the frames of ``poses`` [T, K, 3] whose own lower arm or hand lies over their head: a
+    lower arm (elbow to wrist; the wrist alone when the elbow is missing) or a hand keypoint within
+    the radius of the disc the warp cuts the head from (:data:`edn.exemplars.warp.HEAD_RADIUS_BODY`
+    times the torso's length, :func:`edn.exemplars.warp.body_scale`) of the centre of the head's
+    present joints (nose, eyes, ears). A frame without a head joint or a body scale is not covered."""
+    poses = np.nan_to_num(np.asarray(poses, dtype=np.float64))
+    present = poses[..., 2] > 0
+    head = list(HEAD_JOINTS)
+    count = present[:, head].sum(axis=1)
+    centre = (poses[:, head, :2] * present[:, head, None]).sum(axis=1) / np.maximum(count, 1)[:, None]
+    scale = np.array([body_scale(pose, shown) or np.nan for pose, shown in zip(poses, present)], dtype=np.float64)
+    nearest = np.full(len(poses), np.inf)
+    for elbow, wrist, hand in FOREARMS:
+        start = np.where(present[:, elbow, None], poses[:, elbow, :2], poses[:, wrist, :2])
+        arm = np.where(present[:, wrist], _segment_distances(centre, start, poses[:, wrist, :2]), np.inf)
+        fingers = np.where(present[:, hand], np.linalg.norm(poses[:, hand, :2] - centre[:, None], axis=-1), np.inf)
+        nearest = np.minimum(nearest, np.minimum(arm, fingers.min(axis=1, initial=np.inf)))
+    with np.errstate(invalid="ignore"):
+        return (count > 0) & np.isfinite(scale) & (nearest < HEAD_RADIUS_BODY * scale)
 
 
 def hysteresis_choice(distances: np.ndarray, switch_margin: float = SWITCH_MARGIN) -> np.ndarray:
@@ -154,14 +197,16 @@ def part_distances(query: np.ndarray, reference: np.ndarray, joints, chunk: int 
 
 
 def choose_part_exemplars(requested: np.ndarray, target: np.ndarray, first_heldout: int, *,
-                          switch_margin: float = SWITCH_MARGIN, groups=None) -> np.ndarray:
+                          switch_margin: float = SWITCH_MARGIN, groups=None, clear_head: bool = False) -> np.ndarray:
     """int64 [N, G]: for each requested pose [N, K, 3] and each part group (G columns, in the order of
     :data:`edn.exemplars.warp.PART_GROUPS`), the target frame its pixels come from; -1 in every column
     where the requested pose has nobody (:func:`choose_exemplars` gives none). Each group among
     ``groups`` (default: all) takes the nearest training frame by :func:`part_distances` over
     :data:`GROUP_JOINTS`, kept with the hysteresis of :func:`hysteresis_choice`; the other groups, and
     a group no candidate can give (its joints missing in the requested pose or in every candidate),
-    take :func:`choose_exemplars`' frame."""
+    take :func:`choose_exemplars`' frame. With ``clear_head`` a requested pose whose head no arm covers
+    (:func:`covered_heads`) takes its head from the candidates whose head no arm covers, where one of
+    them can give it."""
     groups = tuple(PART_GROUPS) if groups is None else tuple(groups)
     unknown = sorted(set(groups) - set(PART_GROUPS))
     if unknown:
@@ -175,19 +220,40 @@ def choose_part_exemplars(requested: np.ndarray, target: np.ndarray, first_heldo
     for g, (group, joints) in enumerate(GROUP_JOINTS.items()):
         if group not in groups:
             continue
-        columns = hysteresis_choice(part_distances(query, reference, joints), switch_margin)
+        distances = part_distances(query, reference, joints)
+        if group == "head" and clear_head:
+            distances = clear_head_distances(distances, query, reference, joints)
+        columns = hysteresis_choice(distances, switch_margin)
         chosen[:, g] = np.where(columns >= 0, candidates[np.maximum(columns, 0)], body)
     chosen[body < 0] = -1
     return chosen
 
 
+def clear_head_distances(distances: np.ndarray, query: np.ndarray, reference: np.ndarray, joints) -> np.ndarray:
+    """The head's ``distances`` [Nq, Nr] (:func:`part_distances` over ``joints``) with the candidates
+    whose head an arm covers out of reach (infinite) for each query pose whose head no arm covers
+    (:func:`covered_heads`), its distances to the others measured among them alone (a more complete
+    covered candidate does not rule them out); a row none of them can give is kept as it was."""
+    covered, wanted = covered_heads(reference), ~covered_heads(query)
+    if not covered.any() or covered.all() or not wanted.any():
+        return distances
+    among_clear = part_distances(query[wanted], reference[~covered], joints)
+    rows = np.full((int(wanted.sum()), len(reference)), np.inf)
+    rows[:, ~covered] = among_clear
+    out = distances.copy()
+    givable = np.isfinite(among_clear).any(axis=1)
+    out[np.flatnonzero(wanted)[givable]] = rows[givable]
+    return out
+
+
 def choose_by_selection(requested: np.ndarray, target: np.ndarray, first_heldout: int, selection: str, *,
-                        switch_margin: float = SWITCH_MARGIN) -> np.ndarray:
+                        switch_margin: float = SWITCH_MARGIN, clear_head: bool = False) -> np.ndarray:
     """The exemplars of option ``selection`` (:data:`SELECTION_GROUPS`): int64 [N] for body
-    (:func:`choose_exemplars`), [N, G] by part group otherwise (:func:`choose_part_exemplars`)."""
+    (:func:`choose_exemplars`), [N, G] by part group otherwise (:func:`choose_part_exemplars`, with
+    ``clear_head``)."""
     if selection not in SELECTION_GROUPS:
         raise ValueError(f"selection {selection!r}: one of {list(SELECTION_GROUPS)}")
     if selection == "body":
         return choose_exemplars(requested, target, first_heldout, switch_margin=switch_margin)
     return choose_part_exemplars(requested, target, first_heldout, switch_margin=switch_margin,
-                                 groups=SELECTION_GROUPS[selection])
+                                 groups=SELECTION_GROUPS[selection], clear_head=clear_head)
