@@ -230,20 +230,20 @@ def choose_part_exemplars(requested: np.ndarray, target: np.ndarray, first_heldo
 
 
 def clear_head_distances(distances: np.ndarray, query: np.ndarray, reference: np.ndarray, joints) -> np.ndarray:
-    """The head's ``distances`` [Nq, Nr] (:func:`part_distances` over ``joints``) with the candidates
-    whose head an arm covers out of reach (infinite) for each query pose whose head no arm covers
-    (:func:`covered_heads`), its distances to the others measured among them alone (a more complete
-    covered candidate does not rule them out); a row none of them can give is kept as it was."""
+    """The head's ``distances`` [Nq, Nr] (:func:`part_distances` over ``joints``, changed in place and
+    returned) with the candidates whose head an arm covers out of reach (infinite) for each query pose
+    whose head no arm covers (:func:`covered_heads`), its distances to the others measured among them
+    alone (a more complete covered candidate does not rule them out); a row none of them can give is
+    kept as it was."""
     covered, wanted = covered_heads(reference), ~covered_heads(query)
     if not covered.any() or covered.all() or not wanted.any():
         return distances
     among_clear = part_distances(query[wanted], reference[~covered], joints)
-    rows = np.full((int(wanted.sum()), len(reference)), np.inf)
-    rows[:, ~covered] = among_clear
-    out = distances.copy()
     givable = np.isfinite(among_clear).any(axis=1)
-    out[np.flatnonzero(wanted)[givable]] = rows[givable]
-    return out
+    rows = np.flatnonzero(wanted)[givable]
+    distances[rows] = np.inf
+    distances[np.ix_(rows, np.flatnonzero(~covered))] = among_clear[givable]
+    return distances
 
 
 def choose_by_selection(requested: np.ndarray, target: np.ndarray, first_heldout: int, selection: str, *,
