@@ -103,16 +103,15 @@ def grown_person(masks: np.ndarray, grow_px: int) -> np.ndarray:
     return np.stack([cv2.dilate(np.asarray(mask, np.uint8), kernel) > 0 for mask in masks])
 
 
-def background_change(frames: np.ndarray, masks: np.ndarray, view: TargetView, first: int, lag: int,
-                      grow_px: int) -> float:
-    """Mean |frame t - frame (t - lag) in t's camera| over the background both show, t over the held-out span."""
-    person = grown_person(masks[first - lag:], grow_px).astype(np.uint8)  # index i: frame first - lag + i
+def background_change(frames: np.ndarray, person: np.ndarray, view: TargetView, first: int, lag: int) -> float:
+    """Mean |frame t - frame (t - lag) in t's camera| over the background both show, t over the held-out span;
+    ``person`` bool [N, H, W]: each frame's person pixels (:func:`grown_person`), left out in both frames."""
     differences = []
-    for i, t in enumerate(range(first, len(frames))):
+    for t in range(first, len(frames)):
         earlier, now = view.camera.transform(t - lag), view.camera.transform(t)
         seen, valid = seen_from(np.asarray(frames[t - lag]), earlier, now, view.content_box)
-        hidden, _ = seen_from(person[i], earlier, now)  # where the earlier frame's person lands
-        both = valid & (hidden == 0) & ~person[i + lag].astype(bool)
+        hidden, _ = seen_from(person[t - lag].astype(np.uint8), earlier, now)  # where the earlier person lands
+        both = valid & (hidden == 0) & ~person[t]
         differences.append(np.abs(seen.astype(np.float32) - np.asarray(frames[t], np.float32))[both].mean())
     return float(np.mean(differences))
 
@@ -122,11 +121,12 @@ def split_by_person(name: str, generated: np.ndarray, frames: np.ndarray, masks:
     """A table row: ``generated``'s frame-level ST-LPIPS, split into the person and the background."""
     metric = METRICS["stlpips_alex"].compute
     real = np.array(frames[first:])
-    person = grown_person(masks[first:], grow_px)[..., None]
+    grown = grown_person(masks, grow_px)  # once, for the split and every lag's earlier frames
+    person = grown[first:, ..., None]
     over_plate = np.where(person, real, np.stack([view.plate(t) for t in range(first, len(frames))]))
     figures = [metric(images, real).mean() for images in
                (over_plate, generated, np.where(person, generated, real), np.where(person, real, generated))]
-    changes = " / ".join(f"{background_change(frames, masks, view, first, lag, grow_px):.2f}" for lag in LAGS)
+    changes = " / ".join(f"{background_change(frames, grown, view, first, lag):.2f}" for lag in LAGS)
     return (f"| {name} | {figures[0]:.4f} | {figures[1]:.4f} | {figures[2]:.4f} | {figures[3]:.4f} "
             f"| {changes} | {person.mean():.3f} |")
 

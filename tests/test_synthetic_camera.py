@@ -219,7 +219,7 @@ def test_footage_effect_measures_a_panned_backgrounds_change_after_registration(
     """benchmarks/footage_effect.py: a textured scene seen by a camera that pans whole pixels, registered
     exactly, does not change from frame to frame; the same frames with one frame brightened change by that
     much, and the person's pixels (a square that moves on its own) are left out of both."""
-    from benchmarks.footage_effect import background_change
+    from benchmarks.footage_effect import background_change, grown_person
     from edn.background.camera import camera_from
     from edn.evaluation.registered import TargetView
 
@@ -237,10 +237,11 @@ def test_footage_effect_measures_a_panned_backgrounds_change_after_registration(
         transforms.append(np.array([[1.0, 0, 3 * t], [0, 1.0, 0], [0, 0, 1.0]]))  # frame pixel -> frame 0's
     frames, masks = np.stack(frames), np.stack(masks)
     view = TargetView(scene[4:36, :64], (0, 0), camera_from(np.stack(transforms), None, size))
-    assert background_change(frames, masks, view, first=3, lag=1, grow_px=1) == 0.0
-    assert background_change(frames, masks, view, first=3, lag=3, grow_px=1) == 0.0
+    person = grown_person(masks, 1)
+    assert background_change(frames, person, view, first=3, lag=1) == 0.0
+    assert background_change(frames, person, view, first=3, lag=3) == 0.0
     brighter = frames.copy()
     brighter[4] = np.clip(brighter[4].astype(int) + 10, 0, 255).astype(np.uint8)
-    change = background_change(brighter, masks, view, first=4, lag=1, grow_px=1)
+    change = background_change(brighter, person, view, first=4, lag=1)
     # Frames 4 and 5 are each one pair apart from a brighter frame: 10 levels, less where 255 clipped.
     assert 8.0 < change <= 10.0
