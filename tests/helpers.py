@@ -131,8 +131,10 @@ def tiny_pipeline_config(workdir: Path) -> dict:
         "pairs": [{"source": "dancer", "target": "juggler"}, {"source": "aerobics", "target": "juggler"}],
         # The demo's generator: it corrects the target's own frames warped to each pose (config.yaml).
         # One thread a job: a tiny job is mostly starting Python and torch, so two at once fill two cores.
+        # With the face stage (off by default), so that the pipeline's tests cover every stage a pair can have.
         "training": {"preset": "tiny", "iterations": {"global": 3, "local": 3, "face": 3}, "exemplar": "residual",
-                     "checkpoint_every": 2, "sample_every": 2, "holdout_fraction": 0.2, "threads": 1},
+                     "use_face_gan": True, "checkpoint_every": 2, "sample_every": 2, "holdout_fraction": 0.2,
+                     "threads": 1},
         "synthesis": {"threads": 1},
     }
 
