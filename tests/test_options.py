@@ -14,9 +14,9 @@ import yaml
 from edn.cli import build_parser
 from edn.core.errors import EdnError
 from edn.core.options import (BackgroundOptions, CameraOptions, DetectorOptions, DownloadOptions, EncodeOptions,
-                         ExemplarOptions, FrameOptions, KeypointFilterOptions, MinConfidence, NormalizationOptions,
-                         PersonWindowOptions, PoseOptions, RuntimeOptions, SubjectStatsOptions, ThreadOptions,
-                         TrainingOptions, command_line, field_types, from_arguments, is_section)
+                         ExemplarFaceOptions, ExemplarOptions, FrameOptions, KeypointFilterOptions, MinConfidence,
+                         NormalizationOptions, PersonWindowOptions, PoseOptions, RuntimeOptions, SubjectStatsOptions,
+                         ThreadOptions, TrainingOptions, command_line, field_types, from_arguments, is_section)
 from edn.core.presets import PRESETS
 from edn.core.runtime import choose_runtime
 from helpers import ROOT
@@ -38,7 +38,7 @@ SECTIONS = {
     "exemplars": ((ExemplarOptions,), set()),
     "training": ((TrainingOptions, RuntimeOptions),
                  {"enabled", "iterations", "use_local", "use_face_gan", "perceptual_allow_download", "tasks"} | RESOURCES),
-    "synthesis": ((RuntimeOptions, EncodeOptions, CameraOptions), RESOURCES),
+    "synthesis": ((RuntimeOptions, EncodeOptions, CameraOptions, ExemplarFaceOptions), RESOURCES),
     "detector": ((DetectorOptions, RuntimeOptions), RESOURCES),
 }
 

@@ -84,6 +84,13 @@ def test_changing_a_synthesis_option_reruns_synthesis_and_encoding_only(pipeline
     assert planned_jobs(workdir, changed) == {"synthesize": 2, "encode_transfer": 2, "compare_transfer": 2, "all": 1}
 
 
+def test_keeping_the_exemplars_face_or_not_resynthesizes_without_retraining(pipeline) -> None:
+    workdir, config = pipeline
+    changed = copy.deepcopy(config)
+    changed["synthesis"] = {**config["synthesis"], "exemplar_face": False}
+    assert planned_jobs(workdir, changed) == {"synthesize": 2, "encode_transfer": 2, "compare_transfer": 2, "all": 1}
+
+
 def test_changing_the_output_framing_reencodes_only(pipeline) -> None:
     workdir, config = pipeline
     changed = copy.deepcopy(config)

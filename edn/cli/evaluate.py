@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from edn.core.options import (RuntimeOptions, ThreadOptions, TrainingOptions, add_arguments, checked_argument,
-                              first_heldout_frame, from_arguments)
+from edn.core.options import (ExemplarFaceOptions, RuntimeOptions, ThreadOptions, TrainingOptions, add_arguments,
+                              checked_argument, first_heldout_frame, from_arguments)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                "baseline's frames, and what a generator trained with the exemplar option corrects")
     evaluate.add_argument("--exemplar-validity", default=None,
                           help="their validity masks (edn pose-warp --validity), for a generator")
+    add_arguments(evaluate, ExemplarFaceOptions)
     add_arguments(evaluate, RuntimeOptions)
     add_arguments(evaluate, ThreadOptions)
     evaluate.add_argument("--no-pose-fidelity", dest="pose_fidelity", action="store_false",
@@ -142,7 +143,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         else:
             from edn.models.generation import load_frame_generator
             from edn.core.runtime import choose_runtime
-            from edn.transfer.synthesize import synthesize_sequence
+            from edn.transfer.synthesize import kept_faces, synthesize_sequence
 
             runtime = choose_runtime(runtime_options)
             models = load_frame_generator(args.generator, args.face, runtime.device, plate=plate)
@@ -153,8 +154,10 @@ def _evaluate(args: argparse.Namespace) -> None:
                 exemplars = load_exemplars(args.exemplars, args.exemplar_validity, labels[first:], args.generator)
             # A camera that moves: each held-out frame drawn over the plate in its own camera, as in training.
             plates = None if view is None or models.plate is None else (lambda row: view.plate(first + row))
+            faces = kept_faces(models, args.poses, len(clip.real), first=first,
+                               enabled=from_arguments(ExemplarFaceOptions, args).exemplar_face)
             synthesize_sequence(models, labels[first:], clip.index, generated, runtime, exemplars=exemplars,
-                                plates=plates)
+                                plates=plates, faces=faces)
         # The job's threads bound the MediaPipe processes too (two at most: the clip is short).
         rows = score(args.method, np.asarray(generated), clip, with_pose_fidelity=args.pose_fidelity,
                      pose_workers=min(2, args.threads or 2))

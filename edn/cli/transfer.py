@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from edn.core.options import CameraOptions, EncodeOptions, RuntimeOptions, ThreadOptions, add_arguments, from_arguments
+from edn.core.options import (CameraOptions, EncodeOptions, ExemplarFaceOptions, RuntimeOptions, ThreadOptions,
+                              add_arguments, from_arguments)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,12 +24,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                  "these labels' poses, one per label (edn pose-warp's --output)")
     synthesize.add_argument("--exemplar-validity", default=None,
                             help="their validity masks (edn pose-warp's --validity)")
+    synthesize.add_argument("--poses", default=None,
+                            help="the pose table the labels were drawn from: a generator correcting the exemplars "
+                                 "keeps each exemplar's face in a disc over the pose's face (--exemplar-face)")
     synthesize.add_argument("--mosaic", default=None,
                             help="--camera replay: the target's mosaic (.mosaic.png), warped into each frame's camera")
     synthesize.add_argument("--target-camera", default=None, help="--camera replay: the target's camera table (.csv)")
     synthesize.add_argument("--plate-report", default=None, help="--camera replay: the target's plate report (.json)")
     synthesize.add_argument("--output", required=True, help="synthesized frames .npy to write")
     add_arguments(synthesize, CameraOptions)
+    add_arguments(synthesize, ExemplarFaceOptions)
     add_arguments(synthesize, RuntimeOptions)
     add_arguments(synthesize, ThreadOptions)
     synthesize.set_defaults(handler=_synthesize)
@@ -62,7 +67,7 @@ def _synthesize(args: argparse.Namespace) -> None:
     from edn.models.generation import load_frame_generator
     from edn.labels.label_store import load_labels, read_label_index
     from edn.core.runtime import choose_runtime, set_threads
-    from edn.transfer.synthesize import write_synthesis
+    from edn.transfer.synthesize import kept_faces, write_synthesis
 
     set_threads(from_arguments(ThreadOptions, args).threads)
     runtime = choose_runtime(from_arguments(RuntimeOptions, args))
@@ -79,7 +84,8 @@ def _synthesize(args: argparse.Namespace) -> None:
 
         exemplars = load_exemplars(args.exemplars, args.exemplar_validity, labels, args.generator)
     plates = _replayed_plates(args, models.plate is not None)
-    write_synthesis(models, labels, index, args.output, runtime, exemplars=exemplars, plates=plates)
+    faces = kept_faces(models, args.poses, len(labels), enabled=from_arguments(ExemplarFaceOptions, args).exemplar_face)
+    write_synthesis(models, labels, index, args.output, runtime, exemplars=exemplars, plates=plates, faces=faces)
 
 
 def _replayed_plates(args: argparse.Namespace, compositing: bool):

@@ -619,6 +619,16 @@ class EncodeOptions(Options):
                                             "the source video (source)", choices=("working", "source"))
 
 
+@dataclass(frozen=True)
+class ExemplarFaceOptions(Options):
+    """``edn synthesize`` and ``edn evaluate`` (config ``synthesis.exemplar_face``): the face of a generator that
+    corrects warped exemplars."""
+
+    exemplar_face: bool = option(True, "a generator correcting warped exemplars (training.exemplar: residual) leaves "
+                                       "the exemplar's own face as the warp drew it, in a disc over the requested "
+                                       "face (edn.exemplars.own_face); false: the correction redraws it too")
+
+
 #: The view a transfer is drawn in (``synthesis.camera``): the target's reference view, or its camera path replayed.
 CAMERA_VIEWS = ("reference", "replay")
 

@@ -91,14 +91,19 @@ def shift_logit(probability: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     return probability * gain / (probability * gain + (1.0 - probability))
 
 
+def silhouette(exemplar_rgb: torch.Tensor, plate: torch.Tensor) -> torch.Tensor:
+    """bool [B, 1, h, w]: where the warped exemplar's RGB [B, 3, h, w] is not the ``plate`` (by more than
+    :data:`SILHOUETTE_THRESHOLD` in some channel), the person the warp drew."""
+    return (exemplar_rgb.float() - plate.float()).abs().amax(dim=1, keepdim=True) > SILHOUETTE_THRESHOLD
+
+
 def residual_person_and_mask(out: torch.Tensor, exemplar: torch.Tensor,
                              plate: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The residual mode's person and mask from the body's output ``out`` [B, 4, h, w] (tanh),
     the warped ``exemplar`` [B, 4, h, w] and the ``plate`` [B, 3, h, w] (module docstring)."""
     rgb = exemplar[:, :3].float()
     person = (rgb + RESIDUAL_SCALE * out[:, :3].float()).clamp(-1.0, 1.0)
-    silhouette = (rgb - plate.float()).abs().amax(dim=1, keepdim=True) > SILHOUETTE_THRESHOLD
-    prior = torch.where(silhouette, RESIDUAL_MASK_LOGIT, -RESIDUAL_MASK_LOGIT)
+    prior = torch.where(silhouette(rgb, plate), RESIDUAL_MASK_LOGIT, -RESIDUAL_MASK_LOGIT)
     return person, shift_logit((out[:, 3:].float() + 1.0) * 0.5, prior)
 
 

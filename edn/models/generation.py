@@ -22,6 +22,7 @@ from edn.core.checkpoint import load_checkpoint, load_state, training_mode
 from edn.core.errors import EdnError
 from edn.core.options import exemplar_mode
 from edn.models import UPSAMPLINGS, build_face_generator, build_generator
+from edn.models.compositing import silhouette
 from edn.core.runtime import Runtime
 from edn.models.temporal_smoothing import previous_frame
 
@@ -101,7 +102,8 @@ class FrameGenerator:
     draws in each frame's person window; None for the paper's whole-frame
     generator, which was trained at the working size divided by ``downsample``
     (its frames are upsampled to the working size). ``size``: (width, height) of
-    the working frames it was trained on, when known.
+    the working frames it was trained on, when known. ``exemplar``: the generator is
+    conditioned on the warped exemplar; ``residual``: it draws a correction of it.
     """
 
     generator: nn.Module
@@ -112,23 +114,32 @@ class FrameGenerator:
     plate: torch.Tensor | None = None
     downsample: int = 1
     exemplar: bool = False
+    residual: bool = False
 
     def draw(self, label: torch.Tensor, previous: torch.Tensor | None, box: Box | None,
              window: Window | None, exemplar: torch.Tensor | None = None,
-             plate: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+             plate: torch.Tensor | None = None, face: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """One frame at the working size ``[1, 3, H, W]`` (clamped to [-1, 1]) from ``label``
         [1, 3, H, W] in [0, 1] (and, for a generator conditioned on it, the warped
         ``exemplar`` [1, 4, H, W], :func:`exemplar_tensor`) and what the previous step
         returned as the state to feed back (None for the first frame), face-corrected
         inside ``box`` when there is a face GAN and a box. A compositing generator draws over
         ``plate`` when given (this frame's camera's, :mod:`edn.background.camera`), else over
-        :attr:`plate`. Returns (frame, state for the next frame)."""
+        :attr:`plate`. ``face`` [1, 1, H, W] in [0, 1], for a generator correcting the exemplar: where the
+        frame keeps the exemplar's own pixels instead, on the exemplar's silhouette (where it is not the
+        plate; :mod:`edn.exemplars.own_face`), before the face GAN. Returns (frame, state for the next frame)."""
         if self.plate is not None:
             if self.exemplar and exemplar is None:
                 raise ValueError("this generator is conditioned on the warped exemplar: pass it")
             previous = previous_frame(previous, label, self.temporal)
-            frame, _ = draw_in_window(self.generator, label, previous, self.plate if plate is None else plate, [window],
+            plate = self.plate if plate is None else plate
+            frame, _ = draw_in_window(self.generator, label, previous, plate, [window],
                                       exemplar if self.exemplar else None)
+            if face is not None:
+                if not self.residual:
+                    raise ValueError("only a generator correcting the warped exemplar keeps the exemplar's face")
+                keep = face.float() * silhouette(exemplar[:, :3], plate).float()
+                frame = torch.lerp(frame.float(), exemplar[:, :3].float(), keep)
             if self.face_generator is not None and box is not None:
                 frame = self.face_generator(frame, label, [box],
                                             exemplar if getattr(self.face_generator, "exemplar", False)
@@ -150,7 +161,8 @@ class FrameGenerator:
 def generate_frames(models: FrameGenerator, labels: Iterable[torch.Tensor], boxes: Iterable[Box | None],
                     runtime: Runtime, windows: Iterable[Window] | None = None,
                     exemplars: Iterable[torch.Tensor] | None = None,
-                    plates: Iterable[torch.Tensor] | None = None) -> Iterator[torch.Tensor]:
+                    plates: Iterable[torch.Tensor] | None = None,
+                    faces: Iterable[torch.Tensor | None] | None = None) -> Iterator[torch.Tensor]:
     """Frames ``[1, 3, H, W]`` in [-1, 1] on ``runtime``'s device, one per label, in order.
 
     ``labels``: [1, 3, H, W] in [0, 1] (any device); ``boxes``: each frame's face
@@ -158,7 +170,8 @@ def generate_frames(models: FrameGenerator, labels: Iterable[torch.Tensor], boxe
     window (a compositing generator needs them); ``exemplars``: each frame's warped
     exemplar [1, 4, H, W] (a generator conditioned on it needs them); ``plates``: each frame's own
     plate [1, 3, H, W] for a compositing generator whose camera moves (None: :attr:`FrameGenerator.plate`
-    for every frame). Frame t is drawn from label t
+    for every frame); ``faces``: each frame's kept face [1, 1, H, W] or None (:meth:`FrameGenerator.draw`).
+    Frame t is drawn from label t
     and frame t - 1 (the zero image first, and always for a generator trained
     frame by frame).
 
@@ -178,13 +191,11 @@ def generate_frames(models: FrameGenerator, labels: Iterable[torch.Tensor], boxe
         models.plate = runtime.place(models.plate)
     state = None
     with runtime.autocast():
-        for (label, box), window, exemplar, plate in zip(zip(labels, boxes, strict=True),
-                                                         itertools.repeat(None) if windows is None else windows,
-                                                         itertools.repeat(None) if exemplars is None else exemplars,
-                                                         itertools.repeat(None) if plates is None else plates):
+        for (label, box), window, exemplar, plate, face in zip(
+                zip(labels, boxes, strict=True), *(itertools.repeat(None) if inputs is None else inputs
+                                                   for inputs in (windows, exemplars, plates, faces))):
             frame, state = models.draw(runtime.place(label), state, box, window,
-                                       None if exemplar is None else runtime.place(exemplar),
-                                       None if plate is None else runtime.place(plate))
+                                       *(None if x is None else runtime.place(x) for x in (exemplar, plate, face)))
             state = runtime.place(state)
             yield frame
 
@@ -268,4 +279,5 @@ def load_frame_generator(generator_path: str | os.PathLike, face_path: str | os.
         size = (size[0] * downsample, size[1] * downsample)  # trained at a fraction of these working frames
     return FrameGenerator(generator=generator.to(device).eval(), face_generator=face_generator,
                           temporal=main.temporal, size=size, description=description, plate=plate_input,
-                          downsample=1 if main.compositing else downsample, exemplar=exemplar)
+                          downsample=1 if main.compositing else downsample, exemplar=exemplar,
+                          residual=mode == "residual")

@@ -4,7 +4,8 @@ Paper section 3.2: the generator sees each frame's stick figure and the frame
 it generated just before, so the sequence is generated in order
 (:func:`edn.models.generation.generate_frames`). With the face GAN (section 3.3) the
 face residual is added inside each frame's face box, and the corrected frame is
-what the next frame sees, as in training.
+what the next frame sees, as in training. A generator that corrects warped
+exemplars keeps each exemplar's own face (:func:`kept_faces`) before that.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from edn.core.errors import EdnError
 from edn.ingest.frames import create_image_store, iter_frames, write_frames
@@ -71,17 +73,44 @@ def load_exemplars(images: str | None, validity: str | None, labels: np.ndarray,
     return frames, masks
 
 
+def kept_faces(models: FrameGenerator, poses_path: str | None, count: int, *, enabled: bool,
+               first: int = 0) -> Iterator[np.ndarray | None] | None:
+    """The faces a generator correcting warped exemplars keeps as the exemplars drew them
+    (:mod:`edn.exemplars.own_face`, option ``exemplar_face``), from the poses the labels were drawn from
+    (``poses_path``, a pose table: rows ``first`` to ``first + count``); None when the option is off or the
+    generator draws no correction of an exemplar. EdnError naming the table when it is missing or does not
+    match."""
+    if not (enabled and models.residual):
+        return None
+    from edn.exemplars.own_face import face_discs
+    from edn.pose.keypoints import read_pose_table
+
+    if poses_path is None:
+        raise EdnError("the generator corrects warped exemplars and keeps their faces (exemplar_face): give the "
+                       "poses the labels were drawn from (--poses), or --no-exemplar-face")
+    poses = read_pose_table(poses_path)
+    if poses.frame_count != first + count:
+        raise EdnError(f"pose table {poses_path!r}: {poses.frame_count} frames for {first + count} labels")
+    if models.size is not None and tuple(poses.frame_size) != tuple(models.size):
+        raise EdnError(f"pose table {poses_path!r}: {poses.frame_size[0]}x{poses.frame_size[1]} frames, the "
+                       f"generator draws {models.size[0]}x{models.size[1]}")
+    return face_discs(poses.replace(poses.keypoints[first:]))
+
+
 def synthesize_sequence(models: FrameGenerator, labels: np.ndarray, index: LabelIndex, out: np.ndarray,
                         runtime: Runtime, *, progress: bool = True,
                         exemplars: tuple[np.ndarray, np.ndarray] | None = None,
-                        plates: Callable[[int], np.ndarray] | None = None) -> None:
+                        plates: Callable[[int], np.ndarray] | None = None,
+                        faces: Iterable[np.ndarray | None] | None = None) -> None:
     """Generate frame t of ``out`` (uint8 [N, H, W, 3]) from ``labels[t]`` and frame t - 1, in
     memory that does not grow with N (the stores are read and written a chunk at a time).
 
     ``labels``: uint8 [N, H, W, 3] stick figures; ``index``: their face boxes;
     ``exemplars``: (images, validity), label t's warped exemplar, for a generator
     conditioned on them (:func:`load_exemplars`); ``plates``: frame t's plate uint8 [H, W, 3] for a
-    compositing generator replaying its target's camera (:class:`edn.background.camera.FramePlates`).
+    compositing generator replaying its target's camera (:class:`edn.background.camera.FramePlates`);
+    ``faces``: label t's kept face float32 [H, W] or None, for a generator correcting the exemplars
+    (:func:`edn.exemplars.own_face.face_discs` of the poses the labels were drawn from).
     """
     from tqdm import tqdm
 
@@ -107,8 +136,11 @@ def synthesize_sequence(models: FrameGenerator, labels: np.ndarray, index: Label
         exemplar_inputs = (exemplar_tensor(image, valid)
                            for image, valid in zip(iter_frames(images), iter_frames(validity), strict=True))
     plate_inputs = None if plates is None else (plate_tensor(plates(t)) for t in range(count))  # camera: replay
+    face_inputs = None if faces is None else (None if disc is None else torch.from_numpy(disc)[None, None]
+                                              for disc in faces)
     frames = generate_frames(models, (label_tensor(label) for label in _prefetch(labels)), face_boxes(index),
-                             runtime, windows=windows, exemplars=exemplar_inputs, plates=plate_inputs)
+                             runtime, windows=windows, exemplars=exemplar_inputs, plates=plate_inputs,
+                             faces=face_inputs)
     # Written in order, the pages of a memory-mapped ``out`` let go a chunk at a time (write_frames).
     write_frames(out, (to_uint8_hwc(frame) for frame in tqdm(frames, total=count, unit="frame", desc="synthesize",
                                                              leave=False, disable=not progress or None)))
@@ -116,11 +148,12 @@ def synthesize_sequence(models: FrameGenerator, labels: np.ndarray, index: Label
 
 def write_synthesis(models: FrameGenerator, labels: np.ndarray, index: LabelIndex, output: str | os.PathLike,
                     runtime: Runtime, *, exemplars: tuple[np.ndarray, np.ndarray] | None = None,
-                    plates: Callable[[int], np.ndarray] | None = None) -> Path:
+                    plates: Callable[[int], np.ndarray] | None = None,
+                    faces: Iterable[np.ndarray | None] | None = None) -> Path:
     """Synthesize every frame into ``output`` (frames .npy), atomically."""
     count, height, width = labels.shape[:3]
     log.info("synthesizing %d frames at %dx%d with the %s on %s%s", count, width, height, models.description,
              runtime.device, " (bf16)" if runtime.bf16 else "")
     with create_image_store(output, count, (width, height)) as store:
-        synthesize_sequence(models, labels, index, store, runtime, exemplars=exemplars, plates=plates)
+        synthesize_sequence(models, labels, index, store, runtime, exemplars=exemplars, plates=plates, faces=faces)
     return Path(output)

@@ -20,6 +20,7 @@ from edn.core.options import (  # noqa: E402
     DetectorOptions,
     DownloadOptions,
     EncodeOptions,
+    ExemplarFaceOptions,
     ExemplarOptions,
     FrameOptions,
     KeypointFilterOptions,

@@ -29,6 +29,7 @@ rule evaluate_method:
         camera=lambda wildcards, input: (f"--mosaic {shlex.quote(input.mosaic)} --camera {shlex.quote(input.camera)}"
                                          f" --plate-report {shlex.quote(input.plate_report)}"),
         runtime=section_options(RuntimeOptions, "synthesis"),
+        face=section_options(ExemplarFaceOptions, "synthesis"),
     threads: config["synthesis"]["threads"]
     resources:
         mem_mb=config["synthesis"]["mem_mb"],
@@ -42,7 +43,7 @@ rule evaluate_method:
     shell:
         "python -m edn --log {log:q} evaluate --method {wildcards.method:q} --frames {input.frames:q}"
         " --poses {input.poses:q} --labels {input.labels:q} --index {input.index:q}"
-        " {params.holdout} {params.models} {params.camera} {params.runtime} --threads {threads}"
+        " {params.holdout} {params.models} {params.camera} {params.runtime} {params.face} --threads {threads}"
         " --generated {output.generated:q} --output {output.metrics:q}"
 
 

@@ -20,11 +20,13 @@ use rule synthesize as generate_own_frames with:
         unpack(lambda wildcards: replay_files(wildcards.target)),
         labels="results/labels/{target}/labels.npy",
         index="results/labels/{target}/index.csv",
+        poses="results/poses/{target}.filtered.parquet",
     params:
         models=get_model_options,
         replay=get_replay_options,
         options=section_options(RuntimeOptions, "synthesis"),
         camera="--camera replay",
+        face=section_options(ExemplarFaceOptions, "synthesis"),
     output:
         "results/detector/{target}/generated.npy",
     log:
