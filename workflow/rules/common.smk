@@ -708,6 +708,23 @@ def get_exemplar_inputs(wildcards):
     return {"exemplars": f"{pair}/frames.npy", "exemplar_validity": f"{pair}/validity.npy"}
 
 
+def get_kept_face_inputs(wildcards):
+    """The poses the labels were drawn from, where synthesis keeps each exemplar's own face
+    (synthesis.exemplar_face, for a generator correcting the exemplars as a residual): a pair's
+    normalised poses, or the target's own for its regenerated video (the fake detector's)."""
+    if not (config["synthesis"]["exemplar_face"] and variant_exemplar("temporal") == "residual"):
+        return {}
+    if "source" in wildcards.keys():
+        return {"poses": f"results/transfer/{wildcards.source}_to_{wildcards.target}/poses.parquet"}
+    return {"poses": f"results/poses/{wildcards.target}.filtered.parquet"}
+
+
+def get_kept_face_options(wildcards, input):
+    """--poses for the poses among the inputs (get_kept_face_inputs), and synthesis.exemplar_face."""
+    poses = f"--poses {shlex.quote(input.poses)} " if "poses" in input.keys() else ""
+    return poses + section_options(ExemplarFaceOptions, "synthesis")
+
+
 def get_model_options(wildcards, input):
     """--generator, --face, --plate, --exemplars and --exemplar-validity for the model files among the
     inputs, and --baseline for a baseline."""

@@ -18,15 +18,15 @@ use rule synthesize as generate_own_frames with:
         unpack(configured_models("fake detector of {target}")),
         unpack(get_exemplar_inputs),
         unpack(lambda wildcards: replay_files(wildcards.target)),
+        unpack(get_kept_face_inputs),
         labels="results/labels/{target}/labels.npy",
         index="results/labels/{target}/index.csv",
-        poses="results/poses/{target}.filtered.parquet",
     params:
         models=get_model_options,
         replay=get_replay_options,
         options=section_options(RuntimeOptions, "synthesis"),
         camera="--camera replay",
-        face=section_options(ExemplarFaceOptions, "synthesis"),
+        face=get_kept_face_options,
     output:
         "results/detector/{target}/generated.npy",
     log:

@@ -7,10 +7,9 @@ rule synthesize:
         unpack(configured_models("pair {source}_to_{target}")),
         unpack(get_exemplar_inputs),
         unpack(get_replay_inputs),
+        unpack(get_kept_face_inputs),
         labels="results/transfer/{source}_to_{target}/labels/labels.npy",
         index="results/transfer/{source}_to_{target}/labels/index.csv",
-        # What the labels were drawn from: where each exemplar's own face is kept (synthesis.exemplar_face).
-        poses="results/transfer/{source}_to_{target}/poses.parquet",
     output:
         "results/transfer/{source}_to_{target}/frames.npy",
     params:
@@ -18,7 +17,7 @@ rule synthesize:
         replay=get_replay_options,
         options=section_options(RuntimeOptions, "synthesis"),
         camera=section_options(CameraOptions, "synthesis"),
-        face=section_options(ExemplarFaceOptions, "synthesis"),
+        face=get_kept_face_options,
     threads: config["synthesis"]["threads"]
     resources:
         mem_mb=config["synthesis"]["mem_mb"],
@@ -31,8 +30,7 @@ rule synthesize:
         "../../envs/train.yaml"
     shell:
         "python -m edn --log {log:q} synthesize --labels {input.labels:q} --index {input.index:q}"
-        " --poses {input.poses:q} {params.models} {params.replay} --output {output:q} {params.options}"
-        " {params.camera} {params.face}"
+        " {params.models} {params.replay} {params.face} --output {output:q} {params.options} {params.camera}"
         " --threads {threads}"
 
 
