@@ -13,8 +13,9 @@ exemplars (docs/evaluation.md, "The exemplar's own face").
 So at synthesis, inside a disc over the requested pose's face, the frame is the
 exemplar's own pixels where the warp drew the person (its silhouette: where it is
 not the plate, :func:`edn.models.compositing.silhouette`), and the generator's
-elsewhere. Not its validity: a hidden arm's possible reach is marked invalid around
-the shoulder, and on the juggler's side views that disc covers his face. The disc is :data:`FACE_SHARE` of the one the warp cuts the head from
+elsewhere. Not where its validity says: a hidden arm's possible reach is marked
+invalid around the shoulder, and on the juggler's side views that disc covers his
+face. The disc is :data:`FACE_SHARE` of the one the warp cuts the head from
 (:data:`edn.exemplars.warp.HEAD_RADIUS_BODY` torso lengths around the centre of
 the nose, eyes and ears): the face without the hair's edge, which the correction
 keeps fixing. Its edge is feathered over :data:`FEATHER_PX` pixels.
