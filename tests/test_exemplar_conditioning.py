@@ -457,3 +457,28 @@ def test_a_residual_run_through_the_cli_is_recorded_and_rebuilt(tmp_path: Path, 
     plain = run_edn(*_train_args(data, tmp_path, "plain", "--exemplar", "false", iterations=1))
     assert plain.returncode == 0, plain.stderr
     assert load_checkpoint(tmp_path / "plain" / "global.pt").options["exemplar"] == "none"
+
+
+def test_a_targets_training_exemplars_give_each_frame_its_first_choice(tmp_path) -> None:
+    """The fake detector regenerates the target's own video from its training exemplars, stored choice by
+    choice (training.exemplar_choices per frame): synthesis reads the first, each frame's nearest."""
+    from edn.transfer.synthesize import load_exemplars
+
+    rng = np.random.default_rng(0)
+    labels = np.zeros((3, 8, 16, 3), np.uint8)
+    stored = rng.integers(0, 256, (2 * 3, 8, 16, 3), dtype=np.uint8)
+    validity = rng.integers(0, 256, (2 * 3, 8, 16), dtype=np.uint8)
+    np.save(tmp_path / "training.npy", stored)
+    np.save(tmp_path / "training.validity.npy", validity)
+    images, masks = load_exemplars(str(tmp_path / "training.npy"), str(tmp_path / "training.validity.npy"), labels,
+                                   "global.pt", choices=2)
+    np.testing.assert_array_equal(images, stored[:3])
+    np.testing.assert_array_equal(masks, validity[:3])
+    with pytest.raises(EdnError, match=r"\[6, 8, 16, 3\] for labels \[3, 8, 16, 3\] \(one per label, at their size\)"):
+        load_exemplars(str(tmp_path / "training.npy"), str(tmp_path / "training.validity.npy"), labels, "global.pt")
+    with pytest.raises(EdnError, match=r"\(3 per label, at their size\)"):
+        load_exemplars(str(tmp_path / "training.npy"), str(tmp_path / "training.validity.npy"), labels, "global.pt",
+                       choices=3)
+    with pytest.raises(EdnError, match="--exemplar-choices 0"):
+        load_exemplars(str(tmp_path / "training.npy"), str(tmp_path / "training.validity.npy"), labels, "global.pt",
+                       choices=0)

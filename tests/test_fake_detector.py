@@ -455,3 +455,18 @@ def test_bad_input_is_one_line_and_writes_nothing(detector_run, tmp_path: Path) 
     assert f"generated frames {str(wrong)!r}: shape [102, 64, 128, 3] does not match the real frames" in run.stderr
     assert not (tmp_path / "detector.pt").exists()
     assert not leftovers(tmp_path)
+
+
+def test_the_demos_regenerated_video_reads_each_frames_first_training_exemplar_and_keeps_its_face(tmp_path) -> None:
+    """A dry run with the demo's config (a residual generator, training.exemplar_choices exemplars per frame): the
+    target's own video is drawn from its training exemplars, the first choice of each frame, keeping their faces
+    where its own poses put them. Before, the four-per-frame store was refused as one per label."""
+    from test_workflow import demo_config
+
+    result = run_snakemake(tmp_path, demo_config(), "-n", "-p", "--forceall", "detectors")
+    assert result.returncode == 0, result.output
+    jobs = [job for job in result.output.split("\n\n") if "rule generate_own_frames:" in job]
+    assert len(jobs) == 1
+    assert "--exemplars results/exemplars/juggler/training.npy" in jobs[0]
+    assert "--exemplar-choices 4" in jobs[0]
+    assert "--poses results/poses/juggler.filtered.parquet --exemplar-face" in jobs[0]

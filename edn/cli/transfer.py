@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                  "these labels' poses, one per label (edn pose-warp's --output)")
     synthesize.add_argument("--exemplar-validity", default=None,
                             help="their validity masks (edn pose-warp's --validity)")
+    synthesize.add_argument("--exemplar-choices", type=int, default=1,
+                            help="--exemplars holds this many per label, choice by choice (a target's training "
+                                 "exemplars, edn training-exemplars): the first, each frame's nearest, is used")
     synthesize.add_argument("--poses", default=None,
                             help="the pose table the labels were drawn from: a generator correcting the exemplars "
                                  "keeps each exemplar's face in a disc over the pose's face (--exemplar-face)")
@@ -82,7 +85,8 @@ def _synthesize(args: argparse.Namespace) -> None:
     if models.exemplar:
         from edn.transfer.synthesize import load_exemplars
 
-        exemplars = load_exemplars(args.exemplars, args.exemplar_validity, labels, args.generator)
+        exemplars = load_exemplars(args.exemplars, args.exemplar_validity, labels, args.generator,
+                                   choices=args.exemplar_choices)
     plates = _replayed_plates(args, models.plate is not None)
     faces = kept_faces(models, args.poses, len(labels), enabled=from_arguments(ExemplarFaceOptions, args).exemplar_face)
     write_synthesis(models, labels, index, args.output, runtime, exemplars=exemplars, plates=plates, faces=faces)

@@ -54,23 +54,31 @@ def face_boxes(index: LabelIndex) -> list[tuple[int, int, int, int] | None]:
 
 
 def load_exemplars(images: str | None, validity: str | None, labels: np.ndarray,
-                   generator: str) -> tuple[np.ndarray, np.ndarray]:
+                   generator: str, choices: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """The warped exemplars (uint8 [N, H, W, 3]) and validity masks (uint8 [N, H, W]) that a
     generator conditioned on them (``generator``, a checkpoint path, named in errors) needs,
-    one per label of ``labels``; EdnError when they are missing or do not match."""
+    one per label of ``labels``; EdnError when they are missing or do not match.
+
+    ``choices``: the stores hold that many exemplars per label, choice by choice (a target's
+    training exemplars, ``training.exemplar_choices``: row ``c * N + t`` is choice c of frame t,
+    :mod:`edn.exemplars.for_training`); the first choice, each frame's nearest, is used."""
     from edn.ingest.frames import load_image_store, load_masks
 
     if images is None or validity is None:
         raise EdnError(f"generator checkpoint {generator!r}: trained with the exemplar option, it corrects the "
                        "target's own frames warped to each pose; give them (--exemplars and --exemplar-validity, "
                        "from edn pose-warp on these poses)")
+    if choices < 1:
+        raise EdnError(f"--exemplar-choices {choices}: the exemplars hold at least one per label")
     frames, masks = load_image_store(images, "warped exemplars"), load_masks(validity, "exemplar validity masks")
-    if frames.shape != labels.shape:
+    count = len(labels)
+    if frames.shape != (choices * count, *labels.shape[1:]):
+        per_label = "one per label" if choices == 1 else f"{choices} per label"
         raise EdnError(f"warped exemplars {images!r}: {list(frames.shape)} for labels {list(labels.shape)} "
-                       "(one per label, at their size)")
-    if masks.shape != labels.shape[:3]:
+                       f"({per_label}, at their size)")
+    if masks.shape != (choices * count, *labels.shape[1:3]):
         raise EdnError(f"exemplar validity {validity!r}: {list(masks.shape)} for labels {list(labels.shape)}")
-    return frames, masks
+    return frames[:count], masks[:count]
 
 
 def kept_faces(models: FrameGenerator, poses_path: str | None, count: int, *, enabled: bool,

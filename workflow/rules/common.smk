@@ -727,11 +727,14 @@ def get_kept_face_options(wildcards, input):
 
 def get_model_options(wildcards, input):
     """--generator, --face, --plate, --exemplars and --exemplar-validity for the model files among the
-    inputs, and --baseline for a baseline."""
+    inputs, --baseline for a baseline, and --exemplar-choices for a target's training exemplars."""
     options = [f"--{key.replace('_', '-')} {shlex.quote(input[key])}"
                for key in ("generator", "face", "plate", "exemplars", "exemplar_validity") if key in input.keys()]
     if "method" in wildcards.keys() and not METHODS[wildcards.method].generator:
         options.append(f"--baseline {shlex.quote(wildcards.method)}")
+    if "exemplars" in input.keys() and not {"method", "source"} & set(wildcards.keys()):
+        # The target's own video regenerated (get_exemplar_inputs): its training exemplars, several per frame.
+        options.append(f"--exemplar-choices {int(config['training']['exemplar_choices'])}")
     return " ".join(options)
 
 
