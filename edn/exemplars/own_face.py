@@ -16,7 +16,7 @@ not the plate, :func:`edn.models.compositing.silhouette`), and the generator's
 elsewhere. Not where its validity says: a hidden arm's possible reach is marked
 invalid around the shoulder, and on the juggler's side views that disc covers his
 face. The disc is :data:`FACE_SHARE` of the one the warp cuts the head from
-(:data:`edn.exemplars.warp.HEAD_RADIUS_BODY` torso lengths around the centre of
+(:func:`edn.exemplars.warp.head_disc`: 0.42 torso lengths around the centre of
 the nose, eyes and ears): the face without the hair's edge, which the correction
 keeps fixing. Its edge is feathered over :data:`FEATHER_PX` pixels.
 """
@@ -27,7 +27,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from edn.exemplars.warp import HEAD_JOINTS, HEAD_RADIUS_BODY, body_scale, disc_region
+from edn.exemplars.warp import disc_region, head_disc
 from edn.pose.keypoints import PoseSequence
 
 #: The kept disc's radius as a share of the warp's head disc.
@@ -40,13 +40,11 @@ def face_disc(keypoints: np.ndarray, size: tuple[int, int]) -> np.ndarray | None
     """The kept face of one pose ``keypoints`` [K, 3] in a frame of ``size`` (width, height), as
     float32 [H, W] in [0, 1] (1 inside, a linear ramp of :data:`FEATHER_PX` across the edge), or None
     when the pose has no head joint or no body scale."""
-    present = keypoints[:, 2] > 0
-    head = [joint for joint in HEAD_JOINTS if present[joint]]
-    scale = body_scale(keypoints, present)
-    if not head or scale is None:
+    head = head_disc(keypoints)
+    if head is None:
         return None
-    region = disc_region(keypoints[head, :2].mean(axis=0), FACE_SHARE * HEAD_RADIUS_BODY * scale, size,
-                         feather=FEATHER_PX)
+    centre, radius = head
+    region = disc_region(centre, FACE_SHARE * radius, size, feather=FEATHER_PX)
     width, height = size
     disc = np.zeros((height, width), np.float32)
     if region is not None:  # None: the disc lies outside the frame

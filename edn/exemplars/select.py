@@ -56,7 +56,7 @@ import numpy as np
 
 from edn.core.errors import EdnError
 from edn.pose.distance import pose_distances
-from edn.exemplars.warp import HEAD_JOINTS, HEAD_RADIUS_BODY, PART_GROUPS, body_scale
+from edn.exemplars.warp import PART_GROUPS, head_disc
 from edn.pose.skeleton import BODY, LEFT_HAND, RIGHT_HAND, Body
 
 #: Default share by which another training frame must be closer to replace the kept exemplar.
@@ -100,15 +100,15 @@ def _segment_distances(points: np.ndarray, start: np.ndarray, end: np.ndarray) -
 def covered_heads(poses: np.ndarray) -> np.ndarray:
     """bool [T]: the frames of ``poses`` [T, K, 3] whose own lower arm or hand lies over their head: a
     lower arm (elbow to wrist; the wrist alone when the elbow is missing) or a hand keypoint within
-    the radius of the disc the warp cuts the head from (:data:`edn.exemplars.warp.HEAD_RADIUS_BODY`
-    times the torso's length, :func:`edn.exemplars.warp.body_scale`) of the centre of the head's
-    present joints (nose, eyes, ears). A frame without a head joint or a body scale is not covered."""
+    the disc the warp cuts the head from (:func:`edn.exemplars.warp.head_disc`:
+    :data:`edn.exemplars.warp.HEAD_RADIUS_BODY` times the torso's length around the centre of the
+    head's present joints, nose, eyes and ears). A frame without a head joint or a body scale is not
+    covered."""
     poses = np.nan_to_num(np.asarray(poses, dtype=np.float64))
     present = poses[..., 2] > 0
-    head = list(HEAD_JOINTS)
-    count = present[:, head].sum(axis=1)
-    centre = (poses[:, head, :2] * present[:, head, None]).sum(axis=1) / np.maximum(count, 1)[:, None]
-    scale = np.array([body_scale(pose, shown) or np.nan for pose, shown in zip(poses, present)], dtype=np.float64)
+    discs = [head_disc(pose) for pose in poses]
+    centre = np.array([(0.0, 0.0) if disc is None else disc[0] for disc in discs]).reshape(-1, 2)
+    radius = np.array([np.nan if disc is None else disc[1] for disc in discs])
     nearest = np.full(len(poses), np.inf)
     for elbow, wrist, hand in FOREARMS:
         start = np.where(present[:, elbow, None], poses[:, elbow, :2], poses[:, wrist, :2])
@@ -116,7 +116,7 @@ def covered_heads(poses: np.ndarray) -> np.ndarray:
         fingers = np.where(present[:, hand], np.linalg.norm(poses[:, hand, :2] - centre[:, None], axis=-1), np.inf)
         nearest = np.minimum(nearest, np.minimum(arm, fingers.min(axis=1, initial=np.inf)))
     with np.errstate(invalid="ignore"):
-        return (count > 0) & np.isfinite(scale) & (nearest < HEAD_RADIUS_BODY * scale)
+        return nearest < radius  # NaN (no head disc): False
 
 
 def hysteresis_choice(distances: np.ndarray, switch_margin: float = SWITCH_MARGIN) -> np.ndarray:

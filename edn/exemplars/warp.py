@@ -283,6 +283,18 @@ def _torso_transform(source: np.ndarray, target: np.ndarray, body_ratio: float) 
 # -- body scale ---------------------------------------------------------------------------------------
 
 
+def head_disc(keypoints: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """The disc a pose's head is cut from, for a pose ``keypoints`` [K, 3]: the centre of its present
+    nose, eyes and ears, and :data:`HEAD_RADIUS_BODY` times its :func:`body_scale`; None without a
+    head joint or a body scale."""
+    present = keypoints[:, 2] > 0
+    head = [joint for joint in HEAD_JOINTS if present[joint]]
+    scale = body_scale(keypoints, present)
+    if not head or scale is None:
+        return None
+    return keypoints[head, :2].mean(axis=0), HEAD_RADIUS_BODY * scale
+
+
 def body_scale(keypoints: np.ndarray, present: np.ndarray) -> float | None:
     """The torso's length (neck to mid-hip) in pixels, or an estimate of it from what is present
     (shoulders and hips, then limb segments, then the joints' extent); None with under two joints."""
