@@ -13,7 +13,7 @@ from edn.exemplars.own_face import FACE_SHARE, FEATHER_PX, face_disc, face_discs
 from edn.exemplars.warp import HEAD_JOINTS, HEAD_RADIUS_BODY
 from edn.models import build_generator
 from edn.models.generation import FrameGenerator, generate_frames, label_tensor, plate_tensor, to_uint8_hwc
-from edn.pose.keypoints import PoseSequence, write_pose_table
+from edn.pose.keypoints import PoseSequence, read_pose_table, write_pose_table
 from edn.pose.skeleton import Body
 from edn.transfer.synthesize import kept_faces
 from synthetic_poses import standing_pose
@@ -118,12 +118,13 @@ def test_kept_faces_needs_the_labels_poses_and_checks_them(tmp_path) -> None:
                          frame_size=SIZE, detector="synthetic")
     path = tmp_path / "poses.parquet"
     write_pose_table(path, poses)
+    read = read_pose_table(path)
     with pytest.raises(EdnError, match=f"pose table '{path}': 3 frames for 2 labels"):
-        kept_faces(models, str(path), 2, enabled=True)
+        kept_faces(models, read, 2, enabled=True, source=str(path))
     # The held-out end: labels from frame 1 on.
-    discs = list(kept_faces(models, str(path), 2, enabled=True, first=1))
+    discs = list(kept_faces(models, read.replace(read.keypoints[1:]), 2, enabled=True, source=str(path)))
     np.testing.assert_array_equal(discs[0], face_disc(poses.keypoints[1], SIZE))
     np.testing.assert_array_equal(discs[1], face_disc(poses.keypoints[2], SIZE))
     models.size = (256, 128)
     with pytest.raises(EdnError, match="128x64 frames, the generator draws 256x128"):
-        kept_faces(models, str(path), 3, enabled=True)
+        kept_faces(models, read, 3, enabled=True, source=str(path))

@@ -154,7 +154,7 @@ def _evaluate(args: argparse.Namespace) -> None:
                 exemplars = load_exemplars(args.exemplars, args.exemplar_validity, labels[first:], args.generator)
             # A camera that moves: each held-out frame drawn over the plate in its own camera, as in training.
             plates = None if view is None or models.plate is None else (lambda row: view.plate(first + row))
-            faces = kept_faces(models, args.poses, len(clip.real), first=first,
+            faces = kept_faces(models, clip.poses, len(clip.real), source=args.poses,
                                enabled=from_arguments(ExemplarFaceOptions, args).exemplar_face)
             synthesize_sequence(models, labels[first:], clip.index, generated, runtime, exemplars=exemplars,
                                 plates=plates, faces=faces)

@@ -70,6 +70,7 @@ def _synthesize(args: argparse.Namespace) -> None:
     from edn.models.generation import load_frame_generator
     from edn.labels.label_store import load_labels, read_label_index
     from edn.core.runtime import choose_runtime, set_threads
+    from edn.pose.keypoints import read_pose_table
     from edn.transfer.synthesize import kept_faces, write_synthesis
 
     set_threads(from_arguments(ThreadOptions, args).threads)
@@ -88,7 +89,8 @@ def _synthesize(args: argparse.Namespace) -> None:
         exemplars = load_exemplars(args.exemplars, args.exemplar_validity, labels, args.generator,
                                    choices=args.exemplar_choices)
     plates = _replayed_plates(args, models.plate is not None)
-    faces = kept_faces(models, args.poses, len(labels), enabled=from_arguments(ExemplarFaceOptions, args).exemplar_face)
+    faces = kept_faces(models, read_pose_table(args.poses) if args.poses else None, len(labels),
+                       enabled=from_arguments(ExemplarFaceOptions, args).exemplar_face, source=args.poses)
     write_synthesis(models, labels, index, args.output, runtime, exemplars=exemplars, plates=plates, faces=faces)
 
 

@@ -25,6 +25,7 @@ from edn.ingest.frames import create_image_store, iter_frames, write_frames
 from edn.models.generation import (FrameGenerator, exemplar_tensor, generate_frames, label_tensor, plate_tensor,
                                    to_uint8_hwc)
 from edn.labels.label_store import LabelIndex
+from edn.pose.keypoints import PoseSequence
 from edn.core.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -81,28 +82,26 @@ def load_exemplars(images: str | None, validity: str | None, labels: np.ndarray,
     return frames[:count], masks[:count]
 
 
-def kept_faces(models: FrameGenerator, poses_path: str | None, count: int, *, enabled: bool,
-               first: int = 0) -> Iterator[np.ndarray | None] | None:
+def kept_faces(models: FrameGenerator, poses: PoseSequence | None, count: int, *, enabled: bool,
+               source: str = "poses") -> Iterator[np.ndarray | None] | None:
     """The faces a generator correcting warped exemplars keeps as the exemplars drew them
-    (:mod:`edn.exemplars.own_face`, option ``exemplar_face``), from the poses the labels were drawn from
-    (``poses_path``, a pose table: rows ``first`` to ``first + count``); None when the option is off or the
-    generator draws no correction of an exemplar. EdnError naming the table when it is missing or does not
-    match."""
+    (:mod:`edn.exemplars.own_face`, option ``exemplar_face``), from ``poses``, the ``count`` poses the
+    labels were drawn from (``source``: where they were read, named in errors); None when the option is
+    off or the generator draws no correction of an exemplar. EdnError when the poses are missing or do
+    not match."""
     if not (enabled and models.residual):
         return None
     from edn.exemplars.own_face import face_discs
-    from edn.pose.keypoints import read_pose_table
 
-    if poses_path is None:
+    if poses is None:
         raise EdnError("the generator corrects warped exemplars and keeps their faces (exemplar_face): give the "
                        "poses the labels were drawn from (--poses), or --no-exemplar-face")
-    poses = read_pose_table(poses_path)
-    if poses.frame_count != first + count:
-        raise EdnError(f"pose table {poses_path!r}: {poses.frame_count} frames for {first + count} labels")
+    if poses.frame_count != count:
+        raise EdnError(f"pose table {source!r}: {poses.frame_count} frames for {count} labels")
     if models.size is not None and tuple(poses.frame_size) != tuple(models.size):
-        raise EdnError(f"pose table {poses_path!r}: {poses.frame_size[0]}x{poses.frame_size[1]} frames, the "
+        raise EdnError(f"pose table {source!r}: {poses.frame_size[0]}x{poses.frame_size[1]} frames, the "
                        f"generator draws {models.size[0]}x{models.size[1]}")
-    return face_discs(poses.replace(poses.keypoints[first:]))
+    return face_discs(poses)
 
 
 def synthesize_sequence(models: FrameGenerator, labels: np.ndarray, index: LabelIndex, out: np.ndarray,
