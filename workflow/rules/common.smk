@@ -732,9 +732,8 @@ def get_model_options(wildcards, input):
                for key in ("generator", "face", "plate", "exemplars", "exemplar_validity") if key in input.keys()]
     if "method" in wildcards.keys() and not METHODS[wildcards.method].generator:
         options.append(f"--baseline {shlex.quote(wildcards.method)}")
-    if "exemplars" in input.keys() and not {"method", "source"} & set(wildcards.keys()):
-        # The target's own video regenerated (get_exemplar_inputs): its training exemplars, several per frame.
-        options.append(f"--exemplar-choices {int(config['training']['exemplar_choices'])}")
+    if "exemplars" in input.keys() and input.exemplars == training_exemplar_files(wildcards.target)["exemplars"]:
+        options.append(f"--exemplar-choices {int(config['training']['exemplar_choices'])}")  # several per frame
     return " ".join(options)
 
 
