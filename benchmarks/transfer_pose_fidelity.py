@@ -77,7 +77,7 @@ def measure(frames: np.ndarray, poses: PoseSequence, span: slice, workers: int =
     if len(frames) != poses.frame_count:
         raise EdnError(f"{len(frames)} frames against {poses.frame_count} requested poses: not the same transfer")
     detected = detect_generated(np.ascontiguousarray(frames), workers)
-    return pose_measures(detected[span], PoseSequence(poses.keypoints[span], poses.frame_size, poses.detector))
+    return pose_measures(detected[span], poses.replace(poses.keypoints[span]))
 
 
 def main(argv: list[str] | None = None) -> int:
