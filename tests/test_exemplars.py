@@ -10,7 +10,7 @@ from edn.core.options import ExemplarOptions, first_heldout_frame
 from edn.exemplars.select import choose_exemplars, hysteresis_choice
 from edn.exemplars.warp import fit_affine, fit_similarity, segment_transform, warp_person
 from edn.pose.keypoints import PoseSequence, write_pose_table
-from edn.pose.skeleton import RIGHT_HAND, Body
+from edn.pose.skeleton import FACE, RIGHT_HAND, Body
 from helpers import DEMO, ffmpeg, run_edn
 from synthetic_poses import standing_pose
 
@@ -225,6 +225,60 @@ def test_nobody_requested_draws_nothing_and_an_exemplar_without_a_body_marks_the
     assert {"torso", "head", "right_lower_arm"} <= set(blind.missing)
     neck = np.floor(pose[Body.NECK, :2] + [0, 10]).astype(int)
     assert blind.validity[neck[1], neck[0]] == 0.0
+
+
+NECK_COLOUR = (90, 60, 40)
+HEAD_POINTS = [int(j) for j in (Body.NOSE, Body.R_EYE, Body.L_EYE, Body.R_EAR, Body.L_EAR)]
+
+
+def with_head_points(pose: np.ndarray, change) -> np.ndarray:
+    """``pose`` with its nose, eyes, ears and face points moved by ``change`` (points [n, 2] -> [n, 2])."""
+    out = pose.copy()
+    points = HEAD_POINTS + list(range(FACE.start, FACE.stop))
+    out[points, :2] = change(out[points, :2])
+    return out
+
+
+def test_a_head_thrust_forward_stays_joined_to_the_torso_by_its_neck() -> None:
+    pose = figure_pose()
+    image, _ = draw_figure(pose)
+    cv2.line(image, tuple(int(v) for v in pose[Body.NECK, :2]), tuple(int(v) for v in pose[Body.NOSE, :2]),
+             NECK_COLOUR, 6)
+    cv2.circle(image, tuple(int(round(v - 0.5)) for v in pose[Body.NOSE, :2]), 5, COLOURS["head"], -1)
+    mask = np.where(image.max(axis=-1) > 0, 255, 0).astype(np.uint8)
+    requested = with_head_points(pose, lambda points: points + [-16.0, -6.0])
+    warped = warp_person(image, mask, pose, requested)
+    assert "neck" in warped.drawn and "neck" not in warped.missing
+    neck, head = requested[Body.NECK, :2], requested[HEAD_POINTS, :2].mean(axis=0)
+    # Between the torso's top and the moved head, neither of which reaches there, the neck is drawn whole.
+    for fraction in (0.25, 0.3):
+        xy = neck + fraction * (head - neck)
+        x, y = np.floor(xy).astype(int)
+        assert warped.alpha[y, x] > 0.9 and warped.validity[y, x] == 1.0, fraction
+        assert np.abs(colour_at(warped.image, xy) - NECK_COLOUR).max() <= 12, fraction
+    # The head itself is drawn where the requested head points put it, over its neck.
+    assert np.abs(colour_at(warped.image, requested[Body.NOSE, :2]) - COLOURS["head"]).max() <= 1
+    # A head in place needs no neck: over its own exemplar nothing changes.
+    still = warp_person(image, mask, pose, pose)
+    assert np.abs(still.over(image).astype(int) - image).max() <= 1
+
+
+@pytest.mark.parametrize("factor", [0.4, 2.5])
+def test_a_head_whose_points_bunch_up_or_spread_keeps_about_the_bodys_scale(factor: float) -> None:
+    pose = figure_pose()
+    image, mask = draw_figure(pose)
+    centre = pose[HEAD_POINTS, :2].mean(axis=0)
+    requested = with_head_points(pose, lambda points: centre + factor * (points - centre))
+    warped = warp_person(image, mask, pose, requested)
+
+    # The head's area: how much of each pixel it covers, where the colour drawn there is the head's.
+    colour = warped.premultiplied / np.maximum(warped.alpha[..., None], 1e-6)
+    area = float((warped.alpha * (np.abs(colour - COLOURS["head"]).max(axis=-1) <= 12)).sum())
+    original = int((np.abs(image.astype(int) - COLOURS["head"]).max(axis=-1) <= 12).sum())
+    # HEAD_SCALE_LIMIT (1.2) of the body's scale, which is unchanged: the area 1.2 squared smaller or larger,
+    # not the points' own 0.4 or 2.5 (the limit for other parts, 1.6, would give 0.39 or 2.56 of it).
+    expected = original * (1.2 ** 2 if factor > 1 else 1 / 1.2 ** 2)
+    assert area == pytest.approx(expected, rel=0.1), (area, original)
 
 
 def test_the_warp_is_deterministic() -> None:

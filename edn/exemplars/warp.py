@@ -16,8 +16,12 @@ Here the same is done on the pixels of one of the target's own frames (its
   shoulders, hips; a similarity where the affine one would shear or flip), the
   head by a least-squares similarity of the body's head points (nose, eyes,
   ears) or, with ``head_from="face"``, of the face's points both poses share
-  (at least :data:`MIN_FACE_POINTS` of its 70), each hand by a similarity of its
-  21 points, each foot of its ankle, toes and heel.
+  (at least :data:`MIN_FACE_POINTS` of its 70), its scale kept within
+  :data:`HEAD_SCALE_LIMIT` of the body's (those points bunch up when the head
+  turns away, and another person's head, normalised onto the target, is not the
+  target's size), each hand by a similarity of its 21 points, each foot of its
+  ankle, toes and heel. The neck (:data:`NECK`), a band from the neck joint
+  towards the head, moves by the segment transform of neck joint and head.
 - **Regions.** A part takes the exemplar's pixels inside its region, times the
   person's segmentation mask (its soft values stretched, :func:`person_coverage`):
   a band along a limb segment (half-width ``limb_radius`` times the body scale,
@@ -30,8 +34,9 @@ Here the same is done on the pixels of one of the target's own frames (its
   limbs, hands, feet and head hold (an arm by the body moves with the arm, a
   chin on the collar with the head; where they covered the torso, the torso
   behind is filled from its own pixels around and marked).
-- **Compositing.** Layers are drawn back to front (:data:`DEPTH_ORDER`: torso,
-  legs, feet, head, arms, hands) with premultiplied alpha. Every edge is
+- **Compositing.** Layers are drawn back to front (:data:`DEPTH_ORDER`: neck,
+  torso, legs, feet, head, arms, hands) with premultiplied alpha: the neck shows
+  only where the torso and the head leave a gap between them. Every edge is
   feathered over ``feather_px`` pixels. A limb fades in over ``feather_px``
   centred on the joint it hangs from, and is whole up to its far joint; behind
   the two limbs that meet at an elbow or knee (:data:`JOINTS`), a disc of the
@@ -120,17 +125,22 @@ JOINTS = (
 #: A joint's disc radius as a fraction of its child limb's region half-width.
 JOINT_RADIUS = 0.8
 
+#: The neck: a band of the head's exemplar from its neck joint towards its head's centre, moved onto
+#: the requested neck and head by a segment transform and drawn behind everything, so that it shows
+#: only where the torso and the head leave a gap between them (a head turned or thrust forward, or
+#: taken from another frame). Drawn with the head; never marked missing.
+NECK = "neck"
 #: Back to front.
-DEPTH_ORDER = ("torso", "right_knee", "left_knee", "right_upper_leg", "left_upper_leg", "right_lower_leg",
+DEPTH_ORDER = (NECK, "torso", "right_knee", "left_knee", "right_upper_leg", "left_upper_leg", "right_lower_leg",
                "left_lower_leg", "right_foot", "left_foot", "right_elbow", "left_elbow", "head", "right_upper_arm",
                "left_upper_arm", "right_lower_arm", "left_lower_arm", "right_hand", "left_hand")
-#: The parts whose absence is marked invalid (joints are drawn only between two drawn parts).
-PART_NAMES = tuple(name for name in DEPTH_ORDER if name not in {joint[0] for joint in JOINTS})
+#: The parts whose absence is marked invalid (joints are drawn only between two drawn parts, the neck with the head).
+PART_NAMES = tuple(name for name in DEPTH_ORDER if name not in {joint[0] for joint in JOINTS} | {NECK})
 #: The parts that come from one exemplar when each group has its own (:func:`warp_parts`): a limb's
 #: segments, the joint between them and the hand or foot it carries stay together.
 PART_GROUPS = {
     "torso": ("torso",),
-    "head": ("head",),
+    "head": (NECK, "head"),
     "right_arm": ("right_upper_arm", "right_elbow", "right_lower_arm", "right_hand"),
     "left_arm": ("left_upper_arm", "left_elbow", "left_lower_arm", "left_hand"),
     "right_leg": ("right_upper_leg", "right_knee", "right_lower_leg", "right_foot"),
@@ -159,6 +169,13 @@ MIN_SEGMENT_PX = 2.0
 #: A part's scale may differ from the body's by at most this factor either way; a limb may
 #: stretch or shrink along itself by at most LIMB_STRETCH.
 PART_SCALE_LIMIT = 1.6
+#: The head's scale may differ from the body's by at most this factor either way: a head is about the
+#: same size in every view, while its nose, eyes and ears bunch up when it turns away.
+HEAD_SCALE_LIMIT = 1.2
+#: The neck's half-width as a fraction of the body scale, and how far it reaches from the neck joint
+#: (between the shoulders) towards the centre of the nose, eyes and ears: to about the chin.
+NECK_RADIUS = 0.15
+NECK_LENGTH = 0.45
 LIMB_STRETCH = 3.0
 #: The segmentation mask's soft values are stretched: below MASK_RAMP[0] nothing of the person is
 #: taken, above MASK_RAMP[1] all of it (MediaPipe's mask is soft over loose objects and motion blur,
@@ -256,11 +273,12 @@ def _scale_of(matrix: np.ndarray) -> float:
     return float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
 
 
-def _limit_scale(matrix: np.ndarray, source: np.ndarray, target: np.ndarray, body_ratio: float) -> np.ndarray:
-    """``matrix`` with its scale brought within :data:`PART_SCALE_LIMIT` of ``body_ratio``, about the
-    points' centroids (so the part stays where its points are)."""
+def _limit_scale(matrix: np.ndarray, source: np.ndarray, target: np.ndarray, body_ratio: float,
+                 limit: float = PART_SCALE_LIMIT) -> np.ndarray:
+    """``matrix`` with its scale brought within ``limit`` of ``body_ratio``, about the points' centroids
+    (so the part stays where its points are)."""
     scale = _scale_of(matrix)
-    limited = float(np.clip(scale, body_ratio / PART_SCALE_LIMIT, body_ratio * PART_SCALE_LIMIT))
+    limited = float(np.clip(scale, body_ratio / limit, body_ratio * limit))
     if scale <= 0 or limited == scale:
         return matrix
     linear = matrix[:, :2] * (limited / scale)
@@ -661,8 +679,32 @@ def _head_plan(poses: _Poses, *, feather: float, head_from: str) -> PartPlan | N
         region = disc_region(centre, HEAD_RADIUS_BODY * poses.source_scale, poses.size, feather=feather)
     if region is None or np.ptp(source, axis=0).max() < MIN_SEGMENT_PX / 2:
         return None
-    matrix = _limit_scale(fit_similarity(source, target), source, target, poses.ratio)
+    matrix = _limit_scale(fit_similarity(source, target), source, target, poses.ratio, HEAD_SCALE_LIMIT)
     return PartPlan("head", matrix, region)
+
+
+def _neck_plan(poses: _Poses, *, limb_radius: float, feather: float) -> PartPlan | None:
+    """The neck (:data:`NECK`): the exemplar's pixels within :data:`NECK_RADIUS` of the body scale of
+    the first :data:`NECK_LENGTH` of the segment from its neck joint to the centre of the head points
+    both poses have (a band, without round ends: the face is the head's, not stretched), less what the
+    exemplar's limbs hold there (a hand at the chin stays with the arm), moved by the segment transform
+    onto the requested segment."""
+    head = poses.shared(HEAD_JOINTS)
+    if poses.source_scale is None or not len(head) or not len(poses.shared([Body.NECK])):
+        return None
+    start, end = poses.source[Body.NECK, :2], poses.source[head, :2].mean(axis=0)
+    if np.linalg.norm(end - start) < MIN_SEGMENT_PX:
+        return None
+    matrix = segment_transform(start, end, poses.target[Body.NECK, :2], poses.target[head, :2].mean(axis=0),
+                               poses.ratio)
+    region = band_region(start, start + NECK_LENGTH * (end - start), NECK_RADIUS * poses.source_scale, poses.size,
+                         feather=feather, whole_at_end=False)
+    if region is None:
+        return None
+    held = np.zeros_like(region.alpha)
+    for limb in LIMBS:
+        np.maximum(held, _on_box(_exemplar_limb(limb, poses, limb_radius, feather), region.box), out=held)
+    return PartPlan(NECK, matrix, Region(region.alpha * (1.0 - held), region.x0, region.y0))
 
 
 def _end_plan(name: str, indices, limb: Limb, minimum: int, margin: float, poses: _Poses, *,
@@ -788,6 +830,8 @@ def plan_parts(image: np.ndarray, coverage: np.ndarray, exemplar_keypoints: np.n
                                       carried_on_own=False, whole_at_end=False)
     if plan("head"):
         plans["head"] = _head_plan(poses, feather=feather_px, head_from=head_from)
+    if plan(NECK) and plans.get("head") is not None:
+        plans[NECK] = _neck_plan(poses, limb_radius=limb_radius, feather=feather_px)
     if everything:
         limbs = [_exemplar_limb(limb, poses, limb_radius, feather_px) for limb in LIMBS
                  if plans[limb.name] is not None]
