@@ -8,7 +8,8 @@ import pytest
 
 from edn.core.options import ExemplarOptions, first_heldout_frame
 from edn.exemplars.select import choose_exemplars, hysteresis_choice
-from edn.exemplars.warp import fit_affine, fit_similarity, segment_transform, warp_person
+from edn.exemplars.warp import (NECK_LENGTH, fit_affine, fit_similarity, person_coverage, plan_parts,
+                                 segment_transform, warp_person)
 from edn.pose.keypoints import PoseSequence, write_pose_table
 from edn.pose.skeleton import FACE, RIGHT_HAND, Body
 from helpers import DEMO, ffmpeg, run_edn
@@ -261,6 +262,23 @@ def test_a_head_thrust_forward_stays_joined_to_the_torso_by_its_neck() -> None:
     # A head in place needs no neck: over its own exemplar nothing changes.
     still = warp_person(image, mask, pose, pose)
     assert np.abs(still.over(image).astype(int) - image).max() <= 1
+
+
+@pytest.mark.parametrize("shift", [(-8.0, -4.0), (0.0, -10.0)])  # stretched under LIMB_STRETCH
+def test_the_neck_runs_from_the_requested_neck_joint_to_where_the_head_puts_the_chin(shift) -> None:
+    pose = figure_pose()
+    image, mask = draw_figure(pose)
+    requested = with_head_points(pose, lambda points: points + shift)
+    moved, _ = plan_parts(image, person_coverage(mask), pose, requested)
+    plans = {plan.name: plan for plan in moved}
+
+    def apply(matrix: np.ndarray, point: np.ndarray) -> np.ndarray:
+        return matrix[:, :2] @ point + matrix[:, 2]
+
+    neck = pose[Body.NECK, :2].astype(np.float64)
+    chin = neck + NECK_LENGTH * (pose[HEAD_POINTS, :2].mean(axis=0) - neck)
+    np.testing.assert_allclose(apply(plans["neck"].matrix, neck), requested[Body.NECK, :2], atol=1e-4)
+    np.testing.assert_allclose(apply(plans["neck"].matrix, chin), apply(plans["head"].matrix, chin), atol=1e-4)
 
 
 @pytest.mark.parametrize("factor", [0.4, 2.5])

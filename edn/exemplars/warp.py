@@ -21,7 +21,8 @@ Here the same is done on the pixels of one of the target's own frames (its
   turns away, and another person's head, normalised onto the target, is not the
   target's size), each hand by a similarity of its 21 points, each foot of its
   ankle, toes and heel. The neck (:data:`NECK`), a band from the neck joint
-  towards the head, moves by the segment transform of neck joint and head.
+  towards the head, is stretched from the requested neck joint to where the
+  head's transform puts its far end.
 - **Regions.** A part takes the exemplar's pixels inside its region, times the
   person's segmentation mask (its soft values stretched, :func:`person_coverage`):
   a band along a limb segment (half-width ``limb_radius`` times the body scale,
@@ -125,8 +126,8 @@ JOINTS = (
 #: A joint's disc radius as a fraction of its child limb's region half-width.
 JOINT_RADIUS = 0.8
 
-#: The neck: a band of the head's exemplar from its neck joint towards its head's centre, moved onto
-#: the requested neck and head by a segment transform and drawn behind everything, so that it shows
+#: The neck: a band of the head's exemplar from its neck joint towards its head's centre, stretched from
+#: the requested neck joint to where the head puts the band's far end and drawn behind everything, so that it shows
 #: only where the torso and the head leave a gap between them (a head turned or thrust forward, or
 #: taken from another frame). Drawn with the head; never marked missing.
 NECK = "neck"
@@ -683,22 +684,24 @@ def _head_plan(poses: _Poses, *, feather: float, head_from: str) -> PartPlan | N
     return PartPlan("head", matrix, region)
 
 
-def _neck_plan(poses: _Poses, *, limb_radius: float, feather: float) -> PartPlan | None:
+def _neck_plan(poses: _Poses, head: PartPlan, *, limb_radius: float, feather: float) -> PartPlan | None:
     """The neck (:data:`NECK`): the exemplar's pixels within :data:`NECK_RADIUS` of the body scale of
     the first :data:`NECK_LENGTH` of the segment from its neck joint to the centre of the head points
     both poses have (a band, without round ends: the face is the head's, not stretched), less what the
-    exemplar's limbs hold there (a hand at the chin stays with the arm), moved by the segment transform
-    onto the requested segment."""
-    head = poses.shared(HEAD_JOINTS)
-    if poses.source_scale is None or not len(head) or not len(poses.shared([Body.NECK])):
+    exemplar's limbs hold there (a hand at the chin stays with the arm). It is moved by the segment
+    transform that takes the neck joint onto the requested one and the band's far end (about the chin)
+    to where the ``head``'s own transform takes it, so that it spans whatever gap the two leave."""
+    points = poses.shared(HEAD_JOINTS)
+    if poses.source_scale is None or not len(points) or not len(poses.shared([Body.NECK])):
         return None
-    start, end = poses.source[Body.NECK, :2], poses.source[head, :2].mean(axis=0)
+    start = poses.source[Body.NECK, :2]
+    end = start + NECK_LENGTH * (poses.source[points, :2].mean(axis=0) - start)
     if np.linalg.norm(end - start) < MIN_SEGMENT_PX:
         return None
-    matrix = segment_transform(start, end, poses.target[Body.NECK, :2], poses.target[head, :2].mean(axis=0),
+    matrix = segment_transform(start, end, poses.target[Body.NECK, :2], head.matrix[:, :2] @ end + head.matrix[:, 2],
                                poses.ratio)
-    region = band_region(start, start + NECK_LENGTH * (end - start), NECK_RADIUS * poses.source_scale, poses.size,
-                         feather=feather, whole_at_end=False)
+    region = band_region(start, end, NECK_RADIUS * poses.source_scale, poses.size, feather=feather,
+                         whole_at_end=False)
     if region is None:
         return None
     held = np.zeros_like(region.alpha)
@@ -831,7 +834,7 @@ def plan_parts(image: np.ndarray, coverage: np.ndarray, exemplar_keypoints: np.n
     if plan("head"):
         plans["head"] = _head_plan(poses, feather=feather_px, head_from=head_from)
     if plan(NECK) and plans.get("head") is not None:
-        plans[NECK] = _neck_plan(poses, limb_radius=limb_radius, feather=feather_px)
+        plans[NECK] = _neck_plan(poses, plans["head"], limb_radius=limb_radius, feather=feather_px)
     if everything:
         limbs = [_exemplar_limb(limb, poses, limb_radius, feather_px) for limb in LIMBS
                  if plans[limb.name] is not None]
