@@ -516,6 +516,15 @@ def _on_box(region: Region | None, box: tuple[int, int, int, int]) -> np.ndarray
     return out
 
 
+def _held_by(regions: Sequence[Region | None], box: tuple[int, int, int, int]) -> np.ndarray:
+    """How much of each pixel of the frame box ``box`` any of ``regions`` holds (their alphas' maximum)."""
+    x0, y0, x1, y1 = box
+    held = np.zeros((y1 - y0, x1 - x0), np.float32)
+    for region in regions:
+        np.maximum(held, _on_box(region, box), out=held)
+    return held
+
+
 def _beyond_joint(region: Region | None, start: np.ndarray, joint: np.ndarray, feather: float) -> Region | None:
     """``region`` faded in over ``feather`` pixels across the line through ``joint`` perpendicular to
     start-joint: a hand from its wrist on, a foot from its ankle on, leaving the forearm and shin to them."""
@@ -582,9 +591,7 @@ def _torso_plan(poses: _Poses, image: np.ndarray, coverage: np.ndarray, limbs: l
         return None
     box = region.box
     x0, y0, x1, y1 = box
-    held = np.zeros_like(region.alpha)
-    for limb in limbs:
-        np.maximum(held, _on_box(limb, box), out=held)
+    held = _held_by(limbs, box)
     # Whole inside the joints' hull (its soft edge outside it).
     core = _on_box(hull_region(joints, feather / 2, poses.size, feather=feather), box) if len(joints) >= 3 else \
         np.zeros_like(held)
@@ -704,9 +711,7 @@ def _neck_plan(poses: _Poses, head: PartPlan, *, limb_radius: float, feather: fl
                          whole_at_end=False)
     if region is None:
         return None
-    held = np.zeros_like(region.alpha)
-    for limb in LIMBS:
-        np.maximum(held, _on_box(_exemplar_limb(limb, poses, limb_radius, feather), region.box), out=held)
+    held = _held_by([_exemplar_limb(limb, poses, limb_radius, feather) for limb in LIMBS], region.box)
     return PartPlan(NECK, matrix, Region(region.alpha * (1.0 - held), region.x0, region.y0))
 
 
