@@ -211,6 +211,14 @@ def test_a_composite_training_step_starts_the_pair_from_the_frames_drawn_before_
     assert len(previous) == 4  # two frames drawn before the pair, then the pair
     assert not previous[0].any() and all(p.any() for p in previous[1:])  # zeros only at the very start
     assert losses["g_mask"] > 0 and np.isfinite(losses["g_total"])
+    assert "g_colour" not in losses  # colour_weight 0: no such term
     previous.clear()
     trainer.step(data.sample(5), data.sample(6))
     assert len(previous) == 2 and not previous[0].any()  # no history: the paper's pair from the zero image
+    torch.manual_seed(0)
+    coloured = MainStageTrainer("global", PRESETS["tiny"], trainer.perceptual, Runtime(torch.device("cpu")), 2e-4,
+                                plate=data.plate, mask_weight=10.0, colour_weight=20.0)
+    losses = coloured.step(data.sample(5), data.sample(6))
+    assert losses["g_colour"] > 0
+    weighted = {"g_gan": 1, "g_feature_matching": 10, "g_perceptual": 10, "g_mask": 10, "g_colour": 20}
+    assert losses["g_total"] == pytest.approx(sum(w * losses[k] for k, w in weighted.items()), rel=1e-5)

@@ -22,7 +22,7 @@ from edn.exemplars.select import candidate_distances
 from edn.core.errors import EdnError
 from edn.ingest.frames import create_image_store, load_frames, load_masks
 from edn.models import build_face_generator, build_generator
-from edn.models.compositing import last_convolution
+from edn.models.compositing import RESIDUAL_SCALE, last_convolution, residual_person_and_mask
 from edn.models.generation import draw_in_window, load_frame_generator
 from edn.pose.keypoints import PoseSequence, write_pose_table
 from helpers import run_edn
@@ -355,10 +355,12 @@ def test_a_residual_generator_starts_as_the_exemplar_and_its_mask_still_learns(k
     inside[..., y0:y1, x0:x1] = True
     inside = inside.expand(1, 3, height, width)
     # At initialisation the frame in the window is the exemplar to within 2% of the range, whatever the
-    # label and the previous frame; where the exemplar shows the plate, exactly; outside, the plate.
+    # label and the previous frame; where the exemplar shows the plate, the plate times 1 - sigmoid(-4)
+    # (the person drawn there starts mid-grey, the mask at sigmoid(-4)); outside, the plate exactly.
     assert (frame - exemplar[:, :3])[inside].abs().max() <= 0.02 * 2
     shows_plate = inside & (exemplar[:, :3] == plate)
-    assert shows_plate.any() and torch.allclose(frame[shows_plate], plate[shows_plate], atol=1e-6)
+    low = torch.sigmoid(torch.tensor(-4.0)).item()
+    assert shows_plate.any() and torch.allclose(frame[shows_plate], (1 - low) * plate[shows_plate], atol=1e-6)
     assert torch.equal(frame[~inside], plate[~inside])
     # The mask starts as the exemplar's silhouette: sigmoid(4) where it is not the plate, sigmoid(-4) elsewhere.
     silhouette = (exemplar[:, :3] != plate).any(dim=1, keepdim=True)[..., y0:y1, x0:x1]
@@ -374,6 +376,26 @@ def test_a_residual_generator_starts_as_the_exemplar_and_its_mask_still_learns(k
     (torch.nn.functional.l1_loss(frame, real) + torch.nn.functional.l1_loss(mask, target_mask)).backward()
     last = last_convolution(residual.body)
     assert all(last.weight.grad[c].abs().sum() > 0 for c in range(4)) and (last.bias.grad != 0).all()
+
+
+def test_a_residual_generator_draws_off_the_exemplars_person_without_the_plate_beneath() -> None:
+    """Where the warp drew no person (the exemplar shows the plate) the correction is a colour of its own,
+    not an offset from the plate: the same output over two plates draws the same person there (from the
+    plate, a white shirt drawn over foliage kept the foliage's texture and came out yellow), and on the
+    exemplar's person it stays a correction of the exemplar's pixels."""
+    plate_a, exemplar = _frame_with_a_person(32, 48, seed=3)
+    plate_b = torch.rand(plate_a.shape, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    on_person = (exemplar[:, :3] != plate_a).any(dim=1, keepdim=True)
+    exemplar_b = torch.cat([torch.where(on_person, exemplar[:, :3], plate_b), exemplar[:, 3:]], dim=1)
+    out = torch.tanh(torch.randn(1, 4, 32, 48, generator=torch.Generator().manual_seed(5)))
+    person_a, mask_a = residual_person_and_mask(out, exemplar, plate_a)
+    person_b, mask_b = residual_person_and_mask(out, exemplar_b, plate_b)
+    off = ~on_person.expand_as(person_a)
+    assert off.any() and torch.equal(person_a[off], person_b[off]) and torch.equal(mask_a, mask_b)
+    assert torch.equal(person_a[off], (RESIDUAL_SCALE * out[:, :3]).clamp(-1, 1)[off])
+    assert not torch.equal(plate_a[off], plate_b[off])
+    on = on_person.expand_as(person_a)
+    assert torch.equal(person_a[on], (exemplar[:, :3] + RESIDUAL_SCALE * out[:, :3]).clamp(-1, 1)[on])
 
 
 def test_a_residual_generator_is_the_input_one_but_for_its_zeroed_last_convolution() -> None:
@@ -444,7 +466,7 @@ def test_a_few_training_steps_of_a_residual_generator_on_one_pair_reduce_its_l1_
 
 @pytest.mark.slow
 def test_a_residual_run_through_the_cli_is_recorded_and_rebuilt(tmp_path: Path, perceptual_weights: Path) -> None:
-    data = _subject_with_exemplars(tmp_path / "subject", perceptual_weights)
+    data = _subject_with_exemplars(tmp_path / "subject", perceptual_weights, size=(128, 64))  # faces of 16 px
     args = ("--exemplar", "residual", *_exemplar_args(data)[2:])
     trained = run_edn(*_train_args(data, tmp_path, "residual", *args, iterations=3))
     assert trained.returncode == 0, trained.stderr
@@ -453,6 +475,20 @@ def test_a_residual_run_through_the_cli_is_recorded_and_rebuilt(tmp_path: Path, 
     models = load_frame_generator(tmp_path / "residual" / "global.pt", None, torch.device("cpu"),
                                   read_plate(data["plate"]))
     assert models.exemplar and models.generator.residual and "as a residual" in models.description
+    # The base off the exemplar's person is recorded (grey), and a checkpoint from before it was
+    # recorded is rebuilt as it was trained: its correction added to the plate there.
+    checkpoint = load_checkpoint(tmp_path / "residual" / "global.pt")
+    assert checkpoint.options["residual_base"] == "grey" and models.generator.residual_base == "grey"
+    older = {key: value for key, value in checkpoint.options.items() if key != "residual_base"}
+    save_checkpoint(tmp_path / "older.pt", Checkpoint(checkpoint.stage, checkpoint.step, checkpoint.preset, older,
+                                                      checkpoint.models))
+    rebuilt = load_frame_generator(tmp_path / "older.pt", None, torch.device("cpu"), read_plate(data["plate"]))
+    assert rebuilt.generator.residual_base == "plate"
+    # The face stage on top follows the generator it starts from.
+    face = run_edn(*_train_args(data, tmp_path, "older", *args, "--init", tmp_path / "older.pt", stage="face",
+                                iterations=1))
+    assert face.returncode == 0, face.stderr
+    assert load_checkpoint(tmp_path / "older" / "face.pt").residual_base == "plate"
     # The option's older value false is the mode none.
     plain = run_edn(*_train_args(data, tmp_path, "plain", "--exemplar", "false", iterations=1))
     assert plain.returncode == 0, plain.stderr

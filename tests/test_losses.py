@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from edn.core.errors import EdnError
-from edn.training.losses import (LOSS_WEIGHTS, PerceptualLoss, compose_loss, feature_matching, lsgan_discriminator,
-                        lsgan_generator)
+from edn.training.losses import (COLOUR_BLOCK, LOSS_WEIGHTS, PerceptualLoss, colour_difference, compose_loss,
+                                 feature_matching, lsgan_discriminator, lsgan_generator)
 from edn.training.perceptual import (LAYER_WEIGHTS, PerceptualFeatures, convert_hed_wheel, convert_torchvision_vgg19,
                             load_perceptual)
 
@@ -36,6 +36,27 @@ def test_lsgan_terms() -> None:
     assert float(real) == 1 and float(fake) == 1  # not halved here: the trainer halves their sum, once
     real, fake = lsgan_discriminator([zeros, zeros], [ones, ones])
     assert float(real) == 2 and float(fake) == 2  # summed over scales
+
+
+def test_colour_difference_sees_a_hue_shift_and_not_texture_within_a_block() -> None:
+    """A white shirt drawn yellow: the colour term is the shift itself; the same image's texture
+    shuffled inside 4x4 blocks it does not see at all (and a partial block at the edge counts its own
+    pixels only)."""
+    generator = torch.Generator().manual_seed(0)
+    shirt = 0.8 + 0.1 * torch.rand(1, 3, 32, 48, generator=generator)  # a textured white, in [-1, 1]
+    yellow = shirt.clone()
+    yellow[:, 2] -= 0.4  # less blue: the yellow the shirt came out
+    blocks = shirt.reshape(1, 3, 8, 4, 12, 4).permute(0, 1, 2, 4, 3, 5).reshape(1, 3, 8, 12, 16)
+    shuffled = blocks[..., torch.randperm(16, generator=generator)].reshape(1, 3, 8, 12, 4, 4)
+    shuffled = shuffled.permute(0, 1, 2, 4, 3, 5).reshape(1, 3, 32, 48)
+    assert COLOUR_BLOCK == 4 and not torch.equal(shuffled, shirt)
+    assert float(colour_difference(shirt, shirt)) == 0
+    assert float(colour_difference(shuffled, shirt)) == pytest.approx(0, abs=1e-6)
+    assert float(colour_difference(yellow, shirt)) == pytest.approx(0.4 / 3, rel=1e-5)
+    odd = shirt[..., :30, :45]  # blocks of 2x4, 4x1 and 2x1 pixels at the edges
+    patch = odd.clone()
+    patch[..., 28:, 44:] += 0.2  # the last 2x1 pixels: their block's mean moves by 0.2
+    assert float(colour_difference(patch, odd)) == pytest.approx(0.2 / (8 * 12), rel=1e-4)
 
 
 def test_feature_matching_excludes_the_prediction_and_weights_as_pix2pixhd() -> None:

@@ -68,6 +68,12 @@ class Checkpoint:
         before the option used transposed convolutions."""
         return self.options.get("upsampling", "transposed")
 
+    @property
+    def residual_base(self) -> str:
+        """What a generator correcting warped exemplars adds its correction to off the exemplar's person
+        (:data:`edn.models.compositing.RESIDUAL_BASES`); checkpoints from before it was recorded: "plate"."""
+        return self.options.get("residual_base", "plate")
+
     def payload(self) -> dict:
         return {"stage": self.stage, "step": self.step, "preset": self.preset.to_dict(), "options": self.options,
                 "models": self.models, "optimizers": self.optimizers}

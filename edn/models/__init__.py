@@ -30,7 +30,7 @@ __all__ = ["CompositingGenerator", "FaceDiscriminator", "FaceGenerator", "Global
 
 
 def build_generator(preset: Preset, kind: str, compositing: bool = False, upsampling: str = "transposed",
-                    exemplar: bool | str = False) -> nn.Module:
+                    exemplar: bool | str = False, residual_base: str = "grey") -> nn.Module:
     """The main generator: ``kind`` "global" (G1) or "local" (G2 around G1).
 
     ``compositing``: a :class:`CompositingGenerator` around it, which draws the
@@ -39,7 +39,8 @@ def build_generator(preset: Preset, kind: str, compositing: bool = False, upsamp
     convolutions) or "resize" (upsample, then convolve; :mod:`edn.models.generator`).
     ``exemplar``: option ``training.exemplar``'s mode (True and False: input and none): the
     compositing generator also takes the warped exemplar and its validity (4 more input
-    channels), and as a residual draws a correction of the exemplar (:mod:`edn.models.compositing`).
+    channels), and as a residual draws a correction of the exemplar (:mod:`edn.models.compositing`),
+    added off the exemplar's person to ``residual_base`` (a checkpoint's :attr:`residual_base`).
     """
     exemplar = exemplar_mode(exemplar)
     if exemplar != "none" and not compositing:
@@ -53,7 +54,7 @@ def build_generator(preset: Preset, kind: str, compositing: bool = False, upsamp
                              **channels, upsampling=upsampling)
     else:
         raise ValueError(f"generator kind {kind!r}: must be one of {GENERATOR_KINDS}")
-    return CompositingGenerator(body, exemplar) if compositing else body
+    return CompositingGenerator(body, exemplar, residual_base) if compositing else body
 
 
 def build_discriminator(preset: Preset, kind: str, temporal: bool = True) -> MultiscaleDiscriminator:

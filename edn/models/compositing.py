@@ -25,23 +25,30 @@ through its bottleneck and blurs it; here the texture passes untouched unless
 the network learns to change it. The first three outputs correct the
 exemplar's RGB,
 
-    person = clamp(exemplar_rgb + 2 * tanh(z_rgb), -1, 1)
+    person = clamp(base + 2 * tanh(z_rgb), -1, 1)
 
-(the factor 2 so that any colour can be reached from any exemplar pixel, an
-invalid part drawn over a white wall included), and the mask's logit is the
-body's plus a prior from the exemplar's own silhouette, the pixels where it is
-not the plate (by more than :data:`SILHOUETTE_THRESHOLD`):
+where ``base`` is the exemplar's RGB on its own silhouette, the pixels where it
+is not the plate (by more than :data:`SILHOUETTE_THRESHOLD`), and mid-grey (0)
+off it (the factor 2 so that any colour can be reached from any exemplar pixel).
+Off the silhouette the warp drew no person, so what the network draws there
+(a part the exemplar lacks, a back bent further than the exemplar's) is a
+colour of its own and not an offset from the plate beneath: pix2pixHD's
+generator has no skip connections, so it cannot cancel the plate's texture
+pixel by pixel, and a white shirt drawn as a correction of foliage kept the
+foliage's texture and came out yellow (docs/training.md; models trained before
+keep the plate as their base, ``residual_base="plate"``). The mask's logit is
+the body's plus a prior from the same silhouette:
 
     mask = sigmoid(2 * z_mask + 4 * (1 if on the silhouette else -1))
 
 ((tanh(z) + 1) / 2 = sigmoid(2 z), so the body keeps its tanh and is built as
 in the other modes: same layers, and for a seed the same weights but for its
 last convolution). That convolution starts at zero, weights and biases, so at
-initialisation the person is the exemplar's RGB exactly and the mask is
-sigmoid(4) = 0.982 on the exemplar's silhouette and 0.018 off it: the frame in
-the window is the exemplar to within 2% (off the silhouette the exemplar is the
-plate). A prior of 0.982 over the whole window (a bias alone) would also start
-as the exemplar, but on a tiny synthetic target its mask loss did not fall in
+initialisation the person is the base exactly and the mask is sigmoid(4) =
+0.982 on the exemplar's silhouette and 0.018 off it: the frame in the window is
+the exemplar to within 2% (off the silhouette the exemplar is the plate, and the
+frame 0.982 times it). A prior of 0.982 over the whole window (a bias alone)
+would also start as the exemplar, but on a tiny synthetic target its mask loss did not fall in
 150 steps (0.82, the mask near 1 everywhere, the correction painting the
 background), whereas from the silhouette it fell from 0.13 to 0.10 in 60: the
 mask and the frame losses then agree where the warp went wrong (a pasted limb
@@ -69,6 +76,10 @@ EXEMPLAR_CHANNELS = 4
 RESIDUAL_SCALE = 2.0
 #: Residual mode: the mask's prior logit, + on the exemplar's silhouette, - off it (sigmoid(4) = 0.982).
 RESIDUAL_MASK_LOGIT = 4.0
+#: Residual mode: what the correction is added to off the exemplar's silhouette: "grey" (0, since
+#: the colour round) or "plate" (the exemplar there, as models trained before it do; edn.core.checkpoint
+#: reads which from a checkpoint).
+RESIDUAL_BASES = ("grey", "plate")
 #: Residual mode: an exemplar pixel is on its silhouette where it differs from the plate by more than
 #: this in some channel (in [-1, 1]: 1.5 levels of 8 bits; both come from 8-bit images).
 SILHOUETTE_THRESHOLD = 3.0 / 255.0
@@ -97,13 +108,16 @@ def silhouette(exemplar_rgb: torch.Tensor, plate: torch.Tensor) -> torch.Tensor:
     return (exemplar_rgb.float() - plate.float()).abs().amax(dim=1, keepdim=True) > SILHOUETTE_THRESHOLD
 
 
-def residual_person_and_mask(out: torch.Tensor, exemplar: torch.Tensor,
-                             plate: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def residual_person_and_mask(out: torch.Tensor, exemplar: torch.Tensor, plate: torch.Tensor,
+                             base: str = "grey") -> tuple[torch.Tensor, torch.Tensor]:
     """The residual mode's person and mask from the body's output ``out`` [B, 4, h, w] (tanh),
-    the warped ``exemplar`` [B, 4, h, w] and the ``plate`` [B, 3, h, w] (module docstring)."""
+    the warped ``exemplar`` [B, 4, h, w] and the ``plate`` [B, 3, h, w] (module docstring); ``base``:
+    one of :data:`RESIDUAL_BASES`, what the correction is added to off the exemplar's silhouette."""
     rgb = exemplar[:, :3].float()
-    person = (rgb + RESIDUAL_SCALE * out[:, :3].float()).clamp(-1.0, 1.0)
-    prior = torch.where(silhouette(rgb, plate), RESIDUAL_MASK_LOGIT, -RESIDUAL_MASK_LOGIT)
+    on_person = silhouette(rgb, plate)
+    base = rgb if base == "plate" else torch.where(on_person, rgb, torch.zeros_like(rgb))
+    person = (base + RESIDUAL_SCALE * out[:, :3].float()).clamp(-1.0, 1.0)
+    prior = torch.where(on_person, RESIDUAL_MASK_LOGIT, -RESIDUAL_MASK_LOGIT)
     return person, shift_logit((out[:, 3:].float() + 1.0) * 0.5, prior)
 
 
@@ -132,13 +146,17 @@ class CompositingGenerator(nn.Module):
     (RGB in [-1, 1], validity in [0, 1]), which must then be given at every call; residual, it
     draws a correction of the exemplar's RGB and its last convolution is set so that it starts
     as the exemplar (see the module docstring). :attr:`exemplar` says whether it is conditioned,
-    :attr:`residual` whether it corrects."""
+    :attr:`residual` whether it corrects, :attr:`residual_base` what a correction off the exemplar's
+    person is added to (:data:`RESIDUAL_BASES`)."""
 
-    def __init__(self, body: nn.Module, exemplar: bool | str = False) -> None:
+    def __init__(self, body: nn.Module, exemplar: bool | str = False, residual_base: str = "grey") -> None:
         super().__init__()
         mode = exemplar_mode(exemplar)
         if mode not in EXEMPLAR_MODES:
             raise ValueError(f"exemplar {exemplar!r}: must be one of {', '.join(EXEMPLAR_MODES)}")
+        if residual_base not in RESIDUAL_BASES:
+            raise ValueError(f"residual base {residual_base!r}: must be one of {', '.join(RESIDUAL_BASES)}")
+        self.residual_base = residual_base
         self.body = body
         self.mode = mode
         self.exemplar = mode != "none"
@@ -155,7 +173,7 @@ class CompositingGenerator(nn.Module):
         extra = [previous, plate] + ([exemplar.to(plate.dtype)] if exemplar is not None else [])
         out = self.body(labels, torch.cat(extra, dim=1))
         if self.residual:
-            person, mask = residual_person_and_mask(out, exemplar, plate)
+            person, mask = residual_person_and_mask(out, exemplar, plate, self.residual_base)
         else:
             person, mask = out[:, :3], (out[:, 3:] + 1.0) * 0.5
         return composite(person.float(), mask.float(), plate.float()), mask.float()

@@ -239,7 +239,7 @@ def load_frame_generator(generator_path: str | os.PathLike, face_path: str | os.
     mode = exemplar_mode(main.options.get("exemplar"))  # older checkpoints: none (absent), false or true
     exemplar = mode != "none"
     generator = build_generator(main.preset, main.stage, compositing=main.compositing, upsampling=main.upsampling,
-                                exemplar=mode)
+                                exemplar=mode, residual_base=main.residual_base)
     load_state(generator, main, "generator", generator_path)
     face_generator = None
     description = (f"{main.stage} generator ({main.preset.name}, {'compositing' if main.compositing else 'whole frame'}"

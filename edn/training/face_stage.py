@@ -48,7 +48,8 @@ class FaceStageTrainer(Trainer):
         self.plate = None if plate is None else runtime.place(plate)
         self.generator = build_generator(preset, init.options["generator_kind"], compositing=init.compositing,
                                          upsampling=init.upsampling,
-                                         exemplar=exemplar_mode(init.options.get("exemplar")))
+                                         exemplar=exemplar_mode(init.options.get("exemplar")),
+                                         residual_base=init.residual_base)
         load_state(self.generator, init, "generator", init_path)
         self.generator.requires_grad_(False)  # frozen for the whole face stage
         self.face_generator = build_face_generator(preset, init.upsampling,

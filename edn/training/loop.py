@@ -311,6 +311,7 @@ def set_up_stage(options: TrainingOptions, inputs: StageInputs, run_dir: str | o
     run_options = {
         **options.identity(), "temporal": trainer.temporal, "preset": preset.to_dict(), "generator_kind": kind,
         "base_stage": init.stage if init else None, "compositing": compositing,
+        "residual_base": trainer.generator.residual_base if compositing else None,
         "image_size": list(data.size), "window_size": list(window_size) if window_size else None,
         "inputs": inputs.fingerprint(compositing, options.conditioned, plates is not None),
     }

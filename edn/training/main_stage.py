@@ -16,8 +16,9 @@ Compositing (``plate`` given): G draws the person and a mask in the person's
 window over the background plate (:mod:`edn.models.compositing`). Every loss
 sees the composite, cropped to the window of the pair's first frame, against the
 real frame's person over the plate; the mask is also pulled towards the
-person's segmentation mask (``mask_weight``), and with temporal smoothing the
-change from the first frame to the second towards the real change
+person's segmentation mask (``mask_weight``), the window's colours over blocks
+of 4x4 pixels towards the real ones (``colour_weight``), and with temporal
+smoothing the change from the first frame to the second towards the real change
 (``temporal_change_weight``).
 """
 
@@ -30,8 +31,8 @@ import torch
 from edn.core.checkpoint import Checkpoint, training_mode
 from edn.core.errors import EdnError
 from edn.models.generation import FrameGenerator, crop_each
-from edn.training.losses import (PerceptualLoss, compose_loss, feature_matching, lsgan_discriminator, lsgan_generator,
-                        temporal_change)
+from edn.training.losses import (PerceptualLoss, colour_difference, compose_loss, feature_matching,
+                                 lsgan_discriminator, lsgan_generator, temporal_change)
 from edn.models import build_discriminator, build_generator
 from edn.models.residual_conv import weight_casts_reused
 from edn.core.options import TrainingOptions
@@ -58,17 +59,18 @@ class MainStageTrainer(Trainer):
     def __init__(self, kind: str, preset: Preset, perceptual: PerceptualLoss, runtime: Runtime,
                  learning_rate: float, *, temporal: bool = True, init: Checkpoint | None = None,
                  init_path: str | None = None, plate: torch.Tensor | None = None, mask_weight: float = 0.0,
-                 temporal_change_weight: float = 0.0, upsampling: str = "transposed",
+                 temporal_change_weight: float = 0.0, colour_weight: float = 0.0, upsampling: str = "transposed",
                  exemplar: bool | str = False) -> None:
         self.kind = kind
         self.runtime = runtime
         self.temporal = temporal
         self.mask_weight = mask_weight
         self.temporal_change_weight = temporal_change_weight
+        self.colour_weight = colour_weight
         self.plate = None if plate is None else runtime.place(plate)
         self.perceptual = runtime.place_module(perceptual)
         self.generator = build_generator(preset, kind, compositing=plate is not None, upsampling=upsampling,
-                                         exemplar=exemplar)
+                                         exemplar=exemplar, residual_base=init.residual_base if init else "grey")
         if kind == "local":
             # Stage-1 weights go into the enhancer's global branch (pix2pixHD's load_pretrain).
             body = self.generator.body if plate is not None else self.generator
@@ -97,7 +99,7 @@ class MainStageTrainer(Trainer):
                            f"{'over the plate' if init.compositing else 'the whole frame'}, the local stage would not")
         return cls(options.stage, preset, perceptual, runtime, options.learning_rate, temporal=options.temporal,
                    init=init, init_path=init_path, plate=plate, mask_weight=options.mask_weight,
-                   temporal_change_weight=options.temporal_change_weight,
+                   temporal_change_weight=options.temporal_change_weight, colour_weight=options.colour_weight,
                    upsampling=options.generator_upsampling(init.upsampling if init else None),
                    exemplar=options.exemplar if plate is not None else "none")
 
@@ -146,10 +148,13 @@ class MainStageTrainer(Trainer):
         terms = {"mask": 0.5 * sum(torch.nn.functional.l1_loss(crop_each(mask, windows),
                                                                crop_each(self.runtime.place(batch.mask), windows))
                                    for mask, batch in zip(masks, frames))}
+        if self.colour_weight:
+            terms["colour"] = 0.5 * (colour_difference(fake0, real0) + colour_difference(fake1, real1))
         if self.temporal:
             terms["temporal_change"] = temporal_change(fake0, fake1, real0, real1)
         return self._losses((label0, label1, fake0, fake1, real0, real1), terms,
-                            {"mask": self.mask_weight, "temporal_change": self.temporal_change_weight})
+                            {"mask": self.mask_weight, "colour": self.colour_weight,
+                             "temporal_change": self.temporal_change_weight})
 
     def _placed(self, first: Batch, second: Batch) -> tuple[torch.Tensor, ...]:
         """(label0, label1, real0, real1) on the device."""
