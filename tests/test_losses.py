@@ -40,23 +40,25 @@ def test_lsgan_terms() -> None:
 
 def test_colour_difference_sees_a_hue_shift_and_not_texture_within_a_block() -> None:
     """A white shirt drawn yellow: the colour term is the shift itself; the same image's texture
-    shuffled inside 4x4 blocks it does not see at all (and a partial block at the edge counts its own
-    pixels only)."""
+    shuffled inside its blocks (COLOUR_BLOCK pixels a side) it does not see at all; and a partial
+    block at the edge counts its own pixels only."""
+    b, rows, columns = COLOUR_BLOCK, 4, 6
     generator = torch.Generator().manual_seed(0)
-    shirt = 0.8 + 0.1 * torch.rand(1, 3, 32, 48, generator=generator)  # a textured white, in [-1, 1]
+    shirt = 0.8 + 0.1 * torch.rand(1, 3, rows * b, columns * b, generator=generator)  # a textured white
     yellow = shirt.clone()
     yellow[:, 2] -= 0.4  # less blue: the yellow the shirt came out
-    blocks = shirt.reshape(1, 3, 8, 4, 12, 4).permute(0, 1, 2, 4, 3, 5).reshape(1, 3, 8, 12, 16)
-    shuffled = blocks[..., torch.randperm(16, generator=generator)].reshape(1, 3, 8, 12, 4, 4)
-    shuffled = shuffled.permute(0, 1, 2, 4, 3, 5).reshape(1, 3, 32, 48)
-    assert COLOUR_BLOCK == 4 and not torch.equal(shuffled, shirt)
+    blocks = shirt.reshape(1, 3, rows, b, columns, b).permute(0, 1, 2, 4, 3, 5).reshape(1, 3, rows, columns, b * b)
+    shuffled = blocks[..., torch.randperm(b * b, generator=generator)].reshape(1, 3, rows, columns, b, b)
+    shuffled = shuffled.permute(0, 1, 2, 4, 3, 5).reshape(shirt.shape)
+    assert b > 1 and not torch.equal(shuffled, shirt)
     assert float(colour_difference(shirt, shirt)) == 0
     assert float(colour_difference(shuffled, shirt)) == pytest.approx(0, abs=1e-6)
     assert float(colour_difference(yellow, shirt)) == pytest.approx(0.4 / 3, rel=1e-5)
-    odd = shirt[..., :30, :45]  # blocks of 2x4, 4x1 and 2x1 pixels at the edges
+    assert float(colour_difference(shuffled, shirt, block=1)) > 0.01  # pixel by pixel, the texture counts
+    odd = shirt[..., : rows * b - 1, : columns * b - 1]  # the last row and column of blocks one pixel short
     patch = odd.clone()
-    patch[..., 28:, 44:] += 0.2  # the last 2x1 pixels: their block's mean moves by 0.2
-    assert float(colour_difference(patch, odd)) == pytest.approx(0.2 / (8 * 12), rel=1e-4)
+    patch[..., -(b - 1):, -(b - 1):] += 0.2  # the corner's partial block: its mean moves by 0.2
+    assert float(colour_difference(patch, odd)) == pytest.approx(0.2 / (rows * columns), rel=1e-4)
 
 
 def test_feature_matching_excludes_the_prediction_and_weights_as_pix2pixhd() -> None:

@@ -528,7 +528,7 @@ class TrainingOptions(Options):
     mask_weight: float = option(10.0, "composite method: weight of the L1 loss between the drawn mask and the "
                                       "person's segmentation mask", minimum=0, maximum=1e6)
     colour_weight: float = option(20.0, "composite method: weight of the L1 loss between the drawn and the real "
-                                        "window's colours, each averaged over blocks of 4x4 pixels (0: none; the "
+                                        "window's colours, each averaged over blocks of 8x8 pixels (0: none; the "
                                         "paper has no such term)", minimum=0, maximum=1e6)
     temporal_change_weight: float = option(20.0, "composite method with temporal smoothing: weight of the L1 loss "
                                                  "between the generated and the real change from the first frame "

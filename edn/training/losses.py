@@ -67,7 +67,7 @@ def temporal_change(fake0: torch.Tensor, fake1: torch.Tensor, real0: torch.Tenso
 
 
 #: :func:`colour_difference` compares the images' means over blocks of this many pixels a side.
-COLOUR_BLOCK = 4
+COLOUR_BLOCK = 8
 
 
 def colour_difference(fake: torch.Tensor, real: torch.Tensor, block: int = COLOUR_BLOCK) -> torch.Tensor:

@@ -17,7 +17,7 @@ window over the background plate (:mod:`edn.models.compositing`). Every loss
 sees the composite, cropped to the window of the pair's first frame, against the
 real frame's person over the plate; the mask is also pulled towards the
 person's segmentation mask (``mask_weight``), the window's colours over blocks
-of 4x4 pixels towards the real ones (``colour_weight``), and with temporal
+of 8x8 pixels towards the real ones (``colour_weight``), and with temporal
 smoothing the change from the first frame to the second towards the real change
 (``temporal_change_weight``).
 """
