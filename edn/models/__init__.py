@@ -13,7 +13,7 @@ from torch import nn
 
 from edn.models.compositing import INPUT_CHANNELS as COMPOSITING_INPUTS
 from edn.models.compositing import OUTPUT_CHANNELS as COMPOSITING_OUTPUTS
-from edn.models.compositing import CompositingGenerator
+from edn.models.compositing import RESIDUAL_BASE, CompositingGenerator
 from edn.models.compositing import input_channels as compositing_input_channels
 from edn.models.discriminator import MultiscaleDiscriminator, PatchDiscriminator
 from edn.models.face import FaceDiscriminator, FaceGenerator
@@ -30,7 +30,7 @@ __all__ = ["CompositingGenerator", "FaceDiscriminator", "FaceGenerator", "Global
 
 
 def build_generator(preset: Preset, kind: str, compositing: bool = False, upsampling: str = "transposed",
-                    exemplar: bool | str = False, residual_base: str = "grey") -> nn.Module:
+                    exemplar: bool | str = False, residual_base: str = RESIDUAL_BASE) -> nn.Module:
     """The main generator: ``kind`` "global" (G1) or "local" (G2 around G1).
 
     ``compositing``: a :class:`CompositingGenerator` around it, which draws the

@@ -80,6 +80,8 @@ RESIDUAL_MASK_LOGIT = 4.0
 #: the colour round) or "plate" (the exemplar there, as models trained before it do; edn.core.checkpoint
 #: reads which from a checkpoint).
 RESIDUAL_BASES = ("grey", "plate")
+#: Residual mode: the base a generator trained now has (:data:`RESIDUAL_BASES`).
+RESIDUAL_BASE = "grey"
 #: Residual mode: an exemplar pixel is on its silhouette where it differs from the plate by more than
 #: this in some channel (in [-1, 1]: 1.5 levels of 8 bits; both come from 8-bit images).
 SILHOUETTE_THRESHOLD = 3.0 / 255.0
@@ -109,14 +111,14 @@ def silhouette(exemplar_rgb: torch.Tensor, plate: torch.Tensor) -> torch.Tensor:
 
 
 def residual_person_and_mask(out: torch.Tensor, exemplar: torch.Tensor, plate: torch.Tensor,
-                             base: str = "grey") -> tuple[torch.Tensor, torch.Tensor]:
+                             base: str = RESIDUAL_BASE) -> tuple[torch.Tensor, torch.Tensor]:
     """The residual mode's person and mask from the body's output ``out`` [B, 4, h, w] (tanh),
     the warped ``exemplar`` [B, 4, h, w] and the ``plate`` [B, 3, h, w] (module docstring); ``base``:
     one of :data:`RESIDUAL_BASES`, what the correction is added to off the exemplar's silhouette."""
     rgb = exemplar[:, :3].float()
     on_person = silhouette(rgb, plate)
-    base = rgb if base == "plate" else torch.where(on_person, rgb, torch.zeros_like(rgb))
-    person = (base + RESIDUAL_SCALE * out[:, :3].float()).clamp(-1.0, 1.0)
+    start = rgb if base == "plate" else torch.where(on_person, rgb, torch.zeros_like(rgb))
+    person = (start + RESIDUAL_SCALE * out[:, :3].float()).clamp(-1.0, 1.0)
     prior = torch.where(on_person, RESIDUAL_MASK_LOGIT, -RESIDUAL_MASK_LOGIT)
     return person, shift_logit((out[:, 3:].float() + 1.0) * 0.5, prior)
 
@@ -149,7 +151,7 @@ class CompositingGenerator(nn.Module):
     :attr:`residual` whether it corrects, :attr:`residual_base` what a correction off the exemplar's
     person is added to (:data:`RESIDUAL_BASES`)."""
 
-    def __init__(self, body: nn.Module, exemplar: bool | str = False, residual_base: str = "grey") -> None:
+    def __init__(self, body: nn.Module, exemplar: bool | str = False, residual_base: str = RESIDUAL_BASE) -> None:
         super().__init__()
         mode = exemplar_mode(exemplar)
         if mode not in EXEMPLAR_MODES:

@@ -34,6 +34,7 @@ from edn.models.generation import FrameGenerator, crop_each
 from edn.training.losses import (PerceptualLoss, colour_difference, compose_loss, feature_matching,
                                  lsgan_discriminator, lsgan_generator, temporal_change)
 from edn.models import build_discriminator, build_generator
+from edn.models.compositing import RESIDUAL_BASE
 from edn.models.residual_conv import weight_casts_reused
 from edn.core.options import TrainingOptions
 from edn.core.presets import Preset
@@ -70,7 +71,7 @@ class MainStageTrainer(Trainer):
         self.plate = None if plate is None else runtime.place(plate)
         self.perceptual = runtime.place_module(perceptual)
         self.generator = build_generator(preset, kind, compositing=plate is not None, upsampling=upsampling,
-                                         exemplar=exemplar, residual_base=init.residual_base if init else "grey")
+                                         exemplar=exemplar, residual_base=init.residual_base if init else RESIDUAL_BASE)
         if kind == "local":
             # Stage-1 weights go into the enhancer's global branch (pix2pixHD's load_pretrain).
             body = self.generator.body if plate is not None else self.generator
