@@ -24,6 +24,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: edn importable without installing
+    sys.path.insert(0, str(ROOT))
+
+from edn.ingest.frames import load_frames, load_image_store, load_masks  # noqa: E402
+
 
 def chroma(image: np.ndarray, block: int) -> np.ndarray:
     """(a, b) of CIELAB, float [h, w, 2], of ``image`` (uint8 RGB) averaged over ``block`` x ``block`` pixels."""
@@ -52,10 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=Path("results"))
     parser.add_argument("--block", type=int, default=4)
     args = parser.parse_args(argv)
-    frames = np.load(args.results / "frames" / args.target / "frames.npy", mmap_mode="r")
-    masks = np.load(args.results / "background" / f"{args.target}.masks.npy", mmap_mode="r")
+    frames = load_frames(args.results / "frames" / args.target / "frames.npy")
+    masks = load_masks(args.results / "background" / f"{args.target}.masks.npy")
     for path in args.generated:
-        generated = np.load(path, mmap_mode="r")
+        generated = load_image_store(path, "generated frames")
         first = len(frames) - len(generated)
         error = person_chroma_error(frames[first:], generated, masks[first:], args.block)
         print(f"{path}: chroma error over the person {error:.2f} ({len(generated)} held-out frames)")
