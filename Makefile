@@ -50,15 +50,19 @@ demo: $(INSTALLED) $(HED_WHEEL) system-packages
 
 # The SLURM lane (tests/test_slurm.py) spends most of its five minutes waiting on the scheduler, so it
 # runs beside the rest of the suite, not after it; its report follows the rest's, and either lane
-# failing fails the run (docs/architecture.md, "Tests in lanes").
+# failing fails the run. The rest runs in TEST_WORKERS pytest-xdist workers, a test file each at a
+# time (one file's module fixtures are made once): one process alone kept 1.2 of the two cores
+# busy, most tests waiting on a subprocess, ffmpeg or a server (docs/architecture.md, "Tests in lanes").
 SLURM_LANE_LOG := $(CURDIR)/.pytest-slurm-lane.log
+TEST_WORKERS ?= 2
+PARALLEL := -n $(TEST_WORKERS) --dist loadfile
 
 test: $(INSTALLED) $(HED_WHEEL) system-packages
 	@echo "SLURM lane: running beside the rest of the suite; its report follows."
 	@export PATH="$(CURDIR)/$(BIN):$$PATH"; \
 	$(BIN)/python -m pytest -m slurm -p no:cacheprovider --basetemp="$$(mktemp -d)" > $(SLURM_LANE_LOG) 2>&1 & \
 	lane=$$!; \
-	$(BIN)/python -m pytest -m "not slurm"; rest=$$?; \
+	$(BIN)/python -m pytest -m "not slurm" $(PARALLEL); rest=$$?; \
 	wait $$lane; slurm=$$?; \
 	echo; echo "==== SLURM lane: pytest -m slurm ===="; cat $(SLURM_LANE_LOG); rm -f $(SLURM_LANE_LOG); \
 	[ $$rest -eq 0 ] && [ $$slurm -eq 0 ]
@@ -67,7 +71,7 @@ test: $(INSTALLED) $(HED_WHEEL) system-packages
 FAST_LANE := not slow and not slurm
 
 test-fast: $(INSTALLED) $(HED_WHEEL) system-packages
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "$(FAST_LANE)" --durations=10
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "$(FAST_LANE)" $(PARALLEL) --durations=10
 
 lint: $(INSTALLED)
 	$(BIN)/snakemake --lint
