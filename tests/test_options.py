@@ -441,3 +441,19 @@ def test_a_cuda_device_that_is_not_there(two_gpus, monkeypatch) -> None:
         choose_runtime(RuntimeOptions(device="cuda:1"))
     assert choose_runtime(RuntimeOptions(device="auto")).device == torch.device("cpu")
     assert not choose_runtime(RuntimeOptions(device="cpu", channels_last="auto")).channels_last
+
+
+def test_the_log_says_when_a_cpu_without_bf16_trains_in_fp32(monkeypatch, two_gpus) -> None:
+    from edn.core import runtime as runtime_module
+
+    def note(bf16_here: bool, **options: str) -> str | None:
+        monkeypatch.setattr(runtime_module, "cpu_runs_bf16", lambda: bf16_here)
+        chosen = RuntimeOptions(**options)
+        return runtime_module.fp32_cpu_note(chosen, choose_runtime(chosen))
+
+    said = note(False, device="cpu")
+    assert said and "no native bf16" in said and "fp32" in said
+    assert note(True, device="cpu") is None  # auto chose bf16
+    assert note(False, device="cpu", precision="fp32") is None  # the user asked for fp32
+    assert note(False, device="cpu", precision="bf16") is None  # the user asked for (emulated) bf16
+    assert note(False, device="cuda") is None  # a GPU

@@ -110,7 +110,7 @@ def train_process(*, local: int, launch, options: TrainingOptions, runtime_optio
     import torch
 
     from edn.training.distributed import join_group, leave_group, process_device, stop_started_processes
-    from edn.core.runtime import choose_runtime, set_threads
+    from edn.core.runtime import choose_runtime, fp32_cpu_note, set_threads
     from edn.training.loop import train_stage
 
     set_threads(threads)
@@ -127,6 +127,9 @@ def train_process(*, local: int, launch, options: TrainingOptions, runtime_optio
     else:
         shared = f", process 0 of {group.world_size}" if group.active else ""
         log.info("%s, %d CPU threads%s", runtime.describe(), torch.get_num_threads(), shared)
+        note = None if deterministic else fp32_cpu_note(runtime_options, runtime)
+        if note:
+            log.info(note)
     # SIGTERM (Snakemake, a cluster's time limit) finishes the current iteration and
     # saves a checkpoint; it is passed on to the processes this one started. Further
     # SIGTERMs change nothing: at a time limit SLURM sends two at once (to the job
