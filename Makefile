@@ -42,8 +42,24 @@ system-packages:
 	  fi; \
 	fi
 
+# On a CPU without native bf16 (AVX-512 BF16 or AMX) torch trains in fp32 at about half the rate, and
+# the demo's 600 global iterations alone take about 15 minutes of two cores. There the demo adds
+# config/demo_without_bf16.yaml, a shorter budget, to stay within 15 minutes in all; DEMO_BUDGET=full
+# trains the full one anyway (docs/performance.md, "The demo's stages"). `edn runtime --fp32-cpu`
+# answers with the probe training itself uses.
+DEMO_BUDGET ?= auto
+$(if $(filter-out auto full,$(DEMO_BUDGET)),$(error DEMO_BUDGET=$(DEMO_BUDGET): auto or full))
+DEMO_SHORT_BUDGET := config/demo_without_bf16.yaml
+DEMO_CONFIGS = config/config.yaml $(if $(filter auto,$(DEMO_BUDGET)),$(if $(filter true,$(shell \
+  $(BIN)/python -m edn runtime --fp32-cpu 2>/dev/null)),$(DEMO_SHORT_BUDGET)))
+
 demo: $(INSTALLED) $(HED_WHEEL) system-packages
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml
+	@configs="$(DEMO_CONFIGS)"; \
+	case "$$configs" in *$(DEMO_SHORT_BUDGET)*) \
+	  echo "This CPU has no native bf16, so training runs in fp32 at about half the rate: the demo trains"; \
+	  echo "the shorter budget of $(DEMO_SHORT_BUDGET) (make demo DEMO_BUDGET=full: the full one).";; \
+	esac; \
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES) --configfile $$configs
 	@echo
 	@echo "Demo finished. Results are under $(CURDIR)/results/:"
 	@$(BIN)/python -m edn results

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import shlex
+import subprocess
 from typing import Any
 
 import pytest
@@ -457,3 +458,43 @@ def test_the_log_says_when_a_cpu_without_bf16_trains_in_fp32(monkeypatch, two_gp
     assert note(False, device="cpu", precision="fp32") is None  # the user asked for fp32
     assert note(False, device="cpu", precision="bf16") is None  # the user asked for (emulated) bf16
     assert note(False, device="cuda") is None  # a GPU
+
+
+def test_edn_runtime_says_how_training_would_run_here(monkeypatch, capsys) -> None:
+    """``edn runtime`` prints what ``edn train``'s log says first; ``--fp32-cpu`` is make demo's question."""
+    from edn.cli import main
+    from edn.core import runtime as runtime_module
+
+    def answer(bf16_here: bool, *arguments: str) -> list[str]:
+        monkeypatch.setattr(runtime_module, "cpu_runs_bf16", lambda: bf16_here)
+        assert main(["runtime", "--device", "cpu", *arguments]) == 0
+        return capsys.readouterr().out.splitlines()
+
+    assert answer(False, "--fp32-cpu") == ["true"]
+    assert answer(True, "--fp32-cpu") == ["false"]
+    assert answer(False, "--fp32-cpu", "--precision", "fp32") == ["false"]  # chosen, not fallen back to
+    described, note = answer(False)
+    assert described == "device cpu, fp32, contiguous" and "no native bf16" in note
+    assert answer(True) == ["device cpu, bf16 autocast, contiguous"]
+
+
+def test_make_demo_adds_the_short_budget_where_training_runs_in_fp32_on_a_cpu() -> None:
+    """The Makefile asks this machine's probe (``make -n`` runs its $(shell) and prints the command);
+    the short budget only lowers the global stage's iterations."""
+    from edn.core.runtime import choose_runtime, fp32_cpu_note
+
+    short = yaml.safe_load((ROOT / "config" / "demo_without_bf16.yaml").read_text())
+    assert short == {"training": {"iterations": {"global": short["training"]["iterations"]["global"]}}}
+    assert 0 < short["training"]["iterations"]["global"] < DEMO_CONFIG["training"]["iterations"]["global"]
+
+    def configs(*variables: str) -> str:
+        result = subprocess.run(["make", "-n", "demo", *variables], cwd=ROOT, capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 0, result.stderr
+        return next(line for line in result.stdout.splitlines() if line.startswith("configs="))
+
+    here_fp32 = fp32_cpu_note(RuntimeOptions(), choose_runtime(RuntimeOptions())) is not None
+    assert ("config/demo_without_bf16.yaml" in configs()) == here_fp32
+    assert "demo_without_bf16" not in configs("DEMO_BUDGET=full")
+    refused = subprocess.run(["make", "-n", "demo", "DEMO_BUDGET=short"], cwd=ROOT, capture_output=True, text=True)
+    assert refused.returncode != 0 and "DEMO_BUDGET=short: auto or full" in refused.stderr

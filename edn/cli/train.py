@@ -1,4 +1,5 @@
-"""``edn train`` (one GAN training stage) and ``edn perceptual-weights`` (the perceptual network file)."""
+"""``edn train`` (one GAN training stage), ``edn runtime`` (how it would run here) and ``edn perceptual-weights``
+(the perceptual network file)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="fp32 and deterministic algorithms: the same numbers on every run (tests)")
     train.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     train.set_defaults(handler=_train)
+
+    runtime = subparsers.add_parser(
+        "runtime", help="say how training would run on this machine: device, precision, layout",
+        description="Print the device, precision and memory layout that edn train chooses here with these options "
+                    "(the first line of its log), and the note its log adds where a CPU without native bf16 "
+                    "trains in fp32.")
+    add_arguments(runtime, RuntimeOptions)
+    runtime.add_argument("--fp32-cpu", action="store_true",
+                         help="print only true or false: whether training here runs in fp32 on a CPU without native "
+                              "bf16, at about half the rate (make demo then trains config/demo_without_bf16.yaml's "
+                              "shorter budget)")
+    runtime.set_defaults(handler=_runtime)
 
     weights = subparsers.add_parser(
         "perceptual-weights", help="make the perceptual network's weights file",
@@ -97,6 +110,20 @@ def _visible_gpus() -> int:
     import torch
 
     return max(torch.cuda.device_count(), 1)
+
+
+def _runtime(args: argparse.Namespace) -> None:
+    from edn.core.runtime import choose_runtime, fp32_cpu_note
+
+    options = from_arguments(RuntimeOptions, args)
+    runtime = choose_runtime(options)
+    note = fp32_cpu_note(options, runtime)
+    if args.fp32_cpu:
+        print("true" if note else "false")
+        return
+    print(runtime.describe())
+    if note:
+        print(note)
 
 
 def train_process(*, local: int, launch, options: TrainingOptions, runtime_options: RuntimeOptions, background,
