@@ -78,8 +78,8 @@ test: $(INSTALLED) $(HED_WHEEL) system-packages
 	@export PATH="$(CURDIR)/$(BIN):$$PATH"; \
 	$(BIN)/python -m pytest -m slurm -p no:cacheprovider --basetemp="$$(mktemp -d)" > $(SLURM_LANE_LOG) 2>&1 & \
 	lane=$$!; \
-	$(BIN)/python -m pytest -m "not slurm" $(PARALLEL); rest=$$?; \
-	wait $$lane; slurm=$$?; \
+	$(BIN)/python -m pytest -m "not slurm" $(PARALLEL) && rest=0 || rest=$$?; \
+	wait $$lane && slurm=0 || slurm=$$?; \
 	echo; echo "==== SLURM lane: pytest -m slurm ===="; cat $(SLURM_LANE_LOG); rm -f $(SLURM_LANE_LOG); \
 	[ $$rest -eq 0 ] && [ $$slurm -eq 0 ]
 

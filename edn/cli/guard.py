@@ -45,7 +45,7 @@ PR_SET_PDEATHSIG = 1
 #: Shells a job's command runs in (``bash -c``, ``sh -c``).
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh"})
 #: Subcommands that only read (and so lock nothing).
-WRITES_NOTHING = frozenset({"results"})
+WRITES_NOTHING = frozenset({"results", "runtime"})
 
 
 def exit_with_snakemake() -> None:
