@@ -113,15 +113,15 @@ def _visible_gpus() -> int:
 
 
 def _runtime(args: argparse.Namespace) -> None:
-    from edn.core.runtime import choose_runtime, fp32_cpu_note
+    from edn.core.runtime import choose_runtime, fp32_cpu_note, fp32_on_cpu_without_bf16
 
     options = from_arguments(RuntimeOptions, args)
     runtime = choose_runtime(options)
-    note = fp32_cpu_note(options, runtime)
     if args.fp32_cpu:
-        print("true" if note else "false")
+        print("true" if fp32_on_cpu_without_bf16(options, runtime) else "false")
         return
     print(runtime.describe())
+    note = fp32_cpu_note(options, runtime)
     if note:
         print(note)
 

@@ -88,12 +88,17 @@ def choose_runtime(options: RuntimeOptions, *, deterministic: bool = False) -> R
     return Runtime(device=device, bf16=bf16, channels_last=channels_last)
 
 
+def fp32_on_cpu_without_bf16(options: RuntimeOptions, runtime: Runtime) -> bool:
+    """Whether ``precision`` auto fell back to fp32 on a CPU without native bf16, where training runs at
+    about half the rate of a CPU that has it (docs/performance.md). ``runtime`` is
+    :func:`choose_runtime`'s for ``options`` (not deterministic), so auto left it in fp32 on a CPU
+    only where that CPU has no native bf16."""
+    return options.precision == "auto" and not runtime.bf16 and runtime.device.type == "cpu"
+
+
 def fp32_cpu_note(options: RuntimeOptions, runtime: Runtime) -> str | None:
-    """A line for the log when ``precision`` auto fell back to fp32 on a CPU without native bf16
-    (training then runs at about half the rate of a CPU that has it: docs/performance.md); None
-    otherwise. ``runtime`` is :func:`choose_runtime`'s for ``options`` (not deterministic), so
-    auto left it in fp32 on a CPU only where that CPU has no native bf16."""
-    if options.precision != "auto" or runtime.bf16 or runtime.device.type != "cpu":
+    """The log's line where :func:`fp32_on_cpu_without_bf16`; None otherwise."""
+    if not fp32_on_cpu_without_bf16(options, runtime):
         return None
     return ("this CPU has no native bf16 (AVX-512 BF16 or AMX), so training runs in fp32, about half as "
             "fast as on one that has it (docs/performance.md); fewer iterations (--iterations; config "
